@@ -1,0 +1,39 @@
+/*
+** cli.h: shared helpers for the `pathwise` subcommands, so each command
+** (eval, check, rules, serve, client, batch, ...) reads options, files and
+** limits the same way and exits with the same sysexits codes.
+*/
+#ifndef PW_CLI_H
+#define PW_CLI_H
+
+#include <stdio.h>
+#include "pathwise.h"
+
+/* sysexits(3) */
+#define PW_EX_OK 0
+#define PW_EX_FAIL 1          /* a check ran and failed */
+#define PW_EX_USAGE 64
+#define PW_EX_DATAERR 65
+#define PW_EX_NOINPUT 66
+#define PW_EX_SOFTWARE 70
+#define PW_EX_IOERR 74
+#define PW_EX_CONFIG 78
+
+/* Exit code for an engine status at evaluation time. */
+int pw_cli_exit_code(pw_status s);
+
+/* Read a whole file ("-" = stdin) into b. Returns 0, or -1 with errno set. */
+int pw_cli_read(const char *path, pw_buf *b);
+
+/* The default protocol: $PATHWISE_PROTOCOL, else the source tree's. */
+const char *pw_cli_default_protocol(void);
+
+/* Create an engine with the protocol and plugins loaded; on failure print
+** the error to stderr and return NULL with *code set. */
+pw_engine *pw_cli_engine(const char *protocol, const char *const *plugins, int nplugins,
+                         const pw_limits *lim, int *code);
+
+/* Parse "--memory N", "--instructions N" style values; -1 on error. */
+long long pw_cli_number(const char *s);
+
+#endif

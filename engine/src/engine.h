@@ -1,0 +1,43 @@
+/*
+** engine.h: the engine's internals shared by the CLI, the Lua module and
+** the server. pathwise.h is the public face; this adds access to the
+** engine's own Lua state for callers that already decoded JSON there.
+*/
+#ifndef PW_ENGINE_H
+#define PW_ENGINE_H
+
+#include <lua.h>
+#include "pathwise.h"
+#include "gate.h"
+#include "result.h"
+
+/* The engine's Lua state. Callers may push and pop on it between
+** evaluations; they must leave the stack as they found it. */
+lua_State *pw_engine_lua(pw_engine *e);
+
+/* Gate JSON text and decode it with the engine's private cjson instance;
+** on PW_OK the decoded value is pushed on the engine's stack. info (may be
+** NULL) receives where a top-level "id" member's raw text is. */
+pw_status pw_engine_decode(pw_engine *e, const char *json, size_t len,
+                           pw_gate_info *info, pw_error *err);
+
+/* Evaluate facts from a decoded table at stack index facts_idx. If
+** orders_idx is not 0 it is a list of order ids that replaces
+** facts.proposed_orders. Result JSON is appended to out. */
+pw_status pw_engine_eval_table(pw_engine *e, int facts_idx, int orders_idx,
+                               unsigned flags, pw_buf *out, pw_error *err);
+
+/* Protocol identity as a JSON object ({"id":..,"version":..,..}) */
+void pw_engine_protocol_json(const pw_engine *e, pw_buf *out);
+
+/* Buffer helpers (buf.c). */
+void pw_buf_add(pw_buf *b, const char *s, size_t n);
+void pw_buf_adds(pw_buf *b, const char *s);
+void pw_buf_addf(pw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pw_buf_json_str(pw_buf *b, const char *s);   /* a quoted JSON string */
+void pw_buf_reset(pw_buf *b);
+
+/* Hex SHA-256 of data (sha256.c); out must hold 65 bytes. */
+void pw_sha256_hex(const void *data, size_t len, char out[65]);
+
+#endif

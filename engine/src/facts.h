@@ -1,0 +1,94 @@
+/*
+** facts.h: the patient-facts model, its validation, and its read-only
+** view for protocol scripts.
+**
+** pw_facts_from_lua validates a decoded JSON object (a Lua table, read
+** with raw access only, so no metamethod ever runs) into a pw_facts. The
+** safety kernel decides on that C copy alone. Protocols see it through
+** userdata views that cannot be written and die with their evaluation.
+** Unknown and absent are the same: PW_UNKNOWN (-1) or 0-valued enums.
+*/
+#ifndef PW_FACTS_H
+#define PW_FACTS_H
+
+#include <lua.h>
+#include <stdint.h>
+#include "arena.h"
+#include "pathwise.h"
+
+#define PW_UNKNOWN (-1)
+#define PW_FACTS_MAX_LIST 64
+#define PW_FACTS_MAX_UNKNOWN 32
+
+enum { PW_PRIM_UNKNOWN, PW_PRIM_RECTUM, PW_PRIM_COLON_LEFT, PW_PRIM_COLON_RIGHT };
+enum { PW_MOL_UNKNOWN, PW_MOL_WILD_TYPE, PW_MOL_MUTANT };
+enum { PW_MSI_UNKNOWN, PW_MSI_HIGH, PW_MSI_MSS };
+enum { PW_OUTCOME_UNKNOWN, PW_OUTCOME_PROGRESSION, PW_OUTCOME_ONGOING, PW_OUTCOME_INTOLERANCE };
+enum { PW_SURGERY_UNKNOWN, PW_SURGERY_NONE, PW_SURGERY_PLANNED };
+enum {
+  PW_SITE_BONE = 1, PW_SITE_INGUINAL, PW_SITE_RETROPERITONEAL, PW_SITE_LIVER,
+  PW_SITE_LUNG, PW_SITE_PERITONEUM, PW_SITE_BRAIN, PW_SITE_OTHER
+};
+/* symptom bits */
+enum { PW_PSYM_BLEEDING = 1, PW_PSYM_OBSTRUCTION = 2, PW_PSYM_PAIN = 4 };
+enum {
+  PW_MSYM_PAIN = 1, PW_MSYM_FRACTURE_RISK = 2, PW_MSYM_SKIN_BREAKDOWN = 4,
+  PW_MSYM_LYMPHEDEMA = 8, PW_MSYM_OBSTRUCTION = 16, PW_MSYM_NEUROLOGIC = 32
+};
+
+typedef struct pw_regimen_fact { const char *name; int line, outcome; } pw_regimen_fact;
+typedef struct pw_met_fact { int site, symptoms_known; unsigned symptoms; } pw_met_fact;
+typedef struct pw_order_fact { const char *id; uint32_t agents; int action, kind; } pw_order_fact;
+
+typedef struct pw_facts {
+  const char *patient_id;
+  int ecog;                          /* 0..4 or PW_UNKNOWN */
+  int metastatic;                    /* 1, 0, PW_UNKNOWN */
+  struct { int site, resected, prior_pelvic_radiation, symptoms_known; unsigned symptoms; } primary;
+  int regimens_known, nregimens;
+  pw_regimen_fact regimens[PW_FACTS_MAX_LIST];
+  struct { int grade, persistent; } neuropathy;
+  int kras, nras, braf_v600e, msi;
+  int mets_known, nmets;
+  pw_met_fact mets[PW_FACTS_MAX_LIST];
+  int rt_known, nrt;
+  const char *rt_sites[PW_FACTS_MAX_LIST];
+  int surgery, surgery_days;
+  int orders_known, norders;
+  pw_order_fact orders[PW_FACTS_MAX_LIST];
+  int nunknown;                      /* unknown fields: warnings */
+  const char *unknown[PW_FACTS_MAX_UNKNOWN];
+} pw_facts;
+
+void pw_facts_clear(pw_facts *f);
+
+/* Validate the table at idx into f (strings go to arena a). On error
+** returns -1 with "path: expected ..., got ..." in err. */
+int pw_facts_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a,
+                      char *err, size_t errlen);
+
+/* Validate a list of order ids at idx into f->orders. */
+int pw_facts_orders_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a,
+                             char *err, size_t errlen);
+
+/* Does any prior radiation site name the groin? */
+int pw_facts_prior_groin_rt(const pw_facts *f);
+
+/* Canonical JSON of the validated facts (fixed key order). */
+void pw_facts_canonical(const pw_facts *f, pw_buf *out);
+
+/* Value of a fact path (e.g. "molecular.kras") as display text; "unknown"
+** when unknown. Writes into buf. Returns NULL for a path it does not know. */
+const char *pw_facts_describe(const pw_facts *f, const char *path, char *buf, size_t n);
+
+/* Views for scripts. pw_facts_open registers the metatable once per state.
+** A view stays valid while *gen equals the generation it was made with. */
+void pw_facts_open(lua_State *L);
+void pw_facts_push_view(lua_State *L, const pw_facts *f, const uint32_t *gen);
+
+/* Names, for output. */
+const char *pw_facts_site_name(int site);
+const char *pw_facts_mol_name(int v);
+const char *pw_facts_msi_name(int v);
+
+#endif

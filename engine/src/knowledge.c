@@ -1,0 +1,119 @@
+/*
+** knowledge.c: the drug, regimen and action tables; see knowledge.h.
+*/
+#include <stdio.h>
+#include <string.h>
+#include "knowledge.h"
+
+#define B(a) PW_AGENT_BIT(PW_AG_##a)
+
+static const pw_agent_info agents[PW_AG_COUNT] = {
+  {"fluorouracil", "5-fluorouracil", PW_CLS_CYTOTOXIC},
+  {"leucovorin", "leucovorin", PW_CLS_CYTOTOXIC},
+  {"irinotecan", "irinotecan", PW_CLS_CYTOTOXIC},
+  {"oxaliplatin", "oxaliplatin", PW_CLS_CYTOTOXIC},
+  {"bevacizumab", "bevacizumab", PW_CLS_ANTI_VEGF},
+  {"cetuximab", "cetuximab", PW_CLS_ANTI_EGFR},
+  {"panitumumab", "panitumumab", PW_CLS_ANTI_EGFR},
+  {"encorafenib", "encorafenib", PW_CLS_BRAF_INHIBITOR},
+  {"pembrolizumab", "pembrolizumab", PW_CLS_PD1_INHIBITOR},
+  {"nivolumab", "nivolumab", PW_CLS_PD1_INHIBITOR},
+  {"zoledronic_acid", "zoledronic acid", PW_CLS_BONE_AGENT},
+  {"denosumab", "denosumab", PW_CLS_BONE_AGENT},
+};
+
+static const pw_regimen_info regimens[] = {
+  {"FOLFIRI", "FOLFIRI (5-FU/leucovorin/irinotecan)", B(FLUOROURACIL) | B(LEUCOVORIN) | B(IRINOTECAN)},
+  {"FOLFOX", "FOLFOX (5-FU/leucovorin/oxaliplatin)", B(FLUOROURACIL) | B(LEUCOVORIN) | B(OXALIPLATIN)},
+};
+#define NREGIMENS (int)(sizeof regimens / sizeof regimens[0])
+
+static const pw_action_info actions[PW_ACT_COUNT] = {
+  {"palliative_rt_bone", "palliative radiotherapy to a bone metastasis", 0},
+  {"palliative_rt_inguinal", "palliative radiotherapy to inguinal nodes", 0},
+  {"palliative_rt_retroperitoneal", "palliative radiotherapy to a retroperitoneal mass", 0},
+  {"primary_local_therapy", "local therapy of the primary (stoma, laser ablation, repeat RT)", 0},
+  {"primary_resection", "further surgery on the rectal primary", 0},
+  {"long_course_chemoradiation", "long-course chemoradiotherapy (50 Gy with concurrent 5-FU)", B(FLUOROURACIL)},
+  {"ras_testing", "KRAS/NRAS testing (exons 2, 3, 4)", 0},
+  {"braf_testing", "BRAF V600E testing", 0},
+  {"msi_testing", "microsatellite instability (MSI) testing", 0},
+  {"ct_reassessment", "CT reassessment", 0},
+  {"best_supportive_care", "best supportive care", 0},
+};
+
+static const char *class_names[PW_CLS_COUNT] = {
+  "cytotoxic", "anti_vegf", "anti_egfr", "braf_inhibitor", "pd1_inhibitor", "bone_agent"};
+
+const pw_agent_info *pw_knowledge_agent(int i) {
+  return i >= 0 && i < PW_AG_COUNT ? &agents[i] : NULL;
+}
+const pw_regimen_info *pw_knowledge_regimen(int i) {
+  return i >= 0 && i < NREGIMENS ? &regimens[i] : NULL;
+}
+const pw_action_info *pw_knowledge_action(int i) {
+  return i >= 0 && i < PW_ACT_COUNT ? &actions[i] : NULL;
+}
+const char *pw_knowledge_class_name(pw_class c) {
+  return c < PW_CLS_COUNT ? class_names[c] : "?";
+}
+
+uint32_t pw_knowledge_class_agents(pw_class c) {
+  uint32_t m = 0;
+  for (int i = 0; i < PW_AG_COUNT; i++)
+    if (agents[i].cls == c) m |= PW_AGENT_BIT(i);
+  return m;
+}
+
+const char *pw_knowledge_kind_name(pw_kind k) {
+  static const char *names[] = {"agent", "regimen", "action", "combination"};
+  return names[k];
+}
+
+/* One part of an id (no '+'): agent or regimen, or action when alone. */
+static int resolve_part(const char *s, size_t n, uint32_t *ag, int *act, pw_kind *kind) {
+  for (int i = 0; i < PW_AG_COUNT; i++)
+    if (strlen(agents[i].id) == n && memcmp(agents[i].id, s, n) == 0) {
+      *ag = PW_AGENT_BIT(i); *kind = PW_KIND_AGENT; return 0;
+    }
+  for (int i = 0; i < NREGIMENS; i++)
+    if (strlen(regimens[i].id) == n && memcmp(regimens[i].id, s, n) == 0) {
+      *ag = regimens[i].agents; *kind = PW_KIND_REGIMEN; return 0;
+    }
+  for (int i = 0; i < PW_ACT_COUNT; i++)
+    if (strlen(actions[i].id) == n && memcmp(actions[i].id, s, n) == 0) {
+      *ag = actions[i].agents; *act = i; *kind = PW_KIND_ACTION; return 0;
+    }
+  return -1;
+}
+
+int pw_knowledge_resolve(const char *id, uint32_t *agents_out, int *action,
+                         pw_kind *kind, char *err, size_t errlen) {
+  uint32_t all = 0;
+  int parts = 0;
+  *action = -1;
+  for (const char *p = id;; parts++) {
+    const char *plus = strchr(p, '+');
+    size_t n = plus ? (size_t)(plus - p) : strlen(p);
+    uint32_t ag = 0;
+    int act = -1;
+    pw_kind k;
+    if (n == 0 || resolve_part(p, n, &ag, &act, &k) != 0) {
+      snprintf(err, errlen, "unknown id '%.*s'%s%s%s", (int)(n > 64 ? 64 : n), p,
+               parts || plus ? " in '" : "", parts || plus ? id : "", parts || plus ? "'" : "");
+      return -1;
+    }
+    if (act >= 0 && (parts > 0 || plus)) {
+      snprintf(err, errlen, "action '%s' cannot be part of a combination ('%s')", actions[act].id, id);
+      return -1;
+    }
+    all |= ag;
+    if (act >= 0) *action = act;
+    *kind = k;
+    if (!plus) break;
+    p = plus + 1;
+  }
+  if (parts > 0) *kind = PW_KIND_COMBINATION;
+  *agents_out = all;
+  return 0;
+}

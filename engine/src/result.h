@@ -1,0 +1,99 @@
+/*
+** result.h: one evaluation's result, as C data.
+**
+** Filled by the protocol builder (protocol items), the safety kernel
+** (blocks, missing facts) and plugins; written out by pw_result_json and
+** pw_result_text. All strings live in the result's arena and stay valid
+** until the next evaluation on the same engine.
+*/
+#ifndef PW_RESULT_H
+#define PW_RESULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "pathwise.h"
+#include "arena.h"
+
+#define PW_MAX_CITES 8
+
+typedef enum { PW_SRC_PROTOCOL = 0, PW_SRC_ORDER, PW_SRC_PLUGIN, PW_SRC_ENGINE } pw_source;
+
+typedef struct pw_cites {
+  uint8_t n;
+  uint8_t v[PW_MAX_CITES];
+} pw_cites;
+
+typedef struct pw_item {
+  const char *id;        /* knowledge id or a '+' combination */
+  uint32_t agents;       /* bit set of pw_agent (knowledge.h) */
+  int action;            /* pw_action or -1 */
+  const char *strength;  /* "recommended", "consider", ... */
+  const char *text, *rationale, *group, *evidence;
+  const char **facts;    /* fact paths it rests on; nfacts entries */
+  int nfacts;
+  int preferred;
+  int target;            /* 1-based metastasis index, 0 = none */
+  pw_cites cites;
+  pw_source source;
+  int line;              /* script line, 0 if none */
+  /* set by the kernel */
+  int blocked;
+  const char *rule, *reason;   /* first rule that blocked it */
+  pw_cites rule_cites;
+} pw_item;
+
+typedef struct pw_missing {
+  const char *fact, *why, *order, *test;
+  pw_cites cites;
+  pw_source source;
+} pw_missing;
+
+typedef struct pw_note {      /* warning, follow-up, outcome, trace line */
+  const char *id, *text;
+  pw_cites cites;
+  pw_source source;
+  int line;
+} pw_note;
+
+#define PW_VEC(T) struct { T *v; int n, cap; }
+
+struct pw_result {
+  pw_arena arena;
+  const char *patient_id;       /* NULL if absent */
+  int applicable;               /* 1, 0, or -1 (cannot tell) */
+  const char *applicability;    /* why */
+  const char *pathway;          /* NULL until set */
+  const char *pathway_rationale;
+  pw_cites pathway_cites;
+  PW_VEC(pw_item) items;        /* protocol items, then proposed orders */
+  PW_VEC(pw_missing) missing;
+  PW_VEC(pw_note) warnings, followup, outcomes, trace;
+  int tracing;
+  char facts_sha256[65];        /* of the canonical validated facts */
+};
+
+void pw_result_reset(pw_result *r);
+void pw_result_free(pw_result *r);
+
+pw_item *pw_result_add_item(pw_result *r);
+pw_missing *pw_result_add_missing(pw_result *r, const char *fact);  /* dedup by fact */
+pw_note *pw_result_add_note(pw_result *r, int which);
+enum { PW_NOTE_WARN, PW_NOTE_FOLLOWUP, PW_NOTE_OUTCOME, PW_NOTE_TRACE };
+
+/* What a result is written with: the protocol's identity and references. */
+#define PW_MAX_REFS 32
+typedef struct pw_protocol_info {
+  char *id, *version, *title;
+  char sha256[65];
+  char *refs[PW_MAX_REFS + 1];   /* refs[n] is the text of citation n */
+} pw_protocol_info;
+
+void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *out);
+void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *out);
+void pw_protocol_info_json(const pw_protocol_info *p, pw_buf *out);
+
+/* Counting helpers for logs and summaries. */
+int pw_result_n_recommended(const pw_result *r);
+int pw_result_n_blocked(const pw_result *r);
+
+#endif

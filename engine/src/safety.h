@@ -1,0 +1,30 @@
+/*
+** safety.h: the guideline's hard "never" rules, in C.
+**
+** pw_safety_apply checks every item in a result (protocol recommendations
+** and proposed orders) against every rule, deciding only on the validated
+** C facts. An item that breaks a rule is marked blocked with the rule id,
+** a reason and the rule's citations. A rule whose deciding fact is unknown
+** fails safe: it blocks and reports the fact missing. Nothing a protocol
+** or plugin does can switch a rule off: they never see this table.
+*/
+#ifndef PW_SAFETY_H
+#define PW_SAFETY_H
+
+#include "facts.h"
+#include "result.h"
+
+typedef struct pw_rule_info {
+  const char *id, *statement, *applies_to;
+  pw_cites cites;
+} pw_rule_info;
+
+const pw_rule_info *pw_safety_rule(int i);   /* NULL past the end */
+int pw_safety_count(void);
+
+void pw_safety_apply(const pw_facts *f, pw_result *r);
+
+/* The test or assessment that settles an unknown fact (NULL if none). */
+void pw_safety_missing(pw_result *r, const char *fact, const char *why, pw_source src);
+
+#endif

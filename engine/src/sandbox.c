@@ -1,0 +1,350 @@
+/*
+** sandbox.c: the restricted Lua state; see sandbox.h.
+*/
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <lua-cjson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pathwise.h"
+#include "sandbox.h"
+
+#define HOOK_STEP 1000
+#define PATTERN_MAX_SUBJECT 2048
+
+static pw_sandbox *sb_of(lua_State *L) { return *(pw_sandbox **)lua_getextraspace(L); }
+
+static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  pw_sandbox *sb = ud;
+  if (!ptr) osize = 0;
+  if (nsize == 0) {
+    free(ptr);
+    sb->used -= osize;
+    return NULL;
+  }
+  if (nsize > osize && sb->used + (nsize - osize) > sb->limit) {
+    sb->mem_tainted = 1;
+    return NULL;
+  }
+  void *p = realloc(ptr, nsize);
+  if (!p) { sb->mem_tainted = 1; return NULL; }
+  sb->used = sb->used - osize + nsize;
+  return p;
+}
+
+static void sb_hook(lua_State *L, lua_Debug *ar) {
+  pw_sandbox *sb = sb_of(L);
+  (void)ar;
+  sb->spent += sb->budget_tripped ? 1 : HOOK_STEP;
+  if (sb->spent < sb->budget && !sb->budget_tripped) return;
+  if (!sb->budget_tripped) {
+    sb->budget_tripped = 1;
+    lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);   /* sticky from now on */
+  }
+  luaL_error(L, "instruction budget of %llu exceeded", (unsigned long long)sb->budget);
+}
+
+void pw_sandbox_begin(pw_sandbox *sb, uint64_t instructions) {
+  sb->budget = instructions;
+  sb->spent = 0;
+  sb->budget_tripped = 0;
+  sb->mem_tainted = 0;
+  lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, HOOK_STEP);
+}
+
+void pw_sandbox_end(pw_sandbox *sb) { lua_sethook(sb->L, NULL, 0, 0); }
+
+/* ---- replacements for unsafe functions ---- */
+
+static int sb_setmetatable(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int t = lua_type(L, 2);
+  luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+  if (t == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return luaL_error(L, "setmetatable: __gc finalizers are not allowed in protocols");
+    lua_pop(L, 1);
+  }
+  if (lua_getmetatable(L, 1)) {
+    lua_pushliteral(L, "__metatable");
+    if (lua_rawget(L, -2) != LUA_TNIL) return luaL_error(L, "cannot change a protected metatable");
+    lua_pop(L, 2);
+  }
+  lua_settop(L, 2);
+  lua_setmetatable(L, 1);
+  return 1;
+}
+
+/* Refuse patterns whose backtracking in C could run unbounded: at most one
+** '*', '+' or '-' quantifier and two '?', on a subject of limited size. */
+static int pattern_ok(lua_State *L, int subject, int pattern) {
+  size_t sn, pn;
+  luaL_checklstring(L, subject, &sn);
+  const char *p = luaL_checklstring(L, pattern, &pn);
+  int star = 0, opt = 0;
+  for (size_t i = 0; i < pn; i++) {
+    if (p[i] == '%') { i++; continue; }
+    if (p[i] == '[') {           /* skip a set, where quantifiers are literal */
+      i++;
+      if (i < pn && p[i] == '^') i++;
+      if (i < pn && p[i] == ']') i++;
+      while (i < pn && p[i] != ']') { if (p[i] == '%') i++; i++; }
+      continue;
+    }
+    if (i == 0) continue;        /* a leading quantifier char is a literal */
+    if (p[i] == '*' || p[i] == '+' || p[i] == '-') star++;
+    else if (p[i] == '?') opt++;
+  }
+  if (star > 1 || opt > 2)
+    return luaL_error(L, "pattern too complex for the sandbox (at most one of * + - and two ?): '%s'", p);
+  if (sn > PATTERN_MAX_SUBJECT)
+    return luaL_error(L, "pattern subject too long for the sandbox (%d bytes at most)", PATTERN_MAX_SUBJECT);
+  return 1;
+}
+
+static int sb_pattern_call(lua_State *L) {
+  int plain = lua_toboolean(L, 4) && lua_tointeger(L, lua_upvalueindex(2)) == 1;
+  if (!plain) pattern_ok(L, 1, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static void wrap_pattern(lua_State *L, int strlib, const char *name, int is_find) {
+  lua_getfield(L, strlib, name);
+  lua_pushinteger(L, is_find);
+  lua_pushcclosure(L, sb_pattern_call, 2);
+  lua_setfield(L, strlib, name);
+}
+
+static int sb_readonly(lua_State *L) {
+  return luaL_error(L, "attempt to modify a read-only table or create a global ('%s'; use local)",
+                    lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
+}
+
+static int sb_undeclared(lua_State *L) {
+  return luaL_error(L, "undeclared global '%s' (use local)",
+                    lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
+}
+
+static int sb_pairs_proxy(lua_State *L) {   /* pairs over a read-only proxy */
+  lua_getmetatable(L, 1);
+  lua_getfield(L, -1, "__index");
+  lua_getglobal(L, "next");
+  lua_insert(L, -2);
+  lua_pushnil(L);
+  return 3;
+}
+
+static int sb_len_proxy(lua_State *L) {
+  lua_getmetatable(L, 1);
+  lua_getfield(L, -1, "__index");
+  lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+  return 1;
+}
+
+void pw_sandbox_readonly(lua_State *L) {
+  lua_newtable(L);                 /* proxy */
+  lua_createtable(L, 0, 5);        /* its metatable */
+  lua_pushcfunction(L, sb_len_proxy);
+  lua_setfield(L, -2, "__len");
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, sb_readonly);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, sb_pairs_proxy);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushliteral(L, "locked");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+  lua_remove(L, -2);
+}
+
+static const char *const base_allowed[] = {
+  "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber",
+  "tostring", "type", "rawequal", "rawlen", "rawget", "getmetatable", "_VERSION", NULL};
+
+static int sb_setup(lua_State *L) {
+  pw_sandbox *sb = lua_touserdata(L, 1);
+  luaL_requiref(L, "_G", luaopen_base, 1);
+  luaL_requiref(L, "string", luaopen_string, 1);
+  luaL_requiref(L, "table", luaopen_table, 1);
+  luaL_requiref(L, "math", luaopen_math, 1);
+  luaL_requiref(L, "utf8", luaopen_utf8, 1);
+  luaL_requiref(L, "cjson", luaopen_cjson, 1);   /* for the host; scripts get none */
+  lua_pop(L, 6);
+
+  /* Harden the real string library, which the string metatable serves. */
+  lua_getglobal(L, "string");
+  int strlib = lua_gettop(L);
+  lua_pushnil(L);
+  lua_setfield(L, strlib, "dump");
+  wrap_pattern(L, strlib, "find", 1);
+  wrap_pattern(L, strlib, "match", 0);
+  wrap_pattern(L, strlib, "gmatch", 0);
+  wrap_pattern(L, strlib, "gsub", 0);
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");     /* getmetatable('') is false */
+  lua_pop(L, 2);
+
+  lua_getglobal(L, "math");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "random");
+  lua_pushnil(L);
+  lua_setfield(L, -2, "randomseed");
+  lua_pop(L, 1);
+
+  /* The allowed globals, each library a read-only proxy. */
+  lua_newtable(L);
+  int libs = lua_gettop(L);
+  for (int i = 0; base_allowed[i]; i++) {
+    lua_getglobal(L, base_allowed[i]);
+    lua_setfield(L, libs, base_allowed[i]);
+  }
+  lua_pushcfunction(L, sb_setmetatable);
+  lua_setfield(L, libs, "setmetatable");
+  const char *const libnames[] = {"string", "table", "math", "utf8"};
+  for (int i = 0; i < 4; i++) {
+    lua_getglobal(L, libnames[i]);
+    pw_sandbox_readonly(L);
+    lua_setfield(L, libs, libnames[i]);
+  }
+  lua_pushlightuserdata(L, NULL);     /* cjson's null, for example facts */
+  lua_setfield(L, libs, "null");
+  sb->libs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+static int sb_panic(lua_State *L) {
+  (void)L;
+  abort();   /* an unprotected error is a bug in pathwise; never continue */
+  return 0;
+}
+
+int pw_sandbox_init(pw_sandbox *sb, size_t memory, char *err, size_t errlen) {
+  memset(sb, 0, sizeof *sb);
+  sb->limit = memory;
+  sb->L = lua_newstate(sb_alloc, sb);
+  if (!sb->L) { snprintf(err, errlen, "cannot create a Lua state (memory cap %zu bytes)", memory); return -1; }
+  *(pw_sandbox **)lua_getextraspace(sb->L) = sb;
+  lua_atpanic(sb->L, sb_panic);
+  lua_gc(sb->L, LUA_GCGEN, 0, 0);
+  lua_pushcfunction(sb->L, sb_setup);
+  lua_pushlightuserdata(sb->L, sb);
+  if (lua_pcall(sb->L, 1, 0, 0) != LUA_OK) {
+    snprintf(err, errlen, "cannot set up the sandbox: %s",
+             lua_type(sb->L, -1) == LUA_TSTRING ? lua_tostring(sb->L, -1) : "error");
+    lua_close(sb->L);
+    sb->L = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+void pw_sandbox_close(pw_sandbox *sb) {
+  if (!sb->L) return;
+  lua_sethook(sb->L, NULL, 0, 0);
+  lua_close(sb->L);
+  sb->L = NULL;
+}
+
+static int env_index(lua_State *L) {       /* __index(env, k) */
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  return sb_undeclared(L);
+}
+
+/* A fresh environment: an empty table reading from the allowed globals,
+** refusing new globals and reads of undeclared ones. */
+static void push_env(lua_State *L, int libs_ref) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 3);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, libs_ref);
+  lua_pushcclosure(L, env_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, sb_readonly);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushliteral(L, "locked");
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, -2);
+}
+
+int pw_sandbox_load(pw_sandbox *sb, const char *name, const char *src, size_t len,
+                    char *err, size_t errlen) {
+  lua_State *L = sb->L;
+  char chunk[300];
+  snprintf(chunk, sizeof chunk, "@%s", name);
+  if (!lua_checkstack(L, 8)) { snprintf(err, errlen, "Lua stack exhausted"); return PW_EINTERNAL; }
+  sb->mem_tainted = 0;
+  int rc = luaL_loadbufferx(L, src, len, chunk, "t");
+  if (rc != LUA_OK) {
+    snprintf(err, errlen, "%s", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "cannot load");
+    lua_pop(L, 1);
+    return rc == LUA_ERRMEM ? PW_EMEMORY : PW_EPROTOCOL;
+  }
+  push_env(L, sb->libs_ref);
+  lua_setupvalue(L, -2, 1);   /* the chunk's _ENV */
+  return PW_OK;
+}
+
+static void error_text(lua_State *L, char *err, size_t errlen) {
+  int t = lua_type(L, -1);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);   /* no metamethods for these */
+    snprintf(err, errlen, "%.*s", (int)(n > 400 ? 400 : n), s);
+  } else
+    snprintf(err, errlen, "script raised an error object that is not a string (a %s value)", lua_typename(L, t));
+}
+
+int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructions,
+                     char *err, size_t errlen) {
+  pw_sandbox_begin(sb, instructions);
+  int rc = lua_pcall(sb->L, nargs, nresults, 0);
+  pw_sandbox_end(sb);
+  if (sb->budget_tripped) {
+    if (rc != LUA_OK) lua_pop(sb->L, 1); else lua_pop(sb->L, nresults);
+    snprintf(err, errlen, "instruction budget of %llu exceeded", (unsigned long long)instructions);
+    return PW_EBUDGET;
+  }
+  if (sb->mem_tainted) {
+    if (rc != LUA_OK) lua_pop(sb->L, 1); else lua_pop(sb->L, nresults);
+    snprintf(err, errlen, "memory cap of %zu bytes reached", sb->limit);
+    lua_gc(sb->L, LUA_GCCOLLECT);
+    return PW_EMEMORY;
+  }
+  if (rc != LUA_OK) {
+    error_text(sb->L, err, errlen);
+    lua_pop(sb->L, 1);
+    return rc == LUA_ERRMEM ? PW_EMEMORY : PW_EPROTOCOL;
+  }
+  return PW_OK;
+}
+
+int pw_utf8_valid(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *e = p + n;
+  while (p < e) {
+    unsigned c = *p++;
+    if (c < 0x80) continue;
+    int k;
+    unsigned cp, min;
+    if ((c & 0xE0) == 0xC0) { k = 1; cp = c & 0x1F; min = 0x80; }
+    else if ((c & 0xF0) == 0xE0) { k = 2; cp = c & 0x0F; min = 0x800; }
+    else if ((c & 0xF8) == 0xF0) { k = 3; cp = c & 0x07; min = 0x10000; }
+    else return 0;
+    if (e - p < k) return 0;
+    for (int i = 0; i < k; i++) {
+      if ((p[i] & 0xC0) != 0x80) return 0;
+      cp = cp << 6 | (p[i] & 0x3F);
+    }
+    p += k;
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  }
+  return 1;
+}

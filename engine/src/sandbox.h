@@ -1,0 +1,54 @@
+/*
+** sandbox.h: a Lua state fit for untrusted protocol scripts.
+**
+** The state has a capped allocator (a refused allocation taints the
+** current evaluation even if the script catches the error), a count hook
+** that enforces an instruction budget and turns sticky once spent (the
+** script's own pcall cannot swallow it), and a locked string metatable.
+** Scripts run in an allow-listed, write-protected _ENV: no io, os, debug,
+** package, require, load, dofile, collectgarbage, xpcall (its handler runs
+** with hooks off), coroutine, string.dump or math.random; setmetatable
+** refuses __gc (a looping finalizer would hang lua_close); pattern
+** functions refuse patterns whose backtracking could run unbounded in C.
+*/
+#ifndef PW_SANDBOX_H
+#define PW_SANDBOX_H
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pw_sandbox {
+  lua_State *L;
+  size_t used, limit;
+  int mem_tainted;           /* an allocation was refused since begin */
+  uint64_t budget, spent;
+  int budget_tripped;
+  int libs_ref;              /* registry: table of allowed globals */
+} pw_sandbox;
+
+int pw_sandbox_init(pw_sandbox *sb, size_t memory, char *err, size_t errlen);
+void pw_sandbox_close(pw_sandbox *sb);
+
+/* Arm the budget for one run of script code; end disarms it. */
+void pw_sandbox_begin(pw_sandbox *sb, uint64_t instructions);
+void pw_sandbox_end(pw_sandbox *sb);
+
+/* Load a script as text only, with a fresh protected _ENV, and push the
+** chunk. extra_idx, if not 0, is a table whose fields are added to _ENV. */
+int pw_sandbox_load(pw_sandbox *sb, const char *name, const char *src, size_t len,
+                    char *err, size_t errlen);
+
+/* pcall under the budget; on error leaves a message in err (never calls
+** a metamethod on the error object). Returns a pw_status. */
+int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructions,
+                     char *err, size_t errlen);
+
+/* Replace the table at the top of the stack by a read-only proxy of it
+** (reads, #, pairs and ipairs work; writes raise an error). */
+void pw_sandbox_readonly(lua_State *L);
+
+/* Is s[0..n) valid UTF-8? */
+int pw_utf8_valid(const char *s, size_t n);
+
+#endif
