@@ -30,15 +30,26 @@ void pw_buf_adds(pw_buf *b, const char *s) { pw_buf_add(b, s, strlen(s)); }
 
 void pw_buf_addf(pw_buf *b, const char *fmt, ...) {
   va_list ap;
+  buf_grow(b, 64);
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
   va_end(ap);
-  if (n < 0) return;
-  buf_grow(b, (size_t)n);
-  va_start(ap, fmt);
-  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
+  if (n < 0) { b->data[b->len] = '\0'; return; }
+  if ((size_t)n >= b->cap - b->len) {   /* did not fit: grow, format again */
+    buf_grow(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
   b->len += (size_t)n;
+}
+
+void pw_buf_add_int(pw_buf *b, long long v) {
+  char tmp[24], *p = tmp + sizeof tmp;
+  unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+  do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
+  if (v < 0) *--p = '-';
+  pw_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void pw_buf_json_str(pw_buf *b, const char *s) {

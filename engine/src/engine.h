@@ -27,6 +27,15 @@ pw_status pw_engine_decode(pw_engine *e, const char *json, size_t len,
 pw_status pw_engine_eval_table(pw_engine *e, int facts_idx, int orders_idx,
                                unsigned flags, pw_buf *out, pw_error *err);
 
+/* Line coverage of the loaded protocol file (for `pathwise check
+** --coverage`). Start before evaluating; counts[line] is how often a line
+** ran (index 0 unused, nlines+1 entries). active[line] is set for lines
+** that hold code in any function reachable from the protocol table. */
+pw_status pw_engine_coverage_start(pw_engine *e, pw_error *err);
+const uint32_t *pw_engine_coverage_counts(const pw_engine *e, int *n);
+void pw_engine_coverage_active(pw_engine *e, unsigned char *active, int n);
+const char *pw_engine_protocol_path(const pw_engine *e);
+
 /* Protocol identity as a JSON object ({"id":..,"version":..,..}) */
 void pw_engine_protocol_json(const pw_engine *e, pw_buf *out);
 
@@ -35,6 +44,7 @@ void pw_buf_add(pw_buf *b, const char *s, size_t n);
 void pw_buf_adds(pw_buf *b, const char *s);
 void pw_buf_addf(pw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pw_buf_json_str(pw_buf *b, const char *s);   /* a quoted JSON string */
+void pw_buf_add_int(pw_buf *b, long long v);
 void pw_buf_reset(pw_buf *b);
 
 /* Hex SHA-256 of data (sha256.c); out must hold 65 bytes. */

@@ -14,6 +14,10 @@
 #include "server.h"
 #define PW_HAVE_SERVER 1
 #endif
+#if __has_include("experiments.h")
+#include "experiments.h"
+#define PW_HAVE_EXPERIMENTS 1
+#endif
 
 #define MAX_PLUGINS 8
 
@@ -160,6 +164,10 @@ static int cmd_eval(int argc, char **argv) {
 
 static int cmd_check(int argc, char **argv) {
   opts o = {0};
+#ifdef PW_HAVE_EXPERIMENTS
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--coverage")) return pw_coverage_main(argc, argv);
+#endif
   int code = parse(argc, argv, usage_check, &o);
   if (code >= 0) return code;
   pw_engine *e = pw_cli_engine(o.file, o.plugins, o.nplugins, &o.lim, &code);
@@ -209,6 +217,11 @@ int main(int argc, char **argv) {
 #ifdef PW_HAVE_SERVER
   if (!strcmp(cmd, "serve")) return pw_serve_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "client")) return pw_client_main(argc - 1, argv + 1);
+#endif
+#ifdef PW_HAVE_EXPERIMENTS
+  if (!strcmp(cmd, "batch")) return pw_batch_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "cohort")) return pw_cohort_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "diff")) return pw_diff_main(argc - 1, argv + 1);
 #endif
   fprintf(stderr, "pathwise: unknown command '%s'\n\n%s", cmd, usage_main);
   return PW_EX_USAGE;

@@ -84,13 +84,22 @@ static const char *source_name(pw_source s) {
 }
 
 static void j_cites(pw_buf *b, const pw_cites *c) {
-  pw_buf_adds(b, "[");
-  for (int i = 0; i < c->n; i++) pw_buf_addf(b, i ? ",%d" : "%d", c->v[i]);
-  pw_buf_adds(b, "]");
+  pw_buf_add(b, "[", 1);
+  for (int i = 0; i < c->n; i++) {
+    if (i) pw_buf_add(b, ",", 1);
+    pw_buf_add_int(b, c->v[i]);
+  }
+  pw_buf_add(b, "]", 1);
+}
+
+static void j_key(pw_buf *b, const char *k) {
+  pw_buf_add(b, ",\"", 2);
+  pw_buf_adds(b, k);
+  pw_buf_add(b, "\":", 2);
 }
 
 static void j_key_str(pw_buf *b, const char *k, const char *v) {
-  pw_buf_addf(b, ",\"%s\":", k);
+  j_key(b, k);
   pw_buf_json_str(b, v);
 }
 
@@ -98,7 +107,8 @@ static void j_agents(pw_buf *b, uint32_t agents) {
   pw_buf_adds(b, ",\"agents\":[");
   for (int i = 0, first = 1; i < PW_AG_COUNT; i++)
     if (agents & PW_AGENT_BIT(i)) {
-      pw_buf_addf(b, "%s\"%s\"", first ? "" : ",", pw_knowledge_agent(i)->id);
+      if (!first) pw_buf_add(b, ",", 1);
+      pw_buf_json_str(b, pw_knowledge_agent(i)->id);
       first = 0;
     }
   pw_buf_adds(b, "]");
@@ -113,7 +123,7 @@ static const char *item_kind(const pw_item *it) {
   return pw_knowledge_kind_name(k);
 }
 
-static void j_recommendation(pw_buf *b, const pw_item *it) {
+static void j_recommendation(pw_buf *b, const pw_item *it, int tracing) {
   pw_buf_adds(b, "{\"id\":");
   pw_buf_json_str(b, it->id);
   j_key_str(b, "kind", item_kind(it));
@@ -124,10 +134,10 @@ static void j_recommendation(pw_buf *b, const pw_item *it) {
   j_cites(b, &it->cites);
   j_agents(b, it->agents);
   if (it->group) j_key_str(b, "group", it->group);
-  if (it->group) pw_buf_addf(b, ",\"preferred\":%s", it->preferred ? "true" : "false");
-  if (it->target) pw_buf_addf(b, ",\"target\":%d", it->target);
-  if (it->evidence) j_key_str(b, "evidence", it->evidence);
-  if (it->nfacts) {
+  if (it->group) pw_buf_adds(b, it->preferred ? ",\"preferred\":true" : ",\"preferred\":false");
+  if (it->target) { j_key(b, "target"); pw_buf_add_int(b, it->target); }
+  if (tracing && it->evidence) j_key_str(b, "evidence", it->evidence);
+  if (tracing && it->nfacts) {
     pw_buf_adds(b, ",\"facts\":[");
     for (int i = 0; i < it->nfacts; i++) {
       if (i) pw_buf_adds(b, ",");
@@ -136,7 +146,9 @@ static void j_recommendation(pw_buf *b, const pw_item *it) {
     pw_buf_adds(b, "]");
   }
   j_key_str(b, "source", source_name(it->source));
-  pw_buf_addf(b, ",\"line\":%d}", it->line);
+  j_key(b, "line");
+  pw_buf_add_int(b, it->line);
+  pw_buf_add(b, "}", 1);
 }
 
 static void j_blocked(pw_buf *b, const pw_item *it) {
@@ -149,12 +161,13 @@ static void j_blocked(pw_buf *b, const pw_item *it) {
   pw_buf_adds(b, ",\"citations\":");
   j_cites(b, &it->rule_cites);
   if (it->text) j_key_str(b, "text", it->text);
-  if (it->line) pw_buf_addf(b, ",\"line\":%d", it->line);
+  if (it->line) { j_key(b, "line"); pw_buf_add_int(b, it->line); }
   pw_buf_adds(b, "}");
 }
 
 static void j_notes(pw_buf *b, const char *key, const pw_note *v, int n, int with_id) {
-  pw_buf_addf(b, ",\"%s\":[", key);
+  j_key(b, key);
+  pw_buf_add(b, "[", 1);
   for (int i = 0; i < n; i++) {
     pw_buf_adds(b, i ? ",{" : "{");
     if (with_id) { pw_buf_adds(b, "\"id\":"); pw_buf_json_str(b, v[i].id); pw_buf_adds(b, ","); }
@@ -210,7 +223,7 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
   pw_buf_adds(b, "{\"engine\":{\"name\":\"pathwise\",\"version\":\"" PW_VERSION "\"},\"protocol\":");
   pw_protocol_info_json(p, b);
   j_key_str(b, "patient_id", r->patient_id);
-  pw_buf_addf(b, ",\"applicable\":%s", r->applicable < 0 ? "null" : r->applicable ? "true" : "false");
+  pw_buf_adds(b, r->applicable < 0 ? ",\"applicable\":null" : r->applicable ? ",\"applicable\":true" : ",\"applicable\":false");
   j_key_str(b, "applicability", r->applicability);
   j_key_str(b, "pathway", r->pathway);
   pw_buf_adds(b, ",\"pathway_detail\":{\"rationale\":");
@@ -223,7 +236,7 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     const pw_item *it = &r->items.v[i];
     if (it->source != PW_SRC_PROTOCOL || it->blocked) continue;
     if (k++) pw_buf_adds(b, ",");
-    j_recommendation(b, it);
+    j_recommendation(b, it, r->tracing);
   }
   pw_buf_adds(b, "],\"blocked\":[");
   k = 0;
@@ -258,7 +271,7 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     pw_buf_adds(b, k++ ? ",{\"id\":" : "{\"id\":");
     pw_buf_json_str(b, it->id);
     j_agents(b, it->agents);
-    pw_buf_addf(b, ",\"status\":\"%s\"}", it->blocked ? "blocked" : "allowed");
+    pw_buf_adds(b, it->blocked ? ",\"status\":\"blocked\"}" : ",\"status\":\"allowed\"}");
   }
   pw_buf_adds(b, "]");
   if (r->tracing) {
@@ -268,7 +281,7 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
       pw_buf_adds(b, i ? ",{\"text\":" : "{\"text\":");
       pw_buf_json_str(b, n->text);
       if (n->id) j_key_str(b, "rule", n->id);
-      if (n->line) pw_buf_addf(b, ",\"line\":%d", n->line);
+      if (n->line) { j_key(b, "line"); pw_buf_add_int(b, n->line); }
       pw_buf_adds(b, "}");
     }
     pw_buf_adds(b, "]");
@@ -310,6 +323,8 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     t_cites(b, &it->cites);
     if (it->text) pw_buf_addf(b, "\n     %s", it->text);
     if (it->rationale) pw_buf_addf(b, "\n     Why: %s", it->rationale);
+    if (r->tracing && it->evidence) pw_buf_addf(b, "\n     Guideline: \"%s\"", it->evidence);
+    if (r->tracing && it->line) pw_buf_addf(b, "\n     From protocol line %d", it->line);
     pw_buf_adds(b, "\n");
   }
   for (int i = 0; i < r->items.n; i++) {   /* alternatives, said in words */

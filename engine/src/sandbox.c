@@ -34,14 +34,19 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return p;
 }
 
+static void sb_count_line(pw_sandbox *sb, lua_State *L, lua_Debug *ar) {
+  if (!lua_getinfo(L, "S", ar) || strcmp(ar->source, sb->cov_chunk)) return;
+  if (ar->currentline > 0 && ar->currentline < sb->cov_n) sb->cov_counts[ar->currentline]++;
+}
+
 static void sb_hook(lua_State *L, lua_Debug *ar) {
   pw_sandbox *sb = sb_of(L);
-  (void)ar;
+  if (ar->event == LUA_HOOKLINE) { sb_count_line(sb, L, ar); return; }
   sb->spent += sb->budget_tripped ? 1 : HOOK_STEP;
   if (sb->spent < sb->budget && !sb->budget_tripped) return;
   if (!sb->budget_tripped) {
     sb->budget_tripped = 1;
-    lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);   /* sticky from now on */
+    lua_sethook(L, sb_hook, LUA_MASKCOUNT | (sb->cov_chunk ? LUA_MASKLINE : 0), 1);   /* sticky */
   }
   luaL_error(L, "instruction budget of %llu exceeded", (unsigned long long)sb->budget);
 }
@@ -51,7 +56,19 @@ void pw_sandbox_begin(pw_sandbox *sb, uint64_t instructions) {
   sb->spent = 0;
   sb->budget_tripped = 0;
   sb->mem_tainted = 0;
-  lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, HOOK_STEP);
+  lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT | (sb->cov_chunk ? LUA_MASKLINE : 0), HOOK_STEP);
+}
+
+int pw_sandbox_coverage(pw_sandbox *sb, const char *name, int nlines) {
+  free(sb->cov_chunk);
+  free(sb->cov_counts);
+  sb->cov_n = nlines + 1;
+  sb->cov_counts = calloc((size_t)sb->cov_n, sizeof *sb->cov_counts);
+  sb->cov_chunk = malloc(strlen(name) + 2);
+  if (!sb->cov_counts || !sb->cov_chunk) return -1;
+  sb->cov_chunk[0] = '@';
+  strcpy(sb->cov_chunk + 1, name);
+  return 0;
 }
 
 void pw_sandbox_end(pw_sandbox *sb) { lua_sethook(sb->L, NULL, 0, 0); }
@@ -252,6 +269,10 @@ void pw_sandbox_close(pw_sandbox *sb) {
   lua_sethook(sb->L, NULL, 0, 0);
   lua_close(sb->L);
   sb->L = NULL;
+  free(sb->cov_chunk);
+  free(sb->cov_counts);
+  sb->cov_chunk = NULL;
+  sb->cov_counts = NULL;
 }
 
 static int env_index(lua_State *L) {       /* __index(env, k) */

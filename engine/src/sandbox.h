@@ -25,7 +25,15 @@ typedef struct pw_sandbox {
   uint64_t budget, spent;
   int budget_tripped;
   int libs_ref;              /* registry: table of allowed globals */
+  /* line coverage of one chunk (off when cov_chunk is NULL) */
+  char *cov_chunk;           /* "@path" of the chunk to count */
+  uint32_t *cov_counts;      /* cov_counts[line], line < cov_n */
+  int cov_n;
 } pw_sandbox;
+
+/* Count executed lines of the chunk loaded under name (see pw_sandbox_load).
+** Returns -1 when out of memory. */
+int pw_sandbox_coverage(pw_sandbox *sb, const char *name, int nlines);
 
 int pw_sandbox_init(pw_sandbox *sb, size_t memory, char *err, size_t errlen);
 void pw_sandbox_close(pw_sandbox *sb);

@@ -1,0 +1,65 @@
+/*
+** worker.h: the server's evaluation worker processes and the wire between
+** them and the supervisor.
+**
+** A worker is a child process forked by the supervisor. It owns one engine
+** (one lua_State) per loaded protocol, single-threaded, under RLIMIT_AS,
+** RLIMIT_CPU and RLIMIT_CORE=0, and dies with its parent (PDEATHSIG). It
+** talks over one SOCK_STREAM socketpair in frames: a fixed header then
+** payload. Requests come in batches; answers go out in batches, in request
+** order. A page of shared memory (pw_worker_slot) tells the supervisor
+** which request the worker is evaluating and since when, so a worker that
+** overruns a deadline can be SIGKILLed and the right request blamed.
+*/
+#ifndef PW_WORKER_H
+#define PW_WORKER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "rpc.h"
+
+enum {
+  PW_WIRE_REQ = 1,    /* supervisor -> worker: payload = request line */
+  PW_WIRE_RESP,       /* worker -> supervisor: response line + log fragment */
+  PW_WIRE_READY,      /* worker -> supervisor: protocols (see pw_rpc_ready_payload) */
+  PW_WIRE_FAIL        /* worker -> supervisor: why the protocols did not load */
+};
+
+typedef struct pw_wire_hdr {
+  uint32_t len;       /* payload bytes after this header */
+  uint16_t kind;
+  int16_t proto;      /* resp: engine index, -1 none; req: method */
+  uint64_t tag;       /* request tag (never 0) */
+  uint64_t ns;        /* req: deadline (CLOCK_MONOTONIC ns); resp: evaluation time */
+  uint32_t aux;       /* resp: bytes of the response line */
+  int32_t code;       /* resp: 0 or the JSON-RPC error code */
+} pw_wire_hdr;
+
+#define PW_WIRE_HDR ((uint32_t)sizeof(pw_wire_hdr))
+
+/* Shared with the supervisor (MAP_SHARED). */
+typedef struct pw_worker_slot {
+  _Atomic uint64_t tag;       /* request being evaluated, 0 when none */
+  _Atomic uint64_t since_ns;  /* when it started */
+  _Atomic uint64_t served;
+} pw_worker_slot;
+
+typedef struct pw_worker_cfg {
+  pw_rpc_config rpc;
+  size_t max_frame;         /* largest request payload accepted */
+  uint64_t rlimit_as;       /* bytes, 0 = leave */
+  uint64_t cpu_headroom_s;  /* RLIMIT_CPU soft limit kept this far ahead; 0 = leave */
+  pid_t parent;
+} pw_worker_cfg;
+
+/* Fork a worker. On success returns its pid and sets *fd to the
+** supervisor's end of the socketpair (non-blocking, close-on-exec). The
+** child never returns: it runs pw_worker_cfg's protocols and _exits. */
+pid_t pw_worker_spawn(const pw_worker_cfg *cfg, pw_worker_slot *slot, int *fd);
+
+/* Monotonic clock in nanoseconds (same clock in every process). */
+uint64_t pw_worker_now_ns(void);
+
+#endif

@@ -1,0 +1,944 @@
+-- mrc_second_line.lua: the default pathwise protocol.
+--
+-- Second-line management of metastatic rectal cancer after prior surgery,
+-- first-line FOLFOX and radiation, as written in
+-- ../shared/spec/guideline.txt. Every item cites the numbers of the
+-- guideline sentence it implements and carries that sentence as
+-- `evidence`. This script only proposes: the C safety kernel vets every
+-- item (see `pathwise rules`).
+--
+-- Decisions where the guideline is ambiguous (also in clinical.md):
+--  * Scope. "after exhausting first-line FOLFOX": a prior regimen named
+--    FOLFOX (any case; mFOLFOX6 / FOLFOX4 count, FOLFOXIRI does not) at
+--    line 1 (or line unrecorded) whose outcome is "progression" or
+--    "intolerance". Intolerance exhausts FOLFOX as surely as progression
+--    does, so it is accepted. "ongoing" means first line is not exhausted:
+--    not applicable. An unrecorded outcome cannot be decided: missing.
+--    A regimen at line 2 or later that already progressed or was not
+--    tolerated puts the patient beyond second line: not applicable.
+--  * Molecular results unknown: FOLFIRI plus bevacizumab starts now (the
+--    guideline says "immediate initiation" and bevacizumab "regardless of
+--    RAS status"); RAS, BRAF and MSI tests are ordered the same day.
+--    Anti-EGFR, encorafenib and checkpoint inhibitors wait for results.
+--  * RAS wild type: bevacizumab stays the preferred partner and
+--    cetuximab / panitumumab are offered as alternatives in the same group
+--    ("consider ... instead of"); they are never combined.
+--  * BRAF V600E: encorafenib plus cetuximab is offered only when KRAS and
+--    NRAS are both known wild type (it contains cetuximab).
+--  * MSI-high at ECOG 3-4: the guideline says best supportive care only;
+--    that wins, no checkpoint inhibitor.
+--  * MSI-high at ECOG 0-2: pathway immunotherapy; pembrolizumab and
+--    nivolumab are equal alternatives (neither marked preferred) and no
+--    chemotherapy is proposed ("preferred over chemotherapy").
+--  * ECOG unknown: no systemic therapy yet; supportive items (palliative
+--    RT, bone agents, local therapy of a symptomatic primary) and the
+--    molecular tests go ahead, since the guideline asks for both steps
+--    together ("Confirm ... and obtain molecular testing results").
+--  * Best supportive care: no molecular tests (they would change nothing).
+--  * Surgery planned in 42 days or fewer: FOLFIRI without bevacizumab is
+--    the preferred regimen; bevacizumab is not proposed (the kernel would
+--    refuse it anyway). Surgery date unknown: bevacizumab stays, with a
+--    warning to confirm no surgery within 42 days.
+--  * Inguinal RT after prior groin radiation (or radiation history
+--    unknown): the 50 Gy course is not proposed; a warning asks for a
+--    radiation-oncology review (re-irradiation).
+--  * Primary obstruction: local therapy is "considered"; stenting, laser or
+--    palliative resection only if absolutely necessary (a warning). The
+--    standing "no further surgery on the primary" warning still shows.
+
+-- The guideline's sentences: citations and text (verbatim).
+local S = {
+  overview = { { 1, 2, 3 }, "This patient with widely metastatic rectal cancer (skeletal, inguinal, and retroperitoneal sites) after exhausting first-line FOLFOX should receive second-line systemic chemotherapy with irinotecan-based regimens (FOLFIRI) plus targeted biologics, with palliative radiotherapy reserved strictly for symptomatic skeletal or nodal sites causing pain or functional impairment." },
+  cornerstone = { { 1, 3 }, "The cornerstone of management is immediate initiation of second-line combination chemotherapy, as this patient has progressed through first-line FOLFOX and now presents with extensive non-oligometastatic disease." },
+  folfiri = { { 1, 3 }, "FOLFIRI (5-FU/leucovorin/irinotecan) is the appropriate second-line regimen after FOLFOX failure, provided the patient maintains good performance status." },
+  bev = { { 2, 4 }, "Add bevacizumab (anti-VEGF monoclonal antibody) regardless of RAS mutation status, as it improves overall survival in metastatic colorectal cancer and can be used across all molecular subtypes." },
+  egfr = { { 2, 4 }, "If RAS wild-type (KRAS and NRAS), consider cetuximab or panitumumab (EGFR inhibitors) instead of bevacizumab, but these are contraindicated in RAS-mutant tumors." },
+  ras_pitfall = { { 2, 4 }, "Critical pitfall: KRAS/RAS mutation testing must be performed before selecting EGFR inhibitors, as they are completely ineffective in mutant tumors and expose patients to unnecessary toxicity." },
+  rt_selective = { { 1, 3 }, "Radiotherapy should be used selectively and only for symptomatic control, not as routine treatment of asymptomatic metastases." },
+  rt_bone = { { 1, 3 }, "Painful skeletal metastases causing significant pain or risk of pathological fracture warrant palliative radiotherapy (typically 20-30 Gy in 5-10 fractions)." },
+  rt_inguinal = { { 3 }, "Symptomatic inguinal lymphadenopathy causing pain, skin breakdown, or lymphedema can be treated with palliative radiotherapy (e.g., 50 Gy in 25 fractions if no prior groin radiation)." },
+  rt_retro = { { 1 }, "Retroperitoneal masses causing obstruction, pain, or neurological symptoms may benefit from palliative radiation." },
+  bone_agent = { { 3 }, "Add bisphosphonates (zoledronic acid) or denosumab for skeletal metastases to prevent skeletal-related events including pathological fractures, spinal cord compression, and hypercalcemia." },
+  primary_not = { { 1, 3 }, "Locoregional treatment of the rectal primary is NOT indicated in this setting, as the patient has already undergone surgery and adjuvant radiation, and the metastatic burden is the life-limiting factor." },
+  primary_sympt = { { 1, 3 }, "Only consider additional local therapy (stoma formation, laser ablation, or repeat radiotherapy) if the primary site becomes symptomatic with bleeding, obstruction, or intractable pain." },
+  obstruction = { { 1, 5 }, "Endorectal stenting, laser ablation, or palliative resection are options for malignant obstruction, but should be avoided unless absolutely necessary given prior surgery and radiation." },
+  ps_good = { { 1, 3 }, "Second-line chemotherapy should only be offered if the patient maintains good performance status (ECOG 0-2)." },
+  ps_poor = { { 1, 3 }, "Patients with poor performance status (ECOG 3-4) should receive best supportive care only, as aggressive chemotherapy provides no survival benefit and worsens quality of life." },
+  ras_test = { { 2, 4 }, "RAS mutation status (KRAS exons 2,3,4 and NRAS exons 2,3,4) must be known before selecting targeted agents." },
+  braf = { { 4 }, "BRAF V600E mutation testing should be performed, as BRAF-mutant tumors have worse prognosis and may benefit from specific targeted combinations (encorafenib plus cetuximab)." },
+  msi = { { 3 }, "Microsatellite instability (MSI) testing is essential, as MSI-high tumors may respond dramatically to immune checkpoint inhibitors (pembrolizumab, nivolumab), which would be preferred over chemotherapy." },
+  seq_confirm = { { 2, 3 }, "Confirm adequate performance status (ECOG 0-2) and obtain molecular testing results." },
+  seq_initiate = { { 1, 2, 3 }, "Initiate FOLFIRI plus bevacizumab (or anti-EGFR if RAS wild-type) as second-line therapy." },
+  seq_rt = { { 1, 3 }, "Add palliative radiotherapy only to symptomatic skeletal or nodal sites causing pain or functional impairment." },
+  seq_bone = { { 3 }, "Start bisphosphonates or denosumab for skeletal metastases." },
+  seq_primary = { { 1, 3 }, "Reserve local treatment of rectal primary strictly for symptomatic complications (bleeding, obstruction)." },
+  seq_ct = { { 3 }, "Re-evaluate response after 2-3 cycles (6-9 weeks) with CT imaging and adjust therapy based on response and tolerance." },
+  not_surgery = { { 1, 3 }, "Do not perform additional surgery on the rectal primary, as the patient has already had resection and radiation, and metastatic disease is the dominant problem." },
+  not_crt = { { 2 }, "Do not use long-course chemoradiotherapy (50 Gy with concurrent 5-FU) in the metastatic setting, as this delays systemic therapy without survival benefit." },
+  not_egfr = { { 2, 4 }, "Do not use EGFR inhibitors without confirming RAS wild-type status, as they are harmful in RAS-mutant disease." },
+  not_oxali = { { 1 }, "Do not continue oxaliplatin if the patient has developed grade 2 or higher persistent neuropathy from prior FOLFOX." },
+  not_bev = { { 2, 4 }, "Do not administer bevacizumab within 6 weeks of any planned surgery due to wound healing complications." },
+  pfs = { { 1, 3 }, "Median progression-free survival with second-line FOLFIRI plus biologics is approximately 5-8 months." },
+  rt_relief = { { 3 }, "Palliative radiotherapy provides pain relief in 70-80% of patients with symptomatic bone metastases." },
+  goal = { { 1, 3 }, "The goal is quality of life and symptom control, not cure, given the extensive metastatic burden after first-line therapy failure." },
+}
+
+local BEV_WINDOW_DAYS = 42 -- "within 6 weeks"
+
+-- Union of the citation numbers of the named sentences, ascending.
+local function cites(...)
+  local seen, list = {}, {}
+  for _, key in ipairs({ ... }) do
+    for _, n in ipairs(S[key][1]) do
+      if not seen[n] then
+        seen[n] = true
+        list[#list + 1] = n
+      end
+    end
+  end
+  table.sort(list)
+  return list
+end
+
+-- The named sentences' text, joined.
+local function evidence(...)
+  local parts = {}
+  for _, key in ipairs({ ... }) do
+    parts[#parts + 1] = S[key][2]
+  end
+  return table.concat(parts, " ")
+end
+
+-- "unknown" and absent mean the same.
+local function known(v)
+  if v == nil or v == "unknown" then
+    return nil
+  end
+  return v
+end
+
+local function has(list, value)
+  if list == nil then
+    return false
+  end
+  for _, v in ipairs(list) do
+    if v == value then
+      return true
+    end
+  end
+  return false
+end
+
+-- The members of `values` present in `list`, in the order of `values`.
+local function present(list, values)
+  local found = {}
+  if list == nil then
+    return found
+  end
+  for _, v in ipairs(values) do
+    if has(list, v) then
+      found[#found + 1] = v
+    end
+  end
+  return found
+end
+
+local function lower_has(list, value)
+  if list == nil then
+    return false
+  end
+  for _, v in ipairs(list) do
+    if type(v) == "string" and v:lower() == value then
+      return true
+    end
+  end
+  return false
+end
+
+local function is_folfox(name)
+  if type(name) ~= "string" then
+    return false
+  end
+  return name:upper():match("^M?FOLFOX%d*$") ~= nil
+end
+
+local function exhausted(outcome)
+  return outcome == "progression" or outcome == "intolerance"
+end
+
+local function join(list)
+  return table.concat(list, ", ")
+end
+
+-- "fracture_risk" -> "fracture risk"
+local function words(list)
+  local w = {}
+  for i, v in ipairs(list) do
+    w[i] = (v:gsub("_", " "))
+  end
+  return join(w)
+end
+
+------------------------------------------------------------------------
+-- Applicability
+------------------------------------------------------------------------
+
+local function applies(facts, out)
+  local metastatic = facts.metastatic
+  local regimens = facts.prior_regimens
+
+  if metastatic == false then
+    return false, "Not metastatic: the guideline covers metastatic disease after first-line FOLFOX."
+  end
+
+  local folfox_state = nil -- "exhausted", "ongoing", "undecided" or nil (none)
+  local beyond_second = nil
+  if regimens ~= nil then
+    for _, r in ipairs(regimens) do
+      local line = r.line
+      if is_folfox(r.name) and (line == nil or line == 1) then
+        if exhausted(r.outcome) then
+          folfox_state = "exhausted"
+        elseif r.outcome == "ongoing" then
+          folfox_state = folfox_state or "ongoing"
+        elseif folfox_state ~= "exhausted" then
+          folfox_state = "undecided"
+        end
+      elseif line ~= nil and line >= 2 and exhausted(r.outcome) then
+        beyond_second = r.name or ("line " .. tostring(line))
+      end
+    end
+    if beyond_second ~= nil then
+      return false, "A later line (" .. tostring(beyond_second) ..
+        ") has already been exhausted: beyond the second-line setting this guideline covers."
+    end
+    if folfox_state == nil then
+      return false, "No first-line FOLFOX in the treatment history: the guideline covers second line after first-line FOLFOX."
+    end
+    if folfox_state == "ongoing" then
+      return false, "First-line FOLFOX is ongoing, not exhausted: second-line treatment is not yet indicated."
+    end
+  end
+
+  local unknown = {}
+  if metastatic == nil then
+    out.missing{
+      fact = "metastatic",
+      why = "The guideline applies to metastatic disease; metastatic status is not recorded.",
+      test = "staging CT chest/abdomen/pelvis",
+      citations = cites("overview"),
+    }
+    unknown[#unknown + 1] = "metastatic"
+  end
+  if regimens == nil then
+    out.missing{
+      fact = "prior_regimens",
+      why = "The guideline applies after exhausting first-line FOLFOX; the treatment history is not recorded.",
+      test = "treatment history review",
+      citations = cites("overview", "cornerstone"),
+    }
+    unknown[#unknown + 1] = "prior_regimens"
+  elseif folfox_state == "undecided" then
+    out.missing{
+      fact = "prior_regimens",
+      why = "The outcome of first-line FOLFOX (progression, intolerance or ongoing) is not recorded.",
+      test = "treatment history review",
+      citations = cites("overview", "cornerstone"),
+    }
+    unknown[#unknown + 1] = "prior_regimens (FOLFOX outcome)"
+  end
+  if #unknown > 0 then
+    return nil, "Cannot tell whether the guideline applies: " .. join(unknown) .. " unknown."
+  end
+  return true
+end
+
+------------------------------------------------------------------------
+-- Molecular testing (missing facts and the test orders)
+------------------------------------------------------------------------
+
+local function order_tests(facts, out)
+  local m = facts.molecular
+  -- One mutant gene settles RAS status (mutant): the other result would
+  -- change nothing, so no RAS test is ordered then.
+  local ras_mutant = m.kras == "mutant" or m.nras == "mutant"
+  local ras_unknown = {}
+  for _, gene in ipairs({ "kras", "nras" }) do
+    if not ras_mutant and known(m[gene]) == nil then
+      ras_unknown[#ras_unknown + 1] = "molecular." .. gene
+      out.missing{
+        fact = "molecular." .. gene,
+        why = gene:upper() .. " status must be known before selecting EGFR inhibitors.",
+        order = "ras_testing",
+        test = "KRAS and NRAS exons 2, 3, 4",
+        citations = cites("ras_test"),
+      }
+    end
+  end
+  if #ras_unknown > 0 then
+    out.recommend{
+      id = "ras_testing",
+      text = "Extended RAS testing: KRAS and NRAS exons 2, 3, 4.",
+      rationale = "RAS status must be known before an EGFR inhibitor can be chosen; FOLFIRI plus bevacizumab need not wait for it.",
+      citations = cites("ras_test", "ras_pitfall"),
+      evidence = evidence("ras_test", "ras_pitfall"),
+      facts = ras_unknown,
+    }
+  end
+  if known(m.braf_v600e) == nil then
+    out.missing{
+      fact = "molecular.braf_v600e",
+      why = "BRAF V600E status is prognostic and selects encorafenib plus cetuximab.",
+      order = "braf_testing",
+      test = "BRAF V600E mutation testing",
+      citations = cites("braf"),
+    }
+    out.recommend{
+      id = "braf_testing",
+      text = "BRAF V600E mutation testing.",
+      rationale = "BRAF-mutant tumours have a worse prognosis and may benefit from encorafenib plus cetuximab.",
+      citations = cites("braf"),
+      evidence = evidence("braf"),
+      facts = { "molecular.braf_v600e" },
+    }
+  end
+  if known(m.msi) == nil then
+    out.missing{
+      fact = "molecular.msi",
+      why = "MSI-high tumours are treated with a checkpoint inhibitor in preference to chemotherapy.",
+      order = "msi_testing",
+      test = "microsatellite instability (MSI) / mismatch-repair testing",
+      citations = cites("msi"),
+    }
+    out.recommend{
+      id = "msi_testing",
+      text = "Microsatellite instability (MSI) testing.",
+      rationale = "MSI-high tumours may respond dramatically to pembrolizumab or nivolumab, preferred over chemotherapy.",
+      citations = cites("msi"),
+      evidence = evidence("msi"),
+      facts = { "molecular.msi" },
+    }
+  end
+end
+
+------------------------------------------------------------------------
+-- Systemic therapy
+------------------------------------------------------------------------
+
+-- Integer days to planned surgery, or nil (none planned or unknown).
+local function surgery_days(facts)
+  local d = facts.planned_surgery_in_days
+  if type(d) == "number" then
+    return d
+  end
+  return nil
+end
+
+local function second_line_regimens(facts, out)
+  local m = facts.molecular
+  local kras, nras, braf = known(m.kras), known(m.nras), known(m.braf_v600e)
+  local ras_wt = kras == "wild_type" and nras == "wild_type"
+  local days = surgery_days(facts)
+  local bev_ok = days == nil or days > BEV_WINDOW_DAYS
+
+  if bev_ok then
+    out.recommend{
+      id = "FOLFIRI+bevacizumab",
+      text = "FOLFIRI (5-FU/leucovorin/irinotecan) plus bevacizumab, started now as second-line therapy.",
+      rationale = "FOLFIRI is the second-line regimen after FOLFOX failure at ECOG 0-2; bevacizumab is added regardless of RAS status, so unknown molecular results do not delay it.",
+      citations = cites("folfiri", "bev"),
+      group = "second_line_regimen",
+      preferred = true,
+      evidence = evidence("folfiri", "bev", "seq_initiate"),
+      facts = { "ecog", "prior_regimens", "planned_surgery_in_days" },
+    }
+  else
+    out.recommend{
+      id = "FOLFIRI",
+      text = "FOLFIRI (5-FU/leucovorin/irinotecan) without bevacizumab: surgery is planned in " ..
+        tostring(days) .. " days.",
+      rationale = "FOLFIRI is the second-line regimen after FOLFOX failure; bevacizumab is withheld because surgery is planned within 6 weeks.",
+      citations = cites("folfiri", "not_bev"),
+      group = "second_line_regimen",
+      preferred = true,
+      evidence = evidence("folfiri", "not_bev"),
+      facts = { "ecog", "prior_regimens", "planned_surgery_in_days" },
+    }
+  end
+
+  if ras_wt then
+    for _, agent in ipairs({ "cetuximab", "panitumumab" }) do
+      out.consider{
+        id = "FOLFIRI+" .. agent,
+        text = "FOLFIRI plus " .. agent .. " (EGFR inhibitor) instead of bevacizumab: KRAS and NRAS are wild type.",
+        rationale = "RAS wild-type (KRAS and NRAS): an EGFR inhibitor may replace bevacizumab; never combined with it.",
+        citations = cites("egfr"),
+        group = "second_line_regimen",
+        evidence = evidence("egfr"),
+        facts = { "molecular.kras", "molecular.nras" },
+      }
+    end
+  else
+    out.note("anti-EGFR not proposed: KRAS " .. tostring(kras or "unknown") ..
+      ", NRAS " .. tostring(nras or "unknown"))
+  end
+
+  if braf == "mutant" then
+    if ras_wt then
+      out.consider{
+        id = "encorafenib+cetuximab",
+        text = "Encorafenib plus cetuximab for the BRAF V600E-mutant tumour.",
+        rationale = "BRAF V600E-mutant tumours have a worse prognosis and may benefit from encorafenib plus cetuximab.",
+        citations = cites("braf"),
+        group = "second_line_regimen",
+        evidence = evidence("braf"),
+        facts = { "molecular.braf_v600e", "molecular.kras", "molecular.nras" },
+      }
+    else
+      out.warn{
+        id = "braf_combination_needs_ras_wt",
+        text = "BRAF V600E mutant, but encorafenib plus cetuximab contains an EGFR inhibitor: it waits for KRAS and NRAS to be confirmed wild type.",
+        citations = cites("braf", "not_egfr"),
+      }
+    end
+  end
+end
+
+local function checkpoint_inhibitors(out)
+  for _, agent in ipairs({ "pembrolizumab", "nivolumab" }) do
+    out.recommend{
+      id = agent,
+      text = agent:sub(1, 1):upper() .. agent:sub(2) ..
+        " (immune checkpoint inhibitor) for the MSI-high tumour, preferred over chemotherapy.",
+      rationale = "MSI-high tumours may respond dramatically to immune checkpoint inhibitors, which are preferred over chemotherapy.",
+      citations = cites("msi"),
+      group = "checkpoint_inhibitor",
+      evidence = evidence("msi"),
+      facts = { "molecular.msi", "ecog" },
+    }
+  end
+end
+
+------------------------------------------------------------------------
+-- Palliative radiotherapy and bone agents
+------------------------------------------------------------------------
+
+local RT = {
+  bone = {
+    action = "palliative_rt_bone",
+    symptoms = { "pain", "fracture_risk" },
+    sentence = "rt_bone",
+    evidence = { "rt_bone", "seq_rt" },
+    strength = "recommended",
+    dose = "typically 20-30 Gy in 5-10 fractions",
+  },
+  inguinal_nodes = {
+    action = "palliative_rt_inguinal",
+    symptoms = { "pain", "skin_breakdown", "lymphedema" },
+    sentence = "rt_inguinal",
+    evidence = { "rt_inguinal" },
+    strength = "consider",
+    dose = "e.g. 50 Gy in 25 fractions if no prior groin radiation",
+  },
+  retroperitoneal = {
+    action = "palliative_rt_retroperitoneal",
+    symptoms = { "obstruction", "pain", "neurologic" },
+    sentence = "rt_retro",
+    evidence = { "rt_retro" },
+    strength = "consider",
+    dose = "dose and fractionation per radiation oncology",
+  },
+}
+
+local SITE_NAME = {
+  bone = "bone metastasis",
+  inguinal_nodes = "inguinal nodal metastasis",
+  retroperitoneal = "retroperitoneal mass",
+}
+
+local function groin_irradiated(facts)
+  local sites = facts.prior_radiation_sites
+  if sites == nil then
+    return nil
+  end
+  return lower_has(sites, "groin") or lower_has(sites, "inguinal")
+end
+
+-- Returns true when palliative bone RT was proposed.
+local function palliative_rt(facts, out)
+  local mets = facts.metastases
+  local bone_rt = false
+  if mets == nil then
+    out.note("metastatic sites not recorded: no palliative radiotherapy proposed")
+    return false
+  end
+  local asymptomatic = {}
+  for i, met in ipairs(mets) do
+    local site = met.site
+    local spec = RT[site]
+    local label = "#" .. i .. " (" .. tostring(site) .. ")"
+    local path = "metastases[" .. (i - 1) .. "]" -- fact paths count from 0, as in the engine's messages
+    if spec == nil then
+      out.note("metastasis " .. label .. ": the guideline gives no radiotherapy indication for this site")
+    elseif met.symptoms == nil then
+      out.warn{
+        id = "metastasis_symptoms_unknown",
+        text = "Symptoms of metastasis " .. label .. " are not recorded: palliative radiotherapy is only for symptomatic sites.",
+        citations = cites("rt_selective"),
+      }
+    else
+      local why = present(met.symptoms, spec.symptoms)
+      if #why == 0 then
+        asymptomatic[#asymptomatic + 1] = label
+        out.note("metastasis " .. label .. " is asymptomatic: no palliative radiotherapy")
+      elseif site == "inguinal_nodes" and groin_irradiated(facts) ~= false then
+        local irradiated = groin_irradiated(facts)
+        out.warn{
+          id = "groin_reirradiation_review",
+          text = (irradiated and "Prior groin radiation" or "Radiation history not recorded") ..
+            ": symptomatic inguinal metastasis " .. label ..
+            " (" .. words(why) .. "); the 50 Gy in 25 fractions course is for groin not previously irradiated, so re-irradiation needs radiation-oncology review.",
+          citations = cites("rt_inguinal"),
+        }
+        if irradiated == nil then
+          out.missing{
+            fact = "prior_radiation_sites",
+            why = "The 50 Gy inguinal course requires no prior groin radiation.",
+            test = "radiation treatment history review",
+            citations = cites("rt_inguinal"),
+          }
+        end
+      else
+        local item = {
+          id = spec.action,
+          text = "Palliative radiotherapy to " .. SITE_NAME[site] .. " " .. label .. " for " ..
+            words(why) .. " (" .. spec.dose .. ").",
+          rationale = "Radiotherapy only for symptomatic sites: this site has " .. words(why) .. ".",
+          citations = cites(spec.sentence),
+          target = i,
+          evidence = evidence(table.unpack(spec.evidence)),
+          facts = { path .. ".site", path .. ".symptoms",
+            site == "inguinal_nodes" and "prior_radiation_sites" or nil },
+        }
+        if spec.strength == "recommended" then
+          out.recommend(item)
+        else
+          item.strength = spec.strength
+          out.consider(item)
+        end
+        if site == "bone" then
+          bone_rt = true
+        end
+      end
+    end
+  end
+  if #asymptomatic > 0 then
+    out.warn{
+      id = "no_rt_asymptomatic_sites",
+      text = "No radiotherapy to asymptomatic metastases: " .. join(asymptomatic) .. ".",
+      citations = cites("rt_selective"),
+    }
+  end
+  return bone_rt
+end
+
+local function bone_agents(facts, out)
+  local mets = facts.metastases
+  if mets == nil then
+    return
+  end
+  local bone = {}
+  for i, met in ipairs(mets) do
+    if met.site == "bone" then
+      bone[#bone + 1] = "metastases[" .. (i - 1) .. "].site"
+    end
+  end
+  if #bone == 0 then
+    return
+  end
+  local names = { zoledronic_acid = "Zoledronic acid (bisphosphonate)", denosumab = "Denosumab" }
+  for _, agent in ipairs({ "zoledronic_acid", "denosumab" }) do
+    out.recommend{
+      id = agent,
+      text = names[agent] .. " for skeletal metastases, to prevent skeletal-related events.",
+      rationale = "Skeletal metastases: prevents pathological fractures, spinal cord compression and hypercalcaemia.",
+      citations = cites("bone_agent"),
+      group = "bone_agent",
+      evidence = evidence("bone_agent", "seq_bone"),
+      facts = bone,
+    }
+  end
+end
+
+------------------------------------------------------------------------
+-- The rectal primary
+------------------------------------------------------------------------
+
+local function primary_site(facts, out)
+  local symptoms = facts.primary.symptoms
+  if symptoms == nil then
+    out.warn{
+      id = "primary_symptoms_unknown",
+      text = "Symptoms of the primary site are not recorded: local therapy of the primary is reserved for bleeding, obstruction or intractable pain.",
+      citations = cites("primary_sympt"),
+    }
+    return
+  end
+  local why = present(symptoms, { "bleeding", "obstruction", "intractable_pain" })
+  if #why == 0 then
+    out.warn{
+      id = "no_locoregional_primary",
+      text = "Locoregional treatment of the primary is not indicated: the primary site is asymptomatic.",
+      citations = cites("primary_not"),
+    }
+    return
+  end
+  out.consider{
+    id = "primary_local_therapy",
+    text = "Consider local therapy of the symptomatic primary (stoma formation, laser ablation or repeat radiotherapy) for " ..
+      words(why) .. ".",
+    rationale = "Local treatment of the primary is reserved for symptomatic complications.",
+    citations = cites("primary_sympt"),
+    evidence = evidence("primary_sympt", "seq_primary"),
+    facts = { "primary.symptoms" },
+  }
+  if has(symptoms, "obstruction") then
+    out.warn{
+      id = "obstruction_last_resort",
+      text = "Malignant obstruction: endorectal stenting, laser ablation or palliative resection only if absolutely necessary, given prior surgery and radiation.",
+      citations = cites("obstruction"),
+    }
+  end
+end
+
+------------------------------------------------------------------------
+-- What not to do
+------------------------------------------------------------------------
+
+local function what_not_to_do(facts, out)
+  local m = facts.molecular
+  local kras, nras = known(m.kras), known(m.nras)
+
+  out.warn{
+    id = "no_primary_surgery",
+    text = "Do not perform additional surgery on the rectal primary: it has been resected and irradiated, and metastatic disease is the dominant problem.",
+    citations = cites("not_surgery"),
+  }
+  out.warn{
+    id = "no_long_course_crt",
+    text = "Do not use long-course chemoradiotherapy (50 Gy with concurrent 5-FU) in the metastatic setting: it delays systemic therapy without survival benefit.",
+    citations = cites("not_crt"),
+  }
+
+  local ras
+  if kras == "mutant" or nras == "mutant" then
+    ras = "RAS-mutant tumour: EGFR inhibitors (cetuximab, panitumumab) are contraindicated."
+  elseif kras == "wild_type" and nras == "wild_type" then
+    ras = "KRAS and NRAS confirmed wild type: EGFR inhibitors are an option."
+  else
+    ras = "RAS status not confirmed: no EGFR inhibitor (cetuximab, panitumumab) until KRAS and NRAS are known wild type."
+  end
+  out.warn{
+    id = "no_egfr_without_ras_wt",
+    text = "Do not use EGFR inhibitors without confirming RAS wild-type status. " .. ras,
+    citations = cites("not_egfr"),
+  }
+
+  local n = facts.neuropathy
+  local neuro
+  if n.grade ~= nil and n.grade >= 2 and n.persistent == true then
+    neuro = "This patient has persistent grade " .. n.grade .. " neuropathy: no oxaliplatin (FOLFOX)."
+  elseif n.grade == nil then
+    neuro = "Neuropathy grade not recorded."
+  else
+    neuro = "Current neuropathy grade " .. n.grade ..
+      (n.persistent == true and ", persistent." or (n.persistent == false and ", not persistent." or "."))
+  end
+  out.warn{
+    id = "no_oxaliplatin_neuropathy",
+    text = "Do not continue oxaliplatin after grade 2 or higher persistent neuropathy from prior FOLFOX. " .. neuro,
+    citations = cites("not_oxali"),
+  }
+
+  local d = facts.planned_surgery_in_days
+  local surg
+  if d == nil then
+    surg = "Planned surgery not recorded."
+  elseif d == false then
+    surg = "No surgery planned."
+  elseif d <= BEV_WINDOW_DAYS then
+    surg = "Surgery is planned in " .. d .. " days: bevacizumab is withheld."
+  else
+    surg = "Surgery is planned in " .. d ..
+      " days: no bevacizumab dose may fall within 6 weeks (42 days) of the operation."
+  end
+  out.warn{
+    id = "no_bev_near_surgery",
+    text = "Do not administer bevacizumab within 6 weeks of any planned surgery (wound healing). " .. surg,
+    citations = cites("not_bev"),
+  }
+end
+
+------------------------------------------------------------------------
+-- Evaluation
+------------------------------------------------------------------------
+
+local function evaluate(facts, out)
+  local ecog = facts.ecog
+  local msi = known(facts.molecular.msi)
+  local systemic = nil -- "chemo" | "ici" | nil
+
+  if ecog == nil then
+    out.pathway("needs_assessment", {
+      rationale = "ECOG performance status is unknown: second-line chemotherapy is only offered at ECOG 0-2, so it waits for the assessment; molecular tests go ahead.",
+      citations = cites("ps_good", "seq_confirm"),
+    })
+    out.missing{
+      fact = "ecog",
+      why = "Second-line chemotherapy is only offered at ECOG 0-2; ECOG 3-4 means best supportive care only.",
+      test = "ECOG performance status assessment",
+      citations = cites("ps_good", "seq_confirm"),
+    }
+    order_tests(facts, out)
+  elseif ecog >= 3 then
+    out.pathway("best_supportive_care", {
+      rationale = "ECOG " .. ecog .. ": best supportive care only; aggressive chemotherapy gives no survival benefit and worsens quality of life.",
+      citations = cites("ps_poor"),
+    })
+    out.recommend{
+      id = "best_supportive_care",
+      text = "Best supportive care only; no chemotherapy or biologic therapy.",
+      rationale = "ECOG " .. ecog .. " (poor performance status).",
+      citations = cites("ps_poor"),
+      evidence = evidence("ps_poor"),
+      facts = { "ecog" },
+    }
+    if msi == "msi_high" then
+      out.note("MSI-high at ECOG " .. ecog .. ": the guideline says best supportive care only; no checkpoint inhibitor")
+    end
+  elseif msi == "msi_high" then
+    out.pathway("immunotherapy", {
+      rationale = "MSI-high tumour at ECOG " .. ecog .. ": an immune checkpoint inhibitor is preferred over chemotherapy.",
+      citations = cites("msi"),
+    })
+    checkpoint_inhibitors(out)
+    order_tests(facts, out)
+    systemic = "ici"
+  else
+    out.pathway("second_line_systemic", {
+      rationale = "Progressed through (or intolerant of) first-line FOLFOX with ECOG " .. ecog ..
+        ": start second-line FOLFIRI-based chemotherapy now.",
+      citations = cites("overview", "cornerstone", "ps_good"),
+    })
+    second_line_regimens(facts, out)
+    order_tests(facts, out)
+    systemic = "chemo"
+  end
+
+  local bone_rt = palliative_rt(facts, out)
+  bone_agents(facts, out)
+  primary_site(facts, out)
+  what_not_to_do(facts, out)
+
+  if systemic ~= nil then
+    out.followup{
+      id = "ct_reassessment",
+      text = "Re-evaluate response with CT after 2-3 cycles (6-9 weeks); adjust therapy to response and tolerance.",
+      citations = cites("seq_ct"),
+    }
+    -- Planned surgery unknown: the C kernel itself warns to confirm none is
+    -- planned within 42 days (rule bev_surgery_window), for every protocol.
+  end
+  if systemic == "chemo" then
+    out.outcome{
+      text = "Median progression-free survival with second-line FOLFIRI plus biologics is approximately 5-8 months.",
+      citations = cites("pfs"),
+    }
+  end
+  if bone_rt then
+    out.outcome{
+      text = "Palliative radiotherapy relieves pain in 70-80% of patients with symptomatic bone metastases.",
+      citations = cites("rt_relief"),
+    }
+  end
+  out.outcome{
+    text = "The goal is quality of life and symptom control, not cure.",
+    citations = cites("goal"),
+  }
+end
+
+------------------------------------------------------------------------
+-- Example cases (`pathwise check`)
+------------------------------------------------------------------------
+
+-- Marks a field to drop from the index case (unknown).
+local UNKNOWN = {}
+
+-- The guideline's patient; each example changes a copy of it. A list
+-- replaces the field; a record merges into it.
+local function index_case(changes)
+  local f = {
+    patient_id = "index-001",
+    ecog = 1,
+    metastatic = true,
+    primary = { site = "rectum", resected = true, prior_pelvic_radiation = true, symptoms = {} },
+    prior_regimens = { { name = "FOLFOX", line = 1, outcome = "progression" } },
+    neuropathy = { grade = 1, persistent = false },
+    molecular = { kras = "unknown", nras = "unknown", braf_v600e = "unknown", msi = "unknown" },
+    metastases = {
+      { site = "bone", symptoms = { "pain" } },
+      { site = "inguinal_nodes", symptoms = {} },
+      { site = "retroperitoneal", symptoms = {} },
+    },
+    prior_radiation_sites = { "pelvis" },
+  }
+  for k, v in pairs(changes or {}) do
+    if v == UNKNOWN then
+      f[k] = nil
+    elseif type(v) == "table" and type(f[k]) == "table" and v[1] == nil and next(v) ~= nil then
+      for k2, v2 in pairs(v) do
+        f[k][k2] = v2
+      end
+    else
+      f[k] = v
+    end
+  end
+  return f
+end
+
+local examples = {
+  {
+    name = "index case: FOLFIRI+bevacizumab now, tests ordered, RT to the painful bone only",
+    facts = index_case(),
+    expect = {
+      applicable = true,
+      pathway = "second_line_systemic",
+      recommend = { "FOLFIRI+bevacizumab", "ras_testing", "braf_testing", "msi_testing",
+        "palliative_rt_bone", "zoledronic_acid", "denosumab" },
+      not_recommend = { "palliative_rt_inguinal", "palliative_rt_retroperitoneal",
+        "FOLFIRI+cetuximab", "FOLFIRI+panitumumab", "primary_local_therapy" },
+      missing = { "molecular.kras", "molecular.nras", "molecular.braf_v600e", "molecular.msi" },
+    },
+  },
+  {
+    name = "RAS wild type: anti-EGFR alternatives beside bevacizumab",
+    facts = index_case{ molecular = { kras = "wild_type", nras = "wild_type", braf_v600e = "wild_type", msi = "mss" } },
+    expect = {
+      pathway = "second_line_systemic",
+      recommend = { "FOLFIRI+bevacizumab", "FOLFIRI+cetuximab", "FOLFIRI+panitumumab" },
+      not_recommend = { "ras_testing", "encorafenib+cetuximab" },
+    },
+  },
+  {
+    name = "KRAS mutant: no anti-EGFR",
+    facts = index_case{ molecular = { kras = "mutant", nras = "wild_type", braf_v600e = "wild_type", msi = "mss" } },
+    expect = {
+      pathway = "second_line_systemic",
+      recommend = { "FOLFIRI+bevacizumab" },
+      not_recommend = { "FOLFIRI+cetuximab", "FOLFIRI+panitumumab", "ras_testing" },
+    },
+  },
+  {
+    name = "BRAF V600E with RAS wild type: encorafenib plus cetuximab",
+    facts = index_case{ molecular = { kras = "wild_type", nras = "wild_type", braf_v600e = "mutant", msi = "mss" } },
+    expect = {
+      pathway = "second_line_systemic",
+      recommend = { "FOLFIRI+bevacizumab", "encorafenib+cetuximab" },
+    },
+  },
+  {
+    name = "MSI-high at ECOG 1: checkpoint inhibitor, no chemotherapy",
+    facts = index_case{ molecular = { msi = "msi_high" } },
+    expect = {
+      pathway = "immunotherapy",
+      recommend = { "pembrolizumab", "nivolumab", "ras_testing" },
+      not_recommend = { "FOLFIRI+bevacizumab" },
+    },
+  },
+  {
+    name = "ECOG 3: best supportive care only, RT and bone agent stay",
+    facts = index_case{ ecog = 3 },
+    expect = {
+      pathway = "best_supportive_care",
+      recommend = { "best_supportive_care", "palliative_rt_bone", "zoledronic_acid", "denosumab" },
+      not_recommend = { "FOLFIRI+bevacizumab", "FOLFIRI", "ras_testing" },
+    },
+  },
+  {
+    name = "ECOG 2: still second line",
+    facts = index_case{ ecog = 2 },
+    expect = { pathway = "second_line_systemic", recommend = { "FOLFIRI+bevacizumab" } },
+  },
+  {
+    name = "ECOG unknown: needs assessment, no chemotherapy",
+    facts = index_case{ ecog = UNKNOWN },
+    expect = {
+      pathway = "needs_assessment",
+      missing = { "ecog" },
+      recommend = { "palliative_rt_bone", "ras_testing" },
+      not_recommend = { "FOLFIRI+bevacizumab" },
+    },
+  },
+  {
+    name = "surgery in 30 days: FOLFIRI without bevacizumab; proposed bevacizumab blocked",
+    facts = index_case{ planned_surgery_in_days = 30, proposed_orders = { "bevacizumab" } },
+    expect = {
+      pathway = "second_line_systemic",
+      recommend = { "FOLFIRI" },
+      not_recommend = { "FOLFIRI+bevacizumab" },
+      blocked = { "bevacizumab" },
+    },
+  },
+  {
+    name = "persistent grade 2 neuropathy: proposed FOLFOX blocked",
+    facts = index_case{ neuropathy = { grade = 2, persistent = true }, proposed_orders = { "FOLFOX" } },
+    expect = { pathway = "second_line_systemic", blocked = { "FOLFOX" } },
+  },
+  {
+    name = "bleeding primary: consider local therapy",
+    facts = index_case{ primary = { symptoms = { "bleeding" } } },
+    expect = { recommend = { "primary_local_therapy" } },
+  },
+  {
+    name = "symptomatic inguinal and retroperitoneal sites get RT",
+    facts = index_case{ metastases = {
+      { site = "inguinal_nodes", symptoms = { "lymphedema" } },
+      { site = "retroperitoneal", symptoms = { "neurologic" } },
+    } },
+    expect = {
+      recommend = { "palliative_rt_inguinal", "palliative_rt_retroperitoneal" },
+      not_recommend = { "palliative_rt_bone", "zoledronic_acid" },
+    },
+  },
+  {
+    name = "KRAS mutant with proposed cetuximab: blocked",
+    facts = index_case{ molecular = { kras = "mutant" }, proposed_orders = { "cetuximab" } },
+    expect = { blocked = { "cetuximab" } },
+  },
+  {
+    name = "not metastatic: not applicable",
+    facts = index_case{ metastatic = false },
+    expect = { applicable = false, not_recommend = { "FOLFIRI+bevacizumab" } },
+  },
+  {
+    name = "metastatic status unknown: missing",
+    facts = index_case{ metastatic = UNKNOWN },
+    expect = { missing = { "metastatic" }, not_recommend = { "FOLFIRI+bevacizumab" } },
+  },
+}
+
+return {
+  id = "mrc_second_line",
+  version = "1.0.0",
+  title = "Metastatic rectal cancer, second line after surgery, FOLFOX and radiation",
+  references = {
+    [1] = "Guideline reference 1 (as cited in guideline.txt; the guideline does not name its sources)",
+    [2] = "Guideline reference 2 (as cited in guideline.txt; the guideline does not name its sources)",
+    [3] = "Guideline reference 3 (as cited in guideline.txt; the guideline does not name its sources)",
+    [4] = "Guideline reference 4 (as cited in guideline.txt; the guideline does not name its sources)",
+    [5] = "Guideline reference 5 (as cited in guideline.txt; the guideline does not name its sources)",
+  },
+  applies = applies,
+  evaluate = evaluate,
+  examples = examples,
+}
