@@ -10,13 +10,11 @@
 #include <unistd.h>
 #include "cli.h"
 #include "engine.h"
-#if __has_include("server.h")
+#ifdef PW_HAVE_SERVER
 #include "server.h"
-#define PW_HAVE_SERVER 1
 #endif
-#if __has_include("experiments.h")
+#ifdef PW_HAVE_EXPERIMENTS
 #include "experiments.h"
-#define PW_HAVE_EXPERIMENTS 1
 #endif
 
 #define MAX_PLUGINS 8

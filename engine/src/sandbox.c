@@ -148,11 +148,20 @@ static int sb_undeclared(lua_State *L) {
                     lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
 }
 
+/* next() over the table a proxy hides (upvalue 1), so that pairs never
+** hands the writable table itself to a script. */
+static int sb_proxy_next(lua_State *L) {
+  lua_settop(L, 2);
+  if (lua_next(L, lua_upvalueindex(1))) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
 static int sb_pairs_proxy(lua_State *L) {   /* pairs over a read-only proxy */
   lua_getmetatable(L, 1);
   lua_getfield(L, -1, "__index");
-  lua_getglobal(L, "next");
-  lua_insert(L, -2);
+  lua_pushcclosure(L, sb_proxy_next, 1);
+  lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
 }
