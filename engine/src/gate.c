@@ -32,9 +32,11 @@
 ** info: set only when the check passes. On failure has_id is 0, as JSON-RPC
 ** wants a null id after a parse error.
 **
-** Memory: no heap use unless nesting above GATE_STACK_FRAMES is allowed by
-** the limits and reached by the input, or more than GATE_STACK_KEYS keys are
-** open at once; then malloc/realloc, freed before pw_gate_check returns.
+** Memory: no heap use with the default limits unless more than
+** GATE_STACK_KEYS keys are open at once (the key stack then moves to the
+** heap and doubles). A max_depth above GATE_STACK_FRAMES allocates the frame
+** stack (min(max_depth, n) frames) up front. Both are freed before
+** pw_gate_check returns, on every path.
 ** No globals and no static mutable state: reentrant.
 */
 #include "gate.h"
@@ -67,7 +69,7 @@
 typedef struct gate_key {
   const char *p;     /* first byte after the opening quote */
   size_t len;        /* raw length, escapes undecoded */
-  uint32_t hash;     /* FNV-1a of the decoded bytes */
+  uint32_t hash;     /* of the decoded bytes (gate_key_hash) */
   uint32_t esc;      /* raw text holds a backslash */
 } gate_key;
 
@@ -333,6 +335,26 @@ static int gate_is_plain(unsigned c) {
   return c - 0x20u < 0x60u && c != '"' && c != '\\';
 }
 
+/* Nonzero if any of the 8 bytes in w is a quote, a backslash, below 0x20
+** or above 0x7F (exact for presence: never misses one). */
+static uint64_t gate_swar_special(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+  uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+  return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b) | w) & high;
+}
+
+/* Index of the first byte at or after i that is not plain. */
+static size_t gate_plain_run(const unsigned char *u, size_t i, size_t n) {
+  uint64_t w;
+  while (n - i >= 8) {
+    memcpy(&w, u + i, 8);
+    if (gate_swar_special(w)) break;
+    i += 8;
+  }
+  while (i < n && gate_is_plain(u[i])) i++;
+  return i;
+}
+
 /* The string at s[g->i] (the opening quote). Leaves g->i after the closing
 ** quote; *esc says whether it held a backslash. */
 static int gate_string(gate *g, int *esc) {
@@ -341,7 +363,7 @@ static int gate_string(gate *g, int *esc) {
   *esc = 0;
   for (;;) {
     unsigned c;
-    while (i < n && gate_is_plain(u[i])) i++;
+    i = gate_plain_run(u, i, n);
     if (i >= n) return gate_fail(g, n, "unterminated string");
     c = u[i];
     if (c == '"') break;
@@ -434,18 +456,58 @@ static void gate_it_init(gate_it *it, const gate_key *k) {
   it->nb = it->ib = 0;
 }
 
-static uint32_t gate_key_hash(const gate_key *k) {
-  uint32_t h = 2166136261u;
-  if (!k->esc) {
-    size_t j;
-    for (j = 0; j < k->len; j++) h = (h ^ (unsigned char)k->p[j]) * 16777619u;
-  } else {
-    gate_it it;
-    int c;
-    gate_it_init(&it, k);
-    while ((c = gate_it_next(&it)) >= 0) h = (h ^ (unsigned)c) * 16777619u;
+/* Hash of the decoded bytes taken as 8-byte words plus the length: the
+** raw and the escaped path must agree. Whole words are loaded natively;
+** the last partial word is assembled with shifts (no store-forwarding
+** stall) in the same order by both paths. */
+static uint64_t gate_mix(uint64_t h, uint64_t w) {
+  h = (h ^ w) * 0x9E3779B97F4A7C15u;
+  return h ^ (h >> 29);
+}
+
+static uint32_t gate_hash_end(uint64_t h, size_t len) {
+  h = gate_mix(h, (uint64_t)len);
+  return (uint32_t)(h ^ (h >> 32));
+}
+
+static uint64_t gate_tail_word(const unsigned char *p, size_t m) {
+  uint64_t w = 0;
+  size_t j;
+  for (j = 0; j < m; j++) w |= (uint64_t)p[j] << (8 * j);
+  return w;
+}
+
+static uint32_t gate_hash_raw(const char *p, size_t len) {
+  uint64_t h = 0, w;
+  size_t j = 0;
+  for (; len - j >= 8; j += 8) {
+    memcpy(&w, p + j, 8);
+    h = gate_mix(h, w);
   }
-  return h;
+  if (j < len) h = gate_mix(h, gate_tail_word((const unsigned char *)p + j, len - j));
+  return gate_hash_end(h, len);
+}
+
+static uint32_t gate_hash_escaped(const gate_key *k) {
+  unsigned char chunk[8];
+  uint64_t h = 0, w;
+  size_t len = 0;
+  gate_it it;
+  int c;
+  gate_it_init(&it, k);
+  while ((c = gate_it_next(&it)) >= 0) {
+    chunk[len++ % 8] = (unsigned char)c;
+    if (len % 8 == 0) {
+      memcpy(&w, chunk, 8);
+      h = gate_mix(h, w);
+    }
+  }
+  if (len % 8) h = gate_mix(h, gate_tail_word(chunk, len % 8));
+  return gate_hash_end(h, len);
+}
+
+static uint32_t gate_key_hash(const gate_key *k) {
+  return k->esc ? gate_hash_escaped(k) : gate_hash_raw(k->p, k->len);
 }
 
 /* Order of decoded bytes (unsigned, shorter first on a common prefix). */

@@ -407,6 +407,27 @@ static void test_duplicates(void) {
   REJECT("{\"\\u004B\":1,\"\\u004b\":2}", "duplicate key '\\u004b'", "(byte 12)");
   REJECT("{\"\":1,\"\":2}", "$: duplicate key '\"\"'", "(byte 6)");
   REJECT("{\"id\":1,\"\\u0069d\":2}", "$: duplicate key '\\u0069d'", "(byte 8)");
+  /* long keys: escaping any one character still makes a duplicate */
+  {
+    const char *key = "molecular_profile_kras_g12c";   /* 27 bytes: 3 words + 3 */
+    size_t len = strlen(key), at, cut;
+    int all = 1, none = 1;
+    for (at = 0; at < len; at++) {
+      char doc[160], esc[64];
+      snprintf(esc, sizeof esc, "%.*s\\u%04x%s", (int)at, key, (unsigned char)key[at], key + at + 1);
+      snprintf(doc, sizeof doc, "{\"%s\":1,\"%s\":2}", key, esc);
+      if (gate(doc) != -1 || !strstr(E, "duplicate key")) all = 0;
+      snprintf(doc, sizeof doc, "{\"%s\":1,\"%s\":2}", esc, key);
+      if (gate(doc) != -1 || !strstr(E, "duplicate key")) all = 0;
+    }
+    CHECK(all);
+    for (cut = 1; cut <= len; cut++) {   /* prefixes of every length differ */
+      char doc[160];
+      snprintf(doc, sizeof doc, "{\"%s\":1,\"%.*s\":2}", key, (int)(len - cut), key);
+      if (gate(doc) != 0) none = 0;
+    }
+    CHECK(none);
+  }
   /* not duplicates */
   CHECK(gate("{\"\\u00e9\":1,\"e\":2,\"\\u00e8\":3}") == 0);
   CHECK(gate("{\"a\":1,\"a \":2,\"A\":3,\"\\u0061b\":4}") == 0);
