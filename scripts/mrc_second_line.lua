@@ -85,42 +85,44 @@ local S = {
 
 local BEV_WINDOW_DAYS = 42 -- "within 6 weeks"
 
--- Union of the citation numbers of the named sentences, ascending.
-local function cites(...)
-  local seen, list = {}, {}
-  for _, key in ipairs({ ... }) do
-    for _, n in ipairs(S[key][1]) do
-      if not seen[n] then
-        seen[n] = true
-        list[#list + 1] = n
-      end
-    end
+-- Union of the citation numbers of the named sentences, ascending. The
+-- numbers of a sentence form a bit set (bit n-1 for reference n); the
+-- lists of all sets of references 1-8 are made once, here, and shared.
+local function numbers(set) -- the reference numbers in a bit set, ascending
+  local list = {}
+  for n = 1, 32 do
+    if set & (1 << (n - 1)) ~= 0 then list[#list + 1] = n end
   end
-  table.sort(list)
   return list
 end
 
+local LIST, SET = {}, {}
+for set = 1, 255 do LIST[set] = numbers(set) end
+for key, sentence in pairs(S) do
+  SET[key] = 0
+  for _, n in ipairs(sentence[1]) do SET[key] = SET[key] | (1 << (n - 1)) end
+end
+local function cites(...)
+  local set = 0
+  for i = 1, select("#", ...) do set = set | SET[select(i, ...)] end
+  return LIST[set] or numbers(set)
+end
+
 -- The named sentences' text, joined.
-local function evidence(...)
-  local parts = {}
-  for _, key in ipairs({ ... }) do
-    parts[#parts + 1] = S[key][2]
-  end
-  return table.concat(parts, " ")
+local function evidence(first, ...)
+  local text = S[first][2]
+  for i = 1, select("#", ...) do text = text .. " " .. S[select(i, ...)][2] end
+  return text
 end
 
 -- "unknown" and absent mean the same.
 local function known(v)
-  if v == nil or v == "unknown" then
-    return nil
-  end
+  if v == nil or v == "unknown" then return nil end
   return v
 end
 
 local function has(list, value)
-  if list == nil then
-    return false
-  end
+  if list == nil then return false end
   for _, v in ipairs(list) do
     if v == value then
       return true
@@ -144,9 +146,7 @@ local function present(list, values)
 end
 
 local function lower_has(list, value)
-  if list == nil then
-    return false
-  end
+  if list == nil then return false end
   for _, v in ipairs(list) do
     if type(v) == "string" and v:lower() == value then
       return true

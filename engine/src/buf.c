@@ -4,6 +4,10 @@
 ** here because cjson 2.1.0 writes empty lists as {} and integers as floats.
 */
 #include <stdarg.h>
+#include <stdint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +63,34 @@ void pw_buf_json_str(pw_buf *b, const char *s) {
   buf_grow(b, n * 6 + 2);
   char *o = b->data + b->len;
   *o++ = '"';
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  for (; p < end; p++) {
+    /* Runs of 16, then 8, bytes that need no escape (no control character,
+    ** quote or backslash) are copied whole: most text is such runs. */
+#ifdef __SSE2__
+    while (end - p >= 16) {
+      __m128i v = _mm_loadu_si128((const __m128i *)p);
+      __m128i ok = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x20)), v);   /* v >= 0x20 */
+      __m128i esc = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+      if (_mm_movemask_epi8(_mm_andnot_si128(esc, ok)) != 0xFFFF) break;
+      _mm_storeu_si128((__m128i *)o, v);
+      o += 16;
+      p += 16;
+    }
+#endif
+    while (end - p >= 8) {
+      uint64_t w, q, bs;
+      memcpy(&w, p, 8);
+      q = w ^ 0x2222222222222222ull;
+      bs = w ^ 0x5c5c5c5c5c5c5c5cull;
+      if (((w - 0x2020202020202020ull) | (q - 0x0101010101010101ull) | (bs - 0x0101010101010101ull)) &
+          ~w & 0x8080808080808080ull)
+        break;
+      memcpy(o, p, 8);
+      o += 8;
+      p += 8;
+    }
+    if (p == end) break;
     unsigned char c = *p;
     if (c == '"' || c == '\\') { *o++ = '\\'; *o++ = (char)c; }
     else if (c >= 0x20) *o++ = (char)c;

@@ -60,8 +60,22 @@ static pw_engine *engine_of(lua_State *L) {
 
 /* ---- reading builder arguments (raw access only) ---- */
 
-static const char *arg_str(lua_State *L, pw_engine *e, const char *fn, const char *k, int required) {
-  lua_pushstring(L, k);
+/* Field names, held as upvalues 2.. of every builder function: pushing
+** one is a copy where lua_pushstring would hash and compare each time. */
+enum {
+  F_ID, F_TEXT, F_RATIONALE, F_EVIDENCE, F_GROUP, F_STRENGTH, F_CITATIONS, F_PREFERRED,
+  F_TARGET, F_FACTS, F_FACT, F_WHY, F_ORDER, F_TEST, F_RULE, F_REASON, NFIELDS};
+static const char *const field_names[NFIELDS] = {
+  "id", "text", "rationale", "evidence", "group", "strength", "citations", "preferred",
+  "target", "facts", "fact", "why", "order", "test", "rule", "reason"};
+
+static void push_field(lua_State *L, int f) {
+  lua_pushvalue(L, lua_upvalueindex(2 + f));
+}
+
+static const char *arg_str(lua_State *L, pw_engine *e, const char *fn, int f, int required) {
+  const char *k = field_names[f];
+  push_field(L, f);
   int t = lua_rawget(L, 1);
   if (t == LUA_TNIL) {
     lua_pop(L, 1);
@@ -89,7 +103,7 @@ static int is_ident(const char *s) {
 
 static void arg_cites(lua_State *L, pw_engine *e, const char *fn, int required, pw_cites *c) {
   memset(c, 0, sizeof *c);
-  lua_pushliteral(L, "citations");
+  push_field(L, F_CITATIONS);
   int t = lua_rawget(L, 1);
   if (t == LUA_TNIL && !required) { lua_pop(L, 1); return; }
   if (t != LUA_TTABLE) luaL_error(L, "out.%s: field 'citations' must be a list of reference numbers", fn);
@@ -138,21 +152,21 @@ static int build_item(lua_State *L, const char *fn, const char *default_strength
   pw_kind kind;
   check_live(L, e, fn);
   memset(&it, 0, sizeof it);
-  it.id = arg_str(L, e, fn, "id", 1);
+  it.id = arg_str(L, e, fn, F_ID, 1);
   if (pw_knowledge_resolve(it.id, &it.agents, &it.action, &kind, why, sizeof why))
     luaL_error(L, "out.%s: %s", fn, why);
-  it.text = arg_str(L, e, fn, "text", 1);
-  it.rationale = arg_str(L, e, fn, "rationale", 0);
-  it.evidence = arg_str(L, e, fn, "evidence", 0);
-  it.group = arg_str(L, e, fn, "group", 0);
+  it.text = arg_str(L, e, fn, F_TEXT, 1);
+  it.rationale = arg_str(L, e, fn, F_RATIONALE, 0);
+  it.evidence = arg_str(L, e, fn, F_EVIDENCE, 0);
+  it.group = arg_str(L, e, fn, F_GROUP, 0);
   if (it.group && !is_ident(it.group)) luaL_error(L, "out.%s: group '%s' must be [a-z0-9_.-]+", fn, it.group);
-  it.strength = arg_str(L, e, fn, "strength", 0);
+  it.strength = arg_str(L, e, fn, F_STRENGTH, 0);
   if (!it.strength) it.strength = default_strength;
   arg_cites(L, e, fn, 1, &it.cites);
-  lua_pushliteral(L, "preferred");
+  push_field(L, F_PREFERRED);
   it.preferred = lua_rawget(L, 1) == LUA_TBOOLEAN && lua_toboolean(L, -1);
   lua_pop(L, 1);
-  lua_pushliteral(L, "target");
+  push_field(L, F_TARGET);
   if (lua_rawget(L, 1) != LUA_TNIL) {
     int isint;
     lua_Integer t = lua_tointegerx(L, -1, &isint);
@@ -161,7 +175,7 @@ static int build_item(lua_State *L, const char *fn, const char *default_strength
     it.target = (int)t;
   }
   lua_pop(L, 1);
-  lua_pushliteral(L, "facts");
+  push_field(L, F_FACTS);
   if (lua_rawget(L, 1) == LUA_TTABLE) {
     int n = (int)lua_rawlen(L, -1);
     if (n > 16) luaL_error(L, "out.%s: at most 16 fact paths", fn);
@@ -202,10 +216,10 @@ static int b_consider(lua_State *L) { return build_item(L, "consider", "consider
 static int b_missing(lua_State *L) {
   pw_engine *e = engine_of(L);
   check_live(L, e, "missing");
-  const char *fact = arg_str(L, e, "missing", "fact", 1);
-  const char *why = arg_str(L, e, "missing", "why", 1);
-  const char *order = arg_str(L, e, "missing", "order", 0);
-  const char *test = arg_str(L, e, "missing", "test", 0);
+  const char *fact = arg_str(L, e, "missing", F_FACT, 1);
+  const char *why = arg_str(L, e, "missing", F_WHY, 1);
+  const char *order = arg_str(L, e, "missing", F_ORDER, 0);
+  const char *test = arg_str(L, e, "missing", F_TEST, 0);
   pw_cites c;
   char buf[8], err[160];
   arg_cites(L, e, "missing", 0, &c);
@@ -234,8 +248,8 @@ static int build_note(lua_State *L, int which, const char *fn, int id_required) 
   pw_cites c;
   if (!e->in_eval) luaL_error(L, "out.%s may only be called during an evaluation", fn);
   luaL_checktype(L, 1, LUA_TTABLE);
-  const char *id = arg_str(L, e, fn, "id", id_required);
-  const char *text = arg_str(L, e, fn, "text", 1);
+  const char *id = arg_str(L, e, fn, F_ID, id_required);
+  const char *text = arg_str(L, e, fn, F_TEXT, 1);
   arg_cites(L, e, fn, which != PW_NOTE_WARN || !e->in_plugin, &c);
   if (id && which == PW_NOTE_FOLLOWUP) {
     uint32_t ag;
@@ -286,7 +300,7 @@ static int b_pathway(lua_State *L) {
   if (lua_istable(L, 2)) {
     lua_settop(L, 2);
     lua_remove(L, 1);   /* the options table becomes argument 1 */
-    e->res.pathway_rationale = arg_str(L, e, "pathway", "rationale", 0);
+    e->res.pathway_rationale = arg_str(L, e, "pathway", F_RATIONALE, 0);
     arg_cites(L, e, "pathway", 0, &e->res.pathway_cites);
   }
   trace(e, script_line(L), NULL, "pathway set to %s%s", e->res.pathway, "");
@@ -301,9 +315,9 @@ static int p_block(lua_State *L) {
   char rule[160];
   if (!e->in_plugin) luaL_error(L, "out.block may only be called by a plugin during an evaluation");
   luaL_checktype(L, 1, LUA_TTABLE);
-  const char *id = arg_str(L, e, "block", "id", 1);
-  const char *r = arg_str(L, e, "block", "rule", 1);
-  const char *reason = arg_str(L, e, "block", "reason", 1);
+  const char *id = arg_str(L, e, "block", F_ID, 1);
+  const char *r = arg_str(L, e, "block", F_RULE, 1);
+  const char *reason = arg_str(L, e, "block", F_REASON, 1);
   if (!is_ident(r)) luaL_error(L, "out.block: rule '%s' must be [a-z0-9_.-]+", r);
   arg_cites(L, e, "block", 0, &c);
   snprintf(rule, sizeof rule, "%s/%s", e->cur_plugin->id, r);
@@ -319,9 +333,14 @@ static int p_block(lua_State *L) {
   return 0;
 }
 
-static int p_refuse(lua_State *L) {
+static int p_refuse(lua_State *L) {   /* __index (2 arguments) or __newindex (3) */
   const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?";
+  if (lua_gettop(L) >= 3) return luaL_error(L, "plugins may only tighten: out is read-only (tried to set out.%s)", k);
   return luaL_error(L, "plugins may only tighten: out.%s is not available (use out.block or out.warn)", k);
+}
+
+static int p_items_refuse(lua_State *L) {
+  return luaL_error(L, "plugins may only tighten: the item list is read-only (use out.block to block an item)");
 }
 
 static int b_refuse(lua_State *L) {
@@ -335,7 +354,8 @@ static int push_builder(lua_State *L, pw_engine *e, const luaL_Reg *fns, lua_CFu
   lua_newtable(L);                          /* metatable */
   lua_newtable(L);                          /* functions */
   lua_pushlightuserdata(L, e);
-  luaL_setfuncs(L, fns, 1);
+  for (int i = 0; i < NFIELDS; i++) lua_pushstring(L, field_names[i]);
+  luaL_setfuncs(L, fns, 1 + NFIELDS);
   lua_newtable(L);                          /* functions' own metatable: unknown names */
   lua_pushcfunction(L, missing);
   lua_setfield(L, -2, "__index");
@@ -628,6 +648,10 @@ static int seal(lua_State *L) {   /* make a table tree read-only, recursively */
   }
   lua_settop(L, 1);
   pw_sandbox_readonly(L);
+  lua_getmetatable(L, -1);   /* say why, in plugin terms */
+  lua_pushcfunction(L, p_items_refuse);
+  lua_setfield(L, -2, "__newindex");
+  lua_pop(L, 1);
   return 1;
 }
 

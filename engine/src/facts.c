@@ -79,6 +79,28 @@ static int fail(vctx *c, int idx, const char *path, const char *expected) {
   return -1;
 }
 
+/* Paths for messages are built for every member validated, so without
+** snprintf: the same text, truncated the same way (b holds n > 0 bytes). */
+static size_t path_add(char *b, size_t n, size_t k, const char *s) {
+  while (*s && k + 1 < n) b[k++] = *s++;
+  b[k] = '\0';
+  return k;
+}
+
+static void path_join(char *b, size_t n, const char *x, const char *y) {   /* "%s.%s" */
+  path_add(b, n, path_add(b, n, path_add(b, n, 0, x), "."), y);
+}
+
+static void path_index(char *b, size_t n, const char *x, lua_Integer i) {   /* "%s[%lld]" */
+  char d[24], *q = d + sizeof d;
+  unsigned long long u = i < 0 ? 0ull - (unsigned long long)i : (unsigned long long)i;
+  *--q = '\0';
+  *--q = ']';
+  do { *--q = (char)('0' + u % 10); u /= 10; } while (u);
+  if (i < 0) *--q = '-';
+  path_add(b, n, path_add(b, n, path_add(b, n, 0, x), "["), q);
+}
+
 static int is_null(lua_State *L, int idx) {
   return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
 }
@@ -140,7 +162,7 @@ static int get_symptoms(vctx *c, int idx, const char *path, names nm, unsigned *
   for (lua_Integer i = 1; i <= n; i++) {
     int v;
     lua_rawgeti(L, idx, i);
-    snprintf(p, sizeof p, "%s[%lld]", path, (long long)(i - 1));
+    path_index(p, sizeof p, path, i - 1);
     if (get_enum(c, lua_gettop(L), p, nm, &v)) return -1;
     *out |= 1u << (v - 1);
     lua_pop(L, 1);
@@ -215,7 +237,7 @@ static int molecular_member(vctx *c, const char *key, int v, const char *pre, vo
   else if (KEY("braf_v600e")) { slot = &f->braf_v600e; nm = NAMES(braf_vals); }
   else if (KEY("msi")) { slot = &f->msi; nm = NAMES(msi_vals); }
   else return unknown_field(c, pre, key);
-  snprintf(path, sizeof path, "molecular.%s", key);
+  path_join(path, sizeof path, "molecular", key);
   if ((r = get_enum(c, v, path, nm, slot))) return r;
   if (*slot == 3) *slot = 0;   /* "unknown" */
   return 0;
@@ -227,7 +249,7 @@ static int regimen_member(vctx *c, const char *key, int v, const char *pre, void
   pw_regimen_fact *r = ud;
   char path[96];
   if (is_null(c->L, v)) return 0;
-  snprintf(path, sizeof path, "%s.%s", pre, key);
+  path_join(path, sizeof path, pre, key);
   if (KEY("name")) return get_str(c, v, path, &r->name);
   if (KEY("line")) return get_int(c, v, path, 1, 99, "integer 1..99", &r->line);
   if (KEY("outcome")) return get_enum(c, v, path, NAMES(outcomes), &r->outcome);
@@ -238,7 +260,7 @@ static int met_member(vctx *c, const char *key, int v, const char *pre, void *ud
   pw_met_fact *m = ud;
   char path[96];
   if (is_null(c->L, v)) return 0;
-  snprintf(path, sizeof path, "%s.%s", pre, key);
+  path_join(path, sizeof path, pre, key);
   if (KEY("site")) return get_enum(c, v, path, NAMES(met_sites), &m->site);
   if (KEY("symptoms")) {
     m->symptoms_known = 1;
@@ -257,7 +279,7 @@ static int get_obj_list(vctx *c, int idx, const char *path, member_fn fn,
   for (lua_Integer i = 1; i <= n; i++) {
     char p[96];
     void *item = (char *)items + (size_t)(i - 1) * sz;
-    snprintf(p, sizeof p, "%s[%lld]", path, (long long)(i - 1));
+    path_index(p, sizeof p, path, i - 1);
     lua_rawgeti(L, idx, i);
     int top = lua_gettop(L);
     if (!lua_istable(L, top) || (lua_rawlen(L, top) > 0)) {
@@ -280,7 +302,7 @@ static int get_str_list(vctx *c, int idx, const char *path, const char **out, in
   if (n > PW_FACTS_MAX_LIST) return fail(c, idx, path, "an array of at most 64 items");
   for (lua_Integer i = 1; i <= n; i++) {
     char p[96];
-    snprintf(p, sizeof p, "%s[%lld]", path, (long long)(i - 1));
+    path_index(p, sizeof p, path, i - 1);
     lua_rawgeti(L, idx, i);
     int r = get_str(c, lua_gettop(L), p, &out[i - 1]);
     lua_pop(L, 1);
@@ -371,19 +393,32 @@ const char *pw_facts_site_name(int site) {
 const char *pw_facts_mol_name(int v) { return v ? mol_vals[v - 1] : "unknown"; }
 const char *pw_facts_msi_name(int v) { return v ? msi_vals[v - 1] : "unknown"; }
 
+/* ,"k": (keys and names here need no escaping) */
+static void canon_key(pw_buf *b, const char *k) {
+  pw_buf_add(b, ",\"", 2);
+  pw_buf_adds(b, k);
+  pw_buf_add(b, "\":", 2);
+}
 static void canon_tri(pw_buf *b, const char *k, int v) {
-  pw_buf_addf(b, ",\"%s\":%s", k, v == PW_UNKNOWN ? "null" : v ? "true" : "false");
+  canon_key(b, k);
+  pw_buf_adds(b, v == PW_UNKNOWN ? "null" : v ? "true" : "false");
 }
 static void canon_int(pw_buf *b, const char *k, int v) {
-  if (v == PW_UNKNOWN) pw_buf_addf(b, ",\"%s\":null", k);
-  else pw_buf_addf(b, ",\"%s\":%d", k, v);
+  canon_key(b, k);
+  if (v == PW_UNKNOWN) pw_buf_adds(b, "null");
+  else pw_buf_add_int(b, v);
 }
 static void canon_bits(pw_buf *b, const char *k, int known, unsigned bits, names nm) {
-  pw_buf_addf(b, ",\"%s\":", k);
+  canon_key(b, k);
   if (!known) { pw_buf_adds(b, "null"); return; }
   pw_buf_adds(b, "[");
   for (int i = 0, first = 1; i < nm.n; i++)
-    if (bits & (1u << i)) { pw_buf_addf(b, "%s\"%s\"", first ? "" : ",", nm.v[i]); first = 0; }
+    if (bits & (1u << i)) {
+      pw_buf_adds(b, first ? "\"" : ",\"");
+      pw_buf_adds(b, nm.v[i]);
+      pw_buf_adds(b, "\"");
+      first = 0;
+    }
   pw_buf_adds(b, "]");
 }
 
@@ -392,7 +427,7 @@ void pw_facts_canonical(const pw_facts *f, pw_buf *b) {
   pw_buf_json_str(b, f->patient_id);
   canon_int(b, "ecog", f->ecog);
   canon_tri(b, "metastatic", f->metastatic);
-  pw_buf_addf(b, ",\"primary\":{\"site\":");
+  pw_buf_adds(b, ",\"primary\":{\"site\":");
   pw_buf_json_str(b, f->primary.site ? prim_sites[f->primary.site - 1] : NULL);
   canon_tri(b, "resected", f->primary.resected);
   canon_tri(b, "prior_pelvic_radiation", f->primary.prior_pelvic_radiation);
@@ -414,17 +449,23 @@ void pw_facts_canonical(const pw_facts *f, pw_buf *b) {
   }
   pw_buf_adds(b, ",\"neuropathy\":{\"grade\":");
   if (f->neuropathy.grade == PW_UNKNOWN) pw_buf_adds(b, "null");
-  else pw_buf_addf(b, "%d", f->neuropathy.grade);
+  else pw_buf_add_int(b, f->neuropathy.grade);
   canon_tri(b, "persistent", f->neuropathy.persistent);
-  pw_buf_addf(b, "},\"molecular\":{\"kras\":\"%s\",\"nras\":\"%s\",\"braf_v600e\":\"%s\",\"msi\":\"%s\"}",
-              pw_facts_mol_name(f->kras), pw_facts_mol_name(f->nras),
-              pw_facts_mol_name(f->braf_v600e), pw_facts_msi_name(f->msi));
+  pw_buf_adds(b, "},\"molecular\":{\"kras\":\"");
+  pw_buf_adds(b, pw_facts_mol_name(f->kras));
+  pw_buf_adds(b, "\",\"nras\":\"");
+  pw_buf_adds(b, pw_facts_mol_name(f->nras));
+  pw_buf_adds(b, "\",\"braf_v600e\":\"");
+  pw_buf_adds(b, pw_facts_mol_name(f->braf_v600e));
+  pw_buf_adds(b, "\",\"msi\":\"");
+  pw_buf_adds(b, pw_facts_msi_name(f->msi));
+  pw_buf_adds(b, "\"}");
   pw_buf_adds(b, ",\"metastases\":");
   if (!f->mets_known) pw_buf_adds(b, "null");
   else {
     pw_buf_adds(b, "[");
     for (int i = 0; i < f->nmets; i++) {
-      pw_buf_addf(b, "%s{\"site\":", i ? "," : "");
+      pw_buf_adds(b, i ? ",{\"site\":" : "{\"site\":");
       pw_buf_json_str(b, f->mets[i].site ? met_sites[f->mets[i].site - 1] : NULL);
       canon_bits(b, "symptoms", f->mets[i].symptoms_known, f->mets[i].symptoms, NAMES(msyms));
       pw_buf_adds(b, "}");
@@ -442,7 +483,7 @@ void pw_facts_canonical(const pw_facts *f, pw_buf *b) {
     pw_buf_adds(b, "]");
   }
   pw_buf_adds(b, ",\"planned_surgery_in_days\":");
-  if (f->surgery == PW_SURGERY_PLANNED) pw_buf_addf(b, "%d", f->surgery_days);
+  if (f->surgery == PW_SURGERY_PLANNED) pw_buf_add_int(b, f->surgery_days);
   else pw_buf_adds(b, f->surgery == PW_SURGERY_NONE ? "\"none\"" : "null");
   pw_buf_adds(b, ",\"proposed_orders\":");
   if (!f->orders_known) pw_buf_adds(b, "null");
@@ -465,20 +506,50 @@ static void bits_text(unsigned bits, names nm, char *buf, size_t n) {
   if (!k) snprintf(buf, n, "none");
 }
 
+/* snprintf(buf, n, "%s", s) without the formatting machinery */
+static void put(char *buf, size_t n, const char *s) {
+  size_t k = strlen(s);
+  if (!n) return;
+  if (k >= n) k = n - 1;
+  memcpy(buf, s, k);
+  buf[k] = '\0';
+}
+
+/* The plain form of what the sscanf patterns below read: prefix, 1 or 2
+** digits, "].", a field of [a-z_]. Returns 1 with *i and field set. Other
+** spellings (spaces, signs, more digits) take the sscanf path. */
+static int indexed_fast(const char *path, const char *prefix, size_t plen, int *i, char field[16]) {
+  if (strncmp(path, prefix, plen)) return 0;
+  const char *p = path + plen;
+  if (p[0] < '0' || p[0] > '9') return 0;
+  int v = p[0] - '0', k = 1;
+  if (p[1] >= '0' && p[1] <= '9') { v = v * 10 + (p[1] - '0'); k = 2; }
+  if (p[k] != ']' || p[k + 1] != '.') return 0;
+  p += k + 2;
+  size_t m = 0;
+  while (m < 15 && ((p[m] >= 'a' && p[m] <= 'z') || p[m] == '_')) { field[m] = p[m]; m++; }
+  if (m == 0 || p[m]) return 0;
+  field[m] = '\0';
+  *i = v;
+  return 1;
+}
+
 /* metastases[N].site|symptoms and prior_regimens[N].name|line|outcome */
 static const char *describe_indexed(const pw_facts *f, const char *path, char *buf, size_t n) {
   int i, len = 0;
   char field[16];
-  if (sscanf(path, "metastases[%d].%15[a-z_]%n", &i, field, &len) == 2 && !path[len]) {
+  if (indexed_fast(path, "metastases[", 11, &i, field) ||
+      (sscanf(path, "metastases[%d].%15[a-z_]%n", &i, field, &len) == 2 && !path[len])) {
     if (i < 0 || i >= PW_FACTS_MAX_LIST) return NULL;
     if (strcmp(field, "site") && strcmp(field, "symptoms")) return NULL;
-    if (!f->mets_known || i >= f->nmets) snprintf(buf, n, "absent");
-    else if (!strcmp(field, "site")) snprintf(buf, n, "%s", pw_facts_site_name(f->mets[i].site));
-    else if (!f->mets[i].symptoms_known) snprintf(buf, n, "unknown");
+    if (!f->mets_known || i >= f->nmets) put(buf, n, "absent");
+    else if (!strcmp(field, "site")) put(buf, n, pw_facts_site_name(f->mets[i].site));
+    else if (!f->mets[i].symptoms_known) put(buf, n, "unknown");
     else bits_text(f->mets[i].symptoms, NAMES(msyms), buf, n);
     return buf;
   }
-  if (sscanf(path, "prior_regimens[%d].%15[a-z_]%n", &i, field, &len) == 2 && !path[len]) {
+  if (indexed_fast(path, "prior_regimens[", 15, &i, field) ||
+      (sscanf(path, "prior_regimens[%d].%15[a-z_]%n", &i, field, &len) == 2 && !path[len])) {
     if (i < 0 || i >= PW_FACTS_MAX_LIST) return NULL;
     const pw_regimen_fact *r = &f->regimens[i];
     int absent = !f->regimens_known || i >= f->nregimens;
@@ -530,8 +601,8 @@ const char *pw_facts_describe(const pw_facts *f, const char *path, char *buf, si
     if (!f->rt_known) s = "unknown";
     else { snprintf(buf, n, "%s", pw_facts_prior_groin_rt(f) ? "includes the groin" : "no groin"); return buf; }
   } else return NULL;
-  if (s) snprintf(buf, n, "%s", s);
-  else if (v == PW_UNKNOWN) snprintf(buf, n, "unknown");
+  if (s) put(buf, n, s);
+  else if (v == PW_UNKNOWN) put(buf, n, "unknown");
   else snprintf(buf, n, "%d", v);
   return buf;
 }
@@ -550,18 +621,49 @@ typedef struct view {
   int kind, idx;
 } view;
 
+/* The view metamethods hold the metatable as upvalue 1: comparing with it
+** is cheaper than luaL_checkudata's lookup by name, on every access. */
 static view *check_view(lua_State *L) {
-  view *v = luaL_checkudata(L, 1, VIEW_MT);
+  view *v;
+  if (lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1) &&
+      lua_rawequal(L, -1, lua_upvalueindex(1))) {
+    lua_pop(L, 1);
+    v = lua_touserdata(L, 1);
+  } else
+    v = luaL_checkudata(L, 1, VIEW_MT);   /* raises the usual error */
   if (*v->gen != v->made) luaL_error(L, "facts used after their evaluation ended");
   return v;
 }
 
+/* Child views are made once per parent and kept in its user values: the
+** root's objects and lists, a list's items, a record's symptoms. */
+enum { UV_PRIMARY = 1, UV_NEURO, UV_MOLECULAR, UV_REGIMENS, UV_METS, UV_RT, UV_ORDERS, UV_ROOT_N = UV_ORDERS };
+
+static int view_nuv(const pw_facts *f, int kind) {
+  switch (kind) {
+  case V_ROOT: return UV_ROOT_N;
+  case V_PRIMARY: case V_MET: return 1;   /* symptoms */
+  case V_REGIMENS: return f->nregimens;
+  case V_METS: return f->nmets;
+  default: return 0;
+  }
+}
+
 static void push_view(lua_State *L, const view *parent, int kind, int idx) {
-  view *v = lua_newuserdatauv(L, sizeof *v, 0);
+  view *v = lua_newuserdatauv(L, sizeof *v, view_nuv(parent->f, kind));
   *v = *parent;
   v->kind = kind;
   v->idx = idx;
   luaL_setmetatable(L, VIEW_MT);
+}
+
+/* Push the child view in user value slot of the view at stack index 1. */
+static void push_child(lua_State *L, const view *parent, int slot, int kind, int idx) {
+  if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) return;
+  lua_pop(L, 1);
+  push_view(L, parent, kind, idx);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, slot);
 }
 
 static void push_bits(lua_State *L, unsigned bits, names nm, lua_Integer i) {
@@ -606,70 +708,76 @@ static void index_list(lua_State *L, const view *v, lua_Integer i) {
   switch (v->kind) {
   case V_PSYM: push_bits(L, f->primary.symptoms, NAMES(psyms), i); break;
   case V_MSYM: push_bits(L, f->mets[v->idx].symptoms, NAMES(msyms), i); break;
-  case V_REGIMENS: push_view(L, v, V_REGIMEN, (int)i - 1); break;
-  case V_METS: push_view(L, v, V_MET, (int)i - 1); break;
+  case V_REGIMENS: push_child(L, v, (int)i, V_REGIMEN, (int)i - 1); break;
+  case V_METS: push_child(L, v, (int)i, V_MET, (int)i - 1); break;
   case V_RT: lua_pushstring(L, f->rt_sites[i - 1]); break;
   case V_ORDERS: lua_pushstring(L, f->orders[i - 1].id); break;
   }
 }
 
+/* k is a key of the view (as a C string: up to its first NUL, as strcmp
+** would read it); IS compares the length first, then the bytes. */
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(k, lit, sizeof(lit) - 1) == 0)
+
 static void index_field(lua_State *L, const view *v, const char *k) {
   const pw_facts *f = v->f;
+  size_t n = strlen(k);
   switch (v->kind) {
   case V_ROOT:
-    if (!strcmp(k, "ecog")) push_int(L, f->ecog);
-    else if (!strcmp(k, "metastatic")) push_tri(L, f->metastatic);
-    else if (!strcmp(k, "patient_id")) f->patient_id ? (void)lua_pushstring(L, f->patient_id) : lua_pushnil(L);
-    else if (!strcmp(k, "primary")) push_view(L, v, V_PRIMARY, 0);
-    else if (!strcmp(k, "neuropathy")) push_view(L, v, V_NEURO, 0);
-    else if (!strcmp(k, "molecular")) push_view(L, v, V_MOLECULAR, 0);
-    else if (!strcmp(k, "prior_regimens")) f->regimens_known ? push_view(L, v, V_REGIMENS, 0) : lua_pushnil(L);
-    else if (!strcmp(k, "metastases")) f->mets_known ? push_view(L, v, V_METS, 0) : lua_pushnil(L);
-    else if (!strcmp(k, "prior_radiation_sites")) f->rt_known ? push_view(L, v, V_RT, 0) : lua_pushnil(L);
-    else if (!strcmp(k, "proposed_orders")) f->orders_known ? push_view(L, v, V_ORDERS, 0) : lua_pushnil(L);
-    else if (!strcmp(k, "planned_surgery_in_days")) {
+    if (IS("ecog")) push_int(L, f->ecog);
+    else if (IS("metastatic")) push_tri(L, f->metastatic);
+    else if (IS("patient_id")) f->patient_id ? (void)lua_pushstring(L, f->patient_id) : lua_pushnil(L);
+    else if (IS("primary")) push_child(L, v, UV_PRIMARY, V_PRIMARY, 0);
+    else if (IS("neuropathy")) push_child(L, v, UV_NEURO, V_NEURO, 0);
+    else if (IS("molecular")) push_child(L, v, UV_MOLECULAR, V_MOLECULAR, 0);
+    else if (IS("prior_regimens")) f->regimens_known ? push_child(L, v, UV_REGIMENS, V_REGIMENS, 0) : lua_pushnil(L);
+    else if (IS("metastases")) f->mets_known ? push_child(L, v, UV_METS, V_METS, 0) : lua_pushnil(L);
+    else if (IS("prior_radiation_sites")) f->rt_known ? push_child(L, v, UV_RT, V_RT, 0) : lua_pushnil(L);
+    else if (IS("proposed_orders")) f->orders_known ? push_child(L, v, UV_ORDERS, V_ORDERS, 0) : lua_pushnil(L);
+    else if (IS("planned_surgery_in_days")) {
       if (f->surgery == PW_SURGERY_PLANNED) lua_pushinteger(L, f->surgery_days);
       else if (f->surgery == PW_SURGERY_NONE) lua_pushboolean(L, 0);
       else lua_pushnil(L);
     } else lua_pushnil(L);
     break;
   case V_PRIMARY:
-    if (!strcmp(k, "site")) push_name(L, f->primary.site, prim_sites);
-    else if (!strcmp(k, "resected")) push_tri(L, f->primary.resected);
-    else if (!strcmp(k, "prior_pelvic_radiation")) push_tri(L, f->primary.prior_pelvic_radiation);
-    else if (!strcmp(k, "symptoms")) f->primary.symptoms_known ? push_view(L, v, V_PSYM, 0) : lua_pushnil(L);
+    if (IS("site")) push_name(L, f->primary.site, prim_sites);
+    else if (IS("resected")) push_tri(L, f->primary.resected);
+    else if (IS("prior_pelvic_radiation")) push_tri(L, f->primary.prior_pelvic_radiation);
+    else if (IS("symptoms")) f->primary.symptoms_known ? push_child(L, v, 1, V_PSYM, 0) : lua_pushnil(L);
     else lua_pushnil(L);
     break;
   case V_NEURO:
-    if (!strcmp(k, "grade")) push_int(L, f->neuropathy.grade);
-    else if (!strcmp(k, "persistent")) push_tri(L, f->neuropathy.persistent);
+    if (IS("grade")) push_int(L, f->neuropathy.grade);
+    else if (IS("persistent")) push_tri(L, f->neuropathy.persistent);
     else lua_pushnil(L);
     break;
   case V_MOLECULAR:
-    if (!strcmp(k, "kras")) push_name(L, f->kras, mol_vals);
-    else if (!strcmp(k, "nras")) push_name(L, f->nras, mol_vals);
-    else if (!strcmp(k, "braf_v600e")) push_name(L, f->braf_v600e, braf_vals);
-    else if (!strcmp(k, "msi")) push_name(L, f->msi, msi_vals);
+    if (IS("kras")) push_name(L, f->kras, mol_vals);
+    else if (IS("nras")) push_name(L, f->nras, mol_vals);
+    else if (IS("braf_v600e")) push_name(L, f->braf_v600e, braf_vals);
+    else if (IS("msi")) push_name(L, f->msi, msi_vals);
     else lua_pushnil(L);
     break;
   case V_REGIMEN: {
     const pw_regimen_fact *r = &f->regimens[v->idx];
-    if (!strcmp(k, "name")) r->name ? (void)lua_pushstring(L, r->name) : lua_pushnil(L);
-    else if (!strcmp(k, "line")) r->line ? lua_pushinteger(L, r->line) : lua_pushnil(L);
-    else if (!strcmp(k, "outcome")) push_name(L, r->outcome, outcomes);
+    if (IS("name")) r->name ? (void)lua_pushstring(L, r->name) : lua_pushnil(L);
+    else if (IS("line")) r->line ? lua_pushinteger(L, r->line) : lua_pushnil(L);
+    else if (IS("outcome")) push_name(L, r->outcome, outcomes);
     else lua_pushnil(L);
     break;
   }
   case V_MET: {
     const pw_met_fact *m = &f->mets[v->idx];
-    if (!strcmp(k, "site")) push_name(L, m->site, met_sites);
-    else if (!strcmp(k, "symptoms")) m->symptoms_known ? push_view(L, v, V_MSYM, v->idx) : lua_pushnil(L);
+    if (IS("site")) push_name(L, m->site, met_sites);
+    else if (IS("symptoms")) m->symptoms_known ? push_child(L, v, 1, V_MSYM, v->idx) : lua_pushnil(L);
     else lua_pushnil(L);
     break;
   }
   default: lua_pushnil(L);
   }
 }
+#undef IS
 
 static int view_index(lua_State *L) {
   view *v = check_view(L);
@@ -743,7 +851,8 @@ static int view_next(lua_State *L) {
 
 static int view_pairs(lua_State *L) {
   check_view(L);
-  lua_pushcfunction(L, view_next);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, view_next, 1);
   lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
@@ -759,13 +868,25 @@ void pw_facts_open(lua_State *L) {
     {"__index", view_index}, {"__newindex", view_newindex}, {"__len", view_len},
     {"__pairs", view_pairs}, {"__tostring", view_tostring}, {NULL, NULL}};
   luaL_newmetatable(L, VIEW_MT);
-  luaL_setfuncs(L, mt, 0);
+  lua_pushvalue(L, -1);
+  luaL_setfuncs(L, mt, 1);   /* each metamethod knows the metatable */
   lua_pushliteral(L, "facts are read-only");
   lua_setfield(L, -2, "__metatable");
   lua_pop(L, 1);
 }
 
+/* One root view per evaluation: applies, evaluate and plugins share it
+** (and the child views it keeps). The registry holds the latest. */
+static const char root_key = 0;
+
 void pw_facts_push_view(lua_State *L, const pw_facts *f, const uint32_t *gen) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &root_key) == LUA_TUSERDATA) {
+    const view *v = lua_touserdata(L, -1);
+    if (v->f == f && v->gen == gen && v->made == *gen) return;
+  }
+  lua_pop(L, 1);
   view root = {f, gen, *gen, V_ROOT, 0};
   push_view(L, &root, V_ROOT, 0);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &root_key);
 }

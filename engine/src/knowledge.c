@@ -73,15 +73,15 @@ const char *pw_knowledge_kind_name(pw_kind k) {
 /* One part of an id (no '+'): agent or regimen, or action when alone. */
 static int resolve_part(const char *s, size_t n, uint32_t *ag, int *act, pw_kind *kind) {
   for (int i = 0; i < PW_AG_COUNT; i++)
-    if (strlen(agents[i].id) == n && memcmp(agents[i].id, s, n) == 0) {
+    if (agents[i].id[0] == s[0] && strlen(agents[i].id) == n && memcmp(agents[i].id, s, n) == 0) {
       *ag = PW_AGENT_BIT(i); *kind = PW_KIND_AGENT; return 0;
     }
   for (int i = 0; i < NREGIMENS; i++)
-    if (strlen(regimens[i].id) == n && memcmp(regimens[i].id, s, n) == 0) {
+    if (regimens[i].id[0] == s[0] && strlen(regimens[i].id) == n && memcmp(regimens[i].id, s, n) == 0) {
       *ag = regimens[i].agents; *kind = PW_KIND_REGIMEN; return 0;
     }
   for (int i = 0; i < PW_ACT_COUNT; i++)
-    if (strlen(actions[i].id) == n && memcmp(actions[i].id, s, n) == 0) {
+    if (actions[i].id[0] == s[0] && strlen(actions[i].id) == n && memcmp(actions[i].id, s, n) == 0) {
       *ag = actions[i].agents; *act = i; *kind = PW_KIND_ACTION; return 0;
     }
   return -1;

@@ -8,6 +8,9 @@
 #include "knowledge.h"
 #include "result.h"
 
+/* Append a string literal: its length is known at compile time. */
+#define ADDL(b, lit) pw_buf_add(b, "" lit, sizeof(lit) - 1)
+
 #define VEC_PUSH(vec, out) do { \
     if ((vec).n == (vec).cap) { \
       int cap_ = (vec).cap ? (vec).cap * 2 : 16; \
@@ -104,14 +107,14 @@ static void j_key_str(pw_buf *b, const char *k, const char *v) {
 }
 
 static void j_agents(pw_buf *b, uint32_t agents) {
-  pw_buf_adds(b, ",\"agents\":[");
+  ADDL(b, ",\"agents\":[");
   for (int i = 0, first = 1; i < PW_AG_COUNT; i++)
     if (agents & PW_AGENT_BIT(i)) {
       if (!first) pw_buf_add(b, ",", 1);
       pw_buf_json_str(b, pw_knowledge_agent(i)->id);
       first = 0;
     }
-  pw_buf_adds(b, "]");
+  ADDL(b, "]");
 }
 
 static const char *item_kind(const pw_item *it) {
@@ -124,13 +127,13 @@ static const char *item_kind(const pw_item *it) {
 }
 
 static void j_recommendation(pw_buf *b, const pw_item *it, int tracing) {
-  pw_buf_adds(b, "{\"id\":");
+  ADDL(b, "{\"id\":");
   pw_buf_json_str(b, it->id);
   j_key_str(b, "kind", item_kind(it));
   j_key_str(b, "strength", it->strength);
   j_key_str(b, "text", it->text);
   j_key_str(b, "rationale", it->rationale);
-  pw_buf_adds(b, ",\"citations\":");
+  ADDL(b, ",\"citations\":");
   j_cites(b, &it->cites);
   j_agents(b, it->agents);
   if (it->group) j_key_str(b, "group", it->group);
@@ -138,12 +141,12 @@ static void j_recommendation(pw_buf *b, const pw_item *it, int tracing) {
   if (it->target) { j_key(b, "target"); pw_buf_add_int(b, it->target); }
   if (tracing && it->evidence) j_key_str(b, "evidence", it->evidence);
   if (tracing && it->nfacts) {
-    pw_buf_adds(b, ",\"facts\":[");
+    ADDL(b, ",\"facts\":[");
     for (int i = 0; i < it->nfacts; i++) {
-      if (i) pw_buf_adds(b, ",");
+      if (i) ADDL(b, ",");
       pw_buf_json_str(b, it->facts[i]);
     }
-    pw_buf_adds(b, "]");
+    ADDL(b, "]");
   }
   j_key_str(b, "source", source_name(it->source));
   j_key(b, "line");
@@ -152,17 +155,17 @@ static void j_recommendation(pw_buf *b, const pw_item *it, int tracing) {
 }
 
 static void j_blocked(pw_buf *b, const pw_item *it) {
-  pw_buf_adds(b, "{\"id\":");
+  ADDL(b, "{\"id\":");
   pw_buf_json_str(b, it->id);
   j_agents(b, it->agents);
   j_key_str(b, "source", source_name(it->source));
   j_key_str(b, "rule", it->rule);
   j_key_str(b, "reason", it->reason);
-  pw_buf_adds(b, ",\"citations\":");
+  ADDL(b, ",\"citations\":");
   j_cites(b, &it->rule_cites);
   if (it->text) j_key_str(b, "text", it->text);
   if (it->line) { j_key(b, "line"); pw_buf_add_int(b, it->line); }
-  pw_buf_adds(b, "}");
+  ADDL(b, "}");
 }
 
 static void j_notes(pw_buf *b, const char *key, const pw_note *v, int n, int with_id) {
@@ -170,19 +173,19 @@ static void j_notes(pw_buf *b, const char *key, const pw_note *v, int n, int wit
   pw_buf_add(b, "[", 1);
   for (int i = 0; i < n; i++) {
     pw_buf_adds(b, i ? ",{" : "{");
-    if (with_id) { pw_buf_adds(b, "\"id\":"); pw_buf_json_str(b, v[i].id); pw_buf_adds(b, ","); }
-    pw_buf_adds(b, "\"text\":");
+    if (with_id) { ADDL(b, "\"id\":"); pw_buf_json_str(b, v[i].id); ADDL(b, ","); }
+    ADDL(b, "\"text\":");
     pw_buf_json_str(b, v[i].text);
-    pw_buf_adds(b, ",\"citations\":");
+    ADDL(b, ",\"citations\":");
     j_cites(b, &v[i].cites);
     if (with_id) j_key_str(b, "source", source_name(v[i].source));
-    pw_buf_adds(b, "}");
+    ADDL(b, "}");
   }
-  pw_buf_adds(b, "]");
+  ADDL(b, "]");
 }
 
 static void j_alternatives(pw_buf *b, const pw_result *r) {
-  pw_buf_adds(b, ",\"alternatives\":[");
+  ADDL(b, ",\"alternatives\":[");
   int first = 1;
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
@@ -198,25 +201,25 @@ static void j_alternatives(pw_buf *b, const pw_result *r) {
     pw_buf_adds(b, first ? "{\"group\":" : ",{\"group\":");
     first = 0;
     pw_buf_json_str(b, it->group);
-    pw_buf_adds(b, ",\"choose\":\"one\",\"items\":[");
+    ADDL(b, ",\"choose\":\"one\",\"items\":[");
     for (int j = i, k = 0; j < r->items.n; j++) {
       const pw_item *o = &r->items.v[j];
       if (!o->group || o->blocked || o->source != PW_SRC_PROTOCOL || strcmp(o->group, it->group)) continue;
-      if (k++) pw_buf_adds(b, ",");
+      if (k++) ADDL(b, ",");
       pw_buf_json_str(b, o->id);
     }
-    pw_buf_adds(b, "]}");
+    ADDL(b, "]}");
   }
-  pw_buf_adds(b, "]");
+  ADDL(b, "]");
 }
 
 void pw_protocol_info_json(const pw_protocol_info *p, pw_buf *b) {
-  pw_buf_adds(b, "{\"id\":");
+  ADDL(b, "{\"id\":");
   pw_buf_json_str(b, p->id);
   j_key_str(b, "version", p->version);
   j_key_str(b, "title", p->title);
   j_key_str(b, "sha256", p->sha256);
-  pw_buf_adds(b, "}");
+  ADDL(b, "}");
 }
 
 void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
@@ -226,26 +229,26 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
   pw_buf_adds(b, r->applicable < 0 ? ",\"applicable\":null" : r->applicable ? ",\"applicable\":true" : ",\"applicable\":false");
   j_key_str(b, "applicability", r->applicability);
   j_key_str(b, "pathway", r->pathway);
-  pw_buf_adds(b, ",\"pathway_detail\":{\"rationale\":");
+  ADDL(b, ",\"pathway_detail\":{\"rationale\":");
   pw_buf_json_str(b, r->pathway_rationale);
-  pw_buf_adds(b, ",\"citations\":");
+  ADDL(b, ",\"citations\":");
   j_cites(b, &r->pathway_cites);
-  pw_buf_adds(b, "},\"recommendations\":[");
+  ADDL(b, "},\"recommendations\":[");
   int k = 0;
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
     if (it->source != PW_SRC_PROTOCOL || it->blocked) continue;
-    if (k++) pw_buf_adds(b, ",");
+    if (k++) ADDL(b, ",");
     j_recommendation(b, it, r->tracing);
   }
-  pw_buf_adds(b, "],\"blocked\":[");
+  ADDL(b, "],\"blocked\":[");
   k = 0;
   for (int i = 0; i < r->items.n; i++) {
     if (!r->items.v[i].blocked) continue;
-    if (k++) pw_buf_adds(b, ",");
+    if (k++) ADDL(b, ",");
     j_blocked(b, &r->items.v[i]);
   }
-  pw_buf_adds(b, "],\"missing\":[");
+  ADDL(b, "],\"missing\":[");
   for (int i = 0; i < r->missing.n; i++) {
     const pw_missing *m = &r->missing.v[i];
     pw_buf_adds(b, i ? ",{\"fact\":" : "{\"fact\":");
@@ -253,17 +256,17 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     j_key_str(b, "reason", m->why);
     j_key_str(b, "order", m->order);
     j_key_str(b, "test", m->test);
-    pw_buf_adds(b, ",\"citations\":");
+    ADDL(b, ",\"citations\":");
     j_cites(b, &m->cites);
     j_key_str(b, "source", source_name(m->source));
-    pw_buf_adds(b, "}");
+    ADDL(b, "}");
   }
-  pw_buf_adds(b, "]");
+  ADDL(b, "]");
   j_notes(b, "warnings", r->warnings.v, r->warnings.n, 1);
   j_notes(b, "followup", r->followup.v, r->followup.n, 1);
   j_notes(b, "outcomes", r->outcomes.v, r->outcomes.n, 0);
   j_alternatives(b, r);
-  pw_buf_adds(b, ",\"orders\":[");
+  ADDL(b, ",\"orders\":[");
   k = 0;
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
@@ -273,29 +276,29 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     j_agents(b, it->agents);
     pw_buf_adds(b, it->blocked ? ",\"status\":\"blocked\"}" : ",\"status\":\"allowed\"}");
   }
-  pw_buf_adds(b, "]");
+  ADDL(b, "]");
   if (r->tracing) {
-    pw_buf_adds(b, ",\"trace\":[");
+    ADDL(b, ",\"trace\":[");
     for (int i = 0; i < r->trace.n; i++) {
       const pw_note *n = &r->trace.v[i];
       pw_buf_adds(b, i ? ",{\"text\":" : "{\"text\":");
       pw_buf_json_str(b, n->text);
       if (n->id) j_key_str(b, "rule", n->id);
       if (n->line) { j_key(b, "line"); pw_buf_add_int(b, n->line); }
-      pw_buf_adds(b, "}");
+      ADDL(b, "}");
     }
-    pw_buf_adds(b, "]");
+    ADDL(b, "]");
   }
-  pw_buf_adds(b, "}");
+  ADDL(b, "}");
 }
 
 /* ---- text for people ---- */
 
 static void t_cites(pw_buf *b, const pw_cites *c) {
   if (!c->n) return;
-  pw_buf_adds(b, " [");
+  ADDL(b, " [");
   for (int i = 0; i < c->n; i++) pw_buf_addf(b, i ? ", %d" : "%d", c->v[i]);
-  pw_buf_adds(b, "]");
+  ADDL(b, "]");
 }
 
 static void t_section(pw_buf *b, const char *title, int n) {
@@ -311,7 +314,7 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
   pw_buf_addf(b, "\nPathway: %s", r->pathway ? r->pathway : "none");
   t_cites(b, &r->pathway_cites);
   if (r->pathway_rationale) pw_buf_addf(b, "\n  %s", r->pathway_rationale);
-  pw_buf_adds(b, "\n");
+  ADDL(b, "\n");
 
   t_section(b, "RECOMMENDATIONS", nrec);
   for (int i = 0, k = 0; i < r->items.n; i++) {
@@ -319,13 +322,13 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     if (it->source != PW_SRC_PROTOCOL || it->blocked) continue;
     pw_buf_addf(b, "  %d. %s (%s", ++k, it->id, it->strength);
     if (it->group) pw_buf_addf(b, "; %s alternative%s", it->group, it->preferred ? ", preferred" : "");
-    pw_buf_adds(b, ")");
+    ADDL(b, ")");
     t_cites(b, &it->cites);
     if (it->text) pw_buf_addf(b, "\n     %s", it->text);
     if (it->rationale) pw_buf_addf(b, "\n     Why: %s", it->rationale);
     if (r->tracing && it->evidence) pw_buf_addf(b, "\n     Guideline: \"%s\"", it->evidence);
     if (r->tracing && it->line) pw_buf_addf(b, "\n     From protocol line %d", it->line);
-    pw_buf_adds(b, "\n");
+    ADDL(b, "\n");
   }
   for (int i = 0; i < r->items.n; i++) {   /* alternatives, said in words */
     const pw_item *it = &r->items.v[i];
@@ -345,7 +348,7 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
       if (o->group && !o->blocked && o->source == PW_SRC_PROTOCOL && !strcmp(o->group, it->group))
         pw_buf_addf(b, "%s %s", k++ ? " or" : "", o->id);
     }
-    pw_buf_adds(b, "\n");
+    ADDL(b, "\n");
   }
 
   t_section(b, "BLOCKED BY SAFETY RULES", nblk);
@@ -364,7 +367,7 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     if (m->order) pw_buf_addf(b, " (order %s)", m->order);
     t_cites(b, &m->cites);
     if (m->why) pw_buf_addf(b, "\n    %s", m->why);
-    pw_buf_adds(b, "\n");
+    ADDL(b, "\n");
   }
 
   const struct { const char *title; const pw_note *v; int n; } lists[] = {
@@ -376,7 +379,7 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     for (int i = 0; i < lists[s].n; i++) {
       pw_buf_addf(b, "  - %s", lists[s].v[i].text);
       t_cites(b, &lists[s].v[i].cites);
-      pw_buf_adds(b, "\n");
+      ADDL(b, "\n");
     }
   }
   int nord = 0;
@@ -398,7 +401,7 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
   int any = 0;
   for (int i = 1; i <= PW_MAX_REFS; i++) any |= p->refs[i] != NULL;
   if (any) {
-    pw_buf_adds(b, "\nREFERENCES\n");
+    ADDL(b, "\nREFERENCES\n");
     for (int i = 1; i <= PW_MAX_REFS; i++)
       if (p->refs[i]) pw_buf_addf(b, "  [%d] %s\n", i, p->refs[i]);
   }

@@ -37,21 +37,87 @@ static void sha_block(uint32_t h[8], const unsigned char *p) {
   h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += k;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The same compression with the x86 SHA extensions (one instruction per
+** two rounds), used when the CPU has them: the canonical facts of every
+** evaluation are hashed, and this is about 8 times faster. */
+#include <cpuid.h>
+#include <immintrin.h>
+
+__attribute__((target("sha,sse4.1,ssse3")))
+static void sha_block_ni(uint32_t h[8], const unsigned char *p) {
+  const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i t = _mm_loadu_si128((const __m128i *)&h[0]);
+  __m128i s1 = _mm_loadu_si128((const __m128i *)&h[4]);
+  t = _mm_shuffle_epi32(t, 0xB1);             /* CDAB */
+  s1 = _mm_shuffle_epi32(s1, 0x1B);           /* EFGH */
+  __m128i s0 = _mm_alignr_epi8(t, s1, 8);     /* ABEF */
+  s1 = _mm_blend_epi16(s1, t, 0xF0);          /* CDGH */
+  const __m128i abef = s0, cdgh = s1;
+  __m128i w[4];
+  for (int i = 0; i < 16; i++) {
+    __m128i m;
+    if (i < 4) m = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), bswap);
+    else {
+      m = _mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]);               /* W[t-16] + s0(W[t-15]) */
+      m = _mm_add_epi32(m, _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));   /* + W[t-7] */
+      m = _mm_sha256msg2_epu32(m, w[(i + 3) & 3]);                      /* + s1(W[t-2]) */
+    }
+    w[i & 3] = m;
+    __m128i k = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)&K[4 * i]));
+    s1 = _mm_sha256rnds2_epu32(s1, s0, k);
+    s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(k, 0x0E));
+  }
+  s0 = _mm_add_epi32(s0, abef);
+  s1 = _mm_add_epi32(s1, cdgh);
+  t = _mm_shuffle_epi32(s0, 0x1B);            /* FEBA */
+  s1 = _mm_shuffle_epi32(s1, 0xB1);           /* DCHG */
+  s0 = _mm_blend_epi16(t, s1, 0xF0);          /* DCBA */
+  s1 = _mm_alignr_epi8(s1, t, 8);             /* HGFE */
+  _mm_storeu_si128((__m128i *)&h[0], s0);
+  _mm_storeu_si128((__m128i *)&h[4], s1);
+}
+
+typedef void (*block_fn)(uint32_t h[8], const unsigned char *p);
+
+/* SHA extensions if the CPU has them and they give the known answer for
+** "abc"; the portable code otherwise. Racing threads store the same value. */
+static block_fn pick_block(void) {
+  static block_fn chosen;
+  if (chosen) return chosen;
+  block_fn f = sha_block;
+  unsigned a, b, c, d;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29))) {
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    unsigned char blk[64] = {'a', 'b', 'c', 0x80};
+    blk[63] = 24;
+    sha_block_ni(h, blk);
+    if (h[0] == 0xba7816bf && h[7] == 0xf20015ad) f = sha_block_ni;
+  }
+  __atomic_store_n(&chosen, f, __ATOMIC_RELAXED);
+  return f;
+}
+#else
+#define pick_block() sha_block
+#endif
+
 void pw_sha256_hex(const void *data, size_t len, char out[65]) {
   uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   const unsigned char *p = data;
   size_t n = len;
   unsigned char tail[128];
-  for (; n >= 64; n -= 64, p += 64) sha_block(h, p);
+  void (*block)(uint32_t *, const unsigned char *) = pick_block();
+  for (; n >= 64; n -= 64, p += 64) block(h, p);
   memset(tail, 0, sizeof tail);
   memcpy(tail, p, n);
   tail[n] = 0x80;
   size_t tl = n + 9 <= 64 ? 64 : 128;
   uint64_t bits = (uint64_t)len * 8;
   for (int i = 0; i < 8; i++) tail[tl - 1 - i] = (unsigned char)(bits >> (8 * i));
-  sha_block(h, tail);
-  if (tl == 128) sha_block(h, tail + 64);
+  block(h, tail);
+  if (tl == 128) block(h, tail + 64);
   static const char hx[] = "0123456789abcdef";
   for (int i = 0; i < 32; i++) {
     unsigned char byte = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
