@@ -7,10 +7,10 @@
 **    "peer":{"uid":U,"gid":G,"pid":P},<fragment from the worker>,
 **    "duration_us":D,"crc32":"xxxxxxxx"}
 ** The CRC-32 (IEEE, as zlib's crc32) covers every byte of the line before
-** ',"crc32":'. Records are appended to a pending buffer on the loop thread;
-** one commit at a time moves the whole buffer to the file on the uv thread
-** pool (write, then fdatasync in "always" mode: group commit) and reports
-** back on the loop thread. A write or sync failure is final until a reopen
+** ',"crc32":'. Records are formatted on the loop thread; a job on the uv
+** thread pool writes whatever has accumulated, then fdatasyncs it ("always"
+** mode: group commit), and repeats while records keep coming; progress is
+** reported back on the loop thread. A write or sync failure is final until a reopen
 ** (SIGUSR1): the file is cut back to the last whole record, every record
 ** not yet durable is reported lost, and later appends are refused.
 */
@@ -39,7 +39,8 @@ typedef struct pw_declog_opts {
   pw_log_sync sync;
   unsigned interval_ms;   /* batch: fdatasync period; 0 = 1000 */
   pw_declog_cb cb;
-  void (*note)(void *arg, const char *msg);   /* things worth telling the operator */
+  /* things worth telling the operator; may be called from a pool thread */
+  void (*note)(void *arg, const char *msg);
   void *arg;
 } pw_declog_opts;
 

@@ -1,0 +1,258 @@
+"""Shared helpers for the `pathwise serve` integration tests (stdlib only).
+
+Each test script calls run(tests): every test function gets a fresh
+temporary directory (sockets live there, so paths stay short) and the
+parsed arguments (--pathwise BINARY --root SOURCE_TREE). Servers started
+through Server are always stopped (SIGKILL as a last resort) at the end of
+their test, so one failure does not leave processes behind.
+"""
+import argparse
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import zlib
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def parse_args():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pathwise", required=True)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--bench", default=None, help="pw_load binary, if built")
+    ap.add_argument("only", nargs="*")
+    return ap.parse_args()
+
+
+def examples(root):
+    """Every example facts file in the source tree."""
+    out = [os.path.join(root, "examples", "index_case.json")]
+    out += sorted(glob.glob(os.path.join(root, "examples", "cases", "*.json")))
+    return [p for p in out if os.path.exists(p)]
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def one_line(data):
+    """Facts text on one line (CR and LF can only be white space in JSON)."""
+    return data.replace(b"\r", b" ").replace(b"\n", b" ").strip()
+
+
+def request(method, params=None, rid=1):
+    req = {"jsonrpc": "2.0", "id": rid, "method": method}
+    if params is not None:
+        req["params"] = params
+    return (json.dumps(req, separators=(",", ":")) + "\n").encode()
+
+
+def eval_request(facts_text, rid, extra=None):
+    """An evaluate line carrying the facts text verbatim."""
+    head = b'{"jsonrpc":"2.0","id":' + json.dumps(rid).encode() + \
+        b',"method":"evaluate","params":{'
+    if extra:
+        for k, v in extra.items():
+            head += json.dumps(k).encode() + b":" + json.dumps(v).encode() + b","
+    return head + b'"facts":' + one_line(facts_text) + b"}}\n"
+
+
+def result_text(line):
+    """The raw text of "result" in one of our response lines."""
+    key = b',"result":'
+    i = line.find(key)
+    check(i > 0 and line.endswith(b"}"), "not a result line: %r" % line[:200])
+    return line[i + len(key):-1]
+
+
+class Conn:
+    def __init__(self, path, timeout=30):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def line(self):
+        while b"\n" not in self.buf:
+            chunk = self.s.recv(1 << 16)
+            if not chunk:
+                raise EOFError("server closed the connection")
+            self.buf += chunk
+        i = self.buf.index(b"\n")
+        out, self.buf = self.buf[:i], self.buf[i + 1:]
+        return out
+
+    def lines(self, n):
+        return [self.line() for _ in range(n)]
+
+    def call(self, method, params=None, rid=1):
+        self.send(request(method, params, rid))
+        return json.loads(self.line())
+
+    def at_eof(self, timeout=5):
+        """True when the server closes the connection (after any lines)."""
+        self.s.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.s.recv(1 << 16)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+class Server:
+    """One `pathwise serve` process on a socket in tmp."""
+
+    def __init__(self, args, tmp, extra=(), log=True, sync="always", workers=2,
+                 sock=None, name="s"):
+        self.args, self.tmp = args, tmp
+        self.sock = sock or os.path.join(tmp, name + ".sock")
+        self.log = os.path.join(tmp, name + ".log.jsonl") if log else None
+        self.errpath = os.path.join(tmp, name + ".stderr")
+        cmd = [args.pathwise, "serve", "--socket", self.sock, "--workers", str(workers)]
+        if self.log:
+            cmd += ["--log", self.log, "--log-sync", sync]
+        cmd += list(extra)
+        self.cmd = cmd
+        self.proc = None
+
+    def start(self, wait=True, timeout=30):
+        self.err = open(self.errpath, "ab")
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=self.err)
+        _live.append(self)
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=30):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise Fail("server exited with %s: %s" % (self.proc.returncode, self.stderr()))
+            try:
+                c = Conn(self.sock, timeout=5)
+                r = c.call("health")
+                c.close()
+                if r.get("result", {}).get("status") in ("ok", "degraded"):
+                    return r["result"]
+            except (OSError, EOFError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise Fail("server not ready after %ss: %s" % (timeout, self.stderr()))
+
+    def stderr(self):
+        try:
+            return read(self.errpath).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def conn(self, timeout=30):
+        return Conn(self.sock, timeout)
+
+    def call(self, method, params=None):
+        c = self.conn()
+        try:
+            return c.call(method, params)
+        finally:
+            c.close()
+
+    def health(self):
+        return self.call("health")["result"]
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise Fail("server did not stop within %ss after signal %d" % (timeout, sig))
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+_live = []
+
+
+def log_records(path, allow_torn=False):
+    """Parse a decision log, checking every line is whole with a good CRC
+    and seq numbers increase by one."""
+    recs = []
+    data = read(path)
+    if not data:
+        return recs
+    check(allow_torn or data.endswith(b"\n"), "log does not end with a newline")
+    prev = None
+    for n, line in enumerate(data.split(b"\n")[:-1], 1):
+        i = line.rfind(b',"crc32":"')
+        check(i > 0, "log line %d has no crc32" % n)
+        want = int(line[i + 10:i + 18], 16)
+        check(zlib.crc32(line[:i]) == want, "log line %d: bad crc32" % n)
+        rec = json.loads(line)
+        if prev is not None:
+            check(rec["seq"] == prev + 1, "log line %d: seq %d after %d" % (n, rec["seq"], prev))
+        prev = rec["seq"]
+        recs.append(rec)
+    return recs
+
+
+def run(tests):
+    args = parse_args()
+    failed = 0
+    for t in tests:
+        if args.only and t.__name__ not in args.only:
+            continue
+        tmp = tempfile.mkdtemp(prefix="pws")
+        t0 = time.time()
+        try:
+            t(args, tmp)
+            print("ok   %-45s %.1fs" % (t.__name__, time.time() - t0), flush=True)
+        except Exception as e:  # noqa: BLE001 - report every kind of failure
+            failed += 1
+            print("FAIL %-45s %s" % (t.__name__, e), flush=True)
+            traceback.print_exc()
+            for s in _live:
+                if s.proc and s.tmp == tmp:
+                    print("---- server stderr (%s):\n%s" % (s.sock, s.stderr()[-4000:]))
+        finally:
+            for s in list(_live):
+                if s.proc and s.proc.poll() is None:
+                    s.proc.kill()
+                    s.proc.wait()
+                _live.remove(s)
+            subprocess.run(["rm", "-rf", tmp])
+    print("%d failed" % failed if failed else "all passed")
+    sys.exit(1 if failed else 0)

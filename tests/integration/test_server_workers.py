@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""pathwise serve: isolation. A worker that crashes (SIGKILL, SIGSEGV) or
+hangs (SIGSTOP) under load costs at most the request it was evaluating;
+every request is answered within its deadline plus grace; the worker is
+replaced. Budget and memory errors are answered and the worker survives."""
+import json
+import os
+import signal
+import threading
+import time
+
+from srvlib import Server, check, eval_request, examples, read, run
+
+TIMEOUT_MS, GRACE_MS = 600, 200
+
+
+class Load:
+    def __init__(self, srv, facts, threads=4, window=8):
+        self.srv, self.facts, self.window = srv, facts, window
+        self.stop = threading.Event()
+        self.ok = 0
+        self.errors = []
+        self.max_latency = 0.0
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.loop) for _ in range(threads)]
+
+    def loop(self):
+        try:
+            c = self.srv.conn()
+            sent = {}
+            rid = 0
+            while not self.stop.is_set() or sent:
+                while len(sent) < self.window and not self.stop.is_set():
+                    rid += 1
+                    sent[rid] = time.time()
+                    c.send(eval_request(self.facts, rid))
+                r = json.loads(c.line())
+                lat = time.time() - sent.pop(r["id"])
+                with self.lock:
+                    self.max_latency = max(self.max_latency, lat)
+                    if "result" in r:
+                        self.ok += 1
+                    else:
+                        self.errors.append(r["error"])
+            c.close()
+        except Exception as e:  # noqa: BLE001
+            with self.lock:
+                self.errors.append({"code": 0, "message": "client: %r" % e})
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def wait_for(self, n):
+        t0, start = time.time(), self.ok
+        while self.ok < start + n and time.time() - t0 < 30:
+            time.sleep(0.01)
+
+
+def wait_ready(srv, old_pids, timeout=20):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        h = srv.health()
+        pids = h["workers"]["pids"]
+        if h["workers"]["ready"] == 2 and len(pids) == 2 and not set(pids) & set(old_pids):
+            return pids
+        time.sleep(0.05)
+    raise AssertionError("worker not replaced: %r" % srv.health()["workers"])
+
+
+def test_crash_and_hang_under_load(args, tmp):
+    srv = Server(args, tmp, ["--timeout", str(TIMEOUT_MS), "--grace", str(GRACE_MS)]).start()
+    facts = read(examples(args.root)[0])
+    with Load(srv, facts) as load:
+        load.wait_for(300)
+        for sig in (signal.SIGKILL, signal.SIGSEGV, signal.SIGSTOP):
+            pids = srv.health()["workers"]["pids"]
+            before = len(load.errors)
+            os.kill(pids[0], sig)
+            load.wait_for(300)
+            t0 = time.time()
+            while srv.health()["workers"]["ready"] == 2 and sig == signal.SIGSTOP and \
+                    pids[0] in srv.health()["workers"]["pids"] and time.time() - t0 < 5:
+                time.sleep(0.05)
+            wait_ready(srv, [pids[0]])
+            load.wait_for(300)
+            new = load.errors[before:]
+            for e in new:
+                check(e["code"] in (-32006, -32005), "unexpected error: %r" % e)
+            # only the request being evaluated may fail: the rest move on
+            check(len(new) <= 1, "signal %d failed %d requests: %r" % (sig, len(new), new))
+            if new and sig == signal.SIGSEGV:
+                check("signal 11" in new[0]["message"] or "died" in new[0]["message"],
+                      "crash message: %r" % new[0])
+    # every request was answered, in time
+    limit = (TIMEOUT_MS + GRACE_MS) / 1000.0 + 0.5
+    check(load.max_latency < limit, "an answer took %.2fs (limit %.2fs)" % (load.max_latency, limit))
+    st = srv.call("stats")["result"]
+    check(st["workers"]["crashed"] >= 2 and st["workers"]["killed"] >= 1,
+          "stats workers: %r" % st["workers"])
+    check(st["workers"]["requests_moved"] >= 1, "nothing moved off the stopped worker")
+    check(st["in_flight"] == 0, "requests left in flight: %r" % st)
+    check(srv.health()["status"] == "ok", "health after crashes")
+    check(srv.stop() == 0, "exit status after crashes")
+
+
+def test_budgets(args, tmp):
+    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
+    hook = "local function evaluate(facts, out)\n"
+    check(hook in src, "evaluate() not found in the protocol")
+    src = src.replace(hook, hook + """
+  if facts.patient_id == "loop" then while true do end end
+  if facts.patient_id == "bomb" then
+    local t = {}
+    for i = 1, 100000000 do t[i] = string.rep("x", 4096) .. i end
+  end
+""", 1)
+    proto = os.path.join(tmp, "p.lua")
+    with open(proto, "w") as f:
+        f.write(src)
+    srv = Server(args, tmp, ["--protocol", proto, "--memory", str(32 << 20)]).start()
+    c = srv.conn()
+    facts = json.loads(read(examples(args.root)[0]))
+    pids = srv.health()["workers"]["pids"]
+    for pid, code in (("loop", -32003), ("bomb", -32004), ("loop", -32003), ("bomb", -32004)):
+        r = c.call("evaluate", {"facts": dict(facts, patient_id=pid)})
+        check(r.get("error", {}).get("code") == code, "%s: %r" % (pid, r))
+        r = c.call("evaluate", {"facts": facts})
+        check("result" in r, "evaluation after %s: %r" % (pid, r))
+    check(srv.health()["workers"]["pids"] == pids, "workers were replaced after budget errors")
+    check(srv.stop() == 0, "exit status")
+
+
+if __name__ == "__main__":
+    run([test_crash_and_hang_under_load, test_budgets])
