@@ -10,12 +10,8 @@
 #include <unistd.h>
 #include "cli.h"
 #include "engine.h"
-#ifdef PW_HAVE_SERVER
-#include "server.h"
-#endif
-#ifdef PW_HAVE_EXPERIMENTS
 #include "experiments.h"
-#endif
+#include "server.h"
 
 #define MAX_PLUGINS 8
 
@@ -30,6 +26,9 @@ static const char *const usage_main =
   "  rules    list the safety rules no protocol can switch off\n"
   "  serve    serve evaluations over a local Unix socket (JSON-RPC)\n"
   "  client   send facts or JSON-RPC lines to a running server\n"
+  "  batch    evaluate a cohort (JSON lines in, result lines out), on all cores\n"
+  "  cohort   generate a reproducible synthetic cohort (JSON lines)\n"
+  "  diff     compare two protocols over a cohort: what changes, for whom\n"
   "\n"
   "  pathwise <command> --help   options of one command\n"
   "  pathwise --version          engine version\n"
@@ -61,7 +60,11 @@ static const char *const usage_check =
   "cases it declares (examples = {...}). Exit 0 when all pass, 1 otherwise.\n"
   "\n"
   "      --plugin FILE       load a plugin too (repeatable)\n"
-  "  -h, --help              this help\n";
+  "  -h, --help              this help\n"
+  "\n"
+  "  pathwise check --coverage [options] PROTOCOL.lua COHORT.jsonl|-\n"
+  "      which lines, branches and safety rules a cohort exercised\n"
+  "      (pathwise check --coverage --help)\n";
 
 static const char *const usage_rules =
   "usage: pathwise rules [--format text|json]\n"
@@ -162,10 +165,8 @@ static int cmd_eval(int argc, char **argv) {
 
 static int cmd_check(int argc, char **argv) {
   opts o = {0};
-#ifdef PW_HAVE_EXPERIMENTS
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--coverage")) return pw_coverage_main(argc, argv);
-#endif
   int code = parse(argc, argv, usage_check, &o);
   if (code >= 0) return code;
   pw_engine *e = pw_cli_engine(o.file, o.plugins, o.nplugins, &o.lim, &code);
@@ -212,15 +213,11 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
   if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
   if (!strcmp(cmd, "rules")) return cmd_rules(argc - 1, argv + 1);
-#ifdef PW_HAVE_SERVER
   if (!strcmp(cmd, "serve")) return pw_serve_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "client")) return pw_client_main(argc - 1, argv + 1);
-#endif
-#ifdef PW_HAVE_EXPERIMENTS
   if (!strcmp(cmd, "batch")) return pw_batch_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "cohort")) return pw_cohort_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "diff")) return pw_diff_main(argc - 1, argv + 1);
-#endif
   fprintf(stderr, "pathwise: unknown command '%s'\n\n%s", cmd, usage_main);
   return PW_EX_USAGE;
 }

@@ -1,0 +1,490 @@
+/*
+** cohort.c: `pathwise cohort`, a reproducible synthetic cohort.
+**
+** One facts object per line. The generator is xoshiro256** seeded through
+** splitmix64, draws in a fixed order and formats integers only, so a seed
+** and a count give byte-identical output everywhere. The proportions are
+** those of usage_cohort below; tests/integration/experiments checks them
+** on a generated cohort.
+*/
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "exp.h"
+#include "experiments.h"
+
+static const char *const usage_cohort =
+  "usage: pathwise cohort [options]\n"
+  "\n"
+  "Write a reproducible synthetic cohort of patients with metastatic colorectal\n"
+  "cancer treated with first-line oxaliplatin chemotherapy, one facts object\n"
+  "(JSON) per line, for batch, diff and check --coverage. The same --n and\n"
+  "--seed give byte-identical output on every machine. Every field and every\n"
+  "value the facts model accepts occurs, and so do unknown values (absent,\n"
+  "null or \"unknown\"), as in real records.\n"
+  "\n"
+  "  -n, --n N               number of cases (default 1000)\n"
+  "  -s, --seed S            seed, 0..2^64-1 (default 1)\n"
+  "      --invalid PCT       make about PCT percent of the lines invalid on\n"
+  "                          purpose (a value out of range, an unknown enum\n"
+  "                          value or id, broken JSON) to exercise error\n"
+  "                          handling (default 0)\n"
+  "  -o, --output FILE       write to FILE instead of stdout\n"
+  "  -h, --help              this help\n"
+  "\n"
+  "proportions, of all cases (unknown = absent, null or \"unknown\"):\n"
+  "  tumour biology   RAS mutant 45% (KRAS 40%, NRAS 5%), RAS wild type 55%;\n"
+  "                   BRAF V600E 9% (in RAS wild-type tumours only);\n"
+  "                   MSI-high 4.5%\n"
+  "  test results     unknown: KRAS 12%, NRAS 12%, BRAF 25%, MSI 20%;\n"
+  "                   no molecular record at all in 2% more\n"
+  "  ECOG             0: 25%, 1: 40%, 2: 17%, 3: 8%, 4: 3%, unknown 7%\n"
+  "  metastatic       yes 94%, no 3%, unknown 3%\n"
+  "  primary          rectum 70%, left colon 15%, right colon 12%, unknown 3%;\n"
+  "                   resected 85% (unknown 3%); prior pelvic radiation in 70%\n"
+  "                   of rectal and 5% of colon primaries (unknown 3%);\n"
+  "                   symptoms none 78%, bleeding 7%, obstruction 4%,\n"
+  "                   intractable pain 3%, two of them 3%, unknown 5%;\n"
+  "                   no primary record at all in 1%\n"
+  "  first line       FOLFOX 70%, mFOLFOX6 15%, FOLFOX4 3%, CAPOX 7%,\n"
+  "                   FOLFOXIRI 5%; line 1 (unrecorded in 5%); outcome\n"
+  "                   progression 75%, intolerance 12%, ongoing 6%,\n"
+  "                   unrecorded 7%; then FOLFIRI at line 2 in 8%\n"
+  "                   (progression or ongoing, half each); history unknown\n"
+  "                   3%, empty 1%\n"
+  "  neuropathy       grade 0: 30%, 1: 35%, 2: 18%, 3: 8%, 4: 2%, unknown 7%;\n"
+  "                   persistent in 60% of grade 2-4 (unknown 5%); no\n"
+  "                   neuropathy record in 1%\n"
+  "  metastases       each site independently: liver 55%, lung 30%, bone 20%,\n"
+  "                   retroperitoneal 15%, peritoneum 15%, inguinal nodes 8%,\n"
+  "                   other 5%, brain 3% (liver when none drew); sites unknown\n"
+  "                   3%. Symptoms unknown for 4% of sites; bone: pain 55%,\n"
+  "                   fracture risk 20%; inguinal: pain 25%, skin breakdown\n"
+  "                   10%, lymphedema 15%; retroperitoneal: obstruction 10%,\n"
+  "                   pain 20%, neurological 8%; brain: neurological 60%;\n"
+  "                   peritoneum: obstruction 15%, pain 10%; liver, other:\n"
+  "                   pain 10%; lung: pain 5%; other: skin breakdown 5%\n"
+  "  prior radiation  pelvis (when pelvic radiation), groin 5%, inguinal 2%,\n"
+  "                   bone 4%; history unknown 4%\n"
+  "  surgery          none planned 80%, planned in 0-120 days 8%, unknown 12%\n"
+  "  proposed orders  none recorded 75%, empty list 5%, one 15%, two 5%, drawn\n"
+  "                   from every agent, regimen and action pathwise knows\n"
+  "  other            patient_id absent 0.5%; a field pathwise does not know\n"
+  "                   (\"notes\") 1%\n"
+  "\n"
+  "exit codes: 0 ok, 64 usage, 74 cannot write\n";
+
+/* ---- xoshiro256**, seeded by splitmix64 ---- */
+
+typedef struct rng { uint64_t s[4]; } rng;
+
+static uint64_t splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static void rng_seed(rng *r, uint64_t seed) {
+  for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t next64(rng *r) {
+  uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return out;
+}
+
+/* Uniform in [0, 1e6): probabilities are in parts per million, so no
+** floating point ever decides anything. */
+static uint32_t ppm(rng *r) { return (uint32_t)((next64(r) >> 11) % 1000000u); }
+static int chance(rng *r, uint32_t p_ppm) { return ppm(r) < p_ppm; }
+static int uniform(rng *r, int lo, int hi) { return lo + (int)(next64(r) % (uint64_t)(hi - lo + 1)); }
+
+/* Index drawn from weights (any scale). */
+static int pick(rng *r, const uint32_t *w, int n) {
+  uint64_t total = 0, x;
+  for (int i = 0; i < n; i++) total += w[i];
+  x = next64(r) % total;
+  for (int i = 0; i < n; i++) {
+    if (x < w[i]) return i;
+    x -= w[i];
+  }
+  return n - 1;
+}
+#define PICK(r, w) pick(r, w, (int)(sizeof w / sizeof w[0]))
+#define PCT(x) ((uint32_t)((x) * 10000))   /* percent -> ppm */
+
+/* ---- writing JSON ---- */
+
+typedef struct gen {
+  rng r;
+  pw_buf *b;
+  int first;
+  int bad;   /* which field to spoil, 0 = none */
+} gen;
+
+enum { BAD_NONE, BAD_ECOG, BAD_KRAS, BAD_SITE, BAD_LINE, BAD_ORDER, BAD_SURGERY, BAD_TRUNCATE, BAD_KINDS };
+
+static void key(gen *g, const char *k) {
+  pw_buf_adds(g->b, g->first ? "\"" : ",\"");
+  pw_buf_adds(g->b, k);
+  pw_buf_adds(g->b, "\":");
+  g->first = 0;
+}
+static void open_obj(gen *g) { pw_buf_adds(g->b, "{"); g->first = 1; }
+static void close_obj(gen *g) { pw_buf_adds(g->b, "}"); g->first = 0; }
+static void str(gen *g, const char *s) { pw_buf_json_str(g->b, s); }
+static void num(gen *g, int v) { pw_buf_addf(g->b, "%d", v); }
+static void boolean(gen *g, int v) { pw_buf_adds(g->b, v ? "true" : "false"); }
+
+/* An unknown field: left out (2 in 3) or null. */
+static void unknown(gen *g, const char *k) {
+  if (uniform(&g->r, 0, 2) == 0) { key(g, k); pw_buf_adds(g->b, "null"); }
+}
+
+/* A yes/no fact, unknown with p_unknown. */
+static void tri(gen *g, const char *k, uint32_t p_yes, uint32_t p_unknown) {
+  if (chance(&g->r, p_unknown)) { unknown(g, k); return; }
+  key(g, k);
+  boolean(g, chance(&g->r, p_yes));
+}
+
+/* A list of the names whose bit is set, in the order of names. */
+static void name_list(gen *g, const char *const *names, int n, unsigned bits) {
+  pw_buf_adds(g->b, "[");
+  for (int i = 0, k = 0; i < n; i++)
+    if (bits & (1u << i)) {
+      if (k++) pw_buf_adds(g->b, ",");
+      str(g, names[i]);
+    }
+  pw_buf_adds(g->b, "]");
+}
+
+/* ---- the facts ---- */
+
+static void gen_ecog(gen *g) {
+  static const uint32_t w[] = {25, 40, 17, 8, 3, 7};
+  int v = PICK(&g->r, w);
+  if (g->bad == BAD_ECOG) { key(g, "ecog"); num(g, 7); return; }
+  if (v == 5) unknown(g, "ecog");
+  else { key(g, "ecog"); num(g, v); }
+}
+
+static int gen_primary(gen *g) {
+  static const char *const sites[] = {"rectum", "colon_left", "colon_right"};
+  static const char *const syms[] = {"bleeding", "obstruction", "intractable_pain"};
+  static const uint32_t site_w[] = {70, 15, 12, 3};
+  static const uint32_t sym_w[] = {78, 7, 4, 3, 3, 5};
+  int site = PICK(&g->r, site_w), pelvic = -1;
+  if (chance(&g->r, PCT(1))) { unknown(g, "primary"); return -1; }
+  key(g, "primary");
+  open_obj(g);
+  if (site == 3) unknown(g, "site");
+  else { key(g, "site"); str(g, sites[site]); }
+  tri(g, "resected", PCT(85) * 100 / 97, PCT(3));
+  if (!chance(&g->r, PCT(3))) {
+    pelvic = chance(&g->r, site == 0 ? PCT(70) : PCT(5));
+    key(g, "prior_pelvic_radiation");
+    boolean(g, pelvic);
+  } else unknown(g, "prior_pelvic_radiation");
+  int s = PICK(&g->r, sym_w);
+  if (s == 5) unknown(g, "symptoms");
+  else {
+    unsigned bits = s == 0 ? 0 : s <= 3 ? 1u << (s - 1) : 0;
+    if (s == 4) {   /* two of the three */
+      int skip = uniform(&g->r, 0, 2);
+      bits = 7u & ~(1u << skip);
+    }
+    key(g, "symptoms");
+    name_list(g, syms, 3, bits);
+  }
+  close_obj(g);
+  g->first = 0;
+  return pelvic;
+}
+
+static void gen_regimens(gen *g) {
+  static const char *const names[] = {"FOLFOX", "mFOLFOX6", "FOLFOX4", "CAPOX", "FOLFOXIRI"};
+  static const uint32_t name_w[] = {70, 15, 3, 7, 5};
+  static const char *const outcomes[] = {"progression", "intolerance", "ongoing"};
+  static const uint32_t out_w[] = {75, 12, 6, 7};
+  if (chance(&g->r, PCT(3))) { unknown(g, "prior_regimens"); return; }
+  key(g, "prior_regimens");
+  if (chance(&g->r, PCT(1))) { pw_buf_adds(g->b, "[]"); return; }
+  pw_buf_adds(g->b, "[");
+  open_obj(g);
+  key(g, "name");
+  str(g, names[PICK(&g->r, name_w)]);
+  int line_known = !chance(&g->r, PCT(5));
+  if (g->bad == BAD_LINE) { key(g, "line"); num(g, 0); }
+  else if (line_known) { key(g, "line"); num(g, 1); }
+  int o = PICK(&g->r, out_w);
+  if (o < 3) { key(g, "outcome"); str(g, outcomes[o]); }
+  close_obj(g);
+  if (chance(&g->r, PCT(8))) {
+    pw_buf_adds(g->b, ",");
+    open_obj(g);
+    key(g, "name");
+    str(g, "FOLFIRI");
+    key(g, "line");
+    num(g, 2);
+    key(g, "outcome");
+    str(g, chance(&g->r, PCT(50)) ? "progression" : "ongoing");
+    close_obj(g);
+  }
+  pw_buf_adds(g->b, "]");
+  g->first = 0;
+}
+
+static void gen_neuropathy(gen *g) {
+  static const uint32_t w[] = {30, 35, 18, 8, 2, 7};
+  int grade = PICK(&g->r, w);
+  if (chance(&g->r, PCT(1))) { unknown(g, "neuropathy"); return; }
+  key(g, "neuropathy");
+  open_obj(g);
+  if (grade == 5) unknown(g, "grade");
+  else { key(g, "grade"); num(g, grade); }
+  if (grade >= 2 && grade <= 4) tri(g, "persistent", PCT(60) * 100 / 95, PCT(5));
+  else tri(g, "persistent", PCT(10), PCT(10));
+  close_obj(g);
+  g->first = 0;
+}
+
+/* A molecular result: the value, or unknown (left out, null or "unknown"). */
+static void mol(gen *g, const char *k, const char *value, uint32_t p_unknown) {
+  if (chance(&g->r, p_unknown)) {
+    int form = uniform(&g->r, 0, 2);
+    if (form == 0) return;
+    key(g, k);
+    if (form == 1) pw_buf_adds(g->b, "null");
+    else str(g, "unknown");
+    return;
+  }
+  key(g, k);
+  str(g, value);
+}
+
+static void gen_molecular(gen *g) {
+  /* biology first, then what was reported */
+  uint32_t x = ppm(&g->r);
+  int kras_mut = x < PCT(40), nras_mut = !kras_mut && x < PCT(45);
+  int braf = !kras_mut && !nras_mut && chance(&g->r, PCT(9) * 100 / 55);
+  int msi = chance(&g->r, PCT(4.5));
+  if (chance(&g->r, PCT(2))) { unknown(g, "molecular"); return; }
+  key(g, "molecular");
+  open_obj(g);
+  if (g->bad == BAD_KRAS) { key(g, "kras"); str(g, "positive"); }
+  else mol(g, "kras", kras_mut ? "mutant" : "wild_type", PCT(12));
+  mol(g, "nras", nras_mut ? "mutant" : "wild_type", PCT(12));
+  mol(g, "braf_v600e", braf ? "mutant" : "wild_type", PCT(25));
+  mol(g, "msi", msi ? "msi_high" : "mss", PCT(20));
+  close_obj(g);
+  g->first = 0;
+}
+
+static void gen_metastases(gen *g) {
+  enum { BONE, INGUINAL, RETRO, LIVER, LUNG, PERITONEUM, BRAIN, OTHER, NSITES };
+  static const char *const sites[] = {"bone", "inguinal_nodes", "retroperitoneal", "liver",
+                                      "lung", "peritoneum", "brain", "other"};
+  static const uint32_t p_site[] = {PCT(20), PCT(8), PCT(15), PCT(55), PCT(30), PCT(15), PCT(3), PCT(5)};
+  static const char *const syms[] = {"pain", "fracture_risk", "skin_breakdown",
+                                     "lymphedema", "obstruction", "neurologic"};
+  /* per site: ppm of each symptom, in the order of syms */
+  static const uint32_t p_sym[NSITES][6] = {
+    [BONE] = {PCT(55), PCT(20), 0, 0, 0, 0},
+    [INGUINAL] = {PCT(25), 0, PCT(10), PCT(15), 0, 0},
+    [RETRO] = {PCT(20), 0, 0, 0, PCT(10), PCT(8)},
+    [LIVER] = {PCT(10), 0, 0, 0, 0, 0},
+    [LUNG] = {PCT(5), 0, 0, 0, 0, 0},
+    [PERITONEUM] = {PCT(10), 0, 0, 0, PCT(15), 0},
+    [BRAIN] = {0, 0, 0, 0, 0, PCT(60)},
+    [OTHER] = {PCT(10), 0, PCT(5), 0, 0, 0},
+  };
+  int has[NSITES], any = 0;
+  for (int i = 0; i < NSITES; i++) any |= has[i] = chance(&g->r, p_site[i]);
+  if (!any) has[LIVER] = 1;
+  if (chance(&g->r, PCT(3))) { unknown(g, "metastases"); return; }
+  key(g, "metastases");
+  pw_buf_adds(g->b, "[");
+  for (int i = 0, k = 0; i < NSITES; i++) {
+    if (!has[i]) continue;
+    if (k++) pw_buf_adds(g->b, ",");
+    open_obj(g);
+    key(g, "site");
+    str(g, g->bad == BAD_SITE ? "skin" : sites[i]);
+    if (chance(&g->r, PCT(4))) {
+      close_obj(g);
+      continue;
+    }
+    unsigned bits = 0;
+    for (int s = 0; s < 6; s++)
+      if (p_sym[i][s] && chance(&g->r, p_sym[i][s])) bits |= 1u << s;
+    key(g, "symptoms");
+    name_list(g, syms, 6, bits);
+    close_obj(g);
+  }
+  pw_buf_adds(g->b, "]");
+  g->first = 0;
+}
+
+static void gen_radiation(gen *g, int pelvic) {
+  static const char *const extra[] = {"groin", "inguinal", "bone"};
+  static const uint32_t p_extra[] = {PCT(5), PCT(2), PCT(4)};
+  if (chance(&g->r, PCT(4))) { unknown(g, "prior_radiation_sites"); return; }
+  key(g, "prior_radiation_sites");
+  pw_buf_adds(g->b, "[");
+  int k = 0;
+  if (pelvic == 1) { str(g, "pelvis"); k++; }
+  for (int i = 0; i < 3; i++)
+    if (chance(&g->r, p_extra[i])) {
+      if (k++) pw_buf_adds(g->b, ",");
+      str(g, extra[i]);
+    }
+  pw_buf_adds(g->b, "]");
+}
+
+static void gen_surgery(gen *g) {
+  static const uint32_t w[] = {80, 8, 12};
+  int s = PICK(&g->r, w);
+  int days = uniform(&g->r, 0, 120);
+  if (g->bad == BAD_SURGERY) { key(g, "planned_surgery_in_days"); num(g, -3); return; }
+  if (s == 2) return;   /* unknown: absent (null means "none planned") */
+  key(g, "planned_surgery_in_days");
+  if (s == 0) pw_buf_adds(g->b, "null");
+  else num(g, days);
+}
+
+static void gen_orders(gen *g) {
+  static const char *const ids[] = {
+    "FOLFIRI+bevacizumab", "FOLFIRI", "bevacizumab", "cetuximab", "panitumumab",
+    "FOLFIRI+cetuximab", "FOLFIRI+panitumumab", "FOLFOX", "FOLFIRI+bevacizumab+cetuximab",
+    "pembrolizumab", "nivolumab", "encorafenib+cetuximab", "encorafenib", "oxaliplatin",
+    "fluorouracil+leucovorin", "irinotecan", "zoledronic_acid", "denosumab",
+    "palliative_rt_bone", "palliative_rt_inguinal", "palliative_rt_retroperitoneal",
+    "primary_local_therapy", "primary_resection", "long_course_chemoradiation",
+    "ras_testing", "braf_testing", "msi_testing", "ct_reassessment", "best_supportive_care"};
+  static const uint32_t id_w[] = {15, 10, 10, 8, 8, 5, 4, 8, 2, 4, 3, 3, 1, 1, 1, 1, 2, 2,
+                                  4, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1};
+  static const uint32_t n_w[] = {75, 5, 15, 5};
+  _Static_assert(sizeof ids / sizeof ids[0] == sizeof id_w / sizeof id_w[0], "weights");
+  int n = PICK(&g->r, n_w);
+  int a = PICK(&g->r, id_w), b = PICK(&g->r, id_w);
+  if (b == a) b = (a + 1) % (int)(sizeof ids / sizeof ids[0]);
+  if (g->bad == BAD_ORDER) { key(g, "proposed_orders"); pw_buf_adds(g->b, "[\"aspirin\"]"); return; }
+  if (n == 0) return;
+  key(g, "proposed_orders");
+  pw_buf_adds(g->b, "[");
+  if (n >= 2) str(g, ids[a]);
+  if (n == 3) { pw_buf_adds(g->b, ","); str(g, ids[b]); }
+  pw_buf_adds(g->b, "]");
+}
+
+static void gen_case(gen *g, uint64_t seed, long i) {
+  size_t start = g->b->len;
+  open_obj(g);
+  if (!chance(&g->r, PCT(0.5))) {
+    char id[64];
+    snprintf(id, sizeof id, "syn-%llu-%06ld", (unsigned long long)seed, i);
+    key(g, "patient_id");
+    str(g, id);
+  }
+  gen_ecog(g);
+  static const uint32_t met_w[] = {94, 3, 3};
+  int m = PICK(&g->r, met_w);
+  if (m == 2) unknown(g, "metastatic");
+  else { key(g, "metastatic"); boolean(g, m == 0); }
+  int pelvic = gen_primary(g);
+  gen_regimens(g);
+  gen_neuropathy(g);
+  gen_molecular(g);
+  gen_metastases(g);
+  gen_radiation(g, pelvic);
+  gen_surgery(g);
+  gen_orders(g);
+  if (chance(&g->r, PCT(1))) { key(g, "notes"); str(g, "referral letter scanned, see PDF"); }
+  close_obj(g);
+  if (g->bad == BAD_TRUNCATE) g->b->len = start + (g->b->len - start) / 2;
+  pw_buf_adds(g->b, "\n");
+}
+
+static int parse_u64(const char *s, uint64_t *v) {
+  char *end;
+  errno = 0;
+  if (*s == '-') return -1;
+  unsigned long long x = strtoull(s, &end, 10);
+  if (errno || end == s || *end) return -1;
+  *v = x;
+  return 0;
+}
+
+int pw_cohort_main(int argc, char **argv) {
+  static const struct option longs[] = {
+    {"n", required_argument, 0, 'n'}, {"seed", required_argument, 0, 's'},
+    {"invalid", required_argument, 0, 'I'}, {"output", required_argument, 0, 'o'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  uint64_t n = 1000, seed = 1;
+  double invalid = 0;
+  const char *output = NULL;
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "n:s:o:h", longs, NULL)) != -1) {
+    switch (c) {
+    case 'n':
+      if (parse_u64(optarg, &n) || n > 100000000ull)
+        return exp_usage("cohort", usage_cohort, "--n takes a count 0..100000000, got '%s'", optarg);
+      break;
+    case 's':
+      if (parse_u64(optarg, &seed)) return exp_usage("cohort", usage_cohort, "--seed takes an unsigned integer, got '%s'", optarg);
+      break;
+    case 'I': {
+      char *end;
+      invalid = strtod(optarg, &end);
+      if (end == optarg || *end || !(invalid >= 0 && invalid <= 100))
+        return exp_usage("cohort", usage_cohort, "--invalid takes a percentage 0..100, got '%s'", optarg);
+      break;
+    }
+    case 'o': output = optarg; break;
+    case 'h': fputs(usage_cohort, stdout); return PW_EX_OK;
+    default: return exp_usage("cohort", usage_cohort, "unknown or incomplete option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind != argc) return exp_usage("cohort", usage_cohort, "unexpected argument '%s'", argv[optind]);
+  FILE *f = output ? fopen(output, "wb") : stdout;
+  if (!f) {
+    fprintf(stderr, "pathwise: cohort: cannot write %s: %s\n", output, strerror(errno));
+    return PW_EX_IOERR;
+  }
+  pw_buf b = {0};
+  gen g;
+  memset(&g, 0, sizeof g);
+  g.b = &b;
+  rng_seed(&g.r, seed);
+  uint32_t p_invalid = (uint32_t)(invalid * 10000 + 0.5);
+  int code = PW_EX_OK;
+  for (uint64_t i = 1; i <= n && code == PW_EX_OK; i++) {
+    g.bad = p_invalid && chance(&g.r, p_invalid) ? uniform(&g.r, 1, BAD_KINDS - 1) : BAD_NONE;
+    gen_case(&g, seed, (long)i);
+    if (b.len >= (1u << 20) || i == n) {
+      code = exp_write(f, output ? output : "stdout", &b);
+      pw_buf_reset(&b);
+    }
+  }
+  if (code == PW_EX_OK && n == 0) code = exp_write(f, output ? output : "stdout", &b);
+  if (output && fclose(f) && code == PW_EX_OK) {
+    fprintf(stderr, "pathwise: cannot write %s: %s\n", output, strerror(errno));
+    code = PW_EX_IOERR;
+  }
+  pw_buf_free(&b);
+  return code;
+}

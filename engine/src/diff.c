@@ -1,0 +1,757 @@
+/*
+** diff.c: `pathwise diff`, what changes for a cohort between two
+** protocols (or one protocol with and without plugins).
+**
+** Each worker thread owns an engine for A and one for B and compares the
+** two C results (pw_engine_result) of every case. Items are matched by a
+** key: the id, "@target" for palliative radiotherapy, "order:" for
+** proposed orders, "#n" for the n-th repeat of the same key.
+*/
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include "exp.h"
+#include "experiments.h"
+
+static const char *const usage_diff =
+  "usage: pathwise diff --a PROTOCOL_A --b PROTOCOL_B [options] COHORT.jsonl|-\n"
+  "\n"
+  "Evaluate every case of a cohort (one facts object per line) with protocol A\n"
+  "and protocol B and report what changed, case by case, and a summary table\n"
+  "of how many cases changed in which way. A and B may be the same file with\n"
+  "different plugins.\n"
+  "\n"
+  "      --a FILE            protocol A (the reference)\n"
+  "      --b FILE            protocol B (the candidate)\n"
+  "      --a-plugin FILE     a plugin for A only (repeatable)\n"
+  "      --b-plugin FILE     a plugin for B only (repeatable)\n"
+  "  -f, --format text|json  text for people (default) or one JSON document\n"
+  "      --html FILE         also write a self-contained HTML page: the summary\n"
+  "                          table, a chart of changes by category and the first\n"
+  "                          200 changed cases (no network needed to open it)\n"
+  "  -s, --summary-only      leave out the per-case changes\n"
+  EXP_USAGE_SHARED
+  "                          (--plugin loads a plugin on both sides)\n"
+  "  -h, --help              this help\n"
+  "\n"
+  "a case changed when any of these differ between A and B:\n"
+  "  applicability     applies true / false / cannot tell\n"
+  "  pathway           the pathway name\n"
+  "  added             a recommendation of B that A does not make\n"
+  "  removed           a recommendation of A that B does not make (nor blocks)\n"
+  "  modified          a recommendation of both whose strength, text, rationale,\n"
+  "                    citations, group or preference differ, or an item both\n"
+  "                    block under different rules\n"
+  "  newly blocked     an item B blocks (its rule, e.g. a plugin's) that A\n"
+  "                    recommends, allows (a proposed order) or does not propose\n"
+  "  no longer blocked an item A blocks and B does not\n"
+  "  error             the line fails on one side only (failing on both is\n"
+  "                    counted as invalid, not as a change)\n"
+  "Items are matched by id, with @N for the metastasis a radiotherapy item\n"
+  "targets and order: for proposed orders.\n"
+  "\n"
+  "exit codes: 0 done (whether or not cases changed), 64 usage, 66 input not\n"
+  "            found, 74 read or write error, 78 protocol or plugin failed to load\n";
+
+enum { CAT_APPLICABILITY, CAT_PATHWAY, CAT_ADDED, CAT_REMOVED, CAT_MODIFIED, CAT_BLOCKED,
+       CAT_UNBLOCKED, CAT_ERROR, NCATS };
+static const char *const cat_names[NCATS] = {
+  "applicability", "pathway", "added", "removed", "modified", "newly blocked",
+  "no longer blocked", "error"};
+static const char *const cat_json[NCATS] = {
+  "applicability", "pathway", "added", "removed", "modified", "newly_blocked",
+  "no_longer_blocked", "error"};
+static const char *const cat_help[NCATS] = {
+  "whether the protocol applies changed",
+  "the pathway changed",
+  "B recommends an item A does not",
+  "A recommends an item B does not",
+  "an item changed its wording, strength, citations or blocking rule",
+  "B blocks an item A did not block",
+  "A blocks an item B does not block",
+  "the case fails on one side only"};
+
+#define HTML_CASES 200
+#define MAX_KEYS 256
+
+typedef struct kept { long line; char *html; } kept;
+
+typedef struct dworker {
+  pw_engine *a, *b;
+  int format_json, summary_only, html;
+  uint64_t cases, changed, invalid, cat[NCATS];
+  exp_counter transitions, applic, added, removed, modified, blocked, unblocked, errors;
+  kept keep[HTML_CASES];
+  int nkept;
+} dworker;
+
+/* ---- matching items ---- */
+
+typedef struct keyed { char key[112]; const pw_item *it; int matched; } keyed;
+
+static int keys_of(const pw_result *r, keyed *k) {
+  int n = 0;
+  for (int i = 0; i < r->items.n && n < MAX_KEYS; i++) {
+    const pw_item *it = &r->items.v[i];
+    char base[100];
+    exp_item_key(it, base, sizeof base);
+    int rep = 1;
+    for (int j = 0; j < n; j++)
+      if (k[j].it->source == it->source && !strcmp(k[j].it->id, it->id) && k[j].it->target == it->target) rep++;
+    snprintf(k[n].key, sizeof k[n].key, "%s%s", it->source == PW_SRC_ORDER ? "order:" : "", base);
+    if (rep > 1) {
+      size_t l = strlen(k[n].key);
+      snprintf(k[n].key + l, sizeof k[n].key - l, "#%d", rep);
+    }
+    k[n].it = it;
+    k[n].matched = 0;
+    n++;
+  }
+  return n;
+}
+
+/* A key without "@target" and "#n": the summary counts by id. */
+static void base_key(const char *key, char *out, size_t n) {
+  snprintf(out, n, "%s", key);
+  out[strcspn(out, "@#")] = '\0';
+}
+
+static int str_differs(const char *x, const char *y) {
+  if (!x || !y) return x != y;
+  return strcmp(x, y) != 0;
+}
+
+/* The fields of two recommendations that differ, comma separated. */
+static void differences(const pw_item *x, const pw_item *y, char *out, size_t n) {
+  size_t k = 0;
+  out[0] = '\0';
+#define DIFF(cond, name) \
+  if ((cond) && k < n) k += (size_t)snprintf(out + k, n - k, "%s%s", k ? ", " : "", name)
+  DIFF(str_differs(x->strength, y->strength), "strength");
+  DIFF(str_differs(x->text, y->text), "text");
+  DIFF(str_differs(x->rationale, y->rationale), "rationale");
+  DIFF(x->cites.n != y->cites.n || memcmp(x->cites.v, y->cites.v, x->cites.n), "citations");
+  DIFF(str_differs(x->group, y->group), "group");
+  DIFF(x->preferred != y->preferred, "preferred");
+#undef DIFF
+}
+
+/* ---- one case ---- */
+
+typedef struct change { int cat; const char *key; const pw_item *a, *b; char what[80]; } change;
+
+typedef struct dcase {
+  long line;
+  const char *patient_id;
+  pw_status ra, rb;
+  const char *err;             /* message of the failing side */
+  const pw_result *a, *b;
+  change ch[2 * MAX_KEYS];
+  int nch;
+  int cats[NCATS];
+} dcase;
+
+static const char *applic_name(int a) { return a == 1 ? "yes" : a == 0 ? "no" : "cannot tell"; }
+static const char *pw_name(const char *p) { return p ? p : "none"; }
+
+static void add_change(dcase *d, int cat, const char *key, const pw_item *a, const pw_item *b, const char *what) {
+  change *c = &d->ch[d->nch++];
+  c->cat = cat;
+  c->key = key;
+  c->a = a;
+  c->b = b;
+  snprintf(c->what, sizeof c->what, "%s", what ? what : "");
+  d->cats[cat] = 1;
+}
+
+static void compare(dcase *d, keyed *ka, int na, keyed *kb, int nb) {
+  const pw_result *a = d->a, *b = d->b;
+  if (a->applicable != b->applicable) d->cats[CAT_APPLICABILITY] = 1;
+  if (str_differs(a->pathway, b->pathway)) d->cats[CAT_PATHWAY] = 1;
+  for (int i = 0; i < na; i++) {
+    const pw_item *x = ka[i].it, *y = NULL;
+    const char *key = ka[i].key;
+    for (int j = 0; j < nb; j++)
+      if (!kb[j].matched && !strcmp(kb[j].key, key)) { kb[j].matched = 1; y = kb[j].it; break; }
+    int a_rec = !x->blocked && x->source == PW_SRC_PROTOCOL;
+    if (!y) {
+      if (x->blocked) add_change(d, CAT_UNBLOCKED, key, x, NULL, NULL);
+      else if (a_rec) add_change(d, CAT_REMOVED, key, x, NULL, NULL);
+      continue;
+    }
+    if (!x->blocked && y->blocked) add_change(d, CAT_BLOCKED, key, x, y, NULL);
+    else if (x->blocked && !y->blocked) add_change(d, CAT_UNBLOCKED, key, x, y, NULL);
+    else if (x->blocked && y->blocked) {
+      if (str_differs(x->rule, y->rule)) add_change(d, CAT_MODIFIED, key, x, y, "rule");
+    } else if (a_rec) {
+      char what[80];
+      differences(x, y, what, sizeof what);
+      if (what[0]) add_change(d, CAT_MODIFIED, key, x, y, what);
+    }
+  }
+  for (int j = 0; j < nb; j++) {
+    if (kb[j].matched) continue;
+    const pw_item *y = kb[j].it;
+    if (y->blocked) add_change(d, CAT_BLOCKED, kb[j].key, NULL, y, NULL);
+    else if (y->source == PW_SRC_PROTOCOL) add_change(d, CAT_ADDED, kb[j].key, NULL, y, NULL);
+  }
+}
+
+/* ---- writing one case ---- */
+
+static void list_text(pw_buf *o, const dcase *d, int cat, const char *label) {
+  int k = 0;
+  for (int i = 0; i < d->nch; i++) {
+    const change *c = &d->ch[i];
+    if (c->cat != cat) continue;
+    pw_buf_adds(o, k++ ? ", " : label);
+    pw_buf_adds(o, c->key);
+    if (cat == CAT_MODIFIED) pw_buf_addf(o, " (%s)", c->what);
+    else if (cat == CAT_BLOCKED) pw_buf_addf(o, " by %s", c->b->rule);
+    else if (cat == CAT_UNBLOCKED) pw_buf_addf(o, " (was %s)", c->a->rule);
+  }
+  if (k) pw_buf_adds(o, "\n");
+}
+
+static void case_text(pw_buf *o, const dcase *d) {
+  pw_buf_addf(o, "line %ld", d->line);
+  if (d->patient_id) pw_buf_addf(o, " (%s)", d->patient_id);
+  pw_buf_adds(o, "\n");
+  if (d->cats[CAT_ERROR])
+    pw_buf_addf(o, "  error in %s: %s\n", d->ra != PW_OK ? "A" : "B", d->err);
+  if (d->cats[CAT_APPLICABILITY])
+    pw_buf_addf(o, "  applicable: %s -> %s\n", applic_name(d->a->applicable), applic_name(d->b->applicable));
+  if (d->cats[CAT_PATHWAY])
+    pw_buf_addf(o, "  pathway: %s -> %s\n", pw_name(d->a->pathway), pw_name(d->b->pathway));
+  list_text(o, d, CAT_ADDED, "  added: ");
+  list_text(o, d, CAT_REMOVED, "  removed: ");
+  list_text(o, d, CAT_MODIFIED, "  modified: ");
+  list_text(o, d, CAT_BLOCKED, "  newly blocked: ");
+  list_text(o, d, CAT_UNBLOCKED, "  no longer blocked: ");
+}
+
+/* Each case starts with a comma; emit_out drops the very first one. */
+static void case_json(pw_buf *o, const dcase *d) {
+  pw_buf_addf(o, ",\n{\"line\":%ld,\"patient_id\":", d->line);
+  pw_buf_json_str(o, d->patient_id);
+  pw_buf_adds(o, ",\"changes\":[");
+  for (int c = 0, k = 0; c < NCATS; c++)
+    if (d->cats[c]) { pw_buf_addf(o, "%s\"%s\"", k++ ? "," : "", cat_json[c]); }
+  pw_buf_adds(o, "]");
+  if (d->cats[CAT_ERROR]) {
+    pw_buf_addf(o, ",\"error\":{\"side\":\"%s\",\"status\":\"%s\",\"message\":", d->ra != PW_OK ? "a" : "b",
+                exp_status_name(d->ra != PW_OK ? d->ra : d->rb));
+    pw_buf_json_str(o, d->err);
+    pw_buf_adds(o, "}");
+  } else {
+    pw_buf_adds(o, ",\"applicable\":{\"a\":");
+    pw_buf_adds(o, d->a->applicable < 0 ? "null" : d->a->applicable ? "true" : "false");
+    pw_buf_adds(o, ",\"b\":");
+    pw_buf_adds(o, d->b->applicable < 0 ? "null" : d->b->applicable ? "true" : "false");
+    pw_buf_adds(o, "},\"pathway\":{\"a\":");
+    pw_buf_json_str(o, d->a->pathway);
+    pw_buf_adds(o, ",\"b\":");
+    pw_buf_json_str(o, d->b->pathway);
+    pw_buf_adds(o, "}");
+  }
+  for (int cat = CAT_ADDED; cat <= CAT_UNBLOCKED; cat++) {
+    pw_buf_addf(o, ",\"%s\":[", cat_json[cat]);
+    for (int i = 0, k = 0; i < d->nch; i++) {
+      const change *c = &d->ch[i];
+      if (c->cat != cat) continue;
+      if (k++) pw_buf_adds(o, ",");
+      if (cat == CAT_ADDED || cat == CAT_REMOVED) { pw_buf_json_str(o, c->key); continue; }
+      pw_buf_adds(o, "{\"item\":");
+      pw_buf_json_str(o, c->key);
+      if (cat == CAT_MODIFIED) {
+        pw_buf_adds(o, ",\"fields\":[");
+        const char *s = c->what;
+        for (int f = 0; *s; f++) {   /* "text, citations" -> ["text","citations"] */
+          size_t l = strcspn(s, ",");
+          pw_buf_addf(o, "%s\"%.*s\"", f ? "," : "", (int)l, s);
+          s += l;
+          while (*s == ',' || *s == ' ') s++;
+        }
+        pw_buf_adds(o, "]");
+        if (c->a->blocked) {
+          pw_buf_adds(o, ",\"rule\":{\"a\":");
+          pw_buf_json_str(o, c->a->rule);
+          pw_buf_adds(o, ",\"b\":");
+          pw_buf_json_str(o, c->b->rule);
+          pw_buf_adds(o, "}");
+        }
+      } else {
+        const pw_item *it = cat == CAT_BLOCKED ? c->b : c->a;
+        pw_buf_adds(o, ",\"rule\":");
+        pw_buf_json_str(o, it->rule);
+        pw_buf_adds(o, ",\"reason\":");
+        pw_buf_json_str(o, it->reason);
+      }
+      pw_buf_adds(o, "}");
+    }
+    pw_buf_adds(o, "]");
+  }
+  pw_buf_adds(o, "}");
+}
+
+static void list_html(pw_buf *o, const dcase *d, int cat) {
+  pw_buf_adds(o, "<td>");
+  for (int i = 0, k = 0; i < d->nch; i++) {
+    const change *c = &d->ch[i];
+    if (c->cat != cat) continue;
+    if (k++) pw_buf_adds(o, "<br>");
+    exp_html(o, c->key);
+    if (cat == CAT_MODIFIED) { pw_buf_adds(o, " <small>("); exp_html(o, c->what); pw_buf_adds(o, ")</small>"); }
+    if (cat == CAT_BLOCKED) { pw_buf_adds(o, " <small>by "); exp_html(o, c->b->rule); pw_buf_adds(o, "</small>"); }
+    if (cat == CAT_UNBLOCKED) { pw_buf_adds(o, " <small>was "); exp_html(o, c->a->rule); pw_buf_adds(o, "</small>"); }
+  }
+  pw_buf_adds(o, "</td>");
+}
+
+static char *case_html(const dcase *d) {
+  pw_buf o = {0};
+  pw_buf_addf(&o, "<tr><td>%ld</td><td>", d->line);
+  exp_html(&o, d->patient_id ? d->patient_id : "");
+  pw_buf_adds(&o, "</td><td>");
+  if (d->cats[CAT_ERROR]) {
+    pw_buf_addf(&o, "error in %s: ", d->ra != PW_OK ? "A" : "B");
+    exp_html(&o, d->err);
+  } else if (d->cats[CAT_PATHWAY] || d->cats[CAT_APPLICABILITY]) {
+    exp_html(&o, pw_name(d->a->pathway));
+    pw_buf_adds(&o, " &rarr; ");
+    exp_html(&o, pw_name(d->b->pathway));
+  }
+  pw_buf_adds(&o, "</td>");
+  for (int cat = CAT_ADDED; cat <= CAT_UNBLOCKED; cat++) list_html(&o, d, cat);
+  pw_buf_adds(&o, "</tr>\n");
+  return o.data;
+}
+
+/* ---- counting ---- */
+
+static void count_case(dworker *w, const dcase *d) {
+  char key[200], base[112];
+  for (int c = 0; c < NCATS; c++) w->cat[c] += (uint64_t)d->cats[c];
+  if (d->cats[CAT_ERROR]) {
+    snprintf(key, sizeof key, "%s fails: %s", d->ra != PW_OK ? "A" : "B", exp_status_name(d->ra != PW_OK ? d->ra : d->rb));
+    exp_count_add(&w->errors, key, 1);
+    return;
+  }
+  if (d->cats[CAT_PATHWAY]) {
+    snprintf(key, sizeof key, "%s -> %s", pw_name(d->a->pathway), pw_name(d->b->pathway));
+    exp_count_add(&w->transitions, key, 1);
+  }
+  if (d->cats[CAT_APPLICABILITY]) {
+    snprintf(key, sizeof key, "%s -> %s", applic_name(d->a->applicable), applic_name(d->b->applicable));
+    exp_count_add(&w->applic, key, 1);
+  }
+  for (int i = 0; i < d->nch; i++) {
+    const change *c = &d->ch[i];
+    base_key(c->key, base, sizeof base);
+    switch (c->cat) {
+    case CAT_ADDED: exp_count_add(&w->added, base, 1); break;
+    case CAT_REMOVED: exp_count_add(&w->removed, base, 1); break;
+    case CAT_MODIFIED:
+      snprintf(key, sizeof key, "%s (%s)", base, c->what);
+      exp_count_add(&w->modified, key, 1);
+      break;
+    case CAT_BLOCKED:
+      snprintf(key, sizeof key, "%s by %s", base, c->b->rule);
+      exp_count_add(&w->blocked, key, 1);
+      break;
+    case CAT_UNBLOCKED:
+      snprintf(key, sizeof key, "%s (was %s)", base, c->a->rule);
+      exp_count_add(&w->unblocked, key, 1);
+      break;
+    }
+  }
+}
+
+static void diff_line(void *arg, const char *line, size_t len, long lineno, pw_buf *out) {
+  dworker *w = arg;
+  static __thread dcase d;
+  static __thread keyed ka[MAX_KEYS], kb[MAX_KEYS];
+  pw_error ea, eb;
+  memset(d.cats, 0, sizeof d.cats);
+  d.nch = 0;
+  d.line = lineno;
+  d.ra = pw_engine_eval(w->a, line, len, 0, NULL, &ea);
+  d.rb = pw_engine_eval(w->b, line, len, 0, NULL, &eb);
+  d.a = pw_engine_result(w->a);
+  d.b = pw_engine_result(w->b);
+  d.patient_id = d.ra == PW_OK ? d.a->patient_id : d.rb == PW_OK ? d.b->patient_id : NULL;
+  d.err = NULL;
+  w->cases++;
+  if (d.ra != PW_OK && d.rb != PW_OK) {
+    w->invalid++;
+    char key[160], field[128];
+    if (d.ra == PW_EINPUT) {
+      exp_error_field(ea.msg, field, sizeof field);
+      snprintf(key, sizeof key, "both fail: invalid %s", field);
+    } else {
+      snprintf(key, sizeof key, "both fail: %s", exp_status_name(d.ra));
+    }
+    exp_count_add(&w->errors, key, 1);
+    return;
+  }
+  if (d.ra != PW_OK || d.rb != PW_OK) {
+    d.cats[CAT_ERROR] = 1;
+    d.err = d.ra != PW_OK ? ea.msg : eb.msg;
+  } else {
+    int na = keys_of(d.a, ka), nb = keys_of(d.b, kb);
+    compare(&d, ka, na, kb, nb);
+  }
+  int changed = 0;
+  for (int c = 0; c < NCATS; c++) changed |= d.cats[c];
+  if (!changed) return;
+  w->changed++;
+  count_case(w, &d);
+  if (!w->summary_only) {
+    if (w->format_json) case_json(out, &d);
+    else case_text(out, &d);
+  }
+  if (w->html && w->nkept < HTML_CASES) {
+    w->keep[w->nkept].line = lineno;
+    w->keep[w->nkept++].html = case_html(&d);
+  }
+}
+
+/* ---- the summary ---- */
+
+typedef struct side { const char *path; const char *plugins[2 * EXP_MAX_PLUGINS]; int nplugins; } side;
+
+static const char *base_name(const char *p) {
+  const char *s = strrchr(p, '/');
+  return s ? s + 1 : p;
+}
+
+static void side_text(pw_buf *o, const char *label, pw_engine *e, const side *s) {
+  pw_buf_addf(o, "  %s: %s %s", label, pw_engine_protocol_id(e), pw_engine_protocol_version(e));
+  for (int i = 0; i < s->nplugins; i++) pw_buf_addf(o, "%s%s", i ? ", " : " + plugin ", base_name(s->plugins[i]));
+  pw_buf_adds(o, "\n");
+}
+
+static void side_json(pw_buf *o, pw_engine *e, const side *s) {
+  pw_buf_adds(o, "{\"protocol\":");
+  pw_engine_protocol_json(e, o);
+  pw_buf_adds(o, ",\"plugins\":[");
+  for (int i = 0; i < s->nplugins; i++) {
+    if (i) pw_buf_adds(o, ",");
+    pw_buf_json_str(o, base_name(s->plugins[i]));
+  }
+  pw_buf_adds(o, "]}");
+}
+
+static void summary_text(pw_buf *o, const dworker *w) {
+  uint64_t compared = w->cases - w->invalid;
+  pw_buf_adds(o, "\nsummary\n");
+  pw_buf_addf(o, "  %-20s %9llu\n", "cases", (unsigned long long)w->cases);
+  if (w->invalid) pw_buf_addf(o, "  %-20s %9llu  (fail on both sides: not compared)\n", "invalid", (unsigned long long)w->invalid);
+  pw_buf_addf(o, "  %-20s %9llu  %5.1f%%\n", "unchanged", (unsigned long long)(compared - w->changed), exp_pct(compared - w->changed, compared));
+  pw_buf_addf(o, "  %-20s %9llu  %5.1f%%\n", "changed", (unsigned long long)w->changed, exp_pct(w->changed, compared));
+  pw_buf_adds(o, "changed cases by category (a case may count in several):\n");
+  for (int c = 0; c < NCATS; c++)
+    pw_buf_addf(o, "  %-20s %9llu  %5.1f%%\n", cat_names[c], (unsigned long long)w->cat[c], exp_pct(w->cat[c], compared));
+  exp_text_top(o, "pathway changes (A -> B):", &w->transitions, 20, compared);
+  if (w->applic.used) exp_text_top(o, "applicability changes (A -> B):", &w->applic, 10, compared);
+  exp_text_top(o, "added:", &w->added, 20, compared);
+  exp_text_top(o, "removed:", &w->removed, 20, compared);
+  exp_text_top(o, "modified:", &w->modified, 20, compared);
+  exp_text_top(o, "newly blocked:", &w->blocked, 20, compared);
+  exp_text_top(o, "no longer blocked:", &w->unblocked, 20, compared);
+  if (w->errors.used) exp_text_top(o, "errors:", &w->errors, 10, w->cases);
+}
+
+static void summary_json(pw_buf *o, const dworker *w) {
+  pw_buf_addf(o, "{\"cases\":%llu,\"invalid\":%llu,\"unchanged\":%llu,\"changed\":%llu,\"categories\":{",
+              (unsigned long long)w->cases, (unsigned long long)w->invalid,
+              (unsigned long long)(w->cases - w->invalid - w->changed), (unsigned long long)w->changed);
+  for (int c = 0; c < NCATS; c++) pw_buf_addf(o, "%s\"%s\":%llu", c ? "," : "", cat_json[c], (unsigned long long)w->cat[c]);
+  pw_buf_adds(o, "},\"pathway_changes\":");
+  exp_json_counts(o, &w->transitions);
+  pw_buf_adds(o, ",\"applicability_changes\":");
+  exp_json_counts(o, &w->applic);
+  pw_buf_adds(o, ",\"added\":");
+  exp_json_counts(o, &w->added);
+  pw_buf_adds(o, ",\"removed\":");
+  exp_json_counts(o, &w->removed);
+  pw_buf_adds(o, ",\"modified\":");
+  exp_json_counts(o, &w->modified);
+  pw_buf_adds(o, ",\"newly_blocked\":");
+  exp_json_counts(o, &w->blocked);
+  pw_buf_adds(o, ",\"no_longer_blocked\":");
+  exp_json_counts(o, &w->unblocked);
+  pw_buf_adds(o, ",\"errors\":");
+  exp_json_counts(o, &w->errors);
+  pw_buf_adds(o, "}");
+}
+
+/* ---- the HTML page ---- */
+
+static void html_counts(pw_buf *o, const char *title, const exp_counter *c, uint64_t denom) {
+  size_t n;
+  exp_count_entry *v = exp_count_sorted(c, &n);
+  if (n) {
+    pw_buf_adds(o, "<h3>");
+    exp_html(o, title);
+    pw_buf_adds(o, "</h3>\n<table class=\"t\"><tr><th>item</th><th>cases</th><th>%</th></tr>\n");
+    for (size_t i = 0; i < n && i < 30; i++) {
+      pw_buf_adds(o, "<tr><td>");
+      exp_html(o, v[i].key);
+      pw_buf_addf(o, "</td><td class=\"n\">%llu</td><td class=\"n\">%.1f</td></tr>\n",
+                  (unsigned long long)v[i].n, exp_pct(v[i].n, denom));
+    }
+    pw_buf_adds(o, "</table>\n");
+  }
+  free(v);
+}
+
+static void html_page(pw_buf *o, const dworker *w, pw_engine *ea, const side *sa, pw_engine *eb, const side *sb) {
+  static const char *const colours[NCATS] = {
+    "#8c6bb1", "#2b8cbe", "#41ab5d", "#e6550d", "#fdae6b", "#de2d26", "#74c476", "#969696"};
+  uint64_t compared = w->cases - w->invalid, max = 1;
+  for (int c = 0; c < NCATS; c++) if (w->cat[c] > max) max = w->cat[c];
+  if (w->changed > max) max = w->changed;
+  pw_buf_adds(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+                 "<title>pathwise diff</title>\n<style>\n"
+                 "body{font-family:system-ui,sans-serif;margin:2em;max-width:72em;color:#222}\n"
+                 "table.t{border-collapse:collapse;margin:.5em 0 1.5em}\n"
+                 ".t td,.t th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}\n"
+                 ".t th{background:#f2f2f2}.n{text-align:right;font-variant-numeric:tabular-nums}\n"
+                 "small{color:#666}code{background:#f4f4f4;padding:0 .2em}\n"
+                 "</style></head><body>\n<h1>pathwise diff</h1>\n<p>");
+  for (int s = 0; s < 2; s++) {
+    pw_engine *e = s ? eb : ea;
+    const side *sd = s ? sb : sa;
+    pw_buf_adds(o, s ? "<br><b>B</b> " : "<b>A</b> ");
+    pw_buf_adds(o, "<code>");
+    exp_html(o, pw_engine_protocol_id(e));
+    pw_buf_adds(o, " ");
+    exp_html(o, pw_engine_protocol_version(e));
+    pw_buf_adds(o, "</code>");
+    for (int i = 0; i < sd->nplugins; i++) {
+      pw_buf_adds(o, i ? ", " : " + plugin ");
+      pw_buf_adds(o, "<code>");
+      exp_html(o, base_name(sd->plugins[i]));
+      pw_buf_adds(o, "</code>");
+    }
+    pw_buf_adds(o, " <small>sha256 ");
+    exp_html(o, pw_engine_protocol_sha256(e));
+    pw_buf_adds(o, "</small>");
+  }
+  pw_buf_addf(o, "</p>\n<h2>Summary</h2>\n<table class=\"t\"><tr><th>cases</th><th>count</th><th>%% of compared</th><th>meaning</th></tr>\n"
+                 "<tr><td>cases</td><td class=\"n\">%llu</td><td></td><td>lines in the cohort</td></tr>\n",
+              (unsigned long long)w->cases);
+  if (w->invalid)
+    pw_buf_addf(o, "<tr><td>invalid</td><td class=\"n\">%llu</td><td></td><td>fail on both sides, not compared</td></tr>\n",
+                (unsigned long long)w->invalid);
+  pw_buf_addf(o, "<tr><td>unchanged</td><td class=\"n\">%llu</td><td class=\"n\">%.1f</td><td>same result under A and B</td></tr>\n"
+                 "<tr><td><b>changed</b></td><td class=\"n\"><b>%llu</b></td><td class=\"n\"><b>%.1f</b></td><td>any category below</td></tr>\n",
+              (unsigned long long)(compared - w->changed), exp_pct(compared - w->changed, compared),
+              (unsigned long long)w->changed, exp_pct(w->changed, compared));
+  for (int c = 0; c < NCATS; c++)
+    pw_buf_addf(o, "<tr><td>%s</td><td class=\"n\">%llu</td><td class=\"n\">%.1f</td><td>%s</td></tr>\n", cat_names[c],
+                (unsigned long long)w->cat[c], exp_pct(w->cat[c], compared), cat_help[c]);
+  pw_buf_adds(o, "</table>\n<h2>Changed cases by category</h2>\n");
+  /* a horizontal bar chart in inline SVG */
+  int bar = 22, left = 150, width = 520, h = (NCATS + 1) * bar + 10;
+  pw_buf_addf(o, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\" "
+                 "aria-label=\"changed cases by category\" font-family=\"system-ui,sans-serif\" font-size=\"13\">\n",
+              left + width + 120, h);
+  for (int c = -1; c < NCATS; c++) {
+    uint64_t v = c < 0 ? w->changed : w->cat[c];
+    int y = (c + 1) * bar + 4, len = (int)((double)width * (double)v / (double)max + 0.5);
+    pw_buf_addf(o, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>", left - 8, y + 15, c < 0 ? "changed (any)" : cat_names[c]);
+    pw_buf_addf(o, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"><title>%llu cases</title></rect>",
+                left, y + 2, len, bar - 6, c < 0 ? "#444" : colours[c], (unsigned long long)v);
+    pw_buf_addf(o, "<text x=\"%d\" y=\"%d\">%llu (%.1f%%)</text>\n", left + len + 6, y + 15, (unsigned long long)v,
+                exp_pct(v, compared));
+  }
+  pw_buf_adds(o, "</svg>\n<h2>Details</h2>\n");
+  html_counts(o, "pathway changes (A \xe2\x86\x92 B)", &w->transitions, compared);
+  html_counts(o, "applicability changes (A \xe2\x86\x92 B)", &w->applic, compared);
+  html_counts(o, "added", &w->added, compared);
+  html_counts(o, "removed", &w->removed, compared);
+  html_counts(o, "modified", &w->modified, compared);
+  html_counts(o, "newly blocked", &w->blocked, compared);
+  html_counts(o, "no longer blocked", &w->unblocked, compared);
+  html_counts(o, "errors", &w->errors, w->cases);
+  pw_buf_addf(o, "<h2>Changed cases</h2>\n<p>The first %d of %llu changed cases, in cohort order.</p>\n"
+                 "<table class=\"t\"><tr><th>line</th><th>patient</th><th>pathway A &rarr; B</th><th>added</th>"
+                 "<th>removed</th><th>modified</th><th>newly blocked</th><th>no longer blocked</th></tr>\n",
+              w->nkept, (unsigned long long)w->changed);
+  for (int i = 0; i < w->nkept; i++) pw_buf_adds(o, w->keep[i].html);
+  pw_buf_adds(o, "</table>\n<p><small>Written by pathwise " PW_VERSION " diff.</small></p>\n</body></html>\n");
+}
+
+/* ---- main ---- */
+
+static int by_line(const void *x, const void *y) {
+  const kept *a = x, *b = y;
+  return (a->line > b->line) - (a->line < b->line);
+}
+
+static void merge(dworker *w, int n) {
+  kept *all = malloc(sizeof(kept) * (size_t)n * HTML_CASES + 1);
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < w[i].nkept; j++) all[k++] = w[i].keep[j];
+    w[i].nkept = 0;
+  }
+  qsort(all, (size_t)k, sizeof *all, by_line);
+  for (int i = HTML_CASES; i < k; i++) free(all[i].html);
+  w[0].nkept = k < HTML_CASES ? k : HTML_CASES;
+  memcpy(w[0].keep, all, sizeof(kept) * (size_t)w[0].nkept);
+  free(all);
+  for (int i = 1; i < n; i++) {
+    w[0].cases += w[i].cases;
+    w[0].changed += w[i].changed;
+    w[0].invalid += w[i].invalid;
+    for (int c = 0; c < NCATS; c++) w[0].cat[c] += w[i].cat[c];
+    exp_count_merge(&w[0].transitions, &w[i].transitions);
+    exp_count_merge(&w[0].applic, &w[i].applic);
+    exp_count_merge(&w[0].added, &w[i].added);
+    exp_count_merge(&w[0].removed, &w[i].removed);
+    exp_count_merge(&w[0].modified, &w[i].modified);
+    exp_count_merge(&w[0].blocked, &w[i].blocked);
+    exp_count_merge(&w[0].unblocked, &w[i].unblocked);
+    exp_count_merge(&w[0].errors, &w[i].errors);
+  }
+}
+
+static void free_worker(dworker *w) {
+  pw_engine_free(w->a);
+  pw_engine_free(w->b);
+  exp_counter *cs[] = {&w->transitions, &w->applic, &w->added, &w->removed, &w->modified,
+                       &w->blocked, &w->unblocked, &w->errors};
+  for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) exp_count_free(cs[i]);
+  for (int i = 0; i < w->nkept; i++) free(w->keep[i].html);
+}
+
+/* JSON cases are separated by commas: the first one written loses its own. */
+typedef struct emitter { int json, started; } emitter;
+
+static int emit_out(void *ud, const char *data, size_t len) {
+  emitter *em = ud;
+  if (em->json && !em->started && len > 0 && data[0] == ',') { data++; len--; }
+  em->started = 1;
+  return fwrite(data, 1, len, stdout) == len ? 0 : -1;
+}
+
+int pw_diff_main(int argc, char **argv) {
+  static const struct option longs[] = {
+    {"a", required_argument, 0, 'A'}, {"b", required_argument, 0, 'B'},
+    {"a-plugin", required_argument, 0, 'x'}, {"b-plugin", required_argument, 0, 'y'},
+    {"format", required_argument, 0, 'f'}, {"html", required_argument, 0, 'H'},
+    {"summary-only", no_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
+    EXP_LONG_OPTIONS, {0, 0, 0, 0}};
+  exp_opts o;
+  side sa = {0}, sb = {0};
+  const char *html = NULL;
+  int json = 0, summary_only = 0, c, code;
+  exp_opts_init(&o);
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "f:sj:h", longs, NULL)) != -1) {
+    switch (c) {
+    case 'A': sa.path = optarg; break;
+    case 'B': sb.path = optarg; break;
+    case 'x': case 'y': {
+      side *s = c == 'x' ? &sa : &sb;
+      if (s->nplugins == EXP_MAX_PLUGINS) return exp_usage("diff", usage_diff, "at most %d plugins a side", EXP_MAX_PLUGINS);
+      s->plugins[s->nplugins++] = optarg;
+      break;
+    }
+    case 'f':
+      if (strcmp(optarg, "text") && strcmp(optarg, "json"))
+        return exp_usage("diff", usage_diff, "--format takes text or json, got '%s'", optarg);
+      json = !strcmp(optarg, "json");
+      break;
+    case 'H': html = optarg; break;
+    case 's': summary_only = 1; break;
+    case 'h': fputs(usage_diff, stdout); return PW_EX_OK;
+    default:
+      if ((code = exp_shared_opt(c, optarg, &o, usage_diff)) != -2) {
+        if (code >= 0) return code;
+        break;
+      }
+      return exp_usage("diff", usage_diff, "unknown or incomplete option '%s'", argv[optind - 1]);
+    }
+  }
+  if (!sa.path || !sb.path) return exp_usage("diff", usage_diff, "both --a and --b are required");
+  if (optind != argc - 1) return exp_usage("diff", usage_diff, "expected exactly one COHORT.jsonl (or - for stdin)");
+  int ns = sa.nplugins;
+  for (int s = 0; s < 2; s++) {   /* the shared --plugin list, for display */
+    side *sd = s ? &sb : &sa;
+    for (int i = 0; i < o.nplugins && sd->nplugins < 2 * EXP_MAX_PLUGINS; i++) sd->plugins[sd->nplugins++] = o.plugins[i];
+  }
+  int jobs = exp_jobs(&o);
+  dworker *w = calloc((size_t)jobs, sizeof *w);
+  void **states = calloc((size_t)jobs, sizeof *states);
+  if (!w || !states) { free(w); free(states); fprintf(stderr, "pathwise: out of memory\n"); return PW_EX_SOFTWARE; }
+  code = PW_EX_OK;
+  for (int i = 0; i < jobs && code == PW_EX_OK; i++) {
+    w[i].a = exp_engine(sa.path, &o, sa.plugins, ns, &code);
+    if (code == PW_EX_OK) w[i].b = exp_engine(sb.path, &o, sb.plugins, sb.nplugins - o.nplugins, &code);
+    w[i].format_json = json;
+    w[i].summary_only = summary_only;
+    w[i].html = html != NULL;
+    states[i] = &w[i];
+  }
+  if (code == PW_EX_OK) {
+    pw_buf head = {0};
+    if (json) {
+      pw_buf_adds(&head, "{\"a\":");
+      side_json(&head, w[0].a, &sa);
+      pw_buf_adds(&head, ",\"b\":");
+      side_json(&head, w[0].b, &sb);
+      pw_buf_adds(&head, ",\"cases\":[");
+    } else {
+      pw_buf_adds(&head, "pathwise diff\n");
+      side_text(&head, "A", w[0].a, &sa);
+      side_text(&head, "B", w[0].b, &sb);
+      pw_buf_adds(&head, "\n");
+    }
+    code = exp_write(stdout, "stdout", &head);
+    pw_buf_free(&head);
+  }
+  if (code == PW_EX_OK) {
+    emitter em = {json, 0};
+    exp_pipeline p = {0};
+    p.input = argv[optind];
+    p.jobs = jobs;
+    p.progress = exp_show_progress(&o);
+    p.workers = states;
+    p.process = diff_line;
+    p.emit = emit_out;
+    p.ud = &em;
+    code = exp_pipeline_run(&p);
+    if (code == PW_EX_OK) {
+      merge(w, jobs);
+      pw_buf b = {0};
+      if (json) {
+        pw_buf_adds(&b, "\n],\"summary\":");
+        summary_json(&b, &w[0]);
+        pw_buf_adds(&b, "}\n");
+      } else {
+        summary_text(&b, &w[0]);
+      }
+      code = exp_write(stdout, "stdout", &b);
+      if (html && code == PW_EX_OK) {
+        pw_buf_reset(&b);
+        html_page(&b, &w[0], w[0].a, &sa, w[0].b, &sb);
+        FILE *f = fopen(html, "wb");
+        if (!f) { perror(html); code = PW_EX_IOERR; }
+        else {
+          code = exp_write(f, html, &b);
+          if (fclose(f) && code == PW_EX_OK) code = PW_EX_IOERR;
+        }
+      }
+      pw_buf_free(&b);
+    }
+  }
+  for (int i = 0; i < jobs; i++) free_worker(&w[i]);
+  free(w);
+  free(states);
+  return code;
+}

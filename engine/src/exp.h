@@ -1,0 +1,148 @@
+/*
+** exp.h: machinery shared by the experiment commands (batch, diff,
+** check --coverage, cohort): their common options, an ordered parallel
+** line pipeline, string counters, error records and output helpers.
+**
+** The pipeline reads JSON Lines from a file or stdin on the calling
+** thread, hands chunks of lines to `jobs` worker threads and writes each
+** chunk's output in input order. Each worker owns its state (its own
+** pw_engine, hence its own lua_State): no Lua state is ever shared
+** between threads.
+*/
+#ifndef PW_EXP_H
+#define PW_EXP_H
+
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "cli.h"
+#include "engine.h"
+
+#define EXP_MAX_PLUGINS 8
+#define EXP_MAX_LINE (16u << 20)   /* longer lines are cut here (and then refused) */
+
+/* ---- options shared by batch, diff and check --coverage ---- */
+
+typedef struct exp_opts {
+  const char *plugins[EXP_MAX_PLUGINS];
+  int nplugins;
+  pw_limits lim;
+  int jobs;       /* 0 = one per available core */
+  int progress;   /* -1 = when stderr is a terminal, 0 = never, 1 = always */
+} exp_opts;
+
+enum {
+  EXP_OPT_PLUGIN = 0x100, EXP_OPT_MEMORY, EXP_OPT_INSTRUCTIONS,
+  EXP_OPT_PROGRESS, EXP_OPT_NO_PROGRESS, EXP_OPT_FIRST_FREE
+};
+
+/* getopt_long entries of the shared options; -j, --jobs is 'j'. */
+#define EXP_LONG_OPTIONS                                                    \
+  {"plugin", required_argument, 0, EXP_OPT_PLUGIN},                         \
+  {"memory", required_argument, 0, EXP_OPT_MEMORY},                         \
+  {"instructions", required_argument, 0, EXP_OPT_INSTRUCTIONS},             \
+  {"jobs", required_argument, 0, 'j'},                                      \
+  {"progress", no_argument, 0, EXP_OPT_PROGRESS},                           \
+  {"no-progress", no_argument, 0, EXP_OPT_NO_PROGRESS}
+
+/* Usage text of the shared options, for each command's --help. */
+#define EXP_USAGE_SHARED                                                                 \
+  "  -j, --jobs N            worker threads, each with its own engine\n"                 \
+  "                          (default: one per available core)\n"                        \
+  "      --plugin FILE       add a local-rules plugin (repeatable; may only tighten)\n"  \
+  "      --memory BYTES      memory cap of each Lua state (default 64 MiB)\n"            \
+  "      --instructions N    instruction budget per evaluation (default 5000000)\n"      \
+  "      --progress          progress bar on stderr even when it is not a terminal\n"    \
+  "      --no-progress       no progress bar (default: shown when stderr is a terminal)\n"
+
+void exp_opts_init(exp_opts *o);
+
+/* Handle one shared option. Returns -1 when handled, an exit code after a
+** usage error (printed), or -2 when c is not a shared option. */
+int exp_shared_opt(int c, const char *arg, exp_opts *o, const char *usage);
+
+/* Print "pathwise: <cmd>: <message>" and the usage to stderr; PW_EX_USAGE. */
+int exp_usage(const char *cmd, const char *usage, const char *fmt, ...)
+  __attribute__((format(printf, 3, 4)));
+
+/* The number of worker threads to run (o->jobs or the cores available). */
+int exp_jobs(const exp_opts *o);
+int exp_show_progress(const exp_opts *o);
+
+/* An engine with protocol and plugins (extra, then o's) loaded; prints
+** the error and sets *code on failure. */
+pw_engine *exp_engine(const char *protocol, const exp_opts *o, const char *const *extra,
+                      int nextra, int *code);
+
+/* ---- the ordered parallel line pipeline ---- */
+
+typedef struct exp_pipeline {
+  const char *input;     /* a file, or "-" for stdin */
+  int jobs;              /* threads; 1 runs everything on the calling thread */
+  int progress;          /* draw a progress bar on stderr */
+  void **workers;        /* jobs worker states, each used by one thread only */
+  /* Handle one non-blank line (no newline; 1-based line number). */
+  void (*process)(void *worker, const char *line, size_t len, long lineno, pw_buf *out);
+  /* Output of each chunk of lines, in input order, on the calling thread.
+  ** NULL writes to stdout. Returns 0, or -1 to stop (errno set). */
+  int (*emit)(void *ud, const char *data, size_t len);
+  void *ud;
+  /* filled in by the run */
+  long lines, blank, processed;
+  double seconds;
+} exp_pipeline;
+
+/* Run the pipeline. Returns PW_EX_OK, PW_EX_NOINPUT (input cannot be
+** opened), PW_EX_IOERR (read or write error; message printed) or
+** PW_EX_SOFTWARE (threads could not start). */
+int exp_pipeline_run(exp_pipeline *p);
+
+/* ---- counting strings ---- */
+
+typedef struct exp_count_entry {
+  char *key;
+  uint64_t n;
+} exp_count_entry;
+
+typedef struct exp_counter {
+  exp_count_entry *v;
+  size_t cap, used;
+} exp_counter;
+
+void exp_count_add(exp_counter *c, const char *key, uint64_t n);
+uint64_t exp_count_get(const exp_counter *c, const char *key);
+void exp_count_merge(exp_counter *dst, const exp_counter *src);
+/* Entries sorted by count (descending), then key; free() the array only. */
+exp_count_entry *exp_count_sorted(const exp_counter *c, size_t *n);
+void exp_count_free(exp_counter *c);
+
+/* Text table of the top entries: "  key  count  pct%" (pct of denom). */
+void exp_text_top(pw_buf *b, const char *title, const exp_counter *c, size_t top, uint64_t denom);
+/* A JSON object {"key": count, ...}, largest first. */
+void exp_json_counts(pw_buf *b, const exp_counter *c);
+
+/* ---- results, errors and output ---- */
+
+/* "input", "protocol", "budget", "memory", "io", "internal" (as the Lua module). */
+const char *exp_status_name(pw_status s);
+
+/* The fact path an error message starts with ("ecog", "metastases[0].site");
+** "$" when it concerns the whole line. */
+void exp_error_field(const char *msg, char *field, size_t n);
+
+/* One JSON line: {"line":N,"error":{"status":..,"field":..,"message":..}} */
+void exp_error_record(pw_buf *out, long lineno, const pw_error *err);
+
+/* Key of an item for counting and matching: "id" or "id@target". */
+void exp_item_key(const pw_item *it, char *buf, size_t n);
+
+/* HTML-escaped text. */
+void exp_html(pw_buf *b, const char *s);
+
+/* Write a whole buffer to f; prints the error. Returns PW_EX_OK or PW_EX_IOERR. */
+int exp_write(FILE *f, const char *what, const pw_buf *b);
+
+double exp_now(void);
+double exp_pct(uint64_t part, uint64_t whole);
+
+#endif
