@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""The pathwise benchmark, in one command (see tests/bench/README.md):
+
+    cmake --build build --target bench
+    # the same as: python3 tests/bench/run.py --build build
+
+In-process (tests/bench/pw_bench, pinned to one CPU): the full path for
+the index case and for a mixed set, latency percentiles, evaluations per
+second and where the time goes. Over the Unix socket (tests/bench/pw_load):
+`pathwise serve` and, as the ceiling in the same run, tests/bench/pw_echo
+(same framing, same reply size) at (1 connection, 1 in flight), (1, 64
+pipelined), (8, 1) and (8 x 16); decision-log modes; 1 vs 2 workers; peak
+RSS after 1,000,000 requests; cold start; reload latency. Every figure is
+the median of several repetitions; targets are checked as ratios measured
+in the same run. Prints a table and writes build/bench/results.json
+(machine, commit, settings, every figure). Standard library only."""
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+# ---------------------------------------------------------------- machine
+
+def machine():
+    model = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = sh(["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"]).stdout.strip() or "unknown"
+    if sh(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"]).stdout.strip():
+        commit += "+dirty"
+    load = os.getloadavg()
+    return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
+            "python": platform.python_version(), "commit": commit,
+            "loadavg_at_start": [round(x, 2) for x in load],
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+# ---------------------------------------------------------------- socket helpers
+
+def rpc(path, method, params=None, rid=1, timeout=30):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    req = {"jsonrpc": "2.0", "id": rid, "method": method}
+    if params is not None:
+        req["params"] = params
+    s.sendall((json.dumps(req) + "\n").encode())
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    return buf
+
+
+def wait_ready(path, proc, timeout=20.0):
+    """Seconds until `health` answers (None if the process died)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            return None
+        try:
+            if b'"result"' in rpc(path, "health", timeout=2):
+                return time.monotonic() - t0
+        except OSError:
+            pass
+        time.sleep(0.002)
+    return None
+
+
+class Proc:
+    """A server process (pathwise serve or pw_echo) on a socket in tmp."""
+
+    def __init__(self, argv, sock, cpus=None):
+        self.sock = sock
+        if cpus is not None:
+            argv = ["taskset", "-c", cpus] + argv
+        self.t0 = time.monotonic()
+        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.ready = wait_ready(sock, self.p)
+        if self.ready is None:
+            err = self.p.stderr.read().decode(errors="replace") if self.p.poll() is not None else "timeout"
+            self.stop()
+            raise RuntimeError("server did not start: %s\n%s" % (" ".join(argv), err))
+
+    def pids(self):
+        try:
+            h = json.loads(rpc(self.sock, "health"))["result"]
+        except (OSError, ValueError, KeyError):
+            return [self.p.pid]
+        pids = [h.get("pid", self.p.pid)]
+        pids += h.get("workers", {}).get("pids", []) if isinstance(h.get("workers"), dict) else []
+        return pids
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+def rss_kib(pid, field="VmRSS"):
+    try:
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# ---------------------------------------------------------------- runs
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.build = os.path.abspath(args.build)
+        self.bin = os.path.join(self.build, "bench")
+        self.pathwise = os.path.join(self.build, "pathwise")
+        self.index = os.path.join(ROOT, "examples", "index_case.json")
+        self.cases = [self.index] + sorted(
+            os.path.join(d, f) for d in (os.path.join(ROOT, "examples", "cases"), os.path.join(ROOT, "tests", "bench", "cases"))
+            if os.path.isdir(d) for f in os.listdir(d) if f.endswith(".json"))
+        self.protocol = os.path.join(ROOT, "scripts", "mrc_second_line.lua")
+        ncpu = os.cpu_count() or 1
+        self.cpu_a = "0"                       # client
+        self.cpu_b = str(ncpu - 1)             # server / in-process
+        # the decision log lives on the build directory's file system (a real
+        # disk here, so fdatasync costs what it costs in production)
+        self.tmp = tempfile.mkdtemp(prefix="pwbench-", dir=self.bin)
+        self.res = {"machine": machine(), "settings": {}, "inprocess": None, "socket": {}}
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- in-process
+    def inprocess(self):
+        out = os.path.join(self.tmp, "inproc.json")
+        argv = [os.path.join(self.bin, "pw_bench"), "--cpu", self.cpu_b, "--reps", str(self.a.reps_inproc),
+                "--protocol", self.protocol, "--json", out, "--quiet"]
+        if self.a.quick:
+            argv += ["--index-iters", "5000", "--mixed-iters", "5500", "--stage-iters", "1000"]
+        log("in-process: pw_bench, %d repetitions, pinned to cpu %s ..." % (self.a.reps_inproc, self.cpu_b))
+        p = sh(argv + self.cases)
+        if p.returncode != 0:
+            raise RuntimeError("pw_bench failed: " + p.stderr)
+        self.res["inprocess"] = json.load(open(out))
+        self.res["settings"]["cases"] = [os.path.relpath(c, ROOT) for c in self.cases]
+
+    # -- batch over a generated cohort (issue 5), by batch.py
+    def batch(self):
+        n = self.a.batch_cases or (20000 if self.a.quick else 100000)
+        ncpu = os.cpu_count() or 1
+        argv = [sys.executable, os.path.join(ROOT, "tests", "bench", "batch.py"), "--pathwise", self.pathwise,
+                "--inproc", os.path.join(self.bin, "pw_inproc"), "--cases", str(n),
+                "--jobs", "1,%d" % ncpu, "--repeat", "1" if self.a.quick else "3"]
+        log("batch: %d generated cases, jobs 1 and %d ..." % (n, ncpu))
+        p = sh(argv)
+        if p.returncode != 0:
+            raise RuntimeError("batch.py failed: " + p.stderr + p.stdout)
+        self.res["batch"] = json.loads(p.stdout.strip().splitlines()[-1])
+
+    # -- one load-client run
+    def load(self, sock, conns, depth, requests, client_cpus=None, files=None, seconds=None, warmup=None):
+        if warmup is None:
+            warmup = max(200, min(5000, requests // 10))
+        argv = [os.path.join(self.bin, "pw_load"), "--socket", sock, "--conns", str(conns), "--depth", str(depth),
+                "--requests", str(requests), "--warmup", str(warmup),
+                "--seconds", str(seconds or self.a.seconds), "--json"] + (files or [self.index])
+        if client_cpus is not None:
+            argv = ["taskset", "-c", client_cpus] + argv
+        p = sh(argv, timeout=(seconds or self.a.seconds) + 180)
+        line = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+        try:
+            r = json.loads(line)
+        except ValueError:
+            raise RuntimeError("pw_load failed (%d): %s %s" % (p.returncode, p.stdout, p.stderr))
+        if r.get("errors") or r.get("malformed"):
+            r["failed"] = True
+        return r
+
+    def repeat(self, fn, reps):
+        runs = [fn() for _ in range(reps)]
+        keys = ("rate", "p50_us", "p90_us", "p99_us", "p999_us", "server_cpu_us_per_req", "main_cpu_us_per_req")
+        out = {k: statistics.median([r[k] for r in runs if k in r]) for k in keys if any(k in r for r in runs)}
+        out["reps"] = reps
+        out["requests_per_rep"] = runs[0]["requests"]
+        out["errors"] = sum(r.get("errors", 0) + r.get("malformed", 0) for r in runs)
+        out["rate_min_max"] = [min(r["rate"] for r in runs), max(r["rate"] for r in runs)]
+        out["p50_min_max"] = [min(r["p50_us"] for r in runs), max(r["p50_us"] for r in runs)]
+        return out
+
+    def serve(self, name, workers=2, log_sync=None, cpus=None, extra=()):
+        sock = os.path.join(self.tmp, name + ".sock")
+        argv = [self.pathwise, "serve", "--socket", sock, "--protocol", self.protocol, "--no-watch",
+                "--workers", str(workers)]
+        if log_sync:
+            logf = os.path.join(self.tmp, name + ".log")
+            if os.path.exists(logf):
+                os.unlink(logf)
+            argv += ["--log", logf, "--log-sync", log_sync]
+        return Proc(argv + list(extra), sock, cpus)
+
+    def echo(self, name, reply_bytes, cpus=None):
+        sock = os.path.join(self.tmp, name + ".sock")
+        return Proc([os.path.join(self.bin, "pw_echo"), "--socket", sock, "--reply-bytes", str(reply_bytes)], sock, cpus)
+
+    # -- the socket matrix
+    def sockets(self):
+        a = self.a
+        S = self.res["socket"]
+        n1 = 3000 if a.quick else 20000       # one-at-a-time runs
+        nN = 20000 if a.quick else 100000     # pipelined runs
+        reps = a.reps
+
+        # the reply size pathwise gives for the workload, for the echo server
+        srv = self.serve("probe", workers=1)
+        facts = json.load(open(self.index))
+        reply = rpc(srv.sock, "evaluate", {"facts": facts})
+        srv.stop()
+        reply_bytes = len(reply)
+        req_bytes = len(json.dumps({"jsonrpc": "2.0", "id": 1000, "method": "evaluate",
+                                    "params": {"facts": facts}}, separators=(",", ":"))) + 1
+        S["message_bytes"] = {"request": req_bytes, "reply": reply_bytes}
+        log("socket: evaluate request %d B, reply %d B; echo replies %d B" % (req_bytes, reply_bytes, reply_bytes))
+
+        placements = {"same_cpu": (self.cpu_b, self.cpu_b), "cross_cpu": (self.cpu_a, self.cpu_b)}
+        if (os.cpu_count() or 1) < 2:
+            placements = {"same_cpu": ("0", "0")}
+        shapes = [("1x1", 1, 1, n1), ("1x64", 1, 64, nN), ("8x1", 8, 1, n1 * 2), ("8x16", 8, 16, nN)]
+
+        # 1. the ceiling (echo) and the server, same placements, same run
+        for kind in ("echo", "server"):
+            S[kind] = {}
+            for pname, (ccpu, scpu) in placements.items():
+                log("%s, client on cpu %s, server on cpu %s ..." % (kind, ccpu, scpu))
+                p = (self.echo("echo", reply_bytes, scpu) if kind == "echo"
+                     else self.serve("srv", workers=1, log_sync="none", cpus=scpu))
+                try:
+                    S[kind]["1x1_" + pname] = self.repeat(lambda: self.load(p.sock, 1, 1, n1, ccpu), reps)
+                finally:
+                    p.stop()
+            log("%s, unpinned, all shapes ..." % kind)
+            p = (self.echo("echo", reply_bytes) if kind == "echo"
+                 else self.serve("srv", workers=2, log_sync="none"))
+            try:
+                for label, c, d, n in shapes:
+                    S[kind][label] = self.repeat(lambda: self.load(p.sock, c, d, n), reps)
+            finally:
+                p.stop()
+
+        # 2. workers 1 vs 2 at 64 pipelined (no log), then log modes with 2 workers
+        S["workers_64"] = {}
+        for w in (1, 2):
+            log("server, %d worker(s), 1x64, no log ..." % w)
+            p = self.serve("w%d" % w, workers=w)
+            try:
+                S["workers_64"][str(w)] = self.repeat(lambda: self.load(p.sock, 1, 64, nN), reps)
+            finally:
+                p.stop()
+        S["log_sync_64"] = {}
+        for mode in ("none", "batch", "always"):
+            log("server, 2 workers, 1x64 and 8x16, --log-sync %s ..." % mode)
+            p = self.serve("log_" + mode, workers=2, log_sync=mode)
+            try:
+                S["log_sync_64"][mode] = self.repeat(lambda: self.load(p.sock, 1, 64, nN), reps)
+                S["log_sync_64"][mode + "_8x16"] = self.repeat(lambda: self.load(p.sock, 8, 16, nN), reps)
+            finally:
+                p.stop()
+
+        # 3. cold start to ready, reload latency
+        starts, reloads = [], []
+        for i in range(3 if a.quick else 7):
+            p = self.serve("cold%d" % i, workers=2)
+            starts.append(p.ready)
+            for _ in range(2):
+                t0 = time.monotonic()
+                r = rpc(p.sock, "reload", timeout=60)
+                if b'"result"' not in r:
+                    raise RuntimeError("reload failed: %r" % r[:300])
+                reloads.append(time.monotonic() - t0)
+            p.stop()
+        S["cold_start_ms"] = {"median": statistics.median(starts) * 1e3, "min": min(starts) * 1e3,
+                              "max": max(starts) * 1e3, "n": len(starts)}
+        S["reload_ms"] = {"median": statistics.median(reloads) * 1e3, "min": min(reloads) * 1e3,
+                          "max": max(reloads) * 1e3, "n": len(reloads)}
+
+        # 4. memory: 1,000,000 requests with 2 workers (durable log), RSS
+        # sampled after the first and the last 100,000
+        total = a.rss_requests
+        log("server, 2 workers, --log-sync always, %d requests at 8x16 for peak RSS ..." % total)
+        p = self.serve("rss", workers=2, log_sync="always")
+        try:
+            pids = p.pids()
+            chunk = max(10000, total // 10)    # 100,000 of 1,000,000, warm-up included
+            samples = []
+            done = 0
+            t0 = time.monotonic()
+            while done < total:
+                n = min(chunk, total - done)
+                warm = max(200, min(5000, n // 10))
+                self.load(p.sock, 8, 16, n - warm, seconds=3600, warmup=warm)
+                done += n
+                samples.append({"after": done, "rss_kib": {str(pid): rss_kib(pid) for pid in pids}})
+            el = time.monotonic() - t0
+            hwm = {str(pid): rss_kib(pid, "VmHWM") for pid in pids}
+            # RSS moves by a few hundred KiB as malloc trims and grows the
+            # supervisor's buffers: growth compares the medians of the first
+            # and of the last three samples
+            tot = [sum(s["rss_kib"].values()) for s in samples]
+            first = statistics.median(tot[:3])
+            last = statistics.median(tot[-3:])
+            S["rss"] = {"requests": done, "seconds": el, "pids": pids, "samples": samples,
+                        "peak_kib_by_process": hwm, "peak_kib_total": sum(hwm.values()),
+                        "peak_kib_max_process": max(hwm.values()),
+                        "rss_kib_after_first_chunk": first, "rss_kib_after_last_chunk": last,
+                        "growth_kib": last - first}
+        finally:
+            p.stop()
+        self.res["settings"].update({"socket_reps": reps, "one_at_a_time_requests": n1,
+                                     "pipelined_requests": nN, "client_cpu": self.cpu_a,
+                                     "server_cpu": self.cpu_b, "seconds_bound": a.seconds})
+
+    # ------------------------------------------------------------ report
+
+    def targets(self):
+        t = []
+        ip = self.res["inprocess"]
+        if ip:
+            p50 = ip["index"]["p50_us"]["median"]
+            p99 = ip["index"]["p99_us"]["median"]
+            t.append(("in-process index p50 <= 20 us", "%.1f us" % p50, p50 <= 20))
+            t.append(("in-process p99 <= 3 x p50", "%.1f / %.1f = %.2f" % (p99, p50, p99 / p50), p99 <= 3 * p50))
+        S = self.res["socket"]
+        if S.get("server") and ip:
+            inp = ip["index"]["p50_us"]["median"]
+            for pl in ("same_cpu", "cross_cpu"):
+                k = "1x1_" + pl
+                if k in S["server"]:
+                    e, s = S["echo"][k]["p50_us"], S["server"][k]["p50_us"]
+                    lim = e + inp + 10
+                    t.append(("server 1x1 p50 <= echo + in-process + 10 us (%s)" % pl,
+                              "%.1f vs %.1f + %.1f + 10 = %.1f" % (s, e, inp, lim), s <= lim))
+        if S.get("workers_64"):
+            r1, r2 = S["workers_64"]["1"]["rate"], S["workers_64"]["2"]["rate"]
+            t.append(("64 pipelined, 2 workers >= 40,000/s", "%.0f/s" % r2, r2 >= 40000))
+            t.append(("64 pipelined, 2 workers >= 1.5 x 1 worker", "%.0f / %.0f = %.2f" % (r2, r1, r2 / r1), r2 >= 1.5 * r1))
+        if S.get("log_sync_64"):
+            ra, rn = S["log_sync_64"]["always"]["rate"], S["log_sync_64"]["none"]["rate"]
+            t.append(("--log-sync always >= 75% of none (1x64)", "%.0f / %.0f = %.0f%%" % (ra, rn, 100 * ra / rn), ra >= 0.75 * rn))
+        if S.get("rss"):
+            r = S["rss"]
+            mib = r["peak_kib_total"] / 1024
+            t.append(("peak RSS, 2 workers, after %d requests <= 16 MiB" % r["requests"],
+                      "%.1f MiB total (largest process %.1f MiB)" % (mib, r["peak_kib_max_process"] / 1024), mib <= 16))
+            t.append(("no RSS growth, first vs last 100,000s", "%+d KiB (medians of 3 samples)" % r["growth_kib"],
+                      r["growth_kib"] <= 256))
+        bt = self.res.get("batch")
+        if bt:
+            j = max(bt["batch"], key=lambda r: r["jobs"])
+            t.append(("batch >= 80%% of in-process rate x %d cores" % j["jobs"],
+                      "%.0f/s vs %.0f x %d (%.0f%%), peak RSS %.1f MiB" % (
+                          j["cases_per_second"], bt["inproc_cases_per_second"], j["jobs"], 100 * j["efficiency"],
+                          j["peak_rss_kb"] / 1024), j["efficiency"] >= 0.8))
+        self.res["targets"] = [{"target": a, "measured": b, "met": c} for a, b, c in t]
+        return t
+
+    def table(self):
+        m = self.res["machine"]
+        lines = ["pathwise benchmark: %s, %d cpus, Linux %s, commit %s, load %s at start" % (
+            m["cpu_model"], m["nproc"], m["kernel"], m["commit"], m["loadavg_at_start"])]
+        ip = self.res["inprocess"]
+        if ip:
+            lines.append("")
+            lines.append("In-process full path (JSON in -> JSON out), %s, medians of %d repetitions" % (
+                ip["settings"]["placement"], ip["settings"]["reps"]))
+            lines.append("  %-26s %9s %9s %9s %9s %10s" % ("", "p50 us", "p99 us", "p999 us", "mean us", "evals/s"))
+            for k, label in (("index", "index case"), ("mixed", "mixed set (%d cases)" % ip["settings"]["cases"])):
+                x = ip[k]
+                lines.append("  %-26s %9.2f %9.2f %9.2f %9.2f %10.0f" % (
+                    label, x["p50_us"]["median"], x["p99_us"]["median"], x["p999_us"]["median"],
+                    x["mean_us"]["median"], x["evals_per_s"]["median"]))
+            b = ip["breakdown_us"]
+            lines.append("  where the time goes (index case, per-call medians, us):")
+            lines.append("    gate %.2f | cjson decode %.2f | validation %.2f | protocol %.2f | kernel %.2f | "
+                         "facts sha256 %.2f | encode %.2f | other %.2f | full %.2f" % (
+                             b["gate"], b["cjson_decode"], b["validate"], b["protocol"], b["kernel"],
+                             b["facts_sha256"], b["encode"], b["other"], b["full"]))
+        S = self.res["socket"]
+        if S.get("server"):
+            lines.append("")
+            lines.append("Over the Unix socket (index case; evaluate %d B in, %d B out), medians of %d repetitions" % (
+                S["message_bytes"]["request"], S["message_bytes"]["reply"], self.a.reps))
+            lines.append("  server: --log-sync none; 1 worker in the pinned 1x1 rows, 2 workers otherwise. CPU us/req:")
+            lines.append("  all server processes (in parentheses: the supervisor alone). x echo: throughput ratio.")
+            lines.append("  %-36s %9s %8s %8s %8s %15s %7s" % ("", "req/s", "p50 us", "p99 us", "p999 us",
+                                                               "CPU us/req", "x echo"))
+            order = ["1x1_same_cpu", "1x1_cross_cpu", "1x1", "1x64", "8x1", "8x16"]
+            names = {"1x1_same_cpu": "1 conn, 1 in flight, same cpu", "1x1_cross_cpu": "1 conn, 1 in flight, cross cpu",
+                     "1x1": "1 conn, 1 in flight", "1x64": "1 conn, 64 pipelined", "8x1": "8 conns, 1 each",
+                     "8x16": "8 conns x 16"}
+            for k in order:
+                if k not in S["server"]:
+                    continue
+                for kind in ("echo", "server"):
+                    x = S[kind][k]
+                    ratio = "" if kind == "echo" else "%.2f" % (x["rate"] / S["echo"][k]["rate"])
+                    cpu = "%.1f" % x.get("server_cpu_us_per_req", 0)
+                    if kind == "server":
+                        cpu += " (%.1f)" % x.get("main_cpu_us_per_req", 0)
+                    lines.append("  %-36s %9.0f %8.1f %8.1f %8.1f %15s %7s" % (
+                        names[k] + ": echo" if kind == "echo" else "  pathwise serve", x["rate"], x["p50_us"],
+                        x["p99_us"], x["p999_us"], cpu, ratio))
+            lines.append("  workers, 1x64, no log:    1 worker %.0f/s, 2 workers %.0f/s" % (
+                S["workers_64"]["1"]["rate"], S["workers_64"]["2"]["rate"]))
+            lg = S["log_sync_64"]
+            lines.append("  log-sync, 2 workers, 1x64: none %.0f/s, batch %.0f/s, always %.0f/s "
+                         "(8x16: %.0f, %.0f, %.0f)" % (lg["none"]["rate"], lg["batch"]["rate"], lg["always"]["rate"],
+                                                       lg["none_8x16"]["rate"], lg["batch_8x16"]["rate"],
+                                                       lg["always_8x16"]["rate"]))
+            lines.append("  cold start to ready: %.1f ms median; reload: %.1f ms median" % (
+                S["cold_start_ms"]["median"], S["reload_ms"]["median"]))
+            r = S["rss"]
+            lines.append("  RSS after %d requests (2 workers, log always): peak %.1f MiB total, %s KiB by process; "
+                         "growth first->last chunk %+d KiB" % (r["requests"], r["peak_kib_total"] / 1024,
+                                                                r["peak_kib_by_process"], r["growth_kib"]))
+        bt = self.res.get("batch")
+        if bt:
+            lines.append("")
+            lines.append("Batch over a generated cohort of %d cases (best of repetitions); in-process one core: %.0f cases/s"
+                         % (bt["cases"], bt["inproc_cases_per_second"]))
+            lines.append("  %-8s %10s %12s %12s %12s" % ("jobs", "seconds", "cases/s", "efficiency", "peak RSS"))
+            for r in bt["batch"]:
+                lines.append("  %-8d %10.2f %12.0f %11.0f%% %8.1f MiB" % (
+                    r["jobs"], r["seconds"], r["cases_per_second"], 100 * r["efficiency"], r["peak_rss_kb"] / 1024))
+        t = self.targets()
+        lines.append("")
+        lines.append("Targets (issues 4 and 5)")
+        for name, val, ok in t:
+            lines.append("  [%s] %-52s %s" % ("met" if ok else "NOT met", name, val))
+        return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="CMake build directory (default build/)")
+    ap.add_argument("--root", default=ROOT, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None, help="JSON results (default BUILD/bench/results.json)")
+    ap.add_argument("--only", choices=("inprocess", "socket", "batch"), default=None)
+    ap.add_argument("--batch-cases", type=int, default=None, help="cohort size of the batch run (default 100000, quick 20000)")
+    ap.add_argument("--quick", action="store_true", help="fewer requests and repetitions (a smoke run)")
+    ap.add_argument("--reps", type=int, default=None, help="socket repetitions per figure (default 5, quick 1)")
+    ap.add_argument("--reps-inproc", type=int, default=None, help="in-process repetitions (default 7, quick 3)")
+    ap.add_argument("--seconds", type=float, default=30, help="time bound of one load run (default 30)")
+    ap.add_argument("--rss-requests", type=int, default=None, help="requests for the RSS run (default 1000000)")
+    extra = os.environ.get("PW_BENCH_ARGS", "").split()
+    a = ap.parse_args(sys.argv[1:] + extra)
+    a.reps = a.reps or (1 if a.quick else 5)
+    a.reps_inproc = a.reps_inproc or (3 if a.quick else 7)
+    a.rss_requests = a.rss_requests or (100000 if a.quick else 1000000)
+    b = Bench(a)
+    try:
+        if a.only in (None, "inprocess"):
+            b.inprocess()
+        if a.only in (None, "socket"):
+            b.sockets()
+        if a.only in (None, "batch"):
+            b.batch()
+        out = a.out or os.path.join(b.bin, "results.json")
+        text = b.table()
+        b.res["settings"]["quick"] = a.quick
+        b.res["table"] = text
+        with open(out, "w") as f:
+            json.dump(b.res, f, indent=1)
+        print()
+        print(text)
+        print("\nresults: %s" % out)
+    finally:
+        b.cleanup()
+
+
+if __name__ == "__main__":
+    main()
