@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "engine.h"
 #include "facts.h"
@@ -183,18 +184,50 @@ static int unknown_field(vctx *c, const char *prefix, const char *key) {
   return 0;
 }
 
+typedef struct mkey { const char *s; size_t n; } mkey;
+
+static int mkey_cmp(const void *pa, const void *pb) {
+  const mkey *a = pa, *b = pb;
+  int r = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
+  return r ? r : (a->n > b->n) - (a->n < b->n);
+}
+
+/* Members in key order, not lua_next's (which follows the hash seed), so
+** the first error reported and the order of unknown-field warnings are the
+** same on every run. The keys stay alive in the table at idx. */
 static int each_member(vctx *c, int idx, const char *path, member_fn fn, void *ud) {
   lua_State *L = c->L;
+  mkey small[24], *keys = small;
+  size_t n = 0, cap = sizeof small / sizeof small[0];
   if (!lua_istable(L, idx)) return fail(c, idx, *path ? path : "facts", "an object");
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (lua_type(L, -2) != LUA_TSTRING) {
-      lua_pop(L, 2);
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
       return fail(c, idx, *path ? path : "facts", "an object");
     }
-    int r = fn(c, lua_tostring(L, -2), lua_gettop(L), path, ud);
+    if (n == cap) {
+      mkey *more = pw_arena_alloc(c->a, 2 * cap * sizeof *more);
+      if (!more) {
+        lua_pop(L, 1);
+        snprintf(c->err, c->errlen, "%s: out of memory", *path ? path : "facts");
+        return -1;
+      }
+      memcpy(more, keys, n * sizeof *keys);
+      keys = more;
+      cap *= 2;
+    }
+    keys[n].s = lua_tolstring(L, -1, &keys[n].n);
+    n++;
+  }
+  if (n > 1) qsort(keys, n, sizeof *keys, mkey_cmp);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushlstring(L, keys[i].s, keys[i].n);
+    lua_rawget(L, idx);
+    int r = fn(c, keys[i].s, lua_gettop(L), path, ud);
     lua_pop(L, 1);
-    if (r) { lua_pop(L, 1); return -1; }
+    if (r) return -1;
   }
   return 0;
 }

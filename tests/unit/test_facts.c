@@ -75,6 +75,36 @@ static void unknown_fields(void) {
   CHECK(seen == 2);
 }
 
+/* Members are read in key order, not in the hash order of lua_next, so
+** warnings and the first error are the same on every run. */
+static void member_order(void) {
+  char json[1024] = "{\"ecog\":1";
+  static const char *const keys[] = {"zeta", "alpha", "mu", "beta", "omega", "kappa", "delta", "eta",
+                                     "iota", "gamma", "nu", "xi", "pi", "rho", "tau", "chi"};
+  int nk = (int)(sizeof keys / sizeof keys[0]);
+  for (int i = 0; i < nk; i++) {
+    strcat(json, ",\"");
+    strcat(json, keys[i]);
+    strcat(json, "\":0");
+  }
+  strcat(json, "}");
+  GOOD(json);
+  const pw_result *r = pw_engine_result(E);
+  const char *prev = NULL;
+  int n = 0, sorted = 1;
+  for (int i = 0; i < r->warnings.n; i++) {
+    if (strcmp(r->warnings.v[i].id, "unknown_field")) continue;
+    const char *t = strchr(r->warnings.v[i].text, '\'');
+    if (prev && t && strcmp(prev, t) > 0) sorted = 0;
+    prev = t;
+    n++;
+  }
+  CHECK(n == nk);
+  CHECK(sorted);
+  BAD("{\"neuropathy\":{\"grade\":9},\"metastatic\":1,\"ecog\":7}", "ecog: expected integer 0..4, got 7");
+  BAD("{\"molecular\":{\"nras\":\"x\",\"kras\":\"y\"}}", "molecular.kras:");
+}
+
 static void everything_valid(void) {
   GOOD("{\"patient_id\":\"p1\",\"ecog\":1,\"metastatic\":true,"
        "\"primary\":{\"site\":\"rectum\",\"resected\":true,\"prior_pelvic_radiation\":true,\"symptoms\":[]},"
@@ -107,6 +137,7 @@ PW_TEST_MAIN({
   types_and_ranges();
   cjson_traps();
   unknown_fields();
+  member_order();
   everything_valid();
   canonical_hash();
   pw_engine_free(E);
