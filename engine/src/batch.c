@@ -18,7 +18,7 @@ static const char *const usage_batch =
   "Evaluate one facts object (JSON) per input line and write one result per\n"
   "line (JSON Lines) to stdout, in input order, on every core. A plain\n"
   "stdin-to-stdout filter: it runs unchanged under Spark's RDD.pipe or Hadoop\n"
-  "Streaming (see docs-experiments.md).\n"
+  "Streaming (README.md, section batch).\n"
   "\n"
   "  -p, --protocol FILE     protocol script (default: the bundled guideline,\n"
   "                          scripts/mrc_second_line.lua, or $PATHWISE_PROTOCOL)\n"

@@ -313,8 +313,15 @@ class Bench:
         S["reload_ms"] = {"median": statistics.median(reloads) * 1e3, "min": min(reloads) * 1e3,
                           "max": max(reloads) * 1e3, "n": len(reloads)}
 
-        # 4. memory: 1,000,000 requests with 2 workers (durable log), RSS
-        # sampled after the first and the last 100,000
+        self.res["settings"].update({"socket_reps": reps, "one_at_a_time_requests": n1,
+                                     "pipelined_requests": nN, "client_cpu": self.cpu_a,
+                                     "server_cpu": self.cpu_b, "seconds_bound": a.seconds})
+
+    # -- memory: 1,000,000 requests with 2 workers (durable log), RSS
+    # sampled after every 100,000
+    def memory(self):
+        a = self.a
+        S = self.res["socket"]
         total = a.rss_requests
         log("server, 2 workers, --log-sync always, %d requests at 8x16 for peak RSS ..." % total)
         p = self.serve("rss", workers=2, log_sync="always")
@@ -345,9 +352,6 @@ class Bench:
                         "growth_kib": last - first}
         finally:
             p.stop()
-        self.res["settings"].update({"socket_reps": reps, "one_at_a_time_requests": n1,
-                                     "pipelined_requests": nN, "client_cpu": self.cpu_a,
-                                     "server_cpu": self.cpu_b, "seconds_bound": a.seconds})
 
     # ------------------------------------------------------------ report
 
@@ -448,10 +452,13 @@ class Bench:
                                                        lg["always_8x16"]["rate"]))
             lines.append("  cold start to ready: %.1f ms median; reload: %.1f ms median" % (
                 S["cold_start_ms"]["median"], S["reload_ms"]["median"]))
+        if S.get("rss"):
             r = S["rss"]
-            lines.append("  RSS after %d requests (2 workers, log always): peak %.1f MiB total, %s KiB by process; "
-                         "growth first->last chunk %+d KiB" % (r["requests"], r["peak_kib_total"] / 1024,
-                                                                r["peak_kib_by_process"], r["growth_kib"]))
+            lines.append("")
+            lines.append("Memory: RSS after %d requests at 8x16 (2 workers, log always): peak %.1f MiB total, "
+                         "%s KiB by process" % (r["requests"], r["peak_kib_total"] / 1024, r["peak_kib_by_process"]))
+            lines.append("  total RSS after each chunk, KiB: %s; growth first->last %+d KiB" % (
+                " ".join(str(sum(x["rss_kib"].values())) for x in r["samples"]), r["growth_kib"]))
         bt = self.res.get("batch")
         if bt:
             lines.append("")
@@ -474,7 +481,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="CMake build directory (default build/)")
     ap.add_argument("--root", default=ROOT, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help="JSON results (default BUILD/bench/results.json)")
-    ap.add_argument("--only", choices=("inprocess", "socket", "batch"), default=None)
+    ap.add_argument("--only", choices=("inprocess", "socket", "memory", "batch"), default=None)
     ap.add_argument("--batch-cases", type=int, default=None, help="cohort size of the batch run (default 100000, quick 20000)")
     ap.add_argument("--quick", action="store_true", help="fewer requests and repetitions (a smoke run)")
     ap.add_argument("--reps", type=int, default=None, help="socket repetitions per figure (default 5, quick 1)")
@@ -492,6 +499,8 @@ def main():
             b.inprocess()
         if a.only in (None, "socket"):
             b.sockets()
+        if a.only in (None, "memory"):
+            b.memory()
         if a.only in (None, "batch"):
             b.batch()
         out = a.out or os.path.join(b.bin, "results.json")
