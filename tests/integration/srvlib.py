@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import zlib
@@ -205,6 +206,63 @@ class Server:
 
 
 _live = []
+
+
+class Load:
+    """Client threads keeping `window` evaluations in flight each, until the
+    `with` block ends. Counts answers (`ok`), keeps every error object
+    (`errors`; a client-side failure has code 0), the protocol versions that
+    answered (`versions`) and the longest answer time (`max_latency`, s)."""
+
+    def __init__(self, srv, facts, threads=4, window=16):
+        self.srv, self.facts, self.window = srv, facts, window
+        self.stop = threading.Event()
+        self.ok = 0
+        self.errors = []
+        self.versions = set()
+        self.max_latency = 0.0
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.loop) for _ in range(threads)]
+
+    def loop(self):
+        try:
+            c = self.srv.conn()
+            sent = {}
+            rid = 0
+            while not self.stop.is_set() or sent:
+                while len(sent) < self.window and not self.stop.is_set():
+                    rid += 1
+                    sent[rid] = time.time()
+                    c.send(eval_request(self.facts, rid))
+                r = json.loads(c.line())
+                lat = time.time() - sent.pop(r["id"])
+                with self.lock:
+                    self.max_latency = max(self.max_latency, lat)
+                    if "result" in r:
+                        self.ok += 1
+                        self.versions.add(r["result"]["protocol"]["version"])
+                    else:
+                        self.errors.append(r["error"])
+            c.close()
+        except Exception as e:  # noqa: BLE001
+            with self.lock:
+                self.errors.append({"code": 0, "message": "client: %r" % e})
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def wait_for(self, n, timeout=30):
+        """Wait until n more answers arrived (or timeout seconds passed)."""
+        t0, start = time.time(), self.ok
+        while self.ok < start + n and time.time() - t0 < timeout:
+            time.sleep(0.01)
 
 
 def log_records(path, allow_torn=False):

@@ -2,66 +2,12 @@
 """pathwise serve: hot reload under load (the reload method, SIGHUP, a
 changed protocol file) loses no request; a broken protocol, or one whose
 example cases fail, is refused while the old one keeps serving."""
-import json
 import os
 import shutil
 import signal
-import threading
 import time
 
-from srvlib import Server, check, eval_request, examples, read, run
-
-
-class Load:
-    """Client threads keeping `window` evaluations in flight each."""
-
-    def __init__(self, srv, facts, threads=4, window=16):
-        self.srv, self.facts, self.window = srv, facts, window
-        self.stop = threading.Event()
-        self.ok = 0
-        self.errors = []
-        self.versions = set()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.loop, args=(i,)) for i in range(threads)]
-
-    def loop(self, k):
-        try:
-            c = self.srv.conn()
-            rid = 0
-            inflight = 0
-            while not self.stop.is_set() or inflight:
-                while inflight < self.window and not self.stop.is_set():
-                    rid += 1
-                    c.send(eval_request(self.facts, rid))
-                    inflight += 1
-                r = json.loads(c.line())
-                inflight -= 1
-                with self.lock:
-                    if "result" in r:
-                        self.ok += 1
-                        self.versions.add(r["result"]["protocol"]["version"])
-                    else:
-                        self.errors.append(r)
-            c.close()
-        except Exception as e:  # noqa: BLE001
-            with self.lock:
-                self.errors.append({"thread": k, "exception": repr(e)})
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
-
-    def wait_for(self, n):
-        t0 = time.time()
-        start = self.ok
-        while self.ok < start + n and time.time() - t0 < 30:
-            time.sleep(0.01)
+from srvlib import Load, Server, check, examples, read, run
 
 
 def versions(srv):

@@ -6,61 +6,11 @@ replaced. Budget and memory errors are answered and the worker survives."""
 import json
 import os
 import signal
-import threading
 import time
 
-from srvlib import Server, check, eval_request, examples, read, run
+from srvlib import Load, Server, check, examples, read, run
 
 TIMEOUT_MS, GRACE_MS = 600, 200
-
-
-class Load:
-    def __init__(self, srv, facts, threads=4, window=8):
-        self.srv, self.facts, self.window = srv, facts, window
-        self.stop = threading.Event()
-        self.ok = 0
-        self.errors = []
-        self.max_latency = 0.0
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.loop) for _ in range(threads)]
-
-    def loop(self):
-        try:
-            c = self.srv.conn()
-            sent = {}
-            rid = 0
-            while not self.stop.is_set() or sent:
-                while len(sent) < self.window and not self.stop.is_set():
-                    rid += 1
-                    sent[rid] = time.time()
-                    c.send(eval_request(self.facts, rid))
-                r = json.loads(c.line())
-                lat = time.time() - sent.pop(r["id"])
-                with self.lock:
-                    self.max_latency = max(self.max_latency, lat)
-                    if "result" in r:
-                        self.ok += 1
-                    else:
-                        self.errors.append(r["error"])
-            c.close()
-        except Exception as e:  # noqa: BLE001
-            with self.lock:
-                self.errors.append({"code": 0, "message": "client: %r" % e})
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
-
-    def wait_for(self, n):
-        t0, start = time.time(), self.ok
-        while self.ok < start + n and time.time() - t0 < 30:
-            time.sleep(0.01)
 
 
 def wait_ready(srv, old_pids, timeout=20):
@@ -77,7 +27,7 @@ def wait_ready(srv, old_pids, timeout=20):
 def test_crash_and_hang_under_load(args, tmp):
     srv = Server(args, tmp, ["--timeout", str(TIMEOUT_MS), "--grace", str(GRACE_MS)]).start()
     facts = read(examples(args.root)[0])
-    with Load(srv, facts) as load:
+    with Load(srv, facts, window=8) as load:
         load.wait_for(300)
         for sig in (signal.SIGKILL, signal.SIGSEGV, signal.SIGSTOP):
             pids = srv.health()["workers"]["pids"]
