@@ -913,7 +913,9 @@ void pw_rules_json(pw_buf *out) {
     pw_buf_json_str(out, r->applies_to);
     pw_buf_adds(out, ",\"citations\":[");
     for (int c = 0; c < r->cites.n; c++) pw_buf_addf(out, c ? ",%d" : "%d", r->cites.v[c]);
-    pw_buf_adds(out, "]}");
+    pw_buf_adds(out, "],\"guideline\":");
+    pw_buf_json_str(out, r->guideline);
+    pw_buf_adds(out, "}");
   }
   pw_buf_adds(out, "]");
 }
@@ -923,7 +925,8 @@ void pw_rules_text(pw_buf *out) {
     const pw_rule_info *r = pw_safety_rule(i);
     pw_buf_addf(out, "%-36s [", r->id);
     for (int c = 0; c < r->cites.n; c++) pw_buf_addf(out, c ? ", %d" : "%d", r->cites.v[c]);
-    pw_buf_addf(out, "]\n    %s\n    applies to: %s\n", r->statement, r->applies_to);
+    pw_buf_addf(out, "]\n    %s\n    applies to: %s\n    guideline: \"%s\"\n", r->statement, r->applies_to,
+                r->guideline);
   }
 }
 

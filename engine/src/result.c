@@ -154,7 +154,7 @@ static void j_recommendation(pw_buf *b, const pw_item *it, int tracing) {
   pw_buf_add(b, "}", 1);
 }
 
-static void j_blocked(pw_buf *b, const pw_item *it) {
+static void j_blocked(pw_buf *b, const pw_item *it, int tracing) {
   ADDL(b, "{\"id\":");
   pw_buf_json_str(b, it->id);
   j_agents(b, it->agents);
@@ -165,6 +165,7 @@ static void j_blocked(pw_buf *b, const pw_item *it) {
   j_cites(b, &it->rule_cites);
   if (it->text) j_key_str(b, "text", it->text);
   if (it->line) { j_key(b, "line"); pw_buf_add_int(b, it->line); }
+  if (tracing && it->rule_evidence) j_key_str(b, "evidence", it->rule_evidence);
   ADDL(b, "}");
 }
 
@@ -246,7 +247,7 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
   for (int i = 0; i < r->items.n; i++) {
     if (!r->items.v[i].blocked) continue;
     if (k++) ADDL(b, ",");
-    j_blocked(b, &r->items.v[i]);
+    j_blocked(b, &r->items.v[i], r->tracing);
   }
   ADDL(b, "],\"missing\":[");
   for (int i = 0; i < r->missing.n; i++) {
@@ -358,6 +359,7 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     pw_buf_addf(b, "  - %s (%s) by %s", it->id, source_name(it->source), it->rule);
     t_cites(b, &it->rule_cites);
     pw_buf_addf(b, "\n    %s\n", it->reason);
+    if (r->tracing && it->rule_evidence) pw_buf_addf(b, "    Guideline: \"%s\"\n", it->rule_evidence);
   }
 
   t_section(b, "MISSING FACTS: ORDER OR ASSESS", r->missing.n);

@@ -40,6 +40,7 @@ typedef struct pw_item {
   int blocked;
   const char *rule, *reason;   /* first rule that blocked it */
   pw_cites rule_cites;
+  const char *rule_evidence;   /* the guideline sentence the rule enforces */
 } pw_item;
 
 typedef struct pw_missing {

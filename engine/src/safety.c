@@ -243,31 +243,91 @@ static int encorafenib_requires_braf(kctx *k) {
 
 typedef struct rule { pw_rule_info info; rule_fn fn; } rule;
 
+/* The guideline sentences each rule enforces, verbatim (spec/guideline.txt). */
+#define G_ECOG_GATE \
+  "Second-line chemotherapy should only be offered if the patient maintains good " \
+  "performance status (ECOG 0-2). Patients with poor performance status (ECOG 3-4) should " \
+  "receive best supportive care only, as aggressive chemotherapy provides no survival " \
+  "benefit and worsens quality of life."
+#define G_EGFR_REQUIRES_RAS_WT \
+  "If RAS wild-type (KRAS and NRAS), consider cetuximab or panitumumab (EGFR inhibitors) " \
+  "instead of bevacizumab, but these are contraindicated in RAS-mutant tumors. Do not use " \
+  "EGFR inhibitors without confirming RAS wild-type status, as they are harmful in " \
+  "RAS-mutant disease."
+#define G_SINGLE_BIOLOGIC \
+  "If RAS wild-type (KRAS and NRAS), consider cetuximab or panitumumab (EGFR inhibitors) " \
+  "instead of bevacizumab, but these are contraindicated in RAS-mutant tumors."
+#define G_OXALIPLATIN_NEUROPATHY \
+  "Do not continue oxaliplatin if the patient has developed grade 2 or higher persistent " \
+  "neuropathy from prior FOLFOX."
+#define G_BEV_SURGERY_WINDOW \
+  "Do not administer bevacizumab within 6 weeks of any planned surgery due to wound healing " \
+  "complications."
+#define G_NO_LONG_COURSE_CRT_METASTATIC \
+  "Do not use long-course chemoradiotherapy (50 Gy with concurrent 5-FU) in the metastatic " \
+  "setting, as this delays systemic therapy without survival benefit."
+#define G_PRIMARY_RESECTION_NEEDS_SYMPTOMS \
+  "Do not perform additional surgery on the rectal primary, as the patient has already had " \
+  "resection and radiation, and metastatic disease is the dominant problem. Endorectal " \
+  "stenting, laser ablation, or palliative resection are options for malignant obstruction, " \
+  "but should be avoided unless absolutely necessary given prior surgery and radiation."
+#define G_PRIMARY_LOCAL_THERAPY_NEEDS_SYMPTOMS \
+  "Only consider additional local therapy (stoma formation, laser ablation, or repeat " \
+  "radiotherapy) if the primary site becomes symptomatic with bleeding, obstruction, or " \
+  "intractable pain."
+#define G_RT_SYMPTOMATIC_SITES_ONLY \
+  "Radiotherapy should be used selectively and only for symptomatic control, not as routine " \
+  "treatment of asymptomatic metastases."
+#define G_GROIN_RT_PRIOR_RADIATION \
+  "Symptomatic inguinal lymphadenopathy causing pain, skin breakdown, or lymphedema can be " \
+  "treated with palliative radiotherapy (e.g., 50 Gy in 25 fractions if no prior groin " \
+  "radiation)."
+#define G_CHECKPOINT_REQUIRES_MSI_HIGH \
+  "Microsatellite instability (MSI) testing is essential, as MSI-high tumors may respond " \
+  "dramatically to immune checkpoint inhibitors (pembrolizumab, nivolumab), which would be " \
+  "preferred over chemotherapy."
+#define G_ENCORAFENIB_REQUIRES_BRAF_V600E \
+  "BRAF V600E mutation testing should be performed, as BRAF-mutant tumors have worse " \
+  "prognosis and may benefit from specific targeted combinations (encorafenib plus " \
+  "cetuximab)."
+
 static const rule rules[] = {
   {{"ecog_gate", "No cytotoxic chemotherapy, anti-VEGF, anti-EGFR, BRAF or PD-1 agent at ECOG 3-4, nor while ECOG is unknown; supportive care stays allowed.",
-    "cytotoxic, anti_vegf, anti_egfr, braf_inhibitor, pd1_inhibitor agents", C2(1, 3)}, ecog_gate},
+    "cytotoxic, anti_vegf, anti_egfr, braf_inhibitor, pd1_inhibitor agents", C2(1, 3),
+    G_ECOG_GATE}, ecog_gate},
   {{"egfr_requires_ras_wt", "Cetuximab and panitumumab only when KRAS and NRAS are both known wild type; unknown blocks.",
-    "anti_egfr agents", C2(2, 4)}, egfr_requires_ras_wt},
+    "anti_egfr agents", C2(2, 4),
+    G_EGFR_REQUIRES_RAS_WT}, egfr_requires_ras_wt},
   {{"single_biologic", "Never an anti-VEGF and an anti-EGFR antibody in the same regimen or the same set of orders; alternatives are offered side by side.",
-    "anti_vegf with anti_egfr", C2(2, 4)}, single_biologic_item},
+    "anti_vegf with anti_egfr", C2(2, 4),
+    G_SINGLE_BIOLOGIC}, single_biologic_item},
   {{"oxaliplatin_neuropathy", "No oxaliplatin after persistent grade 2 or higher neuropathy from prior FOLFOX; unknown grade blocks.",
-    "oxaliplatin and regimens containing it", C1(1)}, oxaliplatin_neuropathy},
+    "oxaliplatin and regimens containing it", C1(1),
+    G_OXALIPLATIN_NEUROPATHY}, oxaliplatin_neuropathy},
   {{"bev_surgery_window", "No bevacizumab when surgery is planned within 6 weeks (42 days or fewer).",
-    "bevacizumab", C2(2, 4)}, bev_surgery_window},
+    "bevacizumab", C2(2, 4),
+    G_BEV_SURGERY_WINDOW}, bev_surgery_window},
   {{"no_long_course_crt_metastatic", "No long-course chemoradiotherapy (50 Gy with concurrent 5-FU) in metastatic disease.",
-    "long_course_chemoradiation", C1(2)}, no_long_course_crt},
+    "long_course_chemoradiation", C1(2),
+    G_NO_LONG_COURSE_CRT_METASTATIC}, no_long_course_crt},
   {{"primary_resection_needs_symptoms", "No further surgery on the resected primary unless malignant obstruction leaves no alternative.",
-    "primary_resection", C3(1, 3, 5)}, primary_resection},
+    "primary_resection", C3(1, 3, 5),
+    G_PRIMARY_RESECTION_NEEDS_SYMPTOMS}, primary_resection},
   {{"primary_local_therapy_needs_symptoms", "Local therapy of the primary only when it bleeds, obstructs or causes intractable pain.",
-    "primary_local_therapy", C2(1, 3)}, primary_local_therapy},
+    "primary_local_therapy", C2(1, 3),
+    G_PRIMARY_LOCAL_THERAPY_NEEDS_SYMPTOMS}, primary_local_therapy},
   {{"rt_symptomatic_sites_only", "Palliative radiotherapy only to a site with qualifying symptoms (bone: pain or fracture risk; inguinal: pain, skin breakdown or lymphedema; retroperitoneal: obstruction, pain or neurological symptoms).",
-    "palliative_rt_bone, palliative_rt_inguinal, palliative_rt_retroperitoneal", C2(1, 3)}, rt_symptomatic_sites_only},
+    "palliative_rt_bone, palliative_rt_inguinal, palliative_rt_retroperitoneal", C2(1, 3),
+    G_RT_SYMPTOMATIC_SITES_ONLY}, rt_symptomatic_sites_only},
   {{"groin_rt_prior_radiation", "The 50 Gy inguinal course needs no prior groin radiation; otherwise re-irradiation needs specialist review.",
-    "palliative_rt_inguinal", C1(3)}, groin_rt_prior_radiation},
+    "palliative_rt_inguinal", C1(3),
+    G_GROIN_RT_PRIOR_RADIATION}, groin_rt_prior_radiation},
   {{"checkpoint_requires_msi_high", "Pembrolizumab and nivolumab only for MSI-high tumours; unknown blocks.",
-    "pd1_inhibitor agents", C1(3)}, checkpoint_requires_msi_high},
+    "pd1_inhibitor agents", C1(3),
+    G_CHECKPOINT_REQUIRES_MSI_HIGH}, checkpoint_requires_msi_high},
   {{"encorafenib_requires_braf_v600e", "Encorafenib only for BRAF V600E-mutant tumours; unknown blocks.",
-    "braf_inhibitor agents", C1(4)}, encorafenib_requires_braf},
+    "braf_inhibitor agents", C1(4),
+    G_ENCORAFENIB_REQUIRES_BRAF_V600E}, encorafenib_requires_braf},
 };
 #define NRULES (int)(sizeof rules / sizeof rules[0])
 #define SINGLE_BIOLOGIC 2
@@ -280,6 +340,7 @@ static void block(pw_result *r, pw_item *it, const rule *ru, const char *reason)
   it->rule = ru->info.id;
   it->reason = pw_arena_strdup(&r->arena, reason, strlen(reason));
   it->rule_cites = ru->info.cites;
+  it->rule_evidence = ru->info.guideline;
   if (r->tracing) {
     pw_note *n = pw_result_add_note(r, PW_NOTE_TRACE);
     char *t = pw_arena_alloc(&r->arena, 400);

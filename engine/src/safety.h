@@ -17,6 +17,7 @@
 typedef struct pw_rule_info {
   const char *id, *statement, *applies_to;
   pw_cites cites;
+  const char *guideline;   /* the guideline sentence(s) it enforces, verbatim */
 } pw_rule_info;
 
 const pw_rule_info *pw_safety_rule(int i);   /* NULL past the end */

@@ -144,6 +144,14 @@ class Output(unittest.TestCase):
         r = json.loads(out)
         self.assertTrue(any(t.get("rule") == "egfr_requires_ras_wt" for t in r["trace"]))
         self.assertTrue(all("evidence" in x for x in r["recommendations"]))
+        # a block carries the guideline sentence its rule enforces, verbatim
+        blocked = [b for b in r["blocked"] if b["rule"] == "egfr_requires_ras_wt"]
+        self.assertTrue(blocked)
+        self.assertIn("Do not use EGFR inhibitors without confirming RAS wild-type status", blocked[0]["evidence"])
+        code, text, _ = run("eval", "--format", "text", "--trace",
+                            root("examples", "cases", "kras_mutant_proposed_cetuximab.json"))
+        self.assertIn("by egfr_requires_ras_wt [2, 4]", text)
+        self.assertIn("Guideline: \"If RAS wild-type (KRAS and NRAS)", text)
         code, text, _ = run("eval", "--format", "text", "--trace", root("examples", "index_case.json"))
         self.assertIn("TRACE", text)
         self.assertIn("Guideline: \"", text)
@@ -157,6 +165,7 @@ class Output(unittest.TestCase):
                      "rt_symptomatic_sites_only", "groin_rt_prior_radiation", "checkpoint_requires_msi_high",
                      "encorafenib_requires_braf_v600e"):
             self.assertIn(rule, ids)
+        self.assertTrue(all(r["guideline"] and r["citations"] for r in json.loads(out)))
         code, out, _ = run("rules")
         self.assertIn("ecog_gate", out)
 
