@@ -32,6 +32,9 @@ typedef struct pw_error {
   char msg[512];
 } pw_error;
 
+/* "ok", "input", "protocol", "budget", "memory", "io" or "internal". */
+const char *pw_status_name(pw_status s);
+
 /* A growable byte buffer; free with pw_buf_free. */
 typedef struct pw_buf {
   char *data;

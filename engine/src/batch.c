@@ -87,7 +87,7 @@ static void batch_line(void *arg, const char *line, size_t len, long lineno, pw_
   exp_error_record(out, lineno, &err);
   w->failed++;
   if (rc != PW_EINPUT) w->protocol_failed++;
-  exp_count_add(&w->err_status, exp_status_name(rc), 1);
+  exp_count_add(&w->err_status, pw_status_name(rc), 1);
   if (rc == PW_EINPUT) {
     char field[128];
     exp_error_field(err.msg, field, sizeof field);

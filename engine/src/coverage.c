@@ -225,7 +225,7 @@ static void coverage_line(void *arg, const char *line, size_t len, long lineno, 
   pw_status rc = pw_engine_eval(w->e, line, len, 0, NULL, &err);
   if (rc != PW_OK) {
     w->failed++;
-    exp_count_add(&w->errors, exp_status_name(rc), 1);
+    exp_count_add(&w->errors, pw_status_name(rc), 1);
     return;
   }
   w->ok++;

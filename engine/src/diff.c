@@ -240,7 +240,7 @@ static void case_json(pw_buf *o, const dcase *d) {
   pw_buf_adds(o, "]");
   if (d->cats[CAT_ERROR]) {
     pw_buf_addf(o, ",\"error\":{\"side\":\"%s\",\"status\":\"%s\",\"message\":", d->ra != PW_OK ? "a" : "b",
-                exp_status_name(d->ra != PW_OK ? d->ra : d->rb));
+                pw_status_name(d->ra != PW_OK ? d->ra : d->rb));
     pw_buf_json_str(o, d->err);
     pw_buf_adds(o, "}");
   } else {
@@ -333,7 +333,7 @@ static void count_case(dworker *w, const dcase *d) {
   char key[200], base[112];
   for (int c = 0; c < NCATS; c++) w->cat[c] += (uint64_t)d->cats[c];
   if (d->cats[CAT_ERROR]) {
-    snprintf(key, sizeof key, "%s fails: %s", d->ra != PW_OK ? "A" : "B", exp_status_name(d->ra != PW_OK ? d->ra : d->rb));
+    snprintf(key, sizeof key, "%s fails: %s", d->ra != PW_OK ? "A" : "B", pw_status_name(d->ra != PW_OK ? d->ra : d->rb));
     exp_count_add(&w->errors, key, 1);
     return;
   }
@@ -389,7 +389,7 @@ static void diff_line(void *arg, const char *line, size_t len, long lineno, pw_b
       exp_error_field(ea.msg, field, sizeof field);
       snprintf(key, sizeof key, "both fail: invalid %s", field);
     } else {
-      snprintf(key, sizeof key, "both fail: %s", exp_status_name(d.ra));
+      snprintf(key, sizeof key, "both fail: %s", pw_status_name(d.ra));
     }
     exp_count_add(&w->errors, key, 1);
     return;

@@ -444,6 +444,18 @@ void pw_engine_free(pw_engine *e) {
 
 lua_State *pw_engine_lua(pw_engine *e) { return e->sb.L; }
 const pw_result *pw_engine_result(const pw_engine *e) { return &e->res; }
+const char *pw_status_name(pw_status s) {
+  switch (s) {
+  case PW_OK: return "ok";
+  case PW_EINPUT: return "input";
+  case PW_EPROTOCOL: return "protocol";
+  case PW_EBUDGET: return "budget";
+  case PW_EMEMORY: return "memory";
+  case PW_EIO: return "io";
+  default: return "internal";
+  }
+}
+
 const char *pw_engine_protocol_id(const pw_engine *e) { return e->info.id; }
 const char *pw_engine_protocol_version(const pw_engine *e) { return e->info.version; }
 const char *pw_engine_protocol_title(const pw_engine *e) { return e->info.title; }

@@ -561,18 +561,6 @@ void exp_json_counts(pw_buf *b, const exp_counter *c) {
 
 /* ---- results, errors, output ---- */
 
-const char *exp_status_name(pw_status s) {
-  switch (s) {
-  case PW_OK: return "ok";
-  case PW_EINPUT: return "input";
-  case PW_EPROTOCOL: return "protocol";
-  case PW_EBUDGET: return "budget";
-  case PW_EMEMORY: return "memory";
-  case PW_EIO: return "io";
-  default: return "internal";
-  }
-}
-
 void exp_error_field(const char *msg, char *field, size_t n) {
   /* validator and gate messages read "<path>: <what>"; a path has no spaces */
   const char *colon = strstr(msg, ": ");
@@ -585,7 +573,7 @@ void exp_error_field(const char *msg, char *field, size_t n) {
 
 void exp_error_record(pw_buf *out, long lineno, const pw_error *err) {
   char field[128];
-  pw_buf_addf(out, "{\"line\":%ld,\"error\":{\"status\":\"%s\",\"field\":", lineno, exp_status_name(err->code));
+  pw_buf_addf(out, "{\"line\":%ld,\"error\":{\"status\":\"%s\",\"field\":", lineno, pw_status_name(err->code));
   if (err->code == PW_EINPUT) {
     exp_error_field(err->msg, field, sizeof field);
     pw_buf_json_str(out, field);

@@ -123,9 +123,6 @@ void exp_json_counts(pw_buf *b, const exp_counter *c);
 
 /* ---- results, errors and output ---- */
 
-/* "input", "protocol", "budget", "memory", "io", "internal" (as the Lua module). */
-const char *exp_status_name(pw_status s);
-
 /* The fact path an error message starts with ("ecog", "metastases[0].site");
 ** "$" when it concerns the whole line. */
 void exp_error_field(const char *msg, char *field, size_t n);

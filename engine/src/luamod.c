@@ -16,17 +16,6 @@
 
 typedef struct ud { pw_engine *e; } ud;
 
-static const char *code_name(pw_status s) {
-  switch (s) {
-  case PW_EINPUT: return "input";
-  case PW_EPROTOCOL: return "protocol";
-  case PW_EBUDGET: return "budget";
-  case PW_EMEMORY: return "memory";
-  case PW_EIO: return "io";
-  default: return "internal";
-  }
-}
-
 static pw_engine *check_engine(lua_State *L) {
   ud *u = luaL_checkudata(L, 1, ENGINE_MT);
   if (!u->e) luaL_error(L, "engine is closed");
@@ -109,7 +98,7 @@ static int m_eval(lua_State *L) {
     pw_buf_free(&out);
     lua_pushnil(L);
     lua_pushstring(L, err.msg);
-    lua_pushstring(L, code_name(rc));
+    lua_pushstring(L, pw_status_name(rc));
     return 3;
   }
   push_decoded(L, out.data, out.len);
