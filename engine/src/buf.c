@@ -56,6 +56,30 @@ void pw_buf_add_int(pw_buf *b, long long v) {
   pw_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
+/* The length of the valid UTF-8 sequence (RFC 3629: shortest form, no
+** surrogates, at most U+10FFFF) starting at p with a byte >= 0x80, or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+  unsigned c = p[0];
+  size_t k;
+  unsigned lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) k = 2;
+  else if (c >= 0xE0 && c <= 0xEF) {
+    k = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    k = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else return 0;
+  if (n < k || p[1] < lo || p[1] > hi) return 0;
+  for (size_t i = 2; i < k; i++)
+    if ((p[i] & 0xC0) != 0x80) return 0;
+  return k;
+}
+
+/* A quoted JSON string; bytes that are not valid UTF-8 become U+FFFD, so
+** the output is valid JSON whatever s holds. */
 void pw_buf_json_str(pw_buf *b, const char *s) {
   static const char hex[] = "0123456789abcdef";
   if (!s) { pw_buf_add(b, "null", 4); return; }
@@ -65,14 +89,15 @@ void pw_buf_json_str(pw_buf *b, const char *s) {
   *o++ = '"';
   const unsigned char *p = (const unsigned char *)s, *end = p + n;
   for (; p < end; p++) {
-    /* Runs of 16, then 8, bytes that need no escape (no control character,
-    ** quote or backslash) are copied whole: most text is such runs. */
+    /* Runs of 16, then 8, ASCII bytes that need no escape (no control
+    ** character, quote or backslash) are copied whole: most text is such
+    ** runs. Other bytes go one at a time, UTF-8 checked. */
 #ifdef __SSE2__
     while (end - p >= 16) {
       __m128i v = _mm_loadu_si128((const __m128i *)p);
       __m128i ok = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x20)), v);   /* v >= 0x20 */
       __m128i esc = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
-      if (_mm_movemask_epi8(_mm_andnot_si128(esc, ok)) != 0xFFFF) break;
+      if (_mm_movemask_epi8(_mm_andnot_si128(esc, ok)) != 0xFFFF || _mm_movemask_epi8(v)) break;
       _mm_storeu_si128((__m128i *)o, v);
       o += 16;
       p += 16;
@@ -83,8 +108,8 @@ void pw_buf_json_str(pw_buf *b, const char *s) {
       memcpy(&w, p, 8);
       q = w ^ 0x2222222222222222ull;
       bs = w ^ 0x5c5c5c5c5c5c5c5cull;
-      if (((w - 0x2020202020202020ull) | (q - 0x0101010101010101ull) | (bs - 0x0101010101010101ull)) &
-          ~w & 0x8080808080808080ull)
+      if (((((w - 0x2020202020202020ull) | (q - 0x0101010101010101ull) | (bs - 0x0101010101010101ull)) &
+            ~w) | w) & 0x8080808080808080ull)
         break;
       memcpy(o, p, 8);
       o += 8;
@@ -93,6 +118,11 @@ void pw_buf_json_str(pw_buf *b, const char *s) {
     if (p == end) break;
     unsigned char c = *p;
     if (c == '"' || c == '\\') { *o++ = '\\'; *o++ = (char)c; }
+    else if (c >= 0x80) {
+      size_t k = utf8_seq(p, (size_t)(end - p));
+      if (k) { memcpy(o, p, k); o += k; p += k - 1; }
+      else { memcpy(o, "\\ufffd", 6); o += 6; }   /* never emit invalid UTF-8 */
+    }
     else if (c >= 0x20) *o++ = (char)c;
     else if (c == '\n') { *o++ = '\\'; *o++ = 'n'; }
     else if (c == '\t') { *o++ = '\\'; *o++ = 't'; }

@@ -50,6 +50,8 @@ static pw_status fail(pw_error *err, pw_status code, const char *fmt, const char
   if (err) {
     err->code = code;
     snprintf(err->msg, sizeof err->msg, fmt, a, b);
+    /* a message cut at the end of msg must not end inside a UTF-8 character */
+    err->msg[pw_utf8_cut(err->msg, strlen(err->msg))] = '\0';
   }
   return code;
 }
@@ -148,7 +150,7 @@ static void check_live(lua_State *L, pw_engine *e, const char *fn) {
 static int build_item(lua_State *L, const char *fn, const char *default_strength) {
   pw_engine *e = engine_of(L);
   pw_item it;
-  char why[200];
+  char why[PW_KNOWLEDGE_MSG];
   pw_kind kind;
   check_live(L, e, fn);
   memset(&it, 0, sizeof it);
@@ -221,7 +223,7 @@ static int b_missing(lua_State *L) {
   const char *order = arg_str(L, e, "missing", F_ORDER, 0);
   const char *test = arg_str(L, e, "missing", F_TEST, 0);
   pw_cites c;
-  char buf[8], err[160];
+  char buf[8], err[PW_KNOWLEDGE_MSG];
   arg_cites(L, e, "missing", 0, &c);
   if (!pw_facts_describe(&e->facts, fact, buf, sizeof buf))
     luaL_error(L, "out.missing: '%s' is not a fact path pathwise knows", fact);
@@ -255,7 +257,7 @@ static int build_note(lua_State *L, int which, const char *fn, int id_required) 
     uint32_t ag;
     int act;
     pw_kind k;
-    char err[160];
+    char err[PW_KNOWLEDGE_MSG];
     if (pw_knowledge_resolve(id, &ag, &act, &k, err, sizeof err)) luaL_error(L, "out.%s: %s", fn, err);
   } else if (id && !is_ident(id))
     luaL_error(L, "out.%s: id '%s' must be [a-z0-9_.-]+", fn, id);

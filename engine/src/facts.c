@@ -10,6 +10,7 @@
 #include <string.h>
 #include "engine.h"
 #include "facts.h"
+#include "gate.h"
 #include "knowledge.h"
 
 #define MAX_STR 256
@@ -178,7 +179,10 @@ static int unknown_field(vctx *c, const char *prefix, const char *key) {
   pw_facts *f = c->f;
   if (f->nunknown >= PW_FACTS_MAX_UNKNOWN) return 0;
   char p[200];
-  snprintf(p, sizeof p, "%s%s%.64s", prefix, *prefix ? "." : "", key);
+  size_t klen = strlen(key);
+  /* long keys are shown cut, on a UTF-8 boundary: the path goes into JSON */
+  int shown = (int)(klen > 64 ? pw_utf8_cut(key, 64) : klen);
+  snprintf(p, sizeof p, "%s%s%.*s%s", prefix, *prefix ? "." : "", shown, key, (size_t)shown < klen ? "..." : "");
   f->unknown[f->nunknown] = pw_arena_strdup(c->a, p, strlen(p));
   if (f->unknown[f->nunknown]) f->nunknown++;
   return 0;
@@ -353,7 +357,7 @@ static int orders_from(vctx *c, int idx) {
   for (int i = 0; i < f->norders; i++) {
     pw_order_fact *o = &f->orders[i];
     pw_kind kind;
-    char why[160];
+    char why[PW_KNOWLEDGE_MSG];
     o->id = ids[i];
     if (pw_knowledge_resolve(ids[i], &o->agents, &o->action, &kind, why, sizeof why)) {
       snprintf(c->err, c->errlen, "proposed_orders[%d]: %s", i, why);

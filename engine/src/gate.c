@@ -133,9 +133,7 @@ static void gate_putn(gate_buf *b, const char *s, size_t n) {
   b->p[b->len] = '\0';
 }
 
-/* Length of the longest prefix of s[0..n) not ending inside a UTF-8
-** sequence (s is valid UTF-8 or was cut from valid UTF-8). */
-static size_t gate_utf8_cut(const char *s, size_t n) {
+size_t pw_utf8_cut(const char *s, size_t n) {
   size_t j = n, lead;
   unsigned c;
   while (j > 0 && ((unsigned char)s[j - 1] & 0xC0) == 0x80) j--;
@@ -150,7 +148,7 @@ static size_t gate_utf8_cut(const char *s, size_t n) {
 static void gate_put_key(gate_buf *b, const gate_key *k) {
   size_t n = k->len;
   if (n == 0) { gate_putn(b, "\"\"", 2); return; }
-  if (n > GATE_KEY_SHOW) n = gate_utf8_cut(k->p, GATE_KEY_SHOW);
+  if (n > GATE_KEY_SHOW) n = pw_utf8_cut(k->p, GATE_KEY_SHOW);
   gate_putn(b, k->p, n);
   if (n < k->len) gate_putn(b, "...", 3);
 }
@@ -198,7 +196,7 @@ static void gate_compose(gate_buf *b, const char *path, size_t plen,
   gate_putn(b, path + skip, plen - skip);
   gate_putn(b, ": ", 2);
   gate_putn(b, why, wlen);
-  b->p[gate_utf8_cut(b->p, b->len)] = '\0';
+  b->p[pw_utf8_cut(b->p, b->len)] = '\0';
 }
 
 GATE_PRINTF(3, 4)
@@ -215,7 +213,7 @@ static int gate_fail(const gate *g, size_t off, const char *fmt, ...) {
   gate_vputf(&wb, fmt, ap);
   va_end(ap);
   gate_putf(&wb, " (byte %zu)", off);
-  gate_compose(&b, path, gate_utf8_cut(path, pb.len), why, gate_utf8_cut(why, wb.len));
+  gate_compose(&b, path, pw_utf8_cut(path, pb.len), why, pw_utf8_cut(why, wb.len));
   return ST_ERR;
 }
 

@@ -29,4 +29,9 @@ typedef struct pw_gate_info {
 int pw_gate_check(const char *s, size_t n, const pw_gate_limits *lim,
                   pw_gate_info *info, char *err, size_t errlen);
 
+/* The length of the longest prefix of s[0..n) that does not end inside a
+** UTF-8 sequence (s is valid UTF-8, or was cut from valid UTF-8): where to
+** cut text that passed the gate so that what is shown stays valid. */
+size_t pw_utf8_cut(const char *s, size_t n);
+
 #endif

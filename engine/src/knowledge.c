@@ -3,6 +3,7 @@
 */
 #include <stdio.h>
 #include <string.h>
+#include "gate.h"
 #include "knowledge.h"
 
 #define B(a) PW_AGENT_BIT(PW_AG_##a)
@@ -87,6 +88,13 @@ static int resolve_part(const char *s, size_t n, uint32_t *ag, int *act, pw_kind
   return -1;
 }
 
+/* How much of user text s[0..n) an error message shows: at most max bytes,
+** cut on a UTF-8 boundary (messages end up in JSON); CUT adds "..." when cut. */
+static int shown(const char *s, size_t n, size_t max) {
+  return (int)(n > max ? pw_utf8_cut(s, max) : n);
+}
+#define CUT(shown, n) ((size_t)(shown) < (n) ? "..." : "")
+
 int pw_knowledge_resolve(const char *id, uint32_t *agents_out, int *action,
                          pw_kind *kind, char *err, size_t errlen) {
   uint32_t all = 0;
@@ -99,12 +107,19 @@ int pw_knowledge_resolve(const char *id, uint32_t *agents_out, int *action,
     int act = -1;
     pw_kind k;
     if (n == 0 || resolve_part(p, n, &ag, &act, &k) != 0) {
-      snprintf(err, errlen, "unknown id '%.*s'%s%s%s", (int)(n > 64 ? 64 : n), p,
-               parts || plus ? " in '" : "", parts || plus ? id : "", parts || plus ? "'" : "");
+      size_t idn = strlen(id);
+      int sp = shown(p, n, 64), si = shown(id, idn, 200);
+      if (parts || plus)
+        snprintf(err, errlen, "unknown id '%.*s%s' in '%.*s%s'", sp, p, CUT(sp, n), si, id, CUT(si, idn));
+      else
+        snprintf(err, errlen, "unknown id '%.*s%s'", sp, p, CUT(sp, n));
       return -1;
     }
     if (act >= 0 && (parts > 0 || plus)) {
-      snprintf(err, errlen, "action '%s' cannot be part of a combination ('%s')", actions[act].id, id);
+      size_t idn = strlen(id);
+      int si = shown(id, idn, 200);
+      snprintf(err, errlen, "action '%s' cannot be part of a combination ('%.*s%s')", actions[act].id, si, id,
+               CUT(si, idn));
       return -1;
     }
     all |= ag;

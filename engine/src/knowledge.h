@@ -48,7 +48,9 @@ uint32_t pw_knowledge_class_agents(pw_class c);
 
 /* Resolve an id (agent, regimen, action, or agents/regimens joined by '+').
 ** Returns 0 and fills agents, action (-1 if none) and kind; or -1 with a
-** message naming the unknown part. */
+** message naming the unknown part (user text in it is cut on UTF-8
+** boundaries; PW_KNOWLEDGE_MSG bytes always hold it whole). */
+#define PW_KNOWLEDGE_MSG 320
 int pw_knowledge_resolve(const char *id, uint32_t *agents, int *action,
                          pw_kind *kind, char *err, size_t errlen);
 

@@ -6,7 +6,9 @@
 */
 #include <string.h>
 #include "engine.h"
+#include "gate.h"
 #include "pwtest.h"
+#include "sandbox.h"
 
 static pw_engine *E;
 static pw_error err;
@@ -105,6 +107,31 @@ static void member_order(void) {
   BAD("{\"molecular\":{\"nras\":\"x\",\"kras\":\"y\"}}", "molecular.kras:");
 }
 
+/* User text shown in warnings and errors is cut on UTF-8 boundaries, and
+** the JSON writer never emits invalid UTF-8 (found by fuzz_eval: a long
+** unknown key of 3-byte characters was cut mid-character). */
+static void utf8_in_messages(void) {
+  char euro[100] = "", json[400];
+  pw_buf out = {0};
+  for (int i = 0; i < 30; i++) strcat(euro, "\xe2\x82\xac");   /* 90 bytes */
+  snprintf(json, sizeof json, "{\"ecog\":1,\"%s\":1}", euro);
+  CHECK(pw_engine_eval(E, json, strlen(json), PW_EVAL_ORDERS_ONLY, &out, &err) == PW_OK);
+  CHECK(pw_utf8_valid(out.data, out.len));
+  CHECK(pw_gate_check(out.data, out.len, NULL, NULL, NULL, 0) == 0);
+  CHECK(strstr(out.data, "...") != NULL);
+  snprintf(json, sizeof json, "{\"proposed_orders\":[\"%s\"]}", euro);
+  BAD(json, "proposed_orders[0]: unknown id '");
+  CHECK(pw_utf8_valid(err.msg, strlen(err.msg)));
+  snprintf(json, sizeof json, "{\"proposed_orders\":[\"FOLFIRI+%s\"]}", euro);
+  BAD(json, "in 'FOLFIRI+");
+  CHECK(pw_utf8_valid(err.msg, strlen(err.msg)));
+  pw_buf_reset(&out);
+  pw_buf_json_str(&out, "ok \xe2\x82 \xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80 \xc3\xa9 0123456789\xff");
+  CHECK_STR(out.data, "\"ok \\ufffd\\ufffd \\ufffd\\ufffd \\ufffd\\ufffd\\ufffd "
+                      "\\ufffd\\ufffd\\ufffd\\ufffd \xc3\xa9 0123456789\\ufffd\"");
+  pw_buf_free(&out);
+}
+
 static void everything_valid(void) {
   GOOD("{\"patient_id\":\"p1\",\"ecog\":1,\"metastatic\":true,"
        "\"primary\":{\"site\":\"rectum\",\"resected\":true,\"prior_pelvic_radiation\":true,\"symptoms\":[]},"
@@ -138,6 +165,7 @@ PW_TEST_MAIN({
   cjson_traps();
   unknown_fields();
   member_order();
+  utf8_in_messages();
   everything_valid();
   canonical_hash();
   pw_engine_free(E);
