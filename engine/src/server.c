@@ -1683,10 +1683,16 @@ static void handle_line(conn *c, const char *p, size_t n) {
     s->by_method[m]++;
     if (s->log && pw_declog_error(s->log)) {
       char msg[512];
+      pw_gate_info gi;
+      s->responses++;
+      /* the id is echoed only once the whole line passed the gate */
+      if (pw_gate_check(p, n, &s->gate, &gi, NULL, 0) != 0) {
+        parse_error(c, p, n);
+        return;
+      }
       snprintf(msg, sizeof msg, "%s; evaluations are refused until it is fixed (SIGUSR1 reopens)",
                pw_declog_error(s->log));
-      s->responses++;
-      if (id) conn_error(c, id, idlen, PW_RPC_LOG_FAILED, msg);
+      if (gi.has_id) conn_error(c, p + gi.id_off, gi.id_len, PW_RPC_LOG_FAILED, msg);
       else count_code(s, PW_RPC_LOG_FAILED);
       return;
     }
