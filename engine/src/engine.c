@@ -609,7 +609,7 @@ pw_status pw_engine_add_plugin(pw_engine *e, const char *path, pw_error *err) {
 
 pw_status pw_engine_decode(pw_engine *e, const char *json, size_t len, pw_gate_info *info, pw_error *err) {
   char msg[300];
-  pw_gate_limits gl = {e->lim.max_input, 32, 1024};
+  pw_gate_limits gl = {e->lim.max_input, 0, 0};   /* the gate's default depth and width */
   if (pw_gate_check(json, len, &gl, info, msg, sizeof msg))
     return fail(err, PW_EINPUT, "%s%s", msg, "");
   lua_State *L = e->sb.L;

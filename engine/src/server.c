@@ -2635,9 +2635,11 @@ int pw_serve_main(int argc, char **argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   s->lock_fd = -1;
+  /* the workers' decode uses the gate's default depth and width too, so a
+  ** line is judged the same here and there */
   s->gate.max_bytes = s->o.max_line;
-  s->gate.max_depth = 40;
-  s->gate.max_members = 1024;
+  s->gate.max_depth = 0;
+  s->gate.max_members = 0;
   s->stall_ms = s->o.timeout_ms / 10;
   if (s->stall_ms < 10) s->stall_ms = 10;
   if (s->stall_ms > 200) s->stall_ms = 200;

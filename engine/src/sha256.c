@@ -84,7 +84,8 @@ typedef void (*block_fn)(uint32_t h[8], const unsigned char *p);
 ** "abc"; the portable code otherwise. Racing threads store the same value. */
 static block_fn pick_block(void) {
   static block_fn chosen;
-  if (chosen) return chosen;
+  block_fn known = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
+  if (known) return known;
   block_fn f = sha_block;
   unsigned a, b, c, d;
   if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29))) {

@@ -415,7 +415,7 @@ int main(int argc, char **argv) {
 
   /* warm-up: caches, the allocator, the Lua GC's steady state */
   uint64_t w0 = now_ns();
-  while (now_ns() - w0 < (uint64_t)warmup_ms * 1000000ull) run_full(cases, nc, 1000, lat, &out);
+  while (now_ns() - w0 < (uint64_t)warmup_ms * 1000000ull) run_full(cases, nc, maxn < 1000 ? maxn : 1000, lat, &out);
 
   latfig fi, fm;
   memset(&fi, 0, sizeof fi);

@@ -233,9 +233,13 @@ int main(int argc, char **argv) {
   long total = nreq + warm, issued = 0, done = 0, errors = 0, bad = 0;
   uint64_t *lat = malloc(sizeof *lat * (size_t)nreq);
   long nlat = 0;
-  size_t bytes_out = 0;
   uint64_t t_start = 0, t_end = 0, t_begin = now_ns();
   double cpu0 = 0, main0 = 0;
+  if (warm == 0) {   /* measure from the first request */
+    t_start = t_begin;
+    cpu0 = cpu_seconds(pids, npids);
+    main0 = cpu_seconds(pids, npids ? 1 : 0);
+  }
   uint64_t limit_ns = (uint64_t)(secs * 1e9);
   int tp = 0;
 
@@ -294,7 +298,6 @@ int main(int argc, char **argv) {
           return 2;
         }
         k->ilen += (size_t)r;
-        bytes_out += (size_t)r;
         if ((size_t)r < 65536) break;
       }
       size_t pos = 0;
