@@ -259,9 +259,12 @@ class Load:
             t.join(60)
 
     def wait_for(self, n, timeout=30):
-        """Wait until n more answers arrived (or timeout seconds passed)."""
+        """Wait until n more answers arrived; fail after timeout seconds."""
         t0, start = time.time(), self.ok
-        while self.ok < start + n and time.time() - t0 < timeout:
+        while self.ok < start + n:
+            if time.time() - t0 > timeout:
+                raise Fail("traffic stalled: %d of %d answers in %ds (errors: %r)"
+                           % (self.ok - start, n, timeout, self.errors[-3:]))
             time.sleep(0.01)
 
 

@@ -232,7 +232,8 @@ def test_sync_modes_and_log_facts(args, tmp):
         check(len(recs) == 300, "%s: %d records after a clean stop" % (mode, len(recs)))
         if mode == "always":
             check(json.loads(facts) == recs[0]["facts"], "--log-facts logs the facts")
-            check(st["syncs"] >= 1 and st["syncs"] <= st["commits"], "group commit: %r" % st)
+            # 300 pipelined records share fdatasyncs (one per record would be 300)
+            check(1 <= st["syncs"] < 300, "group commit: %r" % st)
         else:
             check("facts" not in recs[0], "facts logged without --log-facts")
 

@@ -64,18 +64,30 @@ def test_malformed_and_wrong_types(args, tmp):
         got = err(c.line())
         check(got[0] == rid and got[1] == code and word.lower() in got[2].lower(),
               "%r -> %r (wanted id %r code %d with %r)" % (line[:80], got, rid, code, word))
-    # notifications get no answer, but a later request does
-    c.send(b'{"jsonrpc":"2.0","method":"health"}\n')
-    c.send(eval_request(read(examples(args.root)[0]), None)[:0] +
-           b'{"jsonrpc":"2.0","method":"evaluate","params":{"facts":' +
-           json.dumps(facts).encode() + b"}}\n")
-    c.send(b'{"jsonrpc":"2.0","id":"after","method":"health"}\n')
-    r = json.loads(c.line())
-    check(r["id"] == "after", "a notification was answered: %r" % r)
+    # a line nested deeper than the gate allows is refused alike, whichever
+    # process answers its method (the supervisor or a worker)
+    deep = b'{"x":' + b"[" * 33 + b"]" * 33 + b"}"
+    for method in (b"health", b"evaluate"):
+        c.send(b'{"jsonrpc":"2.0","id":23,"method":"' + method + b'","params":' + deep + b"}\n")
+        got = err(c.line())
+        check(got[0] is None and got[1] == -32700 and "nesting" in got[2],
+              "%s nested 35 deep: %r" % (method.decode(), got))
     # blank lines and CRLF are fine
     c.send(b"\n  \r\n" + b'{"jsonrpc":"2.0","id":30,"method":"health"}\r\n')
     check(json.loads(c.line())["id"] == 30, "CRLF request")
     check(srv.health()["status"] == "ok", "server unhealthy after malformed input")
+    c.close()
+    # notifications get no answer: after EOF the server answers what it
+    # read and closes once nothing is in flight (notifications count), so
+    # an answer to one would arrive before the close
+    c = srv.conn()
+    c.send(b'{"jsonrpc":"2.0","method":"health"}\n')
+    c.send(b'{"jsonrpc":"2.0","method":"evaluate","params":{"facts":' + json.dumps(facts).encode() + b"}}\n")
+    c.send(b'{"jsonrpc":"2.0","id":"after","method":"health"}\n')
+    c.s.shutdown(1)
+    r = json.loads(c.line())
+    check(r["id"] == "after", "a notification was answered: %r" % r)
+    check(c.at_eof() and c.buf == b"", "a notification was answered: %r" % c.buf)
     c.close()
     # a last request without its newline, then EOF: still answered
     c = srv.conn()
