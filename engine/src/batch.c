@@ -84,15 +84,13 @@ static void batch_line(void *arg, const char *line, size_t len, long lineno, pw_
     count_result(w, pw_engine_result(w->e));
     return;
   }
-  exp_error_record(out, lineno, &err);
+  char field[128];
+  if (rc == PW_EINPUT) exp_error_field(err.msg, field, sizeof field);
+  exp_error_record(out, lineno, &err, rc == PW_EINPUT ? field : NULL);
   w->failed++;
   if (rc != PW_EINPUT) w->protocol_failed++;
   exp_count_add(&w->err_status, pw_status_name(rc), 1);
-  if (rc == PW_EINPUT) {
-    char field[128];
-    exp_error_field(err.msg, field, sizeof field);
-    exp_count_add(&w->err_fields, field, 1);
-  }
+  if (rc == PW_EINPUT) exp_count_add(&w->err_fields, field, 1);
   if (w->nfirst < FIRST_ERRORS) {
     w->first[w->nfirst].line = lineno;
     w->first[w->nfirst++].msg = strdup(err.msg);

@@ -157,6 +157,7 @@ static int build_item(lua_State *L, const char *fn, const char *default_strength
   it.id = arg_str(L, e, fn, F_ID, 1);
   if (pw_knowledge_resolve(it.id, &it.agents, &it.action, &kind, why, sizeof why))
     luaL_error(L, "out.%s: %s", fn, why);
+  it.kind = pw_knowledge_kind_name(kind);
   it.text = arg_str(L, e, fn, F_TEXT, 1);
   it.rationale = arg_str(L, e, fn, F_RATIONALE, 0);
   it.evidence = arg_str(L, e, fn, F_EVIDENCE, 0);
@@ -731,6 +732,7 @@ static void add_orders(pw_engine *e) {
     it->id = o->id;
     it->agents = o->agents;
     it->action = o->action;
+    it->kind = pw_knowledge_kind_name((pw_kind)o->kind);
     it->source = PW_SRC_ORDER;
     it->strength = "proposed";
   }

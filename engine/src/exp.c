@@ -571,15 +571,9 @@ void exp_error_field(const char *msg, char *field, size_t n) {
   field[k] = '\0';
 }
 
-void exp_error_record(pw_buf *out, long lineno, const pw_error *err) {
-  char field[128];
+void exp_error_record(pw_buf *out, long lineno, const pw_error *err, const char *field) {
   pw_buf_addf(out, "{\"line\":%ld,\"error\":{\"status\":\"%s\",\"field\":", lineno, pw_status_name(err->code));
-  if (err->code == PW_EINPUT) {
-    exp_error_field(err->msg, field, sizeof field);
-    pw_buf_json_str(out, field);
-  } else {
-    pw_buf_adds(out, "null");
-  }
+  pw_buf_json_str(out, field);   /* NULL writes null */
   pw_buf_adds(out, ",\"message\":");
   pw_buf_json_str(out, err->msg);
   pw_buf_adds(out, "}}\n");

@@ -127,8 +127,9 @@ void exp_json_counts(pw_buf *b, const exp_counter *c);
 ** "$" when it concerns the whole line. */
 void exp_error_field(const char *msg, char *field, size_t n);
 
-/* One JSON line: {"line":N,"error":{"status":..,"field":..,"message":..}} */
-void exp_error_record(pw_buf *out, long lineno, const pw_error *err);
+/* One JSON line: {"line":N,"error":{"status":..,"field":..,"message":..}};
+** field is the exp_error_field of an input error, NULL (null) otherwise. */
+void exp_error_record(pw_buf *out, long lineno, const pw_error *err, const char *field);
 
 /* Key of an item for counting and matching: "id" or "id@target". */
 void exp_item_key(const pw_item *it, char *buf, size_t n);

@@ -117,19 +117,10 @@ static void j_agents(pw_buf *b, uint32_t agents) {
   ADDL(b, "]");
 }
 
-static const char *item_kind(const pw_item *it) {
-  uint32_t ag;
-  int act;
-  pw_kind k;
-  char err[8];
-  if (pw_knowledge_resolve(it->id, &ag, &act, &k, err, sizeof err)) return "unknown";
-  return pw_knowledge_kind_name(k);
-}
-
 static void j_recommendation(pw_buf *b, const pw_item *it, int tracing) {
   ADDL(b, "{\"id\":");
   pw_buf_json_str(b, it->id);
-  j_key_str(b, "kind", item_kind(it));
+  j_key_str(b, "kind", it->kind);   /* resolved when the item was built */
   j_key_str(b, "strength", it->strength);
   j_key_str(b, "text", it->text);
   j_key_str(b, "rationale", it->rationale);

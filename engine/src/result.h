@@ -25,6 +25,7 @@ typedef struct pw_cites {
 
 typedef struct pw_item {
   const char *id;        /* knowledge id or a '+' combination */
+  const char *kind;      /* "agent", "regimen", "action", "combination" */
   uint32_t agents;       /* bit set of pw_agent (knowledge.h) */
   int action;            /* pw_action or -1 */
   const char *strength;  /* "recommended", "consider", ... */

@@ -277,7 +277,7 @@ struct pw_rpc {
   pw_rpc_config cfg;
   rpc_engine *eng;
   int n;
-  pw_buf tmp, text;
+  pw_buf text;
 };
 
 static void rpc_engine_clear(rpc_engine *re) {
@@ -376,7 +376,6 @@ void pw_rpc_free(pw_rpc *r) {
   if (!r) return;
   for (int i = 0; i < r->n; i++) rpc_engine_clear(&r->eng[i]);
   free(r->eng);
-  pw_buf_free(&r->tmp);
   pw_buf_free(&r->text);
   free(r);
 }
@@ -664,10 +663,8 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
   if (id) pw_buf_add(out, id, idlen);
   else pw_buf_add(out, "null", 4);
   pw_buf_add(out, ",\"result\":", 10);
-  size_t res_off = out->len;
   if (text) {
-    pw_buf_reset(&r->tmp);
-    st = pw_engine_eval_table(re->e, facts, orders, flags, &r->tmp, &err);
+    st = pw_engine_eval_table(re->e, facts, orders, flags, NULL, &err);   /* no JSON needed */
     if (st == PW_OK) {
       pw_buf_reset(&r->text);
       pw_engine_render_text(re->e, &r->text);
@@ -675,11 +672,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
       pw_buf_json_str(out, r->text.data);
     }
   } else {
-    st = pw_engine_eval_table(re->e, facts, orders, flags, out, &err);
-    /* one response per line: the result must not end with a newline */
-    while (out->len > res_off &&
-           (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == ' '))
-      out->len--;
+    st = pw_engine_eval_table(re->e, facts, orders, flags, out, &err);   /* one line: ends in '}' */
   }
   if (st != PW_OK) {
     buf_cut(out, start);
@@ -690,7 +683,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
   pw_buf_add(out, "}\n", 2);
   oc->resp_len = out->len - start;
   oc->protocol = ei;
-  log_fragment(r, ei, line, len, out);
+  if (r->cfg.log) log_fragment(r, ei, line, len, out);
   lua_settop(L, base);
   return;
 

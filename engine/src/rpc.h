@@ -85,6 +85,7 @@ typedef struct pw_rpc_config {
   const char *const *plugins;
   int nplugins;
   pw_limits limits;
+  int log;                /* write the decision-log fragment (a log is open) */
   int log_facts;          /* put the facts text into the log fragment */
   int check_examples;     /* run each protocol's examples at load */
 } pw_rpc_config;

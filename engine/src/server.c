@@ -1269,6 +1269,7 @@ static gen *gen_new(srv *s, char *err, size_t errlen) {
   g->wcfg.rpc.limits.memory = s->o.memory;
   g->wcfg.rpc.limits.instructions = s->o.instructions;
   g->wcfg.rpc.limits.max_input = s->o.max_line;
+  g->wcfg.rpc.log = s->o.log_path != NULL;
   g->wcfg.rpc.log_facts = s->o.log_facts;
   g->wcfg.max_frame = s->o.max_line + 16;
   g->wcfg.rlimit_as = s->o.worker_as;
@@ -1632,11 +1633,11 @@ static void local_method(conn *c, int m, const char *id, size_t idlen) {
 /* ==================================================================== */
 /* {====== connections: input                                          */
 
-static void parse_error(conn *c, const char *p, size_t n) {
-  char e[300], msg[400];
-  if (pw_gate_check(p, n, &c->s->gate, NULL, e, sizeof e) == 0)
-    snprintf(e, sizeof e, "not a JSON-RPC request object");
-  snprintf(msg, sizeof msg, "Parse error: %s", e);
+/* Answer a line the gate refused (its message in e), or, with e NULL, one
+** it passed that is still no JSON-RPC request object. */
+static void parse_error(conn *c, const char *e) {
+  char msg[400];
+  snprintf(msg, sizeof msg, "Parse error: %s", e ? e : "not a JSON-RPC request object");
   conn_error(c, NULL, 0, PW_RPC_PARSE_ERROR, msg);
 }
 
@@ -1650,6 +1651,7 @@ static void handle_line(conn *c, const char *p, size_t n) {
   srv *s = c->s;
   static const char *const keys[] = {"jsonrpc", "method", "id"};
   pw_span sp[3];
+  char e[300];   /* the gate's message when it refuses the line */
   while (n && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
   size_t i = 0;
   while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r')) i++;
@@ -1663,7 +1665,7 @@ static void handle_line(conn *c, const char *p, size_t n) {
   }
   if (pw_rpc_members(p, n, keys, 3, sp, PW_RPC_FIRST) != 0) {
     s->responses++;
-    parse_error(c, p, n);
+    parse_error(c, pw_gate_check(p, n, &s->gate, NULL, e, sizeof e) ? e : NULL);
     return;
   }
   const char *id = sp[2].len ? p + sp[2].off : NULL;
@@ -1686,8 +1688,8 @@ static void handle_line(conn *c, const char *p, size_t n) {
       pw_gate_info gi;
       s->responses++;
       /* the id is echoed only once the whole line passed the gate */
-      if (pw_gate_check(p, n, &s->gate, &gi, NULL, 0) != 0) {
-        parse_error(c, p, n);
+      if (pw_gate_check(p, n, &s->gate, &gi, e, sizeof e) != 0) {
+        parse_error(c, e);
         return;
       }
       snprintf(msg, sizeof msg, "%s; evaluations are refused until it is fixed (SIGUSR1 reopens)",
@@ -1715,9 +1717,9 @@ static void handle_line(conn *c, const char *p, size_t n) {
     return;
   }
   /* everything else is answered here, after the full check */
-  if (pw_gate_check(p, n, &s->gate, NULL, NULL, 0) != 0) {
+  if (pw_gate_check(p, n, &s->gate, NULL, e, sizeof e) != 0) {
     s->responses++;
-    parse_error(c, p, n);
+    parse_error(c, e);
     return;
   }
   if (bad) {
