@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "engine.h"
+#include "sandbox.h"
 
 static void buf_grow(pw_buf *b, size_t need) {
   if (b->len + need + 1 <= b->cap) return;
@@ -56,28 +57,6 @@ void pw_buf_add_int(pw_buf *b, long long v) {
   pw_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-/* The length of the valid UTF-8 sequence (RFC 3629: shortest form, no
-** surrogates, at most U+10FFFF) starting at p with a byte >= 0x80, or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n) {
-  unsigned c = p[0];
-  size_t k;
-  unsigned lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) k = 2;
-  else if (c >= 0xE0 && c <= 0xEF) {
-    k = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    k = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else return 0;
-  if (n < k || p[1] < lo || p[1] > hi) return 0;
-  for (size_t i = 2; i < k; i++)
-    if ((p[i] & 0xC0) != 0x80) return 0;
-  return k;
-}
-
 /* A quoted JSON string; bytes that are not valid UTF-8 become U+FFFD, so
 ** the output is valid JSON whatever s holds. */
 void pw_buf_json_str(pw_buf *b, const char *s) {
@@ -119,7 +98,7 @@ void pw_buf_json_str(pw_buf *b, const char *s) {
     unsigned char c = *p;
     if (c == '"' || c == '\\') { *o++ = '\\'; *o++ = (char)c; }
     else if (c >= 0x80) {
-      size_t k = utf8_seq(p, (size_t)(end - p));
+      size_t k = pw_utf8_seq(p, (size_t)(end - p));
       if (k) { memcpy(o, p, k); o += k; p += k - 1; }
       else { memcpy(o, "\\ufffd", 6); o += 6; }   /* never emit invalid UTF-8 */
     }

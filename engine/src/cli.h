@@ -15,7 +15,10 @@
 #define PW_EX_USAGE 64
 #define PW_EX_DATAERR 65
 #define PW_EX_NOINPUT 66
+#define PW_EX_UNAVAILABLE 69   /* e.g. a server already runs on the socket */
 #define PW_EX_SOFTWARE 70
+#define PW_EX_OSERR 71
+#define PW_EX_CANTCREAT 73
 #define PW_EX_IOERR 74
 #define PW_EX_CONFIG 78
 

@@ -23,8 +23,6 @@
 #include "rpc.h"
 #include "server.h"
 
-#define EX_UNAVAILABLE_ 69
-
 static const char *const usage_client =
   "usage: pathwise client --socket PATH [options] [FILE|-]...\n"
   "\n"
@@ -115,7 +113,7 @@ static int code_exit(int code) {
     case PW_RPC_METHOD_NOT_FOUND:
       return PW_EX_DATAERR;
     case PW_RPC_BUSY: case PW_RPC_FORBIDDEN: case PW_RPC_LOG_FAILED:
-      return EX_UNAVAILABLE_;
+      return PW_EX_UNAVAILABLE;
     default: return PW_EX_SOFTWARE;
   }
 }
@@ -319,7 +317,7 @@ int pw_client_main(int argc, char **argv) {
   if (fd < 0) {
     pw_buf_free(&out);
     free(names);
-    return EX_UNAVAILABLE_;
+    return PW_EX_UNAVAILABLE;
   }
   int rc = exchange(fd, &out, &in, o.timeout_s);
   close(fd);

@@ -111,16 +111,6 @@ static uint32_t crc_run(const uint32_t t[8][256], const void *data, size_t n) {
   return c ^ 0xFFFFFFFFu;
 }
 
-uint32_t pw_declog_crc32(const void *data, size_t len) {
-  const unsigned char *p = data;
-  uint32_t c = 0xFFFFFFFFu;
-  for (size_t i = 0; i < len; i++) {
-    c ^= p[i];
-    for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-  }
-  return c ^ 0xFFFFFFFFu;
-}
-
 /* }====== */
 
 /* ==================================================================== */
@@ -577,25 +567,8 @@ void pw_declog_kick(pw_declog *d) {
 /* ==================================================================== */
 /* {====== records                                                      */
 
-static char *u64_str(char *end, uint64_t v) {   /* writes backwards, returns start */
-  *--end = '\0';
-  do {
-    *--end = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  return end;
-}
-
-static void add_u64(pw_buf *b, uint64_t v) {
-  char t[24];
-  char *s = u64_str(t + sizeof t, v);
-  pw_buf_add(b, s, (size_t)(t + sizeof t - 1 - s));
-}
-
-static void add_long(pw_buf *b, long v) {
-  if (v < 0) pw_buf_add(b, "-1", 2);
-  else add_u64(b, (uint64_t)v);
-}
+/* ids are written as -1 when unknown; counters fit in a long long */
+static void add_long(pw_buf *b, long v) { pw_buf_add_int(b, v < 0 ? -1 : v); }
 
 uint64_t pw_declog_append(pw_declog *d, const pw_declog_rec *r) {
   if (d->failed) return 0;
@@ -613,7 +586,7 @@ uint64_t pw_declog_append(pw_declog *d, const pw_declog_rec *r) {
   char frac[32];
   snprintf(frac, sizeof frac, ".%06ldZ\"", (long)(ts.tv_nsec / 1000) % 1000000);
   pw_buf_add(b, "{\"seq\":", 7);
-  add_u64(b, seq);
+  pw_buf_add_int(b, (long long)seq);
   pw_buf_add(b, ",\"time\":\"", 9);
   pw_buf_adds(b, d->tbuf);
   pw_buf_adds(b, frac);
@@ -631,7 +604,7 @@ uint64_t pw_declog_append(pw_declog *d, const pw_declog_rec *r) {
   pw_buf_add(b, "},", 2);
   pw_buf_add(b, r->frag, r->frag_len);
   pw_buf_adds(b, ",\"duration_us\":");
-  add_u64(b, r->duration_us);
+  pw_buf_add_int(b, (long long)r->duration_us);
   uint32_t c = crc_run((const uint32_t(*)[256])d->crc, b->data + start, b->len - start);
   char tail[32];
   snprintf(tail, sizeof tail, ",\"crc32\":\"%08x\"}\n", (unsigned)c);

@@ -87,7 +87,4 @@ void pw_declog_get_stats(const pw_declog *d, pw_declog_stats *st);
 ** -1 with the reason in err. Its handles need uv_run to finish closing. */
 int pw_declog_close(pw_declog *d, char *err, size_t errlen);
 
-/* CRC-32 (IEEE) of data, for tools and tests. */
-uint32_t pw_declog_crc32(const void *data, size_t len);
-
 #endif

@@ -358,6 +358,26 @@ int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructi
   return PW_OK;
 }
 
+size_t pw_utf8_seq(const unsigned char *p, size_t n) {
+  unsigned c = p[0];
+  size_t k;
+  unsigned lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) k = 2;
+  else if (c >= 0xE0 && c <= 0xEF) {
+    k = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    k = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else return 0;
+  if (n < k || p[1] < lo || p[1] > hi) return 0;
+  for (size_t i = 2; i < k; i++)
+    if ((p[i] & 0xC0) != 0x80) return 0;
+  return k;
+}
+
 int pw_utf8_valid(const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s, *e = p + n;
   while (p < e) {
@@ -366,21 +386,10 @@ int pw_utf8_valid(const char *s, size_t n) {
       memcpy(&w, p, 8);
       if (!(w & 0x8080808080808080ull)) { p += 8; continue; }
     }
-    unsigned c = *p++;
-    if (c < 0x80) continue;
-    int k;
-    unsigned cp, min;
-    if ((c & 0xE0) == 0xC0) { k = 1; cp = c & 0x1F; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { k = 2; cp = c & 0x0F; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { k = 3; cp = c & 0x07; min = 0x10000; }
-    else return 0;
-    if (e - p < k) return 0;
-    for (int i = 0; i < k; i++) {
-      if ((p[i] & 0xC0) != 0x80) return 0;
-      cp = cp << 6 | (p[i] & 0x3F);
-    }
+    if (*p < 0x80) { p++; continue; }
+    size_t k = pw_utf8_seq(p, (size_t)(e - p));
+    if (!k) return 0;
     p += k;
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   }
   return 1;
 }

@@ -58,16 +58,6 @@
 #include "rpc.h"
 #include "worker.h"
 
-#define EX_OK_ 0
-#define EX_USAGE_ 64
-#define EX_DATAERR_ 65
-#define EX_NOINPUT_ 66
-#define EX_UNAVAILABLE_ 69
-#define EX_SOFTWARE_ 70
-#define EX_OSERR_ 71
-#define EX_CANTCREAT_ 73
-#define EX_CONFIG_ 78
-
 #define SUN_PATH_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 #define LAT_BUCKETS (32 + 40 * 16)
 #define MAX_ALLOW 64
@@ -149,7 +139,6 @@ struct conn {
   unsigned refs;             /* reqs and helds pointing here */
   uint64_t last_ms;
   long uid, gid, pid;
-  uint64_t num;
   int paused, eof, closing, closed, close_after_flush;
 };
 
@@ -174,7 +163,7 @@ struct worker {
   int state;
   int killed, reaped, retiring, lost;
   int status;
-  uint64_t spawned_ns, progress_ns, progress_ms;
+  uint64_t spawned_ns, progress_ns;
   worker *anext;             /* all workers */
 };
 
@@ -204,7 +193,6 @@ struct gen {
   uint64_t started_ns;
   unsigned backoff_ms;
   uv_timer_t respawn;
-  int respawn_init;
   gen *gnext;
 };
 
@@ -229,7 +217,7 @@ struct srv {
   uv_loop_t *loop;
   opts o;
   uv_pipe_t listener;
-  int listening, listener_init;
+  int listener_init;
   uv_check_t check;
   uv_idle_t idle;            /* active while output waits: no blocking poll */
   int idle_on;
@@ -239,7 +227,6 @@ struct srv {
   int nwatch;
   conn *conns;
   unsigned nconns;
-  uint64_t conn_seq;
   conn *dconns;
   worker *dworkers;
   worker *workers;
@@ -250,7 +237,7 @@ struct srv {
   held *hh, *ht;
   pw_declog *log;
   uint64_t tag_seq;
-  int stopping, finishing, forced;
+  int stopping, finishing;
   int exit_code;
   int lock_fd;
   dev_t sock_dev;
@@ -261,7 +248,6 @@ struct srv {
   int reload_again;
   char last_reload_error[1024];
   char last_reload_reason[64];
-  uint64_t last_reload_ok_ms;
   uint64_t start_ms;
   pw_gate_limits gate;
   uint64_t stall_ms;         /* see pick_worker */
@@ -578,7 +564,6 @@ static void worker_send(worker *w, req *r) {
   w->qt = r;
   if (!w->nq) {
     w->progress_ns = now_ns();
-    w->progress_ms = uv_now(w->s->loop);
   }
   w->nq++;
   worker_dirty(w);
@@ -591,11 +576,11 @@ static worker *pick_worker(srv *s) {
   gen *g = s->active;
   worker *best = NULL;
   if (!g) return NULL;
-  uint64_t now = uv_now(s->loop);
+  uint64_t now = now_ns(), stall = (uint64_t)s->stall_ms * 1000000u;
   for (int i = 0; i < g->nw; i++) {
     worker *w = g->w[i];
     if (!w || w->state != W_READY || w->nq >= s->o.worker_queue) continue;
-    if (w->nq && now - w->progress_ms > s->stall_ms) continue;
+    if (w->nq && now - w->progress_ns > stall) continue;
     if (!best || w->nq < best->nq) best = w;
   }
   return best;
@@ -897,7 +882,6 @@ static void worker_answer(worker *w, const pw_wire_hdr *h, const char *p) {
   if (!w->qh) w->qt = NULL;
   w->nq--;
   w->progress_ns = now_ns();
-  w->progress_ms = uv_now(s->loop);
   conn *c = r->c;
   if (h->proto >= 0 && h->proto < g->npstat) {
     pstat *ps = &s->pst[g->pstat[h->proto]];
@@ -954,9 +938,8 @@ static void worker_answer(worker *w, const pw_wire_hdr *h, const char *p) {
       if (s->ht) s->ht->next = hd;
       else s->hh = hd;
       s->ht = hd;
-      c->refs++;          /* the held answer keeps c; inflight stays counted */
-      r->answered = 1;    /* so req_free does not count it answered twice */
-      c->refs--;
+      /* the held answer takes over r's reference to c; inflight stays
+      ** counted until the answer is sent */
       free(r);
       return;
     }
@@ -1280,7 +1263,6 @@ static gen *gen_new(srv *s, char *err, size_t errlen) {
   if (!g->w) abort();
   uv_timer_init(s->loop, &g->respawn);
   g->respawn.data = g;
-  g->respawn_init = 1;
   g->num = ++s->gen_seq;
   g->gnext = s->gens;
   s->gens = g;
@@ -1370,13 +1352,12 @@ static void gen_activate(gen *g) {
     }
     s->reloads_ok++;
     s->last_reload_error[0] = '\0';
-    s->last_reload_ok_ms = uv_now(s->loop);
     say("reloaded (%s): generation %u serves %s in %.0f ms", s->last_reload_reason, g->num,
         g->protocols_json, ms);
     notify_systemd("READY=1\nSTATUS=serving (reloaded)");
   } else {
     if (sock_listen(s) != 0) {
-      s->exit_code = EX_OSERR_;
+      s->exit_code = PW_EX_OSERR;
       begin_shutdown(s, "cannot listen");
       return;
     }
@@ -1430,7 +1411,7 @@ static void gen_fail(gen *g, const char *msg) {
   } else {
     say("cannot start: %s", msg);
     snprintf(m, sizeof m, "%s", msg);
-    if (!s->exit_code) s->exit_code = EX_CONFIG_;
+    if (!s->exit_code) s->exit_code = PW_EX_CONFIG;
   }
   waiters_answer(s, &g->waiters, PW_RPC_RELOAD_FAILED, m, NULL);
   gen_maybe_free(g);
@@ -1468,7 +1449,7 @@ static void reload_start(srv *s, const char *reason, conn *c, const char *id, si
       waiters_answer(s, &s->next_waiters, PW_RPC_RELOAD_FAILED, m, NULL);
     } else {
       say("cannot start: %s", err);
-      s->exit_code = EX_NOINPUT_;
+      s->exit_code = PW_EX_NOINPUT;
       waiters_answer(s, &s->next_waiters, PW_RPC_RELOAD_FAILED, err, NULL);
       begin_shutdown(s, "no protocol");
     }
@@ -1880,7 +1861,6 @@ static void on_connection(uv_stream_t *server, int status) {
       c->pid = (long)uc.pid;
     }
   }
-  c->num = ++s->conn_seq;
   c->last_ms = uv_now(s->loop);
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
@@ -1971,7 +1951,7 @@ static void watchdog(srv *s) {
     /* move what waits behind a stalled worker to the others: evaluation is
     ** a pure function and only this process logs, so the stalled worker's
     ** late answers for them are simply dropped */
-    if (w->nq && uv_now(s->loop) - w->progress_ms > s->stall_ms) {
+    if (w->nq && now - w->progress_ns > (uint64_t)s->stall_ms * 1000000u) {
       for (req *r = w->qh; r; r = r->next) {
         if (r->answered || r->tag == tag) continue;
         req *cl = malloc(sizeof *cl + r->len);
@@ -2149,7 +2129,7 @@ static int sock_prepare(srv *s) {
   if (l == 0 || (int)l > SUN_PATH_MAX) {
     say("socket path is %zu bytes long; a Unix socket path must be 1 to %d bytes: %s", l,
         SUN_PATH_MAX, path);
-    return EX_USAGE_;
+    return PW_EX_USAGE;
   }
   char *lock = malloc(l + 6);
   if (!lock) abort();
@@ -2158,32 +2138,32 @@ static int sock_prepare(srv *s) {
   if (s->lock_fd < 0) {
     say("cannot open the lock file %s: %s", lock, strerror(errno));
     free(lock);
-    return EX_CANTCREAT_;
+    return PW_EX_CANTCREAT;
   }
   if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
     say("another pathwise server holds %s: is one already serving %s?", lock, path);
     free(lock);
-    return EX_UNAVAILABLE_;
+    return PW_EX_UNAVAILABLE;
   }
   free(lock);
   struct stat st;
   if (lstat(path, &st) != 0) {
     if (errno == ENOENT) return 0;
     say("%s: %s", path, strerror(errno));
-    return EX_CANTCREAT_;
+    return PW_EX_CANTCREAT;
   }
   if (!S_ISSOCK(st.st_mode)) {
     say("%s exists and is not a socket; refusing to replace it", path);
-    return EX_CANTCREAT_;
+    return PW_EX_CANTCREAT;
   }
   if (st.st_uid != geteuid()) {
     say("%s belongs to uid %ld, not to us; refusing to replace it", path, (long)st.st_uid);
-    return EX_CANTCREAT_;
+    return PW_EX_CANTCREAT;
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     say("socket: %s", strerror(errno));
-    return EX_OSERR_;
+    return PW_EX_OSERR;
   }
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
@@ -2194,15 +2174,15 @@ static int sock_prepare(srv *s) {
   close(fd);
   if (rc == 0 || e == EAGAIN) {
     say("a server is already listening on %s", path);
-    return EX_UNAVAILABLE_;
+    return PW_EX_UNAVAILABLE;
   }
   if (e != ECONNREFUSED) {
     say("cannot tell whether %s is in use: %s", path, strerror(e));
-    return EX_UNAVAILABLE_;
+    return PW_EX_UNAVAILABLE;
   }
   if (unlink(path) != 0) {
     say("cannot remove the stale socket %s: %s", path, strerror(errno));
-    return EX_CANTCREAT_;
+    return PW_EX_CANTCREAT;
   }
   say("removed a stale socket file %s", path);
   return 0;
@@ -2231,7 +2211,6 @@ static int sock_listen(srv *s) {
     say("cannot listen on %s: %s", s->o.socket, uv_strerror(rc));
     return -1;
   }
-  s->listening = 1;
   return 0;
 }
 
@@ -2261,7 +2240,6 @@ static void on_stop_timer(uv_timer_t *t) {
   srv *s = t->data;
   if (!s->finishing) {
     /* in-flight work did not end in time: answer it and go */
-    s->forced = 1;
     say("stopping: giving up on %llu unanswered requests",
         (unsigned long long)(s->requests - s->responses));
     for (worker *w = s->workers; w; w = w->anext)
@@ -2294,7 +2272,7 @@ static void finish(srv *s) {
     char err[300];
     if (pw_declog_close(s->log, err, sizeof err) != 0) {
       say("decision log: %s", err);
-      if (!s->exit_code) s->exit_code = EX_CANTCREAT_;
+      if (!s->exit_code) s->exit_code = PW_EX_CANTCREAT;
     }
     s->log = NULL;
   }
@@ -2319,7 +2297,7 @@ static void maybe_finish(srv *s) {
     close_if((uv_handle_t *)&s->sig_chld);
     close_if((uv_handle_t *)&s->stop_timer);
     for (gen *g = s->gens; g; g = g->gnext)
-      if (g->respawn_init) close_if((uv_handle_t *)&g->respawn);
+      close_if((uv_handle_t *)&g->respawn);
     return;
   }
   if (s->pqh || s->hh || s->loading) return;
@@ -2629,11 +2607,11 @@ static int parse_opts(int argc, char **argv, opts *o) {
 
 int pw_serve_main(int argc, char **argv) {
   srv *s = calloc(1, sizeof *s);
-  if (!s) return EX_OSERR_;
+  if (!s) return PW_EX_OSERR;
   int rc = parse_opts(argc, argv, &s->o);
   if (rc != 0) {
     free(s);
-    return rc > 0 ? EX_OK_ : EX_USAGE_;
+    return rc > 0 ? PW_EX_OK : PW_EX_USAGE;
   }
   signal(SIGPIPE, SIG_IGN);
   s->lock_fd = -1;
@@ -2670,7 +2648,7 @@ int pw_serve_main(int argc, char **argv) {
       say("cannot open the decision log: %s", note);
       close(s->lock_fd);
       free(s);
-      return EX_CANTCREAT_;
+      return PW_EX_CANTCREAT;
     }
     if (note[0]) say("decision log: %s", note);
   }
