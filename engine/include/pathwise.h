@@ -52,7 +52,7 @@ typedef struct pw_limits {
 #define PW_EVAL_ORDERS_ONLY 2u  /* skip the protocol: safety-check orders only */
 
 typedef struct pw_engine pw_engine;
-typedef struct pw_result pw_result;  /* see engine/src/result.h */
+typedef struct pw_result pw_result;  /* see engine/core/result.h */
 
 pw_engine *pw_engine_new(const pw_limits *lim, pw_error *err);
 void pw_engine_free(pw_engine *e);

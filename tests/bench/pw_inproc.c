@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "cli.h"
+#include "command.h"
 #include "engine.h"
 
 static double now(void) {
@@ -35,9 +35,9 @@ int main(int argc, char **argv) {
     return 64;
   }
   pw_buf in = {0}, out = {0};
-  if (pw_cli_read(path, &in)) { perror(path); return 66; }
+  if (pw_cmd_read(path, &in)) { perror(path); return 66; }
   pw_limits lim = {0};
-  pw_engine *e = pw_cli_engine(protocol, plugins, nplugins, &lim, &code);
+  pw_engine *e = pw_cmd_engine(protocol, plugins, nplugins, &lim, &code);
   if (!e) return code;
   long cases = 0, errors = 0;
   double t0 = now();

@@ -1,5 +1,5 @@
 /*
-** fuzz_gate.c: libFuzzer target for the JSON gate (engine/src/gate.c).
+** fuzz_gate.c: libFuzzer target for the JSON gate (engine/base/gate.c).
 ** Not part of the default build; see tests/fuzz/README.md.
 **
 ** The first input byte picks small limits (so depth and member limits are

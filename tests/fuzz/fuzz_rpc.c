@@ -1,6 +1,6 @@
 /*
 ** fuzz_rpc.c: libFuzzer target for the server's request-line scanner
-** (pw_rpc_members, pw_rpc_string in engine/src/rpc.c), which the
+** (pw_rpc_members, pw_rpc_string in engine/server/rpc.c), which the
 ** supervisor runs on every line before any full check. Not part of the
 ** default build; see tests/fuzz/README.md.
 **

@@ -1,5 +1,5 @@
 /*
-** test_gate.c: the JSON gate (engine/src/gate.c) accepts strict JSON
+** test_gate.c: the JSON gate (engine/base/gate.c) accepts strict JSON
 ** objects and refuses everything lua-cjson would misread, with messages
 ** that name the path, the reason and the byte.
 */

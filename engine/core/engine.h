@@ -8,7 +8,9 @@
 
 #include <lua.h>
 #include "pathwise.h"
+#include "buf.h"
 #include "gate.h"
+#include "sha256.h"
 #include "result.h"
 
 /* The engine's Lua state. Callers may push and pop on it between
@@ -38,16 +40,5 @@ const char *pw_engine_protocol_path(const pw_engine *e);
 
 /* Protocol identity as a JSON object ({"id":..,"version":..,..}) */
 void pw_engine_protocol_json(const pw_engine *e, pw_buf *out);
-
-/* Buffer helpers (buf.c). */
-void pw_buf_add(pw_buf *b, const char *s, size_t n);
-void pw_buf_adds(pw_buf *b, const char *s);
-void pw_buf_addf(pw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void pw_buf_json_str(pw_buf *b, const char *s);   /* a quoted JSON string */
-void pw_buf_add_int(pw_buf *b, long long v);
-void pw_buf_reset(pw_buf *b);
-
-/* Hex SHA-256 of data (sha256.c); out must hold 65 bytes. */
-void pw_sha256_hex(const void *data, size_t len, char out[65]);
 
 #endif

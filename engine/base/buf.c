@@ -11,8 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "engine.h"
-#include "sandbox.h"
+#include "buf.h"
 
 static void buf_grow(pw_buf *b, size_t need) {
   if (b->len + need + 1 <= b->cap) return;

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "command.h"
 #include "engine.h"
 #include "rpc.h"
 #include "server.h"
@@ -226,7 +226,7 @@ int pw_client_main(int argc, char **argv) {
       case 'o': o.orders = optarg; break;
       case 'r': o.raw = 1; break;
       case 'T': {
-        long long v = pw_cli_number(optarg);
+        long long v = pw_cmd_number(optarg);
         if (v < 1 || v > 86400) return cl_usage("--timeout takes seconds (1..86400), got '%s'", optarg);
         o.timeout_s = (int)v;
         break;
@@ -267,7 +267,7 @@ int pw_client_main(int argc, char **argv) {
     if (!names) return PW_EX_SOFTWARE;
     for (int i = 0; i < nf; i++) {
       pw_buf b = {0};
-      if (pw_cli_read(files[i], &b) != 0) {
+      if (pw_cmd_read(files[i], &b) != 0) {
         fprintf(stderr, "pathwise client: %s: %s\n", files[i], strerror(errno));
         pw_buf_free(&b);
         pw_buf_free(&out);

@@ -485,12 +485,12 @@ int pw_coverage_main(int argc, char **argv) {
     w[i].e = exp_engine(r.protocol, &o, NULL, 0, &code);
     if (code == PW_EX_OK && pw_engine_coverage_start(w[i].e, &err) != PW_OK) {
       fprintf(stderr, "pathwise: check: %s\n", err.msg);
-      code = pw_cli_exit_code(err.code);
+      code = pw_cmd_exit_code(err.code);
     }
     states[i] = &w[i];
   }
   pw_buf src = {0};
-  if (code == PW_EX_OK && pw_cli_read(r.protocol, &src)) {
+  if (code == PW_EX_OK && pw_cmd_read(r.protocol, &src)) {
     fprintf(stderr, "pathwise: cannot read %s: %s\n", r.protocol, strerror(errno));
     code = PW_EX_NOINPUT;
   }

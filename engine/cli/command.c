@@ -1,13 +1,13 @@
 /*
-** cli.c: helpers shared by the subcommands; see cli.h.
+** command.c: helpers shared by the subcommands; see command.h.
 */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "cli.h"
+#include "command.h"
 #include "engine.h"
 
-int pw_cli_exit_code(pw_status s) {
+int pw_cmd_exit_code(pw_status s) {
   switch (s) {
   case PW_OK: return PW_EX_OK;
   case PW_EINPUT: return PW_EX_DATAERR;
@@ -17,7 +17,7 @@ int pw_cli_exit_code(pw_status s) {
   return PW_EX_SOFTWARE;
 }
 
-int pw_cli_read(const char *path, pw_buf *b) {
+int pw_cmd_read(const char *path, pw_buf *b) {
   FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
   if (!f) return -1;
   char chunk[65536];
@@ -30,12 +30,12 @@ int pw_cli_read(const char *path, pw_buf *b) {
   return 0;
 }
 
-const char *pw_cli_default_protocol(void) {
+const char *pw_cmd_default_protocol(void) {
   const char *env = getenv("PATHWISE_PROTOCOL");
   return env && *env ? env : PW_DEFAULT_PROTOCOL;
 }
 
-pw_engine *pw_cli_engine(const char *protocol, const char *const *plugins, int nplugins,
+pw_engine *pw_cmd_engine(const char *protocol, const char *const *plugins, int nplugins,
                          const pw_limits *lim, int *code) {
   pw_error err;
   pw_engine *e = pw_engine_new(lim, &err);
@@ -44,7 +44,7 @@ pw_engine *pw_cli_engine(const char *protocol, const char *const *plugins, int n
     *code = PW_EX_SOFTWARE;
     return NULL;
   }
-  if (pw_engine_load(e, protocol ? protocol : pw_cli_default_protocol(), &err) != PW_OK) {
+  if (pw_engine_load(e, protocol ? protocol : pw_cmd_default_protocol(), &err) != PW_OK) {
     fprintf(stderr, "pathwise: protocol: %s\n", err.msg);
     *code = err.code == PW_EIO ? PW_EX_NOINPUT : PW_EX_CONFIG;
     pw_engine_free(e);
@@ -61,7 +61,7 @@ pw_engine *pw_cli_engine(const char *protocol, const char *const *plugins, int n
   return e;
 }
 
-long long pw_cli_number(const char *s) {
+long long pw_cmd_number(const char *s) {
   char *end;
   errno = 0;
   long long v = strtoll(s, &end, 10);

@@ -15,7 +15,7 @@
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "cli.h"
+#include "command.h"
 #include "engine.h"
 
 #define EXP_MAX_PLUGINS 8

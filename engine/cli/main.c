@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "cli.h"
+#include "command.h"
 #include "engine.h"
 #include "experiments.h"
 #include "server.h"
@@ -110,11 +110,11 @@ static int parse(int argc, char **argv, const char *usage, opts *o) {
       break;
     case 't': o->trace = 1; break;
     case 'm':
-      if ((v = pw_cli_number(optarg)) < 65536) return bad_usage(usage, "--memory takes a byte count >= 65536, got '%s'", optarg);
+      if ((v = pw_cmd_number(optarg)) < 65536) return bad_usage(usage, "--memory takes a byte count >= 65536, got '%s'", optarg);
       o->lim.memory = (size_t)v;
       break;
     case 'i':
-      if ((v = pw_cli_number(optarg)) < 1) return bad_usage(usage, "--instructions takes a positive count, got '%s'", optarg);
+      if ((v = pw_cmd_number(optarg)) < 1) return bad_usage(usage, "--instructions takes a positive count, got '%s'", optarg);
       o->lim.instructions = (uint64_t)v;
       break;
     case 'h': fputs(usage, stdout); return PW_EX_OK;
@@ -140,18 +140,18 @@ static int cmd_eval(int argc, char **argv) {
   int code = parse(argc, argv, usage_eval, &o);
   if (code >= 0) return code;
   pw_buf in = {0}, out = {0};
-  if (pw_cli_read(o.file, &in)) {
+  if (pw_cmd_read(o.file, &in)) {
     fprintf(stderr, "pathwise: cannot read %s: %s\n", o.file, strerror(errno));
     return PW_EX_NOINPUT;
   }
-  pw_engine *e = pw_cli_engine(o.protocol, o.plugins, o.nplugins, &o.lim, &code);
+  pw_engine *e = pw_cmd_engine(o.protocol, o.plugins, o.nplugins, &o.lim, &code);
   if (!e) { pw_buf_free(&in); return code; }
   int json = o.format ? !strcmp(o.format, "json") : !isatty(STDOUT_FILENO);
   pw_error err;
   pw_status rc = pw_engine_eval(e, in.data, in.len, o.trace ? PW_EVAL_TRACE : 0, json ? &out : NULL, &err);
   if (rc != PW_OK) {
     fprintf(stderr, "pathwise: %s: %s\n", strcmp(o.file, "-") ? o.file : "stdin", err.msg);
-    code = pw_cli_exit_code(rc);
+    code = pw_cmd_exit_code(rc);
   } else {
     if (json) pw_buf_add(&out, "\n", 1);
     else pw_engine_render_text(e, &out);
@@ -169,7 +169,7 @@ static int cmd_check(int argc, char **argv) {
     if (!strcmp(argv[i], "--coverage")) return pw_coverage_main(argc, argv);
   int code = parse(argc, argv, usage_check, &o);
   if (code >= 0) return code;
-  pw_engine *e = pw_cli_engine(o.file, o.plugins, o.nplugins, &o.lim, &code);
+  pw_engine *e = pw_cmd_engine(o.file, o.plugins, o.nplugins, &o.lim, &code);
   if (!e) return code;
   pw_buf out = {0};
   pw_error err;

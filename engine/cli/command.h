@@ -1,10 +1,10 @@
 /*
-** cli.h: shared helpers for the `pathwise` subcommands, so each command
+** command.h: shared helpers for the `pathwise` subcommands, so each command
 ** (eval, check, rules, serve, client, batch, ...) reads options, files and
 ** limits the same way and exits with the same sysexits codes.
 */
-#ifndef PW_CLI_H
-#define PW_CLI_H
+#ifndef PW_COMMAND_H
+#define PW_COMMAND_H
 
 #include <stdio.h>
 #include "pathwise.h"
@@ -23,20 +23,20 @@
 #define PW_EX_CONFIG 78
 
 /* Exit code for an engine status at evaluation time. */
-int pw_cli_exit_code(pw_status s);
+int pw_cmd_exit_code(pw_status s);
 
 /* Read a whole file ("-" = stdin) into b. Returns 0, or -1 with errno set. */
-int pw_cli_read(const char *path, pw_buf *b);
+int pw_cmd_read(const char *path, pw_buf *b);
 
 /* The default protocol: $PATHWISE_PROTOCOL, else the source tree's. */
-const char *pw_cli_default_protocol(void);
+const char *pw_cmd_default_protocol(void);
 
 /* Create an engine with the protocol and plugins loaded; on failure print
 ** the error to stderr and return NULL with *code set. */
-pw_engine *pw_cli_engine(const char *protocol, const char *const *plugins, int nplugins,
+pw_engine *pw_cmd_engine(const char *protocol, const char *const *plugins, int nplugins,
                          const pw_limits *lim, int *code);
 
 /* Parse "--memory N", "--instructions N" style values; -1 on error. */
-long long pw_cli_number(const char *s);
+long long pw_cmd_number(const char *s);
 
 #endif

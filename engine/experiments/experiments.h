@@ -2,7 +2,7 @@
 ** experiments.h: the experiment commands (issue 5). main.c dispatches
 ** `pathwise batch|cohort|diff` here with argv[0] = the command name, and
 ** `pathwise check ... --coverage ...` with argv[0] = "check". Each returns
-** a sysexits(3) code (cli.h). Shared machinery is in exp.h.
+** a sysexits(3) code (command.h). Shared machinery is in exp.h.
 */
 #ifndef PW_EXPERIMENTS_H
 #define PW_EXPERIMENTS_H

@@ -52,7 +52,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "cli.h"
+#include "command.h"
 #include "declog.h"
 #include "engine.h"
 #include "rpc.h"
@@ -2594,7 +2594,7 @@ static int parse_opts(int argc, char **argv, opts *o) {
     return -1;
   }
   if (!o->protocols_dir && !o->nprotocol_files)
-    o->protocol_files[o->nprotocol_files++] = pw_cli_default_protocol();
+    o->protocol_files[o->nprotocol_files++] = pw_cmd_default_protocol();
   if (!o->workers) o->workers = default_workers();
   if (o->worker_as && o->memory && o->worker_as < o->memory * 2 + (64u << 20)) {
     say("--worker-memory must leave room for --memory (at least twice it plus 64 MiB)");

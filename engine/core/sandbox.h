@@ -56,11 +56,4 @@ int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructi
 ** (reads, #, pairs and ipairs work; writes raise an error). */
 void pw_sandbox_readonly(lua_State *L);
 
-/* Is s[0..n) valid UTF-8? */
-int pw_utf8_valid(const char *s, size_t n);
-/* The length of the valid UTF-8 sequence (RFC 3629: shortest form, no
-** surrogates, at most U+10FFFF) at p[0..n), whose first byte is >= 0x80;
-** 0 if it is not one. */
-size_t pw_utf8_seq(const unsigned char *p, size_t n);
-
 #endif

@@ -39,17 +39,17 @@ int exp_shared_opt(int c, const char *arg, exp_opts *o, const char *usage) {
     o->plugins[o->nplugins++] = arg;
     return -1;
   case EXP_OPT_MEMORY:
-    if ((v = pw_cli_number(arg)) < 65536)
+    if ((v = pw_cmd_number(arg)) < 65536)
       return exp_usage("option", usage, "--memory takes a byte count >= 65536, got '%s'", arg);
     o->lim.memory = (size_t)v;
     return -1;
   case EXP_OPT_INSTRUCTIONS:
-    if ((v = pw_cli_number(arg)) < 1)
+    if ((v = pw_cmd_number(arg)) < 1)
       return exp_usage("option", usage, "--instructions takes a positive count, got '%s'", arg);
     o->lim.instructions = (uint64_t)v;
     return -1;
   case 'j':
-    if ((v = pw_cli_number(arg)) < 1 || v > 256)
+    if ((v = pw_cmd_number(arg)) < 1 || v > 256)
       return exp_usage("option", usage, "--jobs takes a number of threads 1..256, got '%s'", arg);
     o->jobs = (int)v;
     return -1;
@@ -85,7 +85,7 @@ pw_engine *exp_engine(const char *protocol, const exp_opts *o, const char *const
     }
     all[n++] = o->plugins[i];
   }
-  return pw_cli_engine(protocol, all, n, &o->lim, code);
+  return pw_cmd_engine(protocol, all, n, &o->lim, code);
 }
 
 double exp_now(void) {
