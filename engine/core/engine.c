@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "engine.h"
+#include "adapter.h"
 #include "facts.h"
 #include "knowledge.h"
 #include "safety.h"
@@ -760,7 +761,8 @@ static pw_status evaluate(pw_engine *e, int facts_idx, int orders_idx, unsigned 
     return fail(err, PW_EPROTOCOL, "no protocol loaded%s%s", "", "");
   facts_idx = lua_absindex(L, facts_idx);
   if (orders_idx) orders_idx = lua_absindex(L, orders_idx);
-  if (pw_facts_from_lua(L, facts_idx, &e->facts, &e->res.arena, msg, sizeof msg))
+  if (pw_adapter_is_fhir(L, facts_idx, msg, sizeof msg) ||
+      pw_facts_from_lua(L, facts_idx, &e->facts, &e->res.arena, msg, sizeof msg))
     return fail(err, PW_EINPUT, "%s%s", msg, "");
   if (orders_idx && pw_facts_orders_from_lua(L, orders_idx, &e->facts, &e->res.arena, msg, sizeof msg))
     return fail(err, PW_EINPUT, "%s%s", msg, "");
