@@ -88,7 +88,7 @@ static int parse_one(int c, const char *usage, fopts *o) {
     o->codes[o->ncodes++] = optarg;
     break;
   case 'B': if ((rc = parse_number(usage, "--max-input", optarg, 1024, &v)) < 0) o->alim.max_bytes = (size_t)v; break;
-  case 'N': if ((rc = parse_number(usage, "--max-members", optarg, 16, &v)) < 0) o->alim.max_members = (int)v; break;
+  case 'N': if ((rc = parse_number(usage, "--max-members", optarg, 1, &v)) < 0) o->alim.max_members = (int)v; break;
   case 'f':
     if (strcmp(optarg, "text") && strcmp(optarg, "json"))
       return bad_usage(usage, "--format takes text or json, got '%s'", optarg);

@@ -378,7 +378,7 @@ end
 
 local function ecog(run, e, code, date)
   local r = e.res
-  local v = math.type(r.valueInteger) == "integer" and r.valueInteger or nil
+  local v = type(r.valueInteger) == "number" and math.tointeger(r.valueInteger) or nil
   if v == nil then
     local _, a = match(run, r.valueCodeableConcept, run.codes.ecog_answers)
     if a == nil then _, a = match(run, r.interpretation and r.interpretation[1], run.codes.ecog_answers) end
@@ -722,6 +722,9 @@ local function regimens(run, facts)
         used[a] = true
         if a == "oxaliplatin" then has_ox = true end
         for _, m in ipairs(seen[a]) do reg.meds[#reg.meds + 1] = m end
+      end
+      if seen.leucovorin and seen.fluorouracil and used.fluorouracil then   -- given with 5-FU
+        for _, m in ipairs(seen.leucovorin) do reg.meds[#reg.meds + 1] = m end
       end
       out[#out + 1] = reg
     end
