@@ -116,7 +116,7 @@ local function new_run(doc, ctx)
     doc = doc, as_of = ctx.as_of, codes = codes,
     entries = {}, by_full = {}, by_typeid = {},
     cands = {}, unmapped = {}, sources = {},
-    mets = {}, rt = {}, rt_seen = {}, meds = {}, surgeries = {},
+    mets = {}, rt = {}, rt_seen = {}, meds = {}, surgeries = {}, progression = {},
     report_date = {},
   }
 end
@@ -413,6 +413,13 @@ local function msi_ihc(run, e, code, date)
   candidate(run, "molecular.msi", p == "present" and "msi_high" or "mss", e, code, date, "immunostain: " .. k)
 end
 
+local function disease_status(run, e, code, date)
+  local k = match(run, e.res.valueCodeableConcept, run.codes.disease_worsened)
+  if not k then return unmapped(run, e.ref, code, "disease status other than worsened: not used") end
+  if not date then return unmapped(run, e.ref, code, "undated disease status: cannot place it after a regimen") end
+  run.progression[#run.progression + 1] = { ref = e.ref, code = code, date = date }
+end
+
 local function observation(run, e)
   local r, codes = e.res, run.codes
   local code = first_key(run, r.code)
@@ -429,6 +436,7 @@ local function observation(run, e)
   elseif k then hk = k; handler = function(rn, en, c, d) return gene_test(rn, en, c, d, tests) end
   elseif match(run, r.code, codes.msi) then handler, hk = msi, match(run, r.code, codes.msi)
   elseif match(run, r.code, codes.msi_ihc) then handler, hk = msi_ihc, match(run, r.code, codes.msi_ihc)
+  elseif match(run, r.code, codes.disease_status) then handler, hk = disease_status, match(run, r.code, codes.disease_status)
   end
   if not handler then
     local nk, why = match(run, r.code, codes.not_used)
@@ -745,11 +753,25 @@ local function regimens(run, facts)
   end
   facts.prior_regimens = {}
   for i, reg in ipairs(out) do
-    local ongoing = false
-    for _, m in ipairs(reg.meds) do ongoing = ongoing or m.ongoing end
-    facts.prior_regimens[i] = { name = reg.name, outcome = ongoing and "ongoing" or nil }
+    local ongoing, start = false, nil
+    for _, m in ipairs(reg.meds) do
+      ongoing = ongoing or m.ongoing
+      if m.date and (not start or m.date < start) then start = m.date end
+    end
+    local outcome, worse = ongoing and "ongoing" or nil, nil
+    if not ongoing and start then
+      for _, p in ipairs(run.progression) do
+        if p.date >= start and (not worse or p.date > worse.date) then worse = p end
+      end
+      if worse then outcome = "progression" end
+    end
+    facts.prior_regimens[i] = { name = reg.name, outcome = outcome }
     for _, m in ipairs(reg.meds) do
       source(run, "prior_regimens[" .. i .. "].name", reg.name, m, "agent " .. m.agent)
+    end
+    if worse then
+      source(run, "prior_regimens[" .. i .. "].outcome", outcome, worse,
+        "disease worsened on " .. worse.date .. ", after the regimen began " .. start)
     end
   end
 end

@@ -217,6 +217,13 @@ return {
     FOLFIRI = { "irinotecan", "fluorouracil" },
   },
 
+  -- Disease status (mCODE CancerDiseaseStatus, LOINC 97509-4): a
+  -- "worsened" status (SNOMED CT 271299001) dated on or after the start of
+  -- an oxaliplatin regimen that is no longer given records progression on
+  -- it (prior_regimens[].outcome "progression"). Other values are listed.
+  disease_status = { [LOINC .. "97509-4"] = true },
+  disease_worsened = { [SCT .. "271299001"] = true },
+
   -- Codes known and deliberately not used, with why.
   not_used = {
     [LOINC .. "21908-9"] = "stage group not used: metastatic status comes from secondary cancer conditions",

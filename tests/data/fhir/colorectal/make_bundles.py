@@ -109,6 +109,10 @@ def index_history(b, rt_sites=("12921003",), ecog_coded=False):
           rid="fu", profile="mcode-cancer-related-medication-request")
     b.add("MedicationStatement", {"status": "completed", "medicationCodeableConcept": cc(RX, "1803932"),
                                   "effectiveDateTime": "2025-01-10"}, rid="lv")
+    # progression on FOLFOX (mCODE CancerDiseaseStatus: worsened)
+    b.add("Observation", {"status": "final", "code": cc(LOINC, "97509-4"), "effectiveDateTime": "2025-07-15",
+                          "valueCodeableConcept": cc(SCT, "271299001", "Patient's condition worsened")},
+          rid="status", profile="mcode-cancer-disease-status")
     # an entered-in-error result must be ignored
     variant(b, "HGNC:6407", "present", "p.G12D", rid="kras-error", status="entered-in-error")
 
