@@ -51,6 +51,8 @@ static const char *const usage_eval =
   "  -t, --trace             explain: branches taken, facts used, rules that blocked\n"
   "      --memory BYTES      memory cap of the Lua state (default 64 MiB)\n"
   "      --instructions N    instruction budget per evaluation (default 5000000)\n"
+  "      --from fhir         FILE is a FHIR R4 Bundle: derive the facts first\n"
+  "                          (pathwise eval --from fhir --help)\n"
   "  -h, --help              this help\n"
   "\n"
   "exit codes: 0 ok, 64 usage, 65 invalid facts, 66 file not found,\n"
