@@ -346,14 +346,9 @@ static int write_unmapped(lua_State *L, int t, pw_adapter_output *o) {
 
 /* ---- running ---- */
 
+/* cjson-decode text that passed the gate; pushes the value. */
 static pw_status decode(pw_adapter *a, const char *json, size_t len, pw_error *err) {
-  char msg[400], lim[300];
-  pw_gate_limits gl = {a->lim.max_bytes, 0, a->lim.max_members};
-  if (pw_gate_check(json, len, &gl, NULL, msg, sizeof msg)) {
-    snprintf(lim, sizeof lim, " (FHIR input limits: %zu bytes, %d members per object or array)",
-             a->lim.max_bytes, a->lim.max_members);
-    return fail(err, PW_EINPUT, "%.300s%.120s", msg, lim);
-  }
+  char msg[400];
   lua_State *L = a->sb.L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->decode_ref);
   lua_pushlstring(L, json, len);
@@ -427,20 +422,32 @@ static void output_reset(pw_adapter_output *o) {
   pw_buf_reset(&o->text);
 }
 
-pw_status pw_adapter_run(pw_adapter *a, const char *json, size_t len, const char *as_of,
-                         pw_adapter_output *o, pw_error *err) {
+lua_State *pw_adapter_lua(pw_adapter *a) { return a->sb.L; }
+
+pw_status pw_adapter_decode(pw_adapter *a, const char *json, size_t len, pw_gate_info *info, pw_error *err) {
+  char msg[400], lim[300];
+  pw_gate_limits gl = {a->lim.max_bytes, 0, a->lim.max_members};
+  if (pw_gate_check(json, len, &gl, info, msg, sizeof msg)) {
+    snprintf(lim, sizeof lim, " (FHIR input limits: %zu bytes, %d members per object or array)",
+             a->lim.max_bytes, a->lim.max_members);
+    return fail(err, PW_EINPUT, "%.300s%.120s", msg, lim);
+  }
+  return decode(a, json, len, err);
+}
+
+pw_status pw_adapter_run_value(pw_adapter *a, int idx, const char *as_of, pw_adapter_output *o, pw_error *err) {
   char msg[480];
   lua_State *L = a->sb.L;
   int top = lua_gettop(L);
+  idx = lua_absindex(L, idx);
   output_reset(o);
   if (a->adapt_ref == LUA_NOREF) return fail(err, PW_EPROTOCOL, "no adapter loaded%s%s", "", "");
-  if (!pw_adapter_date_ok(as_of)) return fail(err, PW_EINPUT, "as-of date '%s' is not a date YYYY-MM-DD%s", as_of ? as_of : "", "");
-  pw_status rc = decode(a, json, len, err);
-  if (rc != PW_OK) return rc;
+  if (!pw_adapter_date_ok(as_of)) return fail(err, PW_EINPUT, "as-of date '%.40s' is not a date YYYY-MM-DD%s", as_of ? as_of : "", "");
+  if (!lua_checkstack(L, 8)) return fail(err, PW_EINTERNAL, "Lua stack exhausted%s%s", "", "");
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->adapt_ref);
-  lua_insert(L, -2);
+  lua_pushvalue(L, idx);
   push_ctx(a, as_of);
-  rc = (pw_status)pw_sandbox_pcall(&a->sb, 2, 2, a->lim.instructions, msg, sizeof msg);
+  pw_status rc = (pw_status)pw_sandbox_pcall(&a->sb, 2, 2, a->lim.instructions, msg, sizeof msg);
   if (rc != PW_OK) {
     lua_settop(L, top);
     return fail(err, rc, "adapter %s: %s", a->id, msg);
@@ -453,8 +460,20 @@ pw_status pw_adapter_run(pw_adapter *a, const char *json, size_t len, const char
     rc = collect(a, lua_absindex(L, -2), as_of, o, err);
   }
   lua_settop(L, top);
-  lua_gc(L, LUA_GCCOLLECT);   /* a large document is not kept until the next one */
   if (rc != PW_OK) output_reset(o);
+  return rc;
+}
+
+pw_status pw_adapter_run(pw_adapter *a, const char *json, size_t len, const char *as_of,
+                         pw_adapter_output *o, pw_error *err) {
+  lua_State *L = a->sb.L;
+  int top = lua_gettop(L);
+  output_reset(o);
+  if (!pw_adapter_date_ok(as_of)) return fail(err, PW_EINPUT, "as-of date '%.40s' is not a date YYYY-MM-DD%s", as_of ? as_of : "", "");
+  pw_status rc = pw_adapter_decode(a, json, len, NULL, err);
+  if (rc == PW_OK) rc = pw_adapter_run_value(a, -1, as_of, o, err);
+  lua_settop(L, top);
+  lua_gc(L, LUA_GCCOLLECT);   /* a large document is not kept until the next one */
   return rc;
 }
 

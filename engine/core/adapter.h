@@ -20,6 +20,7 @@
 #include <lua.h>
 #include <stdint.h>
 #include "pathwise.h"
+#include "gate.h"
 
 #define PW_ADAPTER_MEMORY (256u << 20)              /* per adapter state */
 #define PW_ADAPTER_INSTRUCTIONS 200000000ull        /* per document */
@@ -53,6 +54,14 @@ pw_status pw_adapter_add_codes(pw_adapter *a, const char *path, pw_error *err);
 pw_status pw_adapter_run(pw_adapter *a, const char *json, size_t len, const char *as_of,
                          pw_adapter_output *out, pw_error *err);
 void pw_adapter_output_free(pw_adapter_output *o);
+
+/* The same in two steps, for callers that read more than the document from
+** the JSON (the server's evaluate_fhir request): gate (with the adapter's
+** limits) and decode, pushing the value on the adapter's stack; then run the
+** adapter over the value at idx. Callers leave the stack as they found it. */
+lua_State *pw_adapter_lua(pw_adapter *a);
+pw_status pw_adapter_decode(pw_adapter *a, const char *json, size_t len, pw_gate_info *info, pw_error *err);
+pw_status pw_adapter_run_value(pw_adapter *a, int idx, const char *as_of, pw_adapter_output *o, pw_error *err);
 
 /* Is s a real calendar date written YYYY-MM-DD? */
 int pw_adapter_date_ok(const char *s);
