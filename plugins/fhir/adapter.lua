@@ -202,6 +202,22 @@ end
 
 local function reference(x) x = tbl(x) return x and str(x.reference) end
 
+-- References that say whose record a resource is: subject/patient, and an
+-- Appointment's participants that are patients.
+local function patient_refs(run, r)
+  local refs = {}
+  local ref = reference(r.subject) or reference(r.patient)
+  if ref then refs[1] = ref end
+  for _, p in ipairs(list(r.participant)) do
+    local a = tbl(p) and reference(p.actor)
+    local t = a and resolve(run, a)
+    if a and ((t and t.res.resourceType == "Patient") or (not t and a:sub(1, 8) == "Patient/")) then
+      refs[#refs + 1] = a
+    end
+  end
+  return refs
+end
+
 -- The one patient: returns its key (entry or reference text) or nil, why.
 local function find_patient(run)
   local patients = {}
@@ -214,9 +230,7 @@ local function find_patient(run)
   end
   local key = patients[1]
   for _, e in ipairs(run.entries) do
-    local r = e.res
-    local ref = reference(r.subject) or reference(r.patient)
-    if ref then
+    for _, ref in ipairs(patient_refs(run, e.res)) do
       local target = resolve(run, ref)
       local k = target or ref
       if target and target.res.resourceType ~= "Patient" then k = nil end
@@ -232,10 +246,11 @@ local function find_patient(run)
 end
 
 local function about_patient(run, e, key)
-  local ref = reference(e.res.subject) or reference(e.res.patient)
-  if not ref then return true end
-  local target = resolve(run, ref) or ref
-  return target == key
+  for _, ref in ipairs(patient_refs(run, e.res)) do
+    local target = resolve(run, ref) or ref
+    if target ~= key then return false end
+  end
+  return true
 end
 
 ---------------------------------------------------------------------------
@@ -513,6 +528,10 @@ local function condition(run, e)
   end
   if date and date > run.as_of then
     return unmapped(run, e.ref, key, "dated " .. date .. ", after the as-of date " .. run.as_of)
+  end
+  local abated = norm_date(r.abatementDateTime) or norm_date(period_start(r.abatementPeriod))
+  if r.abatementBoolean == true or (abated and abated <= run.as_of) then
+    return unmapped(run, e.ref, key, "abated" .. (abated and (" on " .. abated) or "") .. ": not active")
   end
   local k, v = match(run, r.code, codes.secondary)
   if k then return secondary(run, e, k, v, date) end
