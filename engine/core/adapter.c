@@ -67,6 +67,10 @@ pw_adapter *pw_adapter_new(const pw_adapter_limits *lim, pw_error *err) {
     free(a);
     return NULL;
   }
+  /* Incremental GC: the sandbox's generational mode re-traverses a large
+  ** decoded document again and again while it grows (measured: 4x slower
+  ** on a 10,000-entry bundle). */
+  lua_gc(a->sb.L, LUA_GCINC, 0, 0, 0);
   lua_pushcfunction(a->sb.L, setup);
   lua_pushlightuserdata(a->sb.L, a);
   if (lua_pcall(a->sb.L, 1, 0, 0) != LUA_OK) {

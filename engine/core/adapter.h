@@ -22,7 +22,7 @@
 #include "pathwise.h"
 #include "gate.h"
 
-#define PW_ADAPTER_MEMORY (256u << 20)              /* per adapter state */
+#define PW_ADAPTER_MEMORY (512u << 20)              /* per adapter state: a 16 MiB bundle decodes to ~140 MiB */
 #define PW_ADAPTER_INSTRUCTIONS 200000000ull        /* per document */
 #define PW_ADAPTER_MAX_BYTES ((size_t)16 << 20)     /* JSON text: 16 MiB */
 #define PW_ADAPTER_MAX_MEMBERS 100000               /* per object or array */

@@ -117,7 +117,7 @@ local function new_run(doc, ctx)
     entries = {}, by_full = {}, by_typeid = {},
     cands = {}, unmapped = {}, sources = {},
     mets = {}, rt = {}, rt_seen = {}, meds = {}, surgeries = {}, progression = {},
-    report_date = {},
+    report_date = {}, keys = {},
   }
 end
 
@@ -125,9 +125,15 @@ local function unmapped(run, ref, code, why)
   run.unmapped[#run.unmapped + 1] = { ref = ref, code = code, why = why }
 end
 
--- "system|code" keys of a CodeableConcept (or a Coding list holder)
+-- "system|code" keys of a CodeableConcept (or a Coding list holder),
+-- computed once per concept
+local NO_KEYS = {}
 local function keys_of(run, cc)
+  if type(cc) ~= "table" then return NO_KEYS end
+  local cached = run.keys[cc]
+  if cached then return cached end
   local out = {}
+  run.keys[cc] = out
   for _, c in ipairs(list(tbl(cc) and cc.coding)) do
     local sys, code = str(tbl(c) and c.system), str(tbl(c) and c.code)
     if sys and code then
