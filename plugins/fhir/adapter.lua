@@ -343,7 +343,7 @@ end
 local function presence(run, r)
   local _, v = match(run, r.valueCodeableConcept, run.codes.presence)
   if v then return v end
-  local _, i = match(run, r.interpretation and r.interpretation[1], run.codes.presence)
+  local _, i = match(run, list(r.interpretation)[1], run.codes.presence)
   return i
 end
 
@@ -402,7 +402,7 @@ local function ecog(run, e, code, date)
   local v = type(r.valueInteger) == "number" and math.tointeger(r.valueInteger) or nil
   if v == nil then
     local _, a = match(run, r.valueCodeableConcept, run.codes.ecog_answers)
-    if a == nil then _, a = match(run, r.interpretation and r.interpretation[1], run.codes.ecog_answers) end
+    if a == nil then _, a = match(run, list(r.interpretation)[1], run.codes.ecog_answers) end
     v = a
   end
   if v == nil or v < 0 or v > 5 then return unmapped(run, e.ref, code, "ECOG without a value 0-5") end
@@ -804,7 +804,7 @@ end
 local function decide(run, key)
   local facts = {}
   local pe = type(key) == "table" and key or nil
-  local pid = pe and (str(pe.res.id) or pe.full) or key
+  local pid = pe and (str(pe.res.id) or pe.full or pe.ref) or key
   facts.patient_id = pid
   source(run, "patient_id", pid, { ref = pe and pe.ref or key })
   for _, fact in ipairs(FACT_ORDER) do

@@ -309,3 +309,55 @@ describe("FHIR adapter: institution code tables and failures", function()
     assert.truthy(err:find("FHIR input limits", 1, true))
   end)
 end)
+
+describe("FHIR adapter: malformed documents", function()
+  -- Deterministic mutations of the colorectal bundles: every value in turn
+  -- replaced by null, a number, a string, an empty object or a list, or
+  -- removed. The adapter must answer (facts or a refusal naming why), never
+  -- fail with an error of its own.
+  local function paths(t, prefix, out)
+    for k, v in pairs(t) do
+      local p = { table.unpack(prefix) }
+      p[#p + 1] = k
+      out[#out + 1] = p
+      if type(v) == "table" then paths(v, p, out) end
+    end
+    return out
+  end
+
+  local function set(t, p, v)
+    for i = 1, #p - 1 do t = t[p[i]] end
+    t[p[#p]] = v
+  end
+
+  it("never fails on its own, whatever is replaced", function()
+    local replacements = { cjson.null, 7, "x", {}, { 1, 2 }, false }
+    local seed, runs, refused = 12345, 0, 0
+    for _, name in ipairs({ "index_case", "kras_mutant", "surgery_in_30_days" }) do
+      local text = H.read(H.root .. "/tests/data/fhir/colorectal/" .. name .. ".json")
+      local all = paths(cjson.decode(text), {}, {})
+      table.sort(all, function(a, b) return table.concat(a, "/", 1, #a) < table.concat(b, "/", 1, #b) end)
+      for i = 1, #all, 3 do
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        local doc = cjson.decode(text)
+        local r = replacements[seed % (#replacements + 1) + 1]
+        set(doc, all[i], r)   -- nil (past the list's end) removes the member
+        local input, err, status = run(doc)
+        runs = runs + 1
+        if not input then
+          refused = refused + 1
+          assert.equal("input", status, table.concat(all[i], "/") .. ": " .. tostring(err))
+        end
+      end
+    end
+    assert.is_true(runs > 300)
+    assert.is_true(refused < runs)
+  end)
+
+  it("answers documents with values of the wrong type (found by hand)", function()
+    local ecog = obs(cc(LOINC, "89247-1"), { interpretation = 5 })
+    assert.truthy(run(bundle({ ecog })))
+    local i = run({ resourceType = "Bundle", entry = { { resource = { resourceType = "Patient", id = 5 } } } })
+    assert.equal("Patient #1", i.facts.patient_id)
+  end)
+end)
