@@ -312,6 +312,13 @@ static int write_sources(lua_State *L, int t, pw_adapter_output *o) {
     json_member(&o->meta, "date", date, 0);
     if (note) json_member(&o->meta, "note", note, 0);
     pw_buf_adds(&o->meta, "}");
+    pw_buf_adds(&o->trace, i > 1 ? ",{\"text\":" : "{\"text\":");
+    pw_buf line = {0};
+    pw_buf_addf(&line, "FHIR: %s = %s from %s%s%s (%s)%s%s", fact, value, ref, code ? " " : "", code ? code : "",
+                date ? date : "undated", note ? "; " : "", note ? note : "");
+    pw_buf_json_str(&o->trace, line.data);
+    pw_buf_free(&line);
+    pw_buf_adds(&o->trace, "}");
     pw_buf_addf(&o->text, "    %s = %s  <- %s", fact, value, ref);
     if (code) pw_buf_addf(&o->text, " %s", code);
     pw_buf_addf(&o->text, " (%s)", date ? date : "undated");
@@ -421,6 +428,7 @@ static pw_status collect(pw_adapter *a, int r, const char *as_of, pw_adapter_out
 }
 
 static void output_reset(pw_adapter_output *o) {
+  pw_buf_reset(&o->trace);
   pw_buf_reset(&o->facts);
   pw_buf_reset(&o->meta);
   pw_buf_reset(&o->text);
@@ -482,12 +490,41 @@ pw_status pw_adapter_run(pw_adapter *a, const char *json, size_t len, const char
 }
 
 void pw_adapter_output_free(pw_adapter_output *o) {
+  pw_buf_free(&o->trace);
   pw_buf_free(&o->facts);
   pw_buf_free(&o->meta);
   pw_buf_free(&o->text);
 }
 
+/* Insert text at offset at of b. */
+static void buf_insert(pw_buf *b, size_t at, const char *s, size_t n) {
+  pw_buf tail = {0};
+  pw_buf_add(&tail, b->data + at, b->len - at);
+  b->len = at;
+  pw_buf_add(b, s, n);
+  pw_buf_add(b, tail.data, tail.len);
+  pw_buf_free(&tail);
+}
+
+/* The offset just after the top-level "trace":[ of a result, or 0. An
+** unescaped "trace":[ can only be a key: inside a JSON string every quote
+** is escaped. */
+static size_t trace_start(const pw_buf *b) {
+  static const char key[] = "\"trace\":[";
+  size_t k = sizeof key - 1;
+  for (size_t i = 0; b->len >= k && i <= b->len - k; i++)
+    if (b->data[i] == '"' && !memcmp(b->data + i, key, k) && (i == 0 || b->data[i - 1] != '\\'))
+      return i + k;
+  return 0;
+}
+
 void pw_adapter_splice(pw_buf *res, const pw_adapter_output *o) {
+  size_t at = trace_start(res);
+  if (at && o->trace.len) {
+    int empty = at < res->len && res->data[at] == ']';
+    buf_insert(res, at, o->trace.data, o->trace.len);
+    if (!empty) buf_insert(res, at + o->trace.len, ",", 1);
+  }
   size_t end = res->len;
   while (end && res->data[end - 1] != '}') end--;
   if (!end) return;

@@ -38,6 +38,7 @@ typedef struct pw_adapter_output {
   pw_buf facts;   /* the facts object, JSON */
   pw_buf meta;    /* {"from","as_of","adapter","patient","facts","sources","unmapped"} */
   pw_buf text;    /* the same for people */
+  pw_buf trace;   /* trace entries {"text":...} for --trace, comma-separated */
 } pw_adapter_output;
 
 typedef struct pw_adapter pw_adapter;
@@ -69,7 +70,8 @@ int pw_adapter_date_ok(const char *s);
 void pw_adapter_today(char out[11]);
 
 /* Add out->meta to a result JSON object (its text ends with '}' and maybe
-** a newline) as the member "input". */
+** a newline) as the member "input"; when the result has a top-level
+** "trace" array, the facts' sources open it (one entry per source). */
 void pw_adapter_splice(pw_buf *result, const pw_adapter_output *o);
 
 /* Plain facts mode: is the table at idx a FHIR document (a string member

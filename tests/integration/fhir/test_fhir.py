@@ -148,8 +148,12 @@ class RealBundles(unittest.TestCase):
                 self.assertIn("not mapped", out)
             code, out, _ = run("eval", "--from", "fhir", "--as-of", as_of, "--format", "json", "--trace", path)
             res = json.loads(out)
-            self.assertIn("trace", res)
-            self.assertTrue(res["input"]["sources"])
+            sources = res["input"]["sources"]
+            self.assertTrue(sources)
+            # --trace opens with the basis of each fact
+            for s, t in zip(sources, res["trace"]):
+                self.assertTrue(t["text"].startswith("FHIR: %s = %s from %s" % (s["fact"], s["value"], s["ref"])), t)
+            self.assertEqual(res["trace"][len(sources)]["text"].startswith("FHIR:"), False)
 
     def test_default_as_of_is_today_and_ecog_goes_stale(self):
         path = root("tests", "data", "fhir", "real", "ctm-app__TrialMatching_Patient01.json")

@@ -49,6 +49,9 @@ def test_equals_cli(args, tmp):
         check(json.loads(line)["id"] == i + 1, "id not echoed")
         check(result_text(line) == cli(args, path, "--format", "json").rstrip(b"\n"),
               "%s: evaluate_fhir differs from eval --from fhir" % os.path.basename(path))
+    c.send(fhir_line(paths[3], 49, {"trace": True}))
+    check(result_text(c.line()) == cli(args, paths[3], "--format", "json", "--trace").rstrip(b"\n"),
+          "json+trace differs from eval --from fhir --trace")
     c.send(fhir_line(paths[3], 50, {"format": "text", "trace": True}))
     text = json.loads(c.line())["result"]
     check(text.encode() == cli(args, paths[3], "--format", "text", "--trace"),
