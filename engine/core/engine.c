@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "engine.h"
+#include "error.h"
+#include "file.h"
 #include "facts.h"
 #include "knowledge.h"
 #include "safety.h"
@@ -23,7 +25,7 @@
 #define DEFAULT_INSTRUCTIONS 5000000u
 #define DEFAULT_MAX_INPUT (1u << 20)
 #define MAX_TEXT 4096
-#define MAX_PLUGINS 8
+#define MAX_SOURCE (16u << 20)   /* bytes of a protocol or plugin file */
 
 typedef struct plugin {
   char *id, *name;
@@ -42,19 +44,9 @@ struct pw_engine {
   pw_facts facts;
   pw_result res;
   pw_buf scratch;
-  plugin plugins[MAX_PLUGINS];
+  plugin plugins[PW_MAX_PLUGINS];
   int nplugins;
 };
-
-static pw_status fail(pw_error *err, pw_status code, const char *fmt, const char *a, const char *b) {
-  if (err) {
-    err->code = code;
-    snprintf(err->msg, sizeof err->msg, fmt, a, b);
-    /* a message cut at the end of msg must not end inside a UTF-8 character */
-    err->msg[pw_utf8_cut(err->msg, strlen(err->msg))] = '\0';
-  }
-  return code;
-}
 
 static pw_engine *engine_of(lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(1));
@@ -403,13 +395,13 @@ static int engine_setup(lua_State *L) {
 pw_engine *pw_engine_new(const pw_limits *lim, pw_error *err) {
   char msg[256];
   pw_engine *e = calloc(1, sizeof *e);
-  if (!e) { fail(err, PW_EMEMORY, "out of memory%s%s", "", ""); return NULL; }
+  if (!e) { pw_error_set(err, PW_EMEMORY, "out of memory"); return NULL; }
   if (lim) e->lim = *lim;
   if (!e->lim.memory) e->lim.memory = DEFAULT_MEMORY;
   if (!e->lim.instructions) e->lim.instructions = DEFAULT_INSTRUCTIONS;
   if (!e->lim.max_input) e->lim.max_input = DEFAULT_MAX_INPUT;
   if (pw_sandbox_init(&e->sb, e->lim.memory, msg, sizeof msg)) {
-    fail(err, PW_EMEMORY, "%s%s", msg, "");
+    pw_error_set(err, PW_EMEMORY, "%s", msg);
     free(e);
     return NULL;
   }
@@ -417,8 +409,8 @@ pw_engine *pw_engine_new(const pw_limits *lim, pw_error *err) {
   lua_pushcfunction(L, engine_setup);
   lua_pushlightuserdata(L, e);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    fail(err, PW_EINTERNAL, "cannot set up the engine: %s%s",
-         lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error", "");
+    pw_error_set(err, PW_EINTERNAL, "cannot set up the engine: %s",
+         lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error");
     pw_sandbox_close(&e->sb);
     free(e);
     return NULL;
@@ -447,17 +439,6 @@ void pw_engine_free(pw_engine *e) {
 
 lua_State *pw_engine_lua(pw_engine *e) { return e->sb.L; }
 const pw_result *pw_engine_result(const pw_engine *e) { return &e->res; }
-const char *pw_status_name(pw_status s) {
-  switch (s) {
-  case PW_OK: return "ok";
-  case PW_EINPUT: return "input";
-  case PW_EPROTOCOL: return "protocol";
-  case PW_EBUDGET: return "budget";
-  case PW_EMEMORY: return "memory";
-  case PW_EIO: return "io";
-  default: return "internal";
-  }
-}
 
 const char *pw_engine_protocol_id(const pw_engine *e) { return e->info.id; }
 const char *pw_engine_protocol_version(const pw_engine *e) { return e->info.version; }
@@ -465,20 +446,10 @@ const char *pw_engine_protocol_title(const pw_engine *e) { return e->info.title;
 const char *pw_engine_protocol_sha256(const pw_engine *e) { return e->loaded ? e->info.sha256 : NULL; }
 void pw_engine_protocol_json(const pw_engine *e, pw_buf *out) { pw_protocol_info_json(&e->info, out); }
 
+/* The source of a protocol or plugin file. */
 static char *read_file(const char *path, size_t *len, pw_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) { fail(err, PW_EIO, "cannot open %s: %s", path, strerror(errno)); return NULL; }
   pw_buf b = {0};
-  char chunk[8192];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    pw_buf_add(&b, chunk, n);
-    if (b.len > (16u << 20)) { fclose(f); pw_buf_free(&b); fail(err, PW_EIO, "%s: larger than 16 MiB%s", path, ""); return NULL; }
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) { pw_buf_free(&b); fail(err, PW_EIO, "cannot read %s%s", path, ""); return NULL; }
-  if (!b.data) pw_buf_add(&b, "", 0);
+  if (pw_file_read(path, MAX_SOURCE, &b, err) != PW_OK) return NULL;
   *len = b.len;
   return b.data;
 }
@@ -505,17 +476,17 @@ static int table_fn(lua_State *L, int idx, const char *k) {
 static pw_status check_protocol_table(pw_engine *e, const char *name, pw_protocol_info *p, pw_error *err) {
   lua_State *L = e->sb.L;
   int t = lua_gettop(L);
-  if (!lua_istable(L, t)) return fail(err, PW_EPROTOCOL, "%s: the file must return a protocol table%s", name, "");
+  if (!lua_istable(L, t)) return pw_error_set(err, PW_EPROTOCOL, "%s: the file must return a protocol table", name);
   if (table_str(L, t, "id", &p->id) || !is_ident(p->id))
-    return fail(err, PW_EPROTOCOL, "%s: protocol field 'id' must be a string of [a-z0-9_.-]%s", name, "");
+    return pw_error_set(err, PW_EPROTOCOL, "%s: protocol field 'id' must be a string of [a-z0-9_.-]", name);
   if (table_str(L, t, "version", &p->version))
-    return fail(err, PW_EPROTOCOL, "%s: protocol field 'version' must be a non-empty string%s", name, "");
+    return pw_error_set(err, PW_EPROTOCOL, "%s: protocol field 'version' must be a non-empty string", name);
   if (table_str(L, t, "title", &p->title))
-    return fail(err, PW_EPROTOCOL, "%s: protocol field 'title' must be a non-empty string%s", name, "");
+    return pw_error_set(err, PW_EPROTOCOL, "%s: protocol field 'title' must be a non-empty string", name);
   lua_pushliteral(L, "references");
   if (lua_rawget(L, t) != LUA_TTABLE) {
     lua_pop(L, 1);
-    return fail(err, PW_EPROTOCOL, "%s: protocol field 'references' must be a table {[n] = text}%s", name, "");
+    return pw_error_set(err, PW_EPROTOCOL, "%s: protocol field 'references' must be a table {[n] = text}", name);
   }
   lua_pushnil(L);
   while (lua_next(L, -2)) {
@@ -523,7 +494,7 @@ static pw_status check_protocol_table(pw_engine *e, const char *name, pw_protoco
     lua_Integer n = lua_tointegerx(L, -2, &isint);
     if (lua_type(L, -2) != LUA_TNUMBER || !isint || n < 1 || n > PW_MAX_REFS || lua_type(L, -1) != LUA_TSTRING) {
       lua_pop(L, 3);
-      return fail(err, PW_EPROTOCOL, "%s: references must map numbers 1..32 to text%s", name, "");
+      return pw_error_set(err, PW_EPROTOCOL, "%s: references must map numbers 1..32 to text", name);
     }
     free(p->refs[n]);
     p->refs[n] = strdup(lua_tostring(L, -1));
@@ -535,8 +506,8 @@ static pw_status check_protocol_table(pw_engine *e, const char *name, pw_protoco
   lua_pushliteral(L, "evaluate");
   int te = lua_rawget(L, t);
   lua_pop(L, 2);
-  if (ta != LUA_TFUNCTION) return fail(err, PW_EPROTOCOL, "%s: protocol field 'applies' must be a function%s", name, "");
-  if (te != LUA_TFUNCTION) return fail(err, PW_EPROTOCOL, "%s: protocol field 'evaluate' must be a function%s", name, "");
+  if (ta != LUA_TFUNCTION) return pw_error_set(err, PW_EPROTOCOL, "%s: protocol field 'applies' must be a function", name);
+  if (te != LUA_TFUNCTION) return pw_error_set(err, PW_EPROTOCOL, "%s: protocol field 'evaluate' must be a function", name);
   return PW_OK;
 }
 
@@ -546,10 +517,10 @@ pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src,
   pw_protocol_info p;
   memset(&p, 0, sizeof p);
   int rc = pw_sandbox_load(&e->sb, name, src, len, msg, sizeof msg);
-  if (rc != PW_OK) return fail(err, (pw_status)rc, "%s%s", msg, "");
+  if (rc != PW_OK) return pw_error_set(err, (pw_status)rc, "%s", msg);
   e->in_eval = 0;
   rc = pw_sandbox_pcall(&e->sb, 0, 1, e->lim.instructions, msg, sizeof msg);
-  if (rc != PW_OK) return fail(err, (pw_status)rc, "%s%s", msg, "");
+  if (rc != PW_OK) return pw_error_set(err, (pw_status)rc, "%s", msg);
   rc = check_protocol_table(e, name, &p, err);
   if (rc != PW_OK) { lua_pop(L, 1); info_free(&p); return (pw_status)rc; }
   pw_sha256_hex(src, len, p.sha256);
@@ -581,25 +552,26 @@ pw_status pw_engine_add_plugin(pw_engine *e, const char *path, pw_error *err) {
   lua_State *L = e->sb.L;
   char msg[480];
   size_t len;
-  if (e->nplugins == MAX_PLUGINS) return fail(err, PW_EPROTOCOL, "%s: at most 8 plugins%s", path, "");
+  if (e->nplugins == PW_MAX_PLUGINS)
+    return pw_error_set(err, PW_EPROTOCOL, "%s: at most %d plugins", path, PW_MAX_PLUGINS);
   char *src = read_file(path, &len, err);
   if (!src) return PW_EIO;
   int rc = pw_sandbox_load(&e->sb, path, src, len, msg, sizeof msg);
   free(src);
   if (rc == PW_OK) rc = pw_sandbox_pcall(&e->sb, 0, 1, e->lim.instructions, msg, sizeof msg);
-  if (rc != PW_OK) return fail(err, (pw_status)rc, "%s%s", msg, "");
+  if (rc != PW_OK) return pw_error_set(err, (pw_status)rc, "%s", msg);
   plugin *pl = &e->plugins[e->nplugins];
   memset(pl, 0, sizeof *pl);
   if (!lua_istable(L, -1) || table_str(L, lua_gettop(L), "id", &pl->id) || !is_ident(pl->id)) {
     lua_pop(L, 1);
     free(pl->id);
-    return fail(err, PW_EPROTOCOL, "%s: a plugin returns a table with an 'id' of [a-z0-9_.-]%s", path, "");
+    return pw_error_set(err, PW_EPROTOCOL, "%s: a plugin returns a table with an 'id' of [a-z0-9_.-]", path);
   }
   pl->check_ref = table_fn(L, lua_gettop(L), "check");
   lua_pop(L, 1);
   if (pl->check_ref == LUA_NOREF) {
     free(pl->id);
-    return fail(err, PW_EPROTOCOL, "%s: plugin field 'check' must be a function(facts, items, out)%s", path, "");
+    return pw_error_set(err, PW_EPROTOCOL, "%s: plugin field 'check' must be a function(facts, items, out)", path);
   }
   pl->name = strdup(path);
   e->nplugins++;
@@ -612,7 +584,7 @@ pw_status pw_engine_decode(pw_engine *e, const char *json, size_t len, pw_gate_i
   char msg[300];
   pw_gate_limits gl = {e->lim.max_input, 0, 0};   /* the gate's default depth and width */
   if (pw_gate_check(json, len, &gl, info, msg, sizeof msg))
-    return fail(err, PW_EINPUT, "%s%s", msg, "");
+    return pw_error_set(err, PW_EINPUT, "%s", msg);
   lua_State *L = e->sb.L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->decode_ref);
   lua_pushlstring(L, json, len);
@@ -620,7 +592,7 @@ pw_status pw_engine_decode(pw_engine *e, const char *json, size_t len, pw_gate_i
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     snprintf(msg, sizeof msg, "invalid JSON: %s", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
     lua_pop(L, 1);
-    return fail(err, e->sb.mem_tainted ? PW_EMEMORY : PW_EINPUT, "%s%s", msg, "");
+    return pw_error_set(err, e->sb.mem_tainted ? PW_EMEMORY : PW_EINPUT, "%s", msg);
   }
   return PW_OK;
 }
@@ -686,7 +658,7 @@ static pw_status run_plugins(pw_engine *e, uint64_t *left, pw_error *err) {
     e->in_plugin = 0;
     *left -= e->sb.spent < *left ? e->sb.spent : *left;
     if (rc != PW_OK)
-      return fail(err, (pw_status)rc, "plugin %s: %s", e->plugins[i].id, msg);
+      return pw_error_set(err, (pw_status)rc, "plugin %s: %s", e->plugins[i].id, msg);
   }
   return PW_OK;
 }
@@ -699,12 +671,12 @@ static pw_status run_protocol(pw_engine *e, uint64_t *left, pw_error *err) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->out_ref);
   int rc = pw_sandbox_pcall(&e->sb, 2, 2, *left, msg, sizeof msg);
   *left -= e->sb.spent < *left ? e->sb.spent : *left;
-  if (rc != PW_OK) return fail(err, (pw_status)rc, "applies: %s%s", msg, "");
+  if (rc != PW_OK) return pw_error_set(err, (pw_status)rc, "applies: %s", msg);
   int t1 = lua_type(L, -2), t2 = lua_type(L, -1);
   if ((t1 != LUA_TBOOLEAN && t1 != LUA_TNIL) || (t2 != LUA_TSTRING && t2 != LUA_TNIL)) {
     lua_pop(L, 2);
-    return fail(err, PW_EPROTOCOL, "%s: applies must return true, false or nil, and optionally a reason string%s",
-                e->info.id, "");
+    return pw_error_set(err, PW_EPROTOCOL, "%s: applies must return true, false or nil, and optionally a reason string",
+                e->info.id);
   }
   e->res.applicable = t1 == LUA_TNIL ? -1 : lua_toboolean(L, -2);
   if (t2 == LUA_TSTRING) {
@@ -720,7 +692,7 @@ static pw_status run_protocol(pw_engine *e, uint64_t *left, pw_error *err) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->out_ref);
   rc = pw_sandbox_pcall(&e->sb, 2, 0, *left, msg, sizeof msg);
   *left -= e->sb.spent < *left ? e->sb.spent : *left;
-  if (rc != PW_OK) return fail(err, (pw_status)rc, "evaluate: %s%s", msg, "");
+  if (rc != PW_OK) return pw_error_set(err, (pw_status)rc, "evaluate: %s", msg);
   return PW_OK;
 }
 
@@ -757,13 +729,13 @@ static pw_status evaluate(pw_engine *e, int facts_idx, int orders_idx, unsigned 
   pw_result_reset(&e->res);
   e->res.tracing = (flags & PW_EVAL_TRACE) != 0;
   if (!e->loaded && !(flags & PW_EVAL_ORDERS_ONLY))
-    return fail(err, PW_EPROTOCOL, "no protocol loaded%s%s", "", "");
+    return pw_error_set(err, PW_EPROTOCOL, "no protocol loaded");
   facts_idx = lua_absindex(L, facts_idx);
   if (orders_idx) orders_idx = lua_absindex(L, orders_idx);
   if (pw_facts_from_lua(L, facts_idx, &e->facts, &e->res.arena, msg, sizeof msg))
-    return fail(err, PW_EINPUT, "%s%s", msg, "");
+    return pw_error_set(err, PW_EINPUT, "%s", msg);
   if (orders_idx && pw_facts_orders_from_lua(L, orders_idx, &e->facts, &e->res.arena, msg, sizeof msg))
-    return fail(err, PW_EINPUT, "%s%s", msg, "");
+    return pw_error_set(err, PW_EINPUT, "%s", msg);
   e->res.patient_id = e->facts.patient_id;
   add_unknown_fields(e);
   pw_status rc = PW_OK;
@@ -892,7 +864,7 @@ static int check_one(pw_engine *e, int ex, pw_buf *out, int index) {
 
 pw_status pw_engine_check_examples(pw_engine *e, pw_buf *out, pw_error *err) {
   lua_State *L = e->sb.L;
-  if (!e->loaded) return fail(err, PW_EPROTOCOL, "no protocol loaded%s%s", "", "");
+  if (!e->loaded) return pw_error_set(err, PW_EPROTOCOL, "no protocol loaded");
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->proto_ref);
   lua_pushliteral(L, "examples");
@@ -907,10 +879,9 @@ pw_status pw_engine_check_examples(pw_engine *e, pw_buf *out, pw_error *err) {
   }
   lua_settop(L, top);
   pw_buf_addf(out, "%d examples, %d passed, %d failed\n", n, n - failed, failed);
-  if (n == 0) return fail(err, PW_EPROTOCOL, "%s declares no example cases%s", e->info.id, "");
+  if (n == 0) return pw_error_set(err, PW_EPROTOCOL, "%s declares no example cases", e->info.id);
   if (failed) {
-    if (err) { err->code = PW_EPROTOCOL; snprintf(err->msg, sizeof err->msg, "%d of %d example cases failed", failed, n); }
-    return PW_EPROTOCOL;
+    return pw_error_set(err, PW_EPROTOCOL, "%d of %d example cases failed", failed, n);
   }
   return PW_OK;
 }
@@ -951,14 +922,14 @@ void pw_rules_text(pw_buf *out) {
 const char *pw_engine_protocol_path(const pw_engine *e) { return e->path; }
 
 pw_status pw_engine_coverage_start(pw_engine *e, pw_error *err) {
-  if (!e->loaded || !e->path) return fail(err, PW_EPROTOCOL, "coverage needs a protocol loaded from a file%s%s", "", "");
+  if (!e->loaded || !e->path) return pw_error_set(err, PW_EPROTOCOL, "coverage needs a protocol loaded from a file");
   size_t len;
   char *src = read_file(e->path, &len, err);
   if (!src) return PW_EIO;
   int lines = 1;
   for (size_t i = 0; i < len; i++) lines += src[i] == '\n';
   free(src);
-  if (pw_sandbox_coverage(&e->sb, e->path, lines)) return fail(err, PW_EMEMORY, "out of memory%s%s", "", "");
+  if (pw_sandbox_coverage(&e->sb, e->path, lines)) return pw_error_set(err, PW_EMEMORY, "out of memory");
   return PW_OK;
 }
 

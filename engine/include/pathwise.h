@@ -17,6 +17,13 @@
 
 #define PW_VERSION "0.1.0"
 
+/* Plugins one engine can load (pw_engine_add_plugin refuses more). */
+#define PW_MAX_PLUGINS 8
+
+/* The guideline's "within 6 weeks" of planned surgery, in days: no
+** bevacizumab when surgery is planned this many days ahead or fewer. */
+#define PW_BEV_SURGERY_WINDOW_DAYS 42
+
 typedef enum pw_status {
   PW_OK = 0,
   PW_EINPUT,     /* facts JSON malformed or invalid */
