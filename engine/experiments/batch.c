@@ -193,7 +193,7 @@ static void free_worker(bworker *w) {
 
 int pw_batch_main(int argc, char **argv) {
   static const struct option longs[] = {
-    {"protocol", required_argument, 0, 'p'}, {"trace", no_argument, 0, 't'},
+    PW_OPT_LONG_PROTOCOL, {"trace", no_argument, 0, 't'},
     {"summary", required_argument, 0, 'S'}, {"quiet", no_argument, 0, 'q'},
     {"strict", no_argument, 0, 'X'}, {"help", no_argument, 0, 'h'},
     EXP_LONG_OPTIONS, {0, 0, 0, 0}};
@@ -205,20 +205,20 @@ int pw_batch_main(int argc, char **argv) {
   opterr = 0;
   while ((c = getopt_long(argc, argv, "p:tqj:h", longs, NULL)) != -1) {
     switch (c) {
-    case 'p': protocol = optarg; break;
     case 't': trace = 1; break;
     case 'S': summary = optarg; break;
     case 'q': quiet = 1; break;
     case 'X': strict = 1; break;
     case 'h': fputs(usage_batch, stdout); return PW_EX_OK;
     default:
-      if ((code = exp_shared_opt(c, optarg, &o, usage_batch)) != -2) {
+      if ((code = exp_shared_opt(c, optarg, &o, "batch", usage_batch)) != -2) {
         if (code >= 0) return code;
         break;
       }
       return exp_usage("batch", usage_batch, "unknown or incomplete option '%s'", argv[optind - 1]);
     }
   }
+  protocol = o.cmd.protocol;
   if (optind != argc - 1) return exp_usage("batch", usage_batch, "expected exactly one COHORT.jsonl (or - for stdin)");
   int jobs = exp_jobs(&o);
   bworker *w = calloc((size_t)jobs, sizeof *w);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "exp.h"
+#include "file.h"
 #include "experiments.h"
 #include "safety.h"
 
@@ -437,7 +438,7 @@ static int split_lines(report *r) {
 int pw_coverage_main(int argc, char **argv) {
   static const struct option longs[] = {
     {"coverage", no_argument, 0, 'C'}, {"threshold", required_argument, 0, 'T'},
-    {"branch-threshold", required_argument, 0, 'B'}, {"format", required_argument, 0, 'f'},
+    {"branch-threshold", required_argument, 0, 'B'}, PW_OPT_LONG_FORMAT,
     {"annotate", no_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
     EXP_LONG_OPTIONS, {0, 0, 0, 0}};
   exp_opts o;
@@ -455,21 +456,17 @@ int pw_coverage_main(int argc, char **argv) {
     case 'B':
       if (parse_pct(optarg, &bthr)) return exp_usage("check", usage_coverage, "--branch-threshold takes a percentage 0..100, got '%s'", optarg);
       break;
-    case 'f':
-      if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-        return exp_usage("check", usage_coverage, "--format takes text or json, got '%s'", optarg);
-      json = !strcmp(optarg, "json");
-      break;
     case 'a': annotate = 1; break;
     case 'h': fputs(usage_coverage, stdout); return PW_EX_OK;
     default:
-      if ((code = exp_shared_opt(c, optarg, &o, usage_coverage)) != -2) {
+      if ((code = exp_shared_opt(c, optarg, &o, "check", usage_coverage)) != -2) {
         if (code >= 0) return code;
         break;
       }
       return exp_usage("check", usage_coverage, "unknown or incomplete option '%s'", argv[optind - 1]);
     }
   }
+  json = pw_cmd_json(&o.cmd) == 1;
   if (optind != argc - 2) return exp_usage("check", usage_coverage, "expected PROTOCOL.lua and COHORT.jsonl (or - for stdin)");
   report r;
   memset(&r, 0, sizeof r);
@@ -491,7 +488,7 @@ int pw_coverage_main(int argc, char **argv) {
   }
   pw_buf src = {0};
   if (code == PW_EX_OK && pw_cmd_read(r.protocol, &src)) {
-    fprintf(stderr, "pathwise: cannot read %s: %s\n", r.protocol, strerror(errno));
+    fprintf(stderr, "pathwise: cannot read %s: %s\n", r.protocol, pw_file_why(errno));
     code = PW_EX_NOINPUT;
   }
   if (code == PW_EX_OK) {

@@ -418,7 +418,7 @@ static void diff_line(void *arg, const char *line, size_t len, long lineno, pw_b
 
 /* ---- the summary ---- */
 
-typedef struct side { const char *path; const char *plugins[2 * EXP_MAX_PLUGINS]; int nplugins; } side;
+typedef struct side { const char *path; const char *plugins[2 * PW_MAX_PLUGINS]; int nplugins; } side;
 
 static const char *base_name(const char *p) {
   const char *s = strrchr(p, '/');
@@ -642,7 +642,7 @@ int pw_diff_main(int argc, char **argv) {
   static const struct option longs[] = {
     {"a", required_argument, 0, 'A'}, {"b", required_argument, 0, 'B'},
     {"a-plugin", required_argument, 0, 'x'}, {"b-plugin", required_argument, 0, 'y'},
-    {"format", required_argument, 0, 'f'}, {"html", required_argument, 0, 'H'},
+    PW_OPT_LONG_FORMAT, {"html", required_argument, 0, 'H'},
     {"summary-only", no_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
     EXP_LONG_OPTIONS, {0, 0, 0, 0}};
   exp_opts o;
@@ -658,32 +658,28 @@ int pw_diff_main(int argc, char **argv) {
     case 'B': sb.path = optarg; break;
     case 'x': case 'y': {
       side *s = c == 'x' ? &sa : &sb;
-      if (s->nplugins == EXP_MAX_PLUGINS) return exp_usage("diff", usage_diff, "at most %d plugins a side", EXP_MAX_PLUGINS);
+      if (s->nplugins == PW_MAX_PLUGINS) return exp_usage("diff", usage_diff, "at most %d plugins a side", PW_MAX_PLUGINS);
       s->plugins[s->nplugins++] = optarg;
       break;
     }
-    case 'f':
-      if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-        return exp_usage("diff", usage_diff, "--format takes text or json, got '%s'", optarg);
-      json = !strcmp(optarg, "json");
-      break;
     case 'H': html = optarg; break;
     case 's': summary_only = 1; break;
     case 'h': fputs(usage_diff, stdout); return PW_EX_OK;
     default:
-      if ((code = exp_shared_opt(c, optarg, &o, usage_diff)) != -2) {
+      if ((code = exp_shared_opt(c, optarg, &o, "diff", usage_diff)) != -2) {
         if (code >= 0) return code;
         break;
       }
       return exp_usage("diff", usage_diff, "unknown or incomplete option '%s'", argv[optind - 1]);
     }
   }
+  json = pw_cmd_json(&o.cmd) == 1;
   if (!sa.path || !sb.path) return exp_usage("diff", usage_diff, "both --a and --b are required");
   if (optind != argc - 1) return exp_usage("diff", usage_diff, "expected exactly one COHORT.jsonl (or - for stdin)");
   int ns = sa.nplugins;
   for (int s = 0; s < 2; s++) {   /* the shared --plugin list, for display */
     side *sd = s ? &sb : &sa;
-    for (int i = 0; i < o.nplugins && sd->nplugins < 2 * EXP_MAX_PLUGINS; i++) sd->plugins[sd->nplugins++] = o.plugins[i];
+    for (int i = 0; i < o.cmd.nplugins && sd->nplugins < 2 * PW_MAX_PLUGINS; i++) sd->plugins[sd->nplugins++] = o.cmd.plugins[i];
   }
   int jobs = exp_jobs(&o);
   dworker *w = calloc((size_t)jobs, sizeof *w);
@@ -692,7 +688,7 @@ int pw_diff_main(int argc, char **argv) {
   code = PW_EX_OK;
   for (int i = 0; i < jobs && code == PW_EX_OK; i++) {
     w[i].a = exp_engine(sa.path, &o, sa.plugins, ns, &code);
-    if (code == PW_EX_OK) w[i].b = exp_engine(sb.path, &o, sb.plugins, sb.nplugins - o.nplugins, &code);
+    if (code == PW_EX_OK) w[i].b = exp_engine(sb.path, &o, sb.plugins, sb.nplugins - o.cmd.nplugins, &code);
     w[i].format_json = json;
     w[i].summary_only = summary_only;
     w[i].html = html != NULL;

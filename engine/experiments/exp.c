@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,41 +30,19 @@ int exp_usage(const char *cmd, const char *usage, const char *fmt, ...) {
   return PW_EX_USAGE;
 }
 
-int exp_shared_opt(int c, const char *arg, exp_opts *o, const char *usage) {
-  long long v;
-  switch (c) {
-  case EXP_OPT_PLUGIN:
-    if (o->nplugins == EXP_MAX_PLUGINS) return exp_usage("option", usage, "at most %d plugins", EXP_MAX_PLUGINS);
-    o->plugins[o->nplugins++] = arg;
+int exp_shared_opt(int c, const char *arg, exp_opts *o, const char *cmd, const char *usage) {
+  char msg[200];
+  if (c == EXP_OPT_PROGRESS || c == EXP_OPT_NO_PROGRESS) {
+    o->progress = c == EXP_OPT_PROGRESS;
     return -1;
-  case EXP_OPT_MEMORY:
-    if ((v = pw_cmd_number(arg)) < 65536)
-      return exp_usage("option", usage, "--memory takes a byte count >= 65536, got '%s'", arg);
-    o->lim.memory = (size_t)v;
-    return -1;
-  case EXP_OPT_INSTRUCTIONS:
-    if ((v = pw_cmd_number(arg)) < 1)
-      return exp_usage("option", usage, "--instructions takes a positive count, got '%s'", arg);
-    o->lim.instructions = (uint64_t)v;
-    return -1;
-  case 'j':
-    if ((v = pw_cmd_number(arg)) < 1 || v > 256)
-      return exp_usage("option", usage, "--jobs takes a number of threads 1..256, got '%s'", arg);
-    o->jobs = (int)v;
-    return -1;
-  case EXP_OPT_PROGRESS: o->progress = 1; return -1;
-  case EXP_OPT_NO_PROGRESS: o->progress = 0; return -1;
   }
-  return -2;
+  int r = c == '?' ? 0 : pw_cmd_option(c, arg, &o->cmd, msg, sizeof msg);
+  if (r < 0) return exp_usage(cmd, usage, "%s", msg);
+  return r ? -1 : -2;
 }
 
 int exp_jobs(const exp_opts *o) {
-  if (o->jobs > 0) return o->jobs;
-  cpu_set_t set;
-  int n = 0;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
-  if (n < 1) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : n > 256 ? 256 : n;
+  return o->cmd.jobs > 0 ? o->cmd.jobs : pw_cmd_cores();
 }
 
 int exp_show_progress(const exp_opts *o) {
@@ -74,18 +51,18 @@ int exp_show_progress(const exp_opts *o) {
 
 pw_engine *exp_engine(const char *protocol, const exp_opts *o, const char *const *extra,
                       int nextra, int *code) {
-  const char *all[2 * EXP_MAX_PLUGINS];
+  const char *all[PW_MAX_PLUGINS];
   int n = 0;
-  for (int i = 0; i < nextra && n < EXP_MAX_PLUGINS; i++) all[n++] = extra[i];
-  for (int i = 0; i < o->nplugins; i++) {
-    if (n == EXP_MAX_PLUGINS) {
-      fprintf(stderr, "pathwise: plugin: at most %d plugins per engine\n", EXP_MAX_PLUGINS);
+  for (int i = 0; i < nextra && n < PW_MAX_PLUGINS; i++) all[n++] = extra[i];
+  for (int i = 0; i < o->cmd.nplugins; i++) {
+    if (n == PW_MAX_PLUGINS) {
+      fprintf(stderr, "pathwise: plugin: at most %d plugins per engine\n", PW_MAX_PLUGINS);
       *code = PW_EX_USAGE;
       return NULL;
     }
-    all[n++] = o->plugins[i];
+    all[n++] = o->cmd.plugins[i];
   }
-  return pw_cmd_engine(protocol, all, n, &o->lim, code);
+  return pw_cmd_engine(protocol, all, n, &o->cmd.lim, code);
 }
 
 double exp_now(void) {
