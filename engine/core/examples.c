@@ -129,22 +129,23 @@ pw_status pw_engine_check_examples(pw_engine *e, pw_buf *out, pw_error *err) {
 /* ---- the rule table, for people and programs ---- */
 
 void pw_rules_json(pw_buf *out) {
-  pw_buf_adds(out, "[");
+  pw_jsonw w;
+  pw_jsonw_init(&w, out);
+  pw_jsonw_begin_array(&w);
   for (int i = 0; i < pw_safety_count(); i++) {
     const pw_rule_info *r = pw_safety_rule(i);
-    pw_buf_adds(out, i ? ",{\"id\":" : "{\"id\":");
-    pw_buf_json_str(out, r->id);
-    pw_buf_adds(out, ",\"statement\":");
-    pw_buf_json_str(out, r->statement);
-    pw_buf_adds(out, ",\"applies_to\":");
-    pw_buf_json_str(out, r->applies_to);
-    pw_buf_adds(out, ",\"citations\":[");
-    for (int c = 0; c < r->cites.n; c++) pw_buf_addf(out, c ? ",%d" : "%d", r->cites.v[c]);
-    pw_buf_adds(out, "],\"guideline\":");
-    pw_buf_json_str(out, r->guideline);
-    pw_buf_adds(out, "}");
+    pw_jsonw_begin_object(&w);
+    pw_jsonw_field_str(&w, "id", r->id);
+    pw_jsonw_field_str(&w, "statement", r->statement);
+    pw_jsonw_field_str(&w, "applies_to", r->applies_to);
+    pw_jsonw_key(&w, "citations");
+    pw_jsonw_begin_array(&w);
+    for (int c = 0; c < r->cites.n; c++) pw_jsonw_int(&w, r->cites.v[c]);
+    pw_jsonw_end_array(&w);
+    pw_jsonw_field_str(&w, "guideline", r->guideline);
+    pw_jsonw_end_object(&w);
   }
-  pw_buf_adds(out, "]");
+  pw_jsonw_end_array(&w);
 }
 
 void pw_rules_text(pw_buf *out) {

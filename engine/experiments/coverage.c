@@ -368,50 +368,107 @@ static void report_text(pw_buf *b, const report *r, int annotate) {
   }
 }
 
-static void report_json(pw_buf *b, const report *r, double thr, double bthr, int pass) {
-  pw_buf_adds(b, "{\"protocol\":");
-  pw_engine_protocol_json(r->e, b);
-  pw_buf_adds(b, ",\"file\":");
-  pw_buf_json_str(b, r->protocol);
-  pw_buf_addf(b, ",\"cases\":{\"evaluated\":%llu,\"failed\":%llu,\"by_status\":", (unsigned long long)r->ok,
-              (unsigned long long)r->failed);
-  exp_json_counts(b, &r->errors);
-  pw_buf_addf(b, "},\"lines\":{\"active\":%d,\"ran\":%d,\"percent\":%.2f,\"never_ran\":[", r->nactive, r->nran,
-              exp_pct((uint64_t)r->nran, (uint64_t)r->nactive));
-  for (int l = 1, k = 0; l <= r->nlines; l++)
+static void json_never_ran(pw_jsonw *j, const report *r) {
+  pw_jsonw_key(j, "never_ran");
+  pw_jsonw_begin_array(j);
+  for (int l = 1; l <= r->nlines; l++)
     if (r->active[l] && !r->counts[l]) {
-      pw_buf_addf(b, "%s{\"line\":%d,\"source\":", k++ ? "," : "", l);
       pw_buf t = {0};
       line_text(&t, r, l);
-      pw_buf_json_str(b, t.data ? t.data : "");
+      pw_jsonw_begin_object(j);
+      pw_jsonw_field_int(j, "line", l);
+      pw_jsonw_field_str(j, "source", t.data ? t.data : "");
+      pw_jsonw_end_object(j);
       pw_buf_free(&t);
-      pw_buf_adds(b, "}");
     }
-  pw_buf_adds(b, "],\"counts\":{");
-  for (int l = 1, k = 0; l <= r->nlines; l++)
-    if (r->active[l]) pw_buf_addf(b, "%s\"%d\":%u", k++ ? "," : "", l, r->counts[l]);
-  pw_buf_addf(b, "}},\"branches\":{\"arms\":%d,\"covered\":%d,\"percent\":%.2f,\"list\":[", r->nbranches, r->ncovered,
-              exp_pct((uint64_t)r->ncovered, (uint64_t)r->nbranches));
-  for (int i = 0, k = 0; i < r->narms; i++) {
+  pw_jsonw_end_array(j);
+}
+
+static void json_lines(pw_jsonw *j, const report *r) {
+  char key[16];
+  pw_jsonw_key(j, "lines");
+  pw_jsonw_begin_object(j);
+  pw_jsonw_field_int(j, "active", r->nactive);
+  pw_jsonw_field_int(j, "ran", r->nran);
+  pw_jsonw_key(j, "percent");
+  pw_jsonw_rawf(j, "%.2f", exp_pct((uint64_t)r->nran, (uint64_t)r->nactive));
+  json_never_ran(j, r);
+  pw_jsonw_key(j, "counts");
+  pw_jsonw_begin_object(j);
+  for (int l = 1; l <= r->nlines; l++)
+    if (r->active[l]) {
+      snprintf(key, sizeof key, "%d", l);
+      pw_jsonw_field_int(j, key, r->counts[l]);
+    }
+  pw_jsonw_end_object(j);
+  pw_jsonw_end_object(j);
+}
+
+static void json_branches(pw_jsonw *j, const report *r) {
+  pw_jsonw_key(j, "branches");
+  pw_jsonw_begin_object(j);
+  pw_jsonw_field_int(j, "arms", r->nbranches);
+  pw_jsonw_field_int(j, "covered", r->ncovered);
+  pw_jsonw_key(j, "percent");
+  pw_jsonw_rawf(j, "%.2f", exp_pct((uint64_t)r->ncovered, (uint64_t)r->nbranches));
+  pw_jsonw_key(j, "list");
+  pw_jsonw_begin_array(j);
+  for (int i = 0; i < r->narms; i++) {
     if (!r->arm_line[i]) continue;
     const arm *a = &r->arms[i];
-    pw_buf_addf(b, "%s{\"line\":%d,\"kind\":\"%s\",\"if_line\":%d,\"first_line\":%d,\"count\":%u}", k++ ? "," : "",
-                a->line, arm_names[a->kind], a->if_line, r->arm_line[i], r->counts[r->arm_line[i]]);
+    pw_jsonw_begin_object(j);
+    pw_jsonw_field_int(j, "line", a->line);
+    pw_jsonw_field_str(j, "kind", arm_names[a->kind]);
+    pw_jsonw_field_int(j, "if_line", a->if_line);
+    pw_jsonw_field_int(j, "first_line", r->arm_line[i]);
+    pw_jsonw_field_int(j, "count", r->counts[r->arm_line[i]]);
+    pw_jsonw_end_object(j);
   }
-  pw_buf_adds(b, "]},\"rules\":[");
+  pw_jsonw_end_array(j);
+  pw_jsonw_end_object(j);
+}
+
+static void json_rules(pw_jsonw *j, const report *r) {
   const char *ids[256];
   int n = rule_list(r, ids, 256);
+  pw_jsonw_key(j, "rules");
+  pw_jsonw_begin_array(j);
   for (int i = 0; i < n; i++) {
-    pw_buf_addf(b, "%s{\"id\":", i ? "," : "");
-    pw_buf_json_str(b, ids[i]);
-    pw_buf_addf(b, ",\"items\":%llu,\"cases\":%llu}", (unsigned long long)exp_count_get(&r->items, ids[i]),
-                (unsigned long long)exp_count_get(&r->cases, ids[i]));
+    pw_jsonw_begin_object(j);
+    pw_jsonw_field_str(j, "id", ids[i]);
+    pw_jsonw_field_int(j, "items", (long long)exp_count_get(&r->items, ids[i]));
+    pw_jsonw_field_int(j, "cases", (long long)exp_count_get(&r->cases, ids[i]));
+    pw_jsonw_end_object(j);
   }
-  pw_buf_adds(b, "],\"threshold\":{\"lines\":");
-  if (thr >= 0) pw_buf_addf(b, "%g", thr); else pw_buf_adds(b, "null");
-  pw_buf_adds(b, ",\"branches\":");
-  if (bthr >= 0) pw_buf_addf(b, "%g", bthr); else pw_buf_adds(b, "null");
-  pw_buf_addf(b, ",\"passed\":%s}}\n", pass ? "true" : "false");
+  pw_jsonw_end_array(j);
+}
+
+static void report_json(pw_buf *b, const report *r, double thr, double bthr, int pass) {
+  pw_jsonw j;
+  pw_jsonw_init(&j, b);
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_key(&j, "protocol");
+  pw_engine_protocol_json(r->e, pw_jsonw_value(&j));
+  pw_jsonw_field_str(&j, "file", r->protocol);
+  pw_jsonw_key(&j, "cases");
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_field_int(&j, "evaluated", (long long)r->ok);
+  pw_jsonw_field_int(&j, "failed", (long long)r->failed);
+  exp_json_field_counts(&j, "by_status", &r->errors);
+  pw_jsonw_end_object(&j);
+  json_lines(&j, r);
+  json_branches(&j, r);
+  json_rules(&j, r);
+  pw_jsonw_key(&j, "threshold");
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_key(&j, "lines");
+  if (thr >= 0) pw_jsonw_rawf(&j, "%g", thr); else pw_jsonw_null(&j);
+  pw_jsonw_key(&j, "branches");
+  if (bthr >= 0) pw_jsonw_rawf(&j, "%g", bthr); else pw_jsonw_null(&j);
+  pw_jsonw_field_bool(&j, "passed", pass);
+  pw_jsonw_end_object(&j);
+  pw_jsonw_end_object(&j);
+  pw_buf_add(b, "\n", 1);
 }
 
 static int parse_pct(const char *s, double *v) {

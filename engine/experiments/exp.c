@@ -523,17 +523,18 @@ void exp_text_top(pw_buf *b, const char *title, const exp_counter *c, size_t top
   free(v);
 }
 
-void exp_json_counts(pw_buf *b, const exp_counter *c) {
+void exp_json_counts(pw_jsonw *w, const exp_counter *c) {
   size_t n;
   exp_count_entry *v = exp_count_sorted(c, &n);
-  pw_buf_adds(b, "{");
-  for (size_t i = 0; i < n; i++) {
-    if (i) pw_buf_adds(b, ",");
-    pw_buf_json_str(b, v[i].key);
-    pw_buf_addf(b, ":%llu", (unsigned long long)v[i].n);
-  }
-  pw_buf_adds(b, "}");
+  pw_jsonw_begin_object(w);
+  for (size_t i = 0; i < n; i++) pw_jsonw_field_int(w, v[i].key, (long long)v[i].n);
+  pw_jsonw_end_object(w);
   free(v);
+}
+
+void exp_json_field_counts(pw_jsonw *w, const char *key, const exp_counter *c) {
+  pw_jsonw_key(w, key);
+  exp_json_counts(w, c);
 }
 
 /* ---- results, errors, output ---- */
@@ -549,11 +550,18 @@ void exp_error_field(const char *msg, char *field, size_t n) {
 }
 
 void exp_error_record(pw_buf *out, long lineno, const pw_error *err, const char *field) {
-  pw_buf_addf(out, "{\"line\":%ld,\"error\":{\"status\":\"%s\",\"field\":", lineno, pw_status_name(err->code));
-  pw_buf_json_str(out, field);   /* NULL writes null */
-  pw_buf_adds(out, ",\"message\":");
-  pw_buf_json_str(out, err->msg);
-  pw_buf_adds(out, "}}\n");
+  pw_jsonw w;
+  pw_jsonw_init(&w, out);
+  pw_jsonw_begin_object(&w);
+  pw_jsonw_field_int(&w, "line", lineno);
+  pw_jsonw_key(&w, "error");
+  pw_jsonw_begin_object(&w);
+  pw_jsonw_field_str(&w, "status", pw_status_name(err->code));
+  pw_jsonw_field_str(&w, "field", field);   /* NULL writes null */
+  pw_jsonw_field_str(&w, "message", err->msg);
+  pw_jsonw_end_object(&w);
+  pw_jsonw_end_object(&w);
+  pw_buf_add(out, "\n", 1);
 }
 
 void exp_item_key(const pw_item *it, char *buf, size_t n) {

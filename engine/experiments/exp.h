@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include "command.h"
 #include "engine.h"
+#include "jsonw.h"
 
 #define EXP_MAX_LINE (16u << 20)   /* longer lines are cut here (and then refused) */
 
@@ -111,8 +112,10 @@ void exp_count_free(exp_counter *c);
 
 /* Text table of the top entries: "  key  count  pct%" (pct of denom). */
 void exp_text_top(pw_buf *b, const char *title, const exp_counter *c, size_t top, uint64_t denom);
-/* A JSON object {"key": count, ...}, largest first. */
-void exp_json_counts(pw_buf *b, const exp_counter *c);
+/* A JSON object {"key": count, ...}, largest first, as the next value. */
+void exp_json_counts(pw_jsonw *w, const exp_counter *c);
+/* key, then exp_json_counts */
+void exp_json_field_counts(pw_jsonw *w, const char *key, const exp_counter *c);
 
 /* ---- results, errors and output ---- */
 
