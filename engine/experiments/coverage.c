@@ -492,51 +492,131 @@ static int split_lines(report *r) {
   return 0;
 }
 
-int pw_coverage_main(int argc, char **argv) {
+typedef struct copts {
+  exp_opts o;
+  double thr, bthr;   /* -1 = none */
+  int json, annotate;
+} copts;
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_coverage_opts(int argc, char **argv, copts *co) {
   static const struct option longs[] = {
     {"coverage", no_argument, 0, 'C'}, {"threshold", required_argument, 0, 'T'},
     {"branch-threshold", required_argument, 0, 'B'}, PW_OPT_LONG_FORMAT,
     {"annotate", no_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
     EXP_LONG_OPTIONS, {0, 0, 0, 0}};
-  exp_opts o;
-  double thr = -1, bthr = -1;
-  int json = 0, annotate = 0, c, code;
-  exp_opts_init(&o);
+  int c, code;
+  exp_opts_init(&co->o);
+  co->thr = co->bthr = -1;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "f:j:h", longs, NULL)) != -1) {
     switch (c) {
     case 'C': break;
     case 'T':
-      if (parse_pct(optarg, &thr)) return exp_usage("check", usage_coverage, "--threshold takes a percentage 0..100, got '%s'", optarg);
+      if (parse_pct(optarg, &co->thr)) return exp_usage("check", usage_coverage, "--threshold takes a percentage 0..100, got '%s'", optarg);
       break;
     case 'B':
-      if (parse_pct(optarg, &bthr)) return exp_usage("check", usage_coverage, "--branch-threshold takes a percentage 0..100, got '%s'", optarg);
+      if (parse_pct(optarg, &co->bthr)) return exp_usage("check", usage_coverage, "--branch-threshold takes a percentage 0..100, got '%s'", optarg);
       break;
-    case 'a': annotate = 1; break;
+    case 'a': co->annotate = 1; break;
     case 'h': fputs(usage_coverage, stdout); return PW_EX_OK;
     default:
-      if ((code = exp_shared_opt(c, optarg, &o, "check", usage_coverage)) != -2) {
+      if ((code = exp_shared_opt(c, optarg, &co->o, "check", usage_coverage)) != -2) {
         if (code >= 0) return code;
         break;
       }
       return exp_usage("check", usage_coverage, "unknown or incomplete option '%s'", argv[optind - 1]);
     }
   }
-  json = pw_cmd_json(&o.cmd) == 1;
+  co->json = pw_cmd_json(&co->o.cmd) == 1;
   if (optind != argc - 2) return exp_usage("check", usage_coverage, "expected PROTOCOL.lua and COHORT.jsonl (or - for stdin)");
+  return -1;
+}
+
+/* The workers' counts summed into r, and the protocol's lines and arms. */
+static void merge_workers(report *r, cworker *w, int jobs, const pw_buf *src) {
+  int n;   /* lines of the file the engine loaded, plus one */
+  pw_engine_coverage_counts(w[0].e, &n);
+  r->e = w[0].e;
+  r->src = src->data;
+  r->counts = calloc((size_t)n + 1, sizeof *r->counts);
+  r->active = calloc((size_t)n + 1, 1);
+  r->arms = calloc(4096, sizeof *r->arms);
+  r->arm_line = calloc(4096, sizeof *r->arm_line);
+  if (!r->counts || !r->active || !r->arms || !r->arm_line || split_lines(r)) abort();
+  for (int i = 0; i < jobs; i++) {
+    int m;
+    const uint32_t *wc = pw_engine_coverage_counts(w[i].e, &m);
+    for (int l = 0; l < m && l < n; l++) r->counts[l] += wc[l];
+    r->ok += w[i].ok;
+    r->failed += w[i].failed;
+    exp_count_merge(&r->items, &w[i].items);
+    exp_count_merge(&r->cases, &w[i].cases);
+    exp_count_merge(&r->errors, &w[i].errors);
+  }
+  pw_engine_coverage_active(w[0].e, r->active, n);
+  if (r->nlines > n - 1) r->nlines = n - 1;   /* the engine counted the file it loaded */
+  r->narms = find_arms(src->data, src->len, r->arms, 4096);
+  analyse(r);
+}
+
+/* Write the report; PW_EX_FAIL when a threshold is not met. */
+static int write_report(const report *r, const copts *co) {
+  double lp = exp_pct((uint64_t)r->nran, (uint64_t)r->nactive), bp = exp_pct((uint64_t)r->ncovered, (uint64_t)r->nbranches);
+  double thr = co->thr, bthr = co->bthr;
+  int pass = !(thr >= 0 && lp < thr) && !(bthr >= 0 && bp < bthr);
+  pw_buf b = {0};
+  if (co->json) report_json(&b, r, thr, bthr, pass);
+  else {
+    report_text(&b, r, co->annotate);
+    if (thr >= 0) pw_buf_addf(&b, "threshold: line coverage %.1f%% %s %g%%\n", lp, lp < thr ? "is below" : ">=", thr);
+    if (bthr >= 0) pw_buf_addf(&b, "threshold: branch coverage %.1f%% %s %g%%\n", bp, bp < bthr ? "is below" : ">=", bthr);
+  }
+  int code = exp_write(stdout, "stdout", &b);
+  pw_buf_free(&b);
+  if (code == PW_EX_OK && !pass) {
+    if (thr >= 0 && lp < thr) fprintf(stderr, "pathwise: check: line coverage %.1f%% is below the threshold %g%%\n", lp, thr);
+    if (bthr >= 0 && bp < bthr) fprintf(stderr, "pathwise: check: branch coverage %.1f%% is below the threshold %g%%\n", bp, bthr);
+    code = PW_EX_FAIL;
+  }
+  return code;
+}
+
+static void free_report(report *r, cworker *w, int jobs) {
+  for (int i = 0; i < jobs; i++) {
+    pw_engine_free(w[i].e);
+    exp_count_free(&w[i].items);
+    exp_count_free(&w[i].cases);
+    exp_count_free(&w[i].errors);
+  }
+  exp_count_free(&r->items);
+  exp_count_free(&r->cases);
+  exp_count_free(&r->errors);
+  free(r->counts);
+  free(r->active);
+  free(r->arms);
+  free(r->arm_line);
+  free(r->lines);
+}
+
+int pw_coverage_main(int argc, char **argv) {
+  copts co;
+  memset(&co, 0, sizeof co);
+  int code = parse_coverage_opts(argc, argv, &co);
+  if (code >= 0) return code;
   report r;
   memset(&r, 0, sizeof r);
   r.protocol = argv[optind];
   r.cohort = argv[optind + 1];
-  int jobs = exp_jobs(&o);
+  int jobs = exp_jobs(&co.o);
   cworker *w = calloc((size_t)jobs, sizeof *w);
   void **states = calloc((size_t)jobs, sizeof *states);
   if (!w || !states) { free(w); free(states); fprintf(stderr, "pathwise: out of memory\n"); return PW_EX_SOFTWARE; }
   code = PW_EX_OK;
   for (int i = 0; i < jobs && code == PW_EX_OK; i++) {
     pw_error err;
-    w[i].e = exp_engine(r.protocol, &o, NULL, 0, &code);
+    w[i].e = exp_engine(r.protocol, &co.o, NULL, 0, &code);
     if (code == PW_EX_OK && pw_engine_coverage_start(w[i].e, &err) != PW_OK) {
       fprintf(stderr, "pathwise: check: %s\n", err.msg);
       code = pw_cmd_exit_code(err.code);
@@ -552,66 +632,16 @@ int pw_coverage_main(int argc, char **argv) {
     exp_pipeline p = {0};
     p.input = r.cohort;
     p.jobs = jobs;
-    p.progress = exp_show_progress(&o);
+    p.progress = exp_show_progress(&co.o);
     p.workers = states;
     p.process = coverage_line;
     code = exp_pipeline_run(&p);
   }
   if (code == PW_EX_OK) {
-    int n;   /* lines of the file the engine loaded, plus one */
-    pw_engine_coverage_counts(w[0].e, &n);
-    r.e = w[0].e;
-    r.src = src.data;
-    r.counts = calloc((size_t)n + 1, sizeof *r.counts);
-    r.active = calloc((size_t)n + 1, 1);
-    r.arms = calloc(4096, sizeof *r.arms);
-    r.arm_line = calloc(4096, sizeof *r.arm_line);
-    if (!r.counts || !r.active || !r.arms || !r.arm_line || split_lines(&r)) abort();
-    for (int i = 0; i < jobs; i++) {
-      int m;
-      const uint32_t *wc = pw_engine_coverage_counts(w[i].e, &m);
-      for (int l = 0; l < m && l < n; l++) r.counts[l] += wc[l];
-      r.ok += w[i].ok;
-      r.failed += w[i].failed;
-      exp_count_merge(&r.items, &w[i].items);
-      exp_count_merge(&r.cases, &w[i].cases);
-      exp_count_merge(&r.errors, &w[i].errors);
-    }
-    pw_engine_coverage_active(w[0].e, r.active, n);
-    if (r.nlines > n - 1) r.nlines = n - 1;   /* the engine counted the file it loaded */
-    r.narms = find_arms(src.data, src.len, r.arms, 4096);
-    analyse(&r);
-    double lp = exp_pct((uint64_t)r.nran, (uint64_t)r.nactive), bp = exp_pct((uint64_t)r.ncovered, (uint64_t)r.nbranches);
-    int pass = !(thr >= 0 && lp < thr) && !(bthr >= 0 && bp < bthr);
-    pw_buf b = {0};
-    if (json) report_json(&b, &r, thr, bthr, pass);
-    else {
-      report_text(&b, &r, annotate);
-      if (thr >= 0) pw_buf_addf(&b, "threshold: line coverage %.1f%% %s %g%%\n", lp, lp < thr ? "is below" : ">=", thr);
-      if (bthr >= 0) pw_buf_addf(&b, "threshold: branch coverage %.1f%% %s %g%%\n", bp, bp < bthr ? "is below" : ">=", bthr);
-    }
-    code = exp_write(stdout, "stdout", &b);
-    pw_buf_free(&b);
-    if (code == PW_EX_OK && !pass) {
-      if (thr >= 0 && lp < thr) fprintf(stderr, "pathwise: check: line coverage %.1f%% is below the threshold %g%%\n", lp, thr);
-      if (bthr >= 0 && bp < bthr) fprintf(stderr, "pathwise: check: branch coverage %.1f%% is below the threshold %g%%\n", bp, bthr);
-      code = PW_EX_FAIL;
-    }
+    merge_workers(&r, w, jobs, &src);
+    code = write_report(&r, &co);
   }
-  for (int i = 0; i < jobs; i++) {
-    pw_engine_free(w[i].e);
-    exp_count_free(&w[i].items);
-    exp_count_free(&w[i].cases);
-    exp_count_free(&w[i].errors);
-  }
-  exp_count_free(&r.items);
-  exp_count_free(&r.cases);
-  exp_count_free(&r.errors);
-  free(r.counts);
-  free(r.active);
-  free(r.arms);
-  free(r.arm_line);
-  free(r.lines);
+  free_report(&r, w, jobs);
   pw_buf_free(&src);
   free(w);
   free(states);

@@ -658,87 +658,133 @@ static int emit_out(void *ud, const char *data, size_t len) {
   return fwrite(data, 1, len, stdout) == len ? 0 : -1;
 }
 
-int pw_diff_main(int argc, char **argv) {
+typedef struct dopts {
+  exp_opts o;
+  side a, b;
+  const char *html;
+  int json, summary_only;
+} dopts;
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_diff_opts(int argc, char **argv, dopts *d) {
   static const struct option longs[] = {
     {"a", required_argument, 0, 'A'}, {"b", required_argument, 0, 'B'},
     {"a-plugin", required_argument, 0, 'x'}, {"b-plugin", required_argument, 0, 'y'},
     PW_OPT_LONG_FORMAT, {"html", required_argument, 0, 'H'},
     {"summary-only", no_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
     EXP_LONG_OPTIONS, {0, 0, 0, 0}};
-  exp_opts o;
-  side sa = {0}, sb = {0};
-  const char *html = NULL;
-  int json = 0, summary_only = 0, c, code;
-  exp_opts_init(&o);
+  int c, code;
+  exp_opts_init(&d->o);
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "f:sj:h", longs, NULL)) != -1) {
     switch (c) {
-    case 'A': sa.path = optarg; break;
-    case 'B': sb.path = optarg; break;
+    case 'A': d->a.path = optarg; break;
+    case 'B': d->b.path = optarg; break;
     case 'x': case 'y': {
-      side *s = c == 'x' ? &sa : &sb;
+      side *s = c == 'x' ? &d->a : &d->b;
       if (s->nplugins == PW_MAX_PLUGINS) return exp_usage("diff", usage_diff, "at most %d plugins a side", PW_MAX_PLUGINS);
       s->plugins[s->nplugins++] = optarg;
       break;
     }
-    case 'H': html = optarg; break;
-    case 's': summary_only = 1; break;
+    case 'H': d->html = optarg; break;
+    case 's': d->summary_only = 1; break;
     case 'h': fputs(usage_diff, stdout); return PW_EX_OK;
     default:
-      if ((code = exp_shared_opt(c, optarg, &o, "diff", usage_diff)) != -2) {
+      if ((code = exp_shared_opt(c, optarg, &d->o, "diff", usage_diff)) != -2) {
         if (code >= 0) return code;
         break;
       }
       return exp_usage("diff", usage_diff, "unknown or incomplete option '%s'", argv[optind - 1]);
     }
   }
-  json = pw_cmd_json(&o.cmd) == 1;
-  if (!sa.path || !sb.path) return exp_usage("diff", usage_diff, "both --a and --b are required");
+  d->json = pw_cmd_json(&d->o.cmd) == 1;
+  if (!d->a.path || !d->b.path) return exp_usage("diff", usage_diff, "both --a and --b are required");
   if (optind != argc - 1) return exp_usage("diff", usage_diff, "expected exactly one COHORT.jsonl (or - for stdin)");
-  int ns = sa.nplugins;
-  for (int s = 0; s < 2; s++) {   /* the shared --plugin list, for display */
-    side *sd = s ? &sb : &sa;
-    for (int i = 0; i < o.cmd.nplugins && sd->nplugins < 2 * PW_MAX_PLUGINS; i++) sd->plugins[sd->nplugins++] = o.cmd.plugins[i];
+  return -1;
+}
+
+/* What goes before the cases: the two sides. */
+static int write_head(const dopts *d, const dworker *w) {
+  pw_buf head = {0};
+  if (d->json) {   /* {"a":..,"b":..,"cases":[ then the cases as they come */
+    pw_jsonw j;
+    pw_jsonw_init(&j, &head);
+    pw_jsonw_begin_object(&j);
+    side_json(&j, "a", w->a, &d->a);
+    side_json(&j, "b", w->b, &d->b);
+    pw_jsonw_key(&j, "cases");
+    pw_jsonw_begin_array(&j);
+  } else {
+    pw_buf_adds(&head, "pathwise diff\n");
+    side_text(&head, "A", w->a, &d->a);
+    side_text(&head, "B", w->b, &d->b);
+    pw_buf_adds(&head, "\n");
   }
-  int jobs = exp_jobs(&o);
+  int code = exp_write(stdout, "stdout", &head);
+  pw_buf_free(&head);
+  return code;
+}
+
+/* What goes after the cases: the summary, then the HTML page if asked. */
+static int write_tail(const dopts *d, const dworker *w) {
+  pw_buf b = {0};
+  if (d->json) {   /* close the cases, then the summary and the document */
+    pw_jsonw j;
+    pw_buf_adds(&b, "\n]");
+    pw_jsonw_init_in(&j, &b);
+    pw_jsonw_key(&j, "summary");
+    summary_json(&j, w);
+    pw_jsonw_end_object(&j);
+    pw_buf_add(&b, "\n", 1);
+  } else {
+    summary_text(&b, w);
+  }
+  int code = exp_write(stdout, "stdout", &b);
+  if (d->html && code == PW_EX_OK) {
+    pw_buf_reset(&b);
+    html_page(&b, w, w->a, &d->a, w->b, &d->b);
+    FILE *f = fopen(d->html, "wb");
+    if (!f) { perror(d->html); code = PW_EX_IOERR; }
+    else {
+      code = exp_write(f, d->html, &b);
+      if (fclose(f) && code == PW_EX_OK) code = PW_EX_IOERR;
+    }
+  }
+  pw_buf_free(&b);
+  return code;
+}
+
+int pw_diff_main(int argc, char **argv) {
+  dopts d;
+  memset(&d, 0, sizeof d);
+  int code = parse_diff_opts(argc, argv, &d);
+  if (code >= 0) return code;
+  int ns = d.a.nplugins;
+  for (int s = 0; s < 2; s++) {   /* the shared --plugin list, for display */
+    side *sd = s ? &d.b : &d.a;
+    for (int i = 0; i < d.o.cmd.nplugins && sd->nplugins < 2 * PW_MAX_PLUGINS; i++) sd->plugins[sd->nplugins++] = d.o.cmd.plugins[i];
+  }
+  int jobs = exp_jobs(&d.o);
   dworker *w = calloc((size_t)jobs, sizeof *w);
   void **states = calloc((size_t)jobs, sizeof *states);
   if (!w || !states) { free(w); free(states); fprintf(stderr, "pathwise: out of memory\n"); return PW_EX_SOFTWARE; }
   code = PW_EX_OK;
   for (int i = 0; i < jobs && code == PW_EX_OK; i++) {
-    w[i].a = exp_engine(sa.path, &o, sa.plugins, ns, &code);
-    if (code == PW_EX_OK) w[i].b = exp_engine(sb.path, &o, sb.plugins, sb.nplugins - o.cmd.nplugins, &code);
-    w[i].format_json = json;
-    w[i].summary_only = summary_only;
-    w[i].html = html != NULL;
+    w[i].a = exp_engine(d.a.path, &d.o, d.a.plugins, ns, &code);
+    if (code == PW_EX_OK) w[i].b = exp_engine(d.b.path, &d.o, d.b.plugins, d.b.nplugins - d.o.cmd.nplugins, &code);
+    w[i].format_json = d.json;
+    w[i].summary_only = d.summary_only;
+    w[i].html = d.html != NULL;
     states[i] = &w[i];
   }
+  if (code == PW_EX_OK) code = write_head(&d, &w[0]);
   if (code == PW_EX_OK) {
-    pw_buf head = {0};
-    if (json) {   /* {"a":..,"b":..,"cases":[ then the cases as they come */
-      pw_jsonw j;
-      pw_jsonw_init(&j, &head);
-      pw_jsonw_begin_object(&j);
-      side_json(&j, "a", w[0].a, &sa);
-      side_json(&j, "b", w[0].b, &sb);
-      pw_jsonw_key(&j, "cases");
-      pw_jsonw_begin_array(&j);
-    } else {
-      pw_buf_adds(&head, "pathwise diff\n");
-      side_text(&head, "A", w[0].a, &sa);
-      side_text(&head, "B", w[0].b, &sb);
-      pw_buf_adds(&head, "\n");
-    }
-    code = exp_write(stdout, "stdout", &head);
-    pw_buf_free(&head);
-  }
-  if (code == PW_EX_OK) {
-    emitter em = {json, 0};
+    emitter em = {d.json, 0};
     exp_pipeline p = {0};
     p.input = argv[optind];
     p.jobs = jobs;
-    p.progress = exp_show_progress(&o);
+    p.progress = exp_show_progress(&d.o);
     p.workers = states;
     p.process = diff_line;
     p.emit = emit_out;
@@ -746,30 +792,7 @@ int pw_diff_main(int argc, char **argv) {
     code = exp_pipeline_run(&p);
     if (code == PW_EX_OK) {
       merge(w, jobs);
-      pw_buf b = {0};
-      if (json) {   /* close the cases, then the summary and the document */
-        pw_jsonw j;
-        pw_buf_adds(&b, "\n]");
-        pw_jsonw_init_in(&j, &b);
-        pw_jsonw_key(&j, "summary");
-        summary_json(&j, &w[0]);
-        pw_jsonw_end_object(&j);
-        pw_buf_add(&b, "\n", 1);
-      } else {
-        summary_text(&b, &w[0]);
-      }
-      code = exp_write(stdout, "stdout", &b);
-      if (html && code == PW_EX_OK) {
-        pw_buf_reset(&b);
-        html_page(&b, &w[0], w[0].a, &sa, w[0].b, &sb);
-        FILE *f = fopen(html, "wb");
-        if (!f) { perror(html); code = PW_EX_IOERR; }
-        else {
-          code = exp_write(f, html, &b);
-          if (fclose(f) && code == PW_EX_OK) code = PW_EX_IOERR;
-        }
-      }
-      pw_buf_free(&b);
+      code = write_tail(&d, &w[0]);
     }
   }
   for (int i = 0; i < jobs; i++) free_worker(&w[i]);
