@@ -166,18 +166,21 @@ static int cmd_check(int argc, char **argv) {
 }
 
 static int cmd_rules(int argc, char **argv) {
-  int json = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(usage_rules, stdout); return PW_EX_OK; }
-    if ((!strcmp(argv[i], "--format") || !strcmp(argv[i], "-f")) && i + 1 < argc &&
-        (!strcmp(argv[i + 1], "json") || !strcmp(argv[i + 1], "text"))) {
-      json = !strcmp(argv[++i], "json");
-      continue;
-    }
-    return bad_usage(usage_rules, "unexpected argument '%s'", argv[i]);
+  static const struct option longs[] = {PW_OPT_LONG_FORMAT, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  pw_cmd_opts o = {0};
+  char msg[200];
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "f:h", longs, NULL)) != -1) {
+    if (c == 'h') { fputs(usage_rules, stdout); return PW_EX_OK; }
+    int r = c == '?' ? 0 : pw_cmd_option(c, optarg, &o, msg, sizeof msg);
+    if (r < 0) return bad_usage(usage_rules, "%s", msg);
+    if (r == 0) return bad_usage(usage_rules, "unknown or incomplete option '%s'", argv[optind - 1]);
   }
+  if (optind < argc) return bad_usage(usage_rules, "unexpected argument '%s'", argv[optind]);
   pw_buf out = {0};
-  if (json) { pw_rules_json(&out); pw_buf_add(&out, "\n", 1); }
+  if (pw_cmd_json(&o) == 1) { pw_rules_json(&out); pw_buf_add(&out, "\n", 1); }
   else pw_rules_text(&out);
   int code = write_out(&out);
   pw_buf_free(&out);
