@@ -52,7 +52,10 @@ long long pw_cmd_number(const char *s);
 ** A command lists the shared flags it takes in its getopt_long table with
 ** the PW_OPT_LONG_* entries (and "p:f:j:" in its short options where it
 ** takes those), handles its own options, and hands every other option to
-** pw_cmd_option. The values and limits are checked here, once. */
+** pw_cmd_option. The values and limits are checked here, once. A command
+** that takes a flag differently (serve: --protocol repeatable) handles that
+** code itself before calling pw_cmd_option. Codes PW_OPT_* never collide
+** with a command's own codes from PW_OPT_FIRST_FREE, or below 0x200. */
 
 #define PW_MAX_JOBS 256   /* --jobs and the core count are capped here */
 
