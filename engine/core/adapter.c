@@ -9,6 +9,7 @@
 #include "adapter.h"
 #include "arena.h"
 #include "buf.h"
+#include "file.h"
 #include "facts.h"
 #include "gate.h"
 #include "sandbox.h"
@@ -95,19 +96,14 @@ void pw_adapter_free(pw_adapter *a) {
 /* Read a file and run it in the sandbox; its one result is pushed. */
 static pw_status run_file(pw_adapter *a, const char *path, pw_error *err) {
   char msg[480];
-  FILE *f = fopen(path, "rb");
-  if (!f) return fail(err, PW_EIO, "cannot read %s%s", path, "");
   pw_buf b = {0};
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) pw_buf_add(&b, chunk, n);
-  fclose(f);
-  if (!b.data) pw_buf_add(&b, "", 0);
+  pw_status rc = pw_file_read(path, 16u << 20, &b, err);
+  if (rc != PW_OK) return rc;
   pw_buf_add(&a->src, b.data, b.len);
-  int rc = pw_sandbox_load(&a->sb, path, b.data, b.len, msg, sizeof msg);
+  rc = (pw_status)pw_sandbox_load(&a->sb, path, b.data, b.len, msg, sizeof msg);
   pw_buf_free(&b);
-  if (rc == PW_OK) rc = pw_sandbox_pcall(&a->sb, 0, 1, a->lim.instructions, msg, sizeof msg);
-  if (rc != PW_OK) return fail(err, (pw_status)rc, "%s%s", msg, "");
+  if (rc == PW_OK) rc = (pw_status)pw_sandbox_pcall(&a->sb, 0, 1, a->lim.instructions, msg, sizeof msg);
+  if (rc != PW_OK) return fail(err, rc, "%s%s", msg, "");
   return PW_OK;
 }
 
