@@ -15,7 +15,6 @@
 #include "engine.h"
 #include "fhir.h"
 
-#define MAX_PLUGINS 8
 #define MAX_CODES 7
 
 static const char *const usage_facts =
@@ -52,13 +51,15 @@ static const char *const usage_eval =
   "  --max-input, --max-members)\n";
 
 typedef struct fopts {
-  const char *from, *as_of, *adapter, *format, *file, *protocol;
-  const char *codes[MAX_CODES], *plugins[MAX_PLUGINS];
-  int ncodes, nplugins, trace;
-  pw_limits lim;
+  pw_cmd_opts c;          /* the shared flags: --protocol --plugin --format --memory --instructions */
+  const char *from, *as_of, *adapter, *file;
+  const char *codes[MAX_CODES];
+  int ncodes, trace;
   pw_adapter_limits alim;
   char today[11];
 } fopts;
+
+enum { OPT_FROM = PW_OPT_FIRST_FREE, OPT_AS_OF, OPT_ADAPTER, OPT_CODES, OPT_MAX_INPUT, OPT_MAX_MEMBERS };
 
 static int bad_usage(const char *usage, const char *fmt, const char *arg) {
   fprintf(stderr, "pathwise: ");
@@ -76,33 +77,20 @@ static int parse_number(const char *usage, const char *opt, const char *arg, lon
   return -1;
 }
 
+/* The FHIR options. Returns -1 to go on, else an exit code. */
 static int parse_one(int c, const char *usage, fopts *o) {
   long long v;
   int rc = -1;
   switch (c) {
-  case 'F': o->from = optarg; break;
-  case 'A': o->as_of = optarg; break;
-  case 'a': o->adapter = optarg; break;
-  case 'C':
+  case OPT_FROM: o->from = optarg; break;
+  case OPT_AS_OF: o->as_of = optarg; break;
+  case OPT_ADAPTER: o->adapter = optarg; break;
+  case OPT_CODES:
     if (o->ncodes == MAX_CODES) return bad_usage(usage, "at most %s --codes tables", "7");
     o->codes[o->ncodes++] = optarg;
     break;
-  case 'B': if ((rc = parse_number(usage, "--max-input", optarg, 1024, &v)) < 0) o->alim.max_bytes = (size_t)v; break;
-  case 'N': if ((rc = parse_number(usage, "--max-members", optarg, 1, &v)) < 0) o->alim.max_members = (int)v; break;
-  case 'f':
-    if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-      return bad_usage(usage, "--format takes text or json, got '%s'", optarg);
-    o->format = optarg;
-    break;
-  case 'p': o->protocol = optarg; break;
-  case 'P':
-    if (o->nplugins == MAX_PLUGINS) return bad_usage(usage, "at most %s plugins", "8");
-    o->plugins[o->nplugins++] = optarg;
-    break;
-  case 't': o->trace = 1; break;
-  case 'm': if ((rc = parse_number(usage, "--memory", optarg, 65536, &v)) < 0) o->lim.memory = (size_t)v; break;
-  case 'i': if ((rc = parse_number(usage, "--instructions", optarg, 1, &v)) < 0) o->lim.instructions = (uint64_t)v; break;
-  case 'h': fputs(usage, stdout); return PW_EX_OK;
+  case OPT_MAX_INPUT: if ((rc = parse_number(usage, "--max-input", optarg, 1024, &v)) < 0) o->alim.max_bytes = (size_t)v; break;
+  case OPT_MAX_MEMBERS: if ((rc = parse_number(usage, "--max-members", optarg, 1, &v)) < 0) o->alim.max_members = (int)v; break;
   default: return bad_usage(usage, "unknown or incomplete option '%s'", optarg ? optarg : "?");
   }
   return rc;
@@ -110,20 +98,29 @@ static int parse_one(int c, const char *usage, fopts *o) {
 
 static int parse(int argc, char **argv, const char *usage, int eval, fopts *o) {
   static const struct option longs[] = {
-    {"from", required_argument, 0, 'F'}, {"as-of", required_argument, 0, 'A'},
-    {"adapter", required_argument, 0, 'a'}, {"codes", required_argument, 0, 'C'},
-    {"max-input", required_argument, 0, 'B'}, {"max-members", required_argument, 0, 'N'},
-    {"format", required_argument, 0, 'f'}, {"help", no_argument, 0, 'h'},
-    {"protocol", required_argument, 0, 'p'}, {"plugin", required_argument, 0, 'P'},
-    {"trace", no_argument, 0, 't'}, {"memory", required_argument, 0, 'm'},
-    {"instructions", required_argument, 0, 'i'}, {0, 0, 0, 0}};
+    {"from", required_argument, 0, OPT_FROM}, {"as-of", required_argument, 0, OPT_AS_OF},
+    {"adapter", required_argument, 0, OPT_ADAPTER}, {"codes", required_argument, 0, OPT_CODES},
+    {"max-input", required_argument, 0, OPT_MAX_INPUT}, {"max-members", required_argument, 0, OPT_MAX_MEMBERS},
+    PW_OPT_LONG_PROTOCOL, PW_OPT_LONG_PLUGIN, PW_OPT_LONG_FORMAT, PW_OPT_LONG_MEMORY,
+    PW_OPT_LONG_INSTRUCTIONS, {"trace", no_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+  char msg[200];
   int c, rc;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, eval ? "p:f:th" : "f:h", longs, NULL)) != -1) {
-    if (!eval && strchr("pPtmi", c)) return bad_usage(usage, "unknown option '%s'", argv[optind - 1]);
+    if (c == 'h') { fputs(usage, stdout); return PW_EX_OK; }
     if (c == '?' || c == ':') return bad_usage(usage, "unknown or incomplete option '%s'", argv[optind - 1]);
-    if ((rc = parse_one(c, usage, o)) >= 0) return rc;
+    if (!eval && c != PW_OPT_FORMAT && c < PW_OPT_FIRST_FREE)
+      return bad_usage(usage, "%s: --protocol, --plugin, --trace, --memory and --instructions are eval's options", "facts");
+    if (c == 't') { o->trace = 1; continue; }
+    if (c >= PW_OPT_FIRST_FREE) {
+      if ((rc = parse_one(c, usage, o)) >= 0) return rc;
+      continue;
+    }
+    int r = pw_cmd_option(c, optarg, &o->c, msg, sizeof msg);
+    if (r < 0) return bad_usage(usage, "%s", msg);
+    if (r == 0) return bad_usage(usage, "unknown or incomplete option '%s'", argv[optind - 1]);
   }
   if (!o->from || strcmp(o->from, "fhir"))
     return bad_usage(usage, "--from takes fhir (the one input format besides facts JSON), got '%s'",
@@ -194,7 +191,7 @@ int pw_fhir_facts_main(int argc, char **argv) {
   pw_adapter_output out = {0};
   code = derive(&o, &out);
   if (code == PW_EX_OK) {
-    int json = o.format ? !strcmp(o.format, "json") : !isatty(STDOUT_FILENO);
+    int json = pw_cmd_json(&o.c) >= 0 ? pw_cmd_json(&o.c) : !isatty(STDOUT_FILENO);
     pw_buf b = {0};
     if (json) { pw_buf_add(&b, out.meta.data, out.meta.len); pw_buf_adds(&b, "\n"); }
     else { pw_buf_adds(&b, "facts: "); pw_buf_add(&b, out.facts.data, out.facts.len); pw_buf_adds(&b, "\n"); pw_buf_add(&b, out.text.data, out.text.len); }
@@ -211,9 +208,9 @@ int pw_fhir_eval_main(int argc, char **argv) {
   if (code >= 0) return code;
   pw_adapter_output in = {0};
   code = derive(&o, &in);
-  pw_engine *e = code == PW_EX_OK ? pw_cmd_engine(o.protocol, o.plugins, o.nplugins, &o.lim, &code) : NULL;
+  pw_engine *e = code == PW_EX_OK ? pw_cmd_engine(o.c.protocol, o.c.plugins, o.c.nplugins, &o.c.lim, &code) : NULL;
   if (e) {
-    int json = o.format ? !strcmp(o.format, "json") : !isatty(STDOUT_FILENO);
+    int json = pw_cmd_json(&o.c) >= 0 ? pw_cmd_json(&o.c) : !isatty(STDOUT_FILENO);
     pw_buf out = {0};
     pw_error err;
     pw_status rc = pw_engine_eval(e, in.facts.data, in.facts.len, o.trace ? PW_EVAL_TRACE : 0, json ? &out : NULL, &err);
