@@ -170,6 +170,9 @@ local function add_resource(run, res, full)
     return
   end
   local typeid = str(res.id) and (res.resourceType .. "/" .. res.id)
+  -- the same resource twice (a prefetch's patient and a searchset that
+  -- includes it again) is one resource
+  if (typeid and run.by_typeid[typeid]) or (full and run.by_full[full]) then return end
   local ent = { res = res, full = full, ref = typeid or full or (res.resourceType .. " #" .. (#run.entries + 1)) }
   run.entries[#run.entries + 1] = ent
   if full then run.by_full[full] = ent end

@@ -241,6 +241,11 @@ describe("FHIR adapter: references, patients, shapes", function()
     local i = run(req)
     assert.truthy(i)
     assert.equal(0, i.facts.ecog)
+    -- the patient again inside a searchset (_include): still one patient, one source
+    table.insert(req.prefetch.ecog.entry, { resource = { resourceType = "Patient", id = "p1" }, search = { mode = "include" } })
+    i = run(req)
+    assert.truthy(i)
+    assert.equal(2, #i.sources)
   end)
 
   it("refuses a document with two patients, and one with none", function()
