@@ -211,6 +211,18 @@ end
 
 local function reference(x) x = tbl(x) return x and str(x.reference) end
 
+-- A reference from inside entry e: "#id" names a resource contained in it.
+local function resolve_in(run, e, ref)
+  ref = str(ref)
+  if ref and ref:sub(1, 1) == "#" then
+    for _, c in ipairs(list(e.res.contained)) do
+      if tbl(c) and str(c.id) == ref:sub(2) then return { res = c, ref = e.ref .. ref } end
+    end
+    return nil
+  end
+  return resolve(run, ref)
+end
+
 -- References that say whose record a resource is: subject/patient, and an
 -- Appointment's participants that are patients.
 local function patient_refs(run, r)
@@ -635,7 +647,7 @@ local function medication(run, e)
   local r = e.res
   local cc = tbl(r.medicationCodeableConcept)
   if not cc then
-    local m = resolve(run, reference(r.medicationReference))
+    local m = resolve_in(run, e, reference(r.medicationReference))
     if m then
       cc = tbl(m.res.code)
       if not med_agents(run, cc) then   -- a compounded Medication: its first known ingredient
@@ -684,7 +696,7 @@ local function appointment(run, e)
     for _, cc in ipairs(list(r[f])) do key = key or is_surgery(run, cc) end
   end
   for _, b in ipairs(list(r.basedOn)) do
-    local sr = resolve(run, reference(b))
+    local sr = resolve_in(run, e, reference(b))
     if sr then key = key or is_surgery(run, sr.res.code) end
   end
   if not key then return unmapped(run, e.ref, nil, "appointment not for a surgical procedure the adapter knows") end

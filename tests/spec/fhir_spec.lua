@@ -228,6 +228,16 @@ describe("FHIR adapter: references, patients, shapes", function()
     assert.truthy(facts:find('"prior_regimens":[{"name":"FOLFOX"}]', 1, true))
   end)
 
+  it("resolves a contained Medication ('#id')", function()
+    local function req(id, rx)
+      return { resourceType = "MedicationRequest", status = "completed", intent = "order", authoredOn = "2025-01-01",
+               contained = { { resourceType = "Medication", id = id, code = cc(RX, rx) } },
+               medicationReference = { reference = "#" .. id } }
+    end
+    local i = adapt({ req("m1", "32592"), req("m2", "4492") })
+    assert.same({ { name = "FOLFOX" } }, i.facts.prior_regimens)
+  end)
+
   it("reads a whole CDS Hooks request through its prefetch", function()
     local req = {
       hook = "patient-view", hookInstance = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
