@@ -231,6 +231,16 @@ class Colorectal(unittest.TestCase):
             self.assertEqual(via_fhir.pop("input")["as_of"], AS_OF)
             self.assertEqual(via_fhir, direct, name)
 
+    def test_bundles_are_what_the_generator_writes(self):
+        with tempfile.TemporaryDirectory() as out:
+            gen = root("tests", "data", "fhir", "colorectal", "make_bundles.py")
+            p = subprocess.run([sys.executable, gen, "--out", out], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            for name in COLORECTAL:
+                with open(os.path.join(out, name + ".json")) as a, \
+                        open(root("tests", "data", "fhir", "colorectal", name + ".json")) as b:
+                    self.assertEqual(a.read(), b.read(), name + ": regenerate with make_bundles.py")
+
     def test_shapes_exercised(self):
         docs = {}
         for n in COLORECTAL:

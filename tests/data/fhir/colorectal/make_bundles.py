@@ -205,6 +205,10 @@ STYLE = {"index_case": ("collection", "uuid"), "ras_wild_type": ("transaction", 
 
 
 def main():
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=HERE, help="where to write the bundles (default: next to this file)")
+    out = ap.parse_args().out
     for name, (plain, fn) in CASES.items():
         pid = json.load(open(os.path.join(HERE, "../../../../examples", plain)))["patient_id"]
         btype, style = STYLE[name]
@@ -214,7 +218,7 @@ def main():
         if btype == "prefetch":   # a CDS Hooks prefetch object: the patient, and a searchset of the rest
             doc = {"patient": b.entries[0]["resource"],
                    "records": {"resourceType": "Bundle", "type": "searchset", "entry": b.entries[1:]}}
-        with open(os.path.join(HERE, name + ".json"), "w") as f:
+        with open(os.path.join(out, name + ".json"), "w") as f:
             json.dump(doc, f, indent=1)
             f.write("\n")
         print(name, "<-", plain)
