@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "experiments.h"
 #include "server.h"
+#include "whatif.h"
 
 #define MAX_PLUGINS 8
 
@@ -46,6 +47,8 @@ static const char *const usage_eval =
   "      --plugin FILE       add a local-rules plugin (repeatable; may only tighten)\n"
   "  -f, --format text|json  output format (default: text on a terminal, else json)\n"
   "  -t, --trace             explain: branches taken, facts used, rules that blocked\n"
+  "  -w, --what-if           also: which values of each missing or unknown fact\n"
+  "                          (and each test panel) would change the plan\n"
   "      --memory BYTES      memory cap of the Lua state (default 64 MiB)\n"
   "      --instructions N    instruction budget per evaluation (default 5000000)\n"
   "  -h, --help              this help\n"
@@ -74,7 +77,7 @@ static const char *const usage_rules =
 typedef struct opts {
   const char *protocol, *format, *file;
   const char *plugins[MAX_PLUGINS];
-  int nplugins, trace;
+  int nplugins, trace, what_if;
   pw_limits lim;
 } opts;
 
@@ -91,12 +94,12 @@ static int parse(int argc, char **argv, const char *usage, opts *o) {
     {"protocol", required_argument, 0, 'p'}, {"plugin", required_argument, 0, 'P'},
     {"format", required_argument, 0, 'f'}, {"trace", no_argument, 0, 't'},
     {"memory", required_argument, 0, 'm'}, {"instructions", required_argument, 0, 'i'},
-    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"what-if", no_argument, 0, 'w'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   long long v;
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "p:f:th", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:f:twh", longs, NULL)) != -1) {
     switch (c) {
     case 'p': o->protocol = optarg; break;
     case 'P':
@@ -109,6 +112,7 @@ static int parse(int argc, char **argv, const char *usage, opts *o) {
       o->format = optarg;
       break;
     case 't': o->trace = 1; break;
+    case 'w': o->what_if = 1; break;
     case 'm':
       if ((v = pw_cmd_number(optarg)) < 65536) return bad_usage(usage, "--memory takes a byte count >= 65536, got '%s'", optarg);
       o->lim.memory = (size_t)v;
@@ -148,13 +152,15 @@ static int cmd_eval(int argc, char **argv) {
   if (!e) { pw_buf_free(&in); return code; }
   int json = o.format ? !strcmp(o.format, "json") : !isatty(STDOUT_FILENO);
   pw_error err;
-  pw_status rc = pw_engine_eval(e, in.data, in.len, o.trace ? PW_EVAL_TRACE : 0, json ? &out : NULL, &err);
+  unsigned flags = o.trace ? PW_EVAL_TRACE : 0;
+  pw_status rc = o.what_if ? pw_whatif_eval(e, in.data, in.len, flags, !json, NULL, &out, &err)
+                           : pw_engine_eval(e, in.data, in.len, flags, json ? &out : NULL, &err);
   if (rc != PW_OK) {
     fprintf(stderr, "pathwise: %s: %s\n", strcmp(o.file, "-") ? o.file : "stdin", err.msg);
     code = pw_cmd_exit_code(rc);
   } else {
     if (json) pw_buf_add(&out, "\n", 1);
-    else pw_engine_render_text(e, &out);
+    else if (!o.what_if) pw_engine_render_text(e, &out);
     code = write_out(&out);
   }
   pw_buf_free(&in);

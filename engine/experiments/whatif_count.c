@@ -1,0 +1,82 @@
+/*
+** whatif_count.c: what-if counts over a cohort (see whatif_count.h).
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "whatif_count.h"
+
+void exp_wicount_add(exp_wicount *c, const pw_whatif *w) {
+  char key[160];
+  c->cases++;
+  c->evaluations += (uint64_t)pw_whatif_evaluations(w);
+  c->microseconds += pw_whatif_elapsed_us(w);
+  for (int i = 0; i < pw_whatif_count(w); i++) {
+    const char *id = pw_whatif_id(w, i);
+    int impact = pw_whatif_impact(w, i);
+    exp_count_add(&c->explored, id, 1);
+    if (impact == PW_WI_NONE) continue;
+    exp_count_add(&c->changes, id, 1);
+    snprintf(key, sizeof key, "%s|%s", id, pw_whatif_impact_name(impact));
+    exp_count_add(&c->by_impact, key, 1);
+  }
+}
+
+void exp_wicount_merge(exp_wicount *dst, const exp_wicount *src) {
+  exp_count_merge(&dst->explored, &src->explored);
+  exp_count_merge(&dst->changes, &src->changes);
+  exp_count_merge(&dst->by_impact, &src->by_impact);
+  dst->cases += src->cases;
+  dst->evaluations += src->evaluations;
+  dst->microseconds += src->microseconds;
+}
+
+void exp_wicount_free(exp_wicount *c) {
+  exp_count_free(&c->explored);
+  exp_count_free(&c->changes);
+  exp_count_free(&c->by_impact);
+}
+
+static uint64_t impact_count(const exp_wicount *c, const char *id, int impact) {
+  char key[160];
+  snprintf(key, sizeof key, "%s|%s", id, pw_whatif_impact_name(impact));
+  return exp_count_get(&c->by_impact, key);
+}
+
+void exp_wicount_text(pw_buf *b, const exp_wicount *c) {
+  size_t n;
+  exp_count_entry *v = exp_count_sorted(&c->explored, &n);
+  double per = c->cases ? (double)c->evaluations / (double)c->cases : 0.0;
+  double us = c->cases ? (double)c->microseconds / (double)c->cases : 0.0;
+  pw_buf_addf(b, "what would change the plan (--what-if: %llu evaluations, %.1f and %.0f us per case):\n",
+              (unsigned long long)c->evaluations, per, us);
+  pw_buf_addf(b, "  %-24s %9s %9s %7s %9s %9s %9s\n", "fact or panel", "unknown", "changes", "%", "pathway", "regimen", "option");
+  if (n == 0) pw_buf_adds(b, "  (no case had a missing or unknown fact to try)\n");
+  for (size_t i = 0; i < n; i++) {
+    uint64_t ch = exp_count_get(&c->changes, v[i].key);
+    pw_buf_addf(b, "  %-24s %9llu %9llu %6.1f%% %9llu %9llu %9llu\n", v[i].key, (unsigned long long)v[i].n,
+                (unsigned long long)ch, exp_pct(ch, v[i].n),
+                (unsigned long long)impact_count(c, v[i].key, PW_WI_PATHWAY),
+                (unsigned long long)impact_count(c, v[i].key, PW_WI_REGIMEN),
+                (unsigned long long)impact_count(c, v[i].key, PW_WI_OPTION));
+  }
+  free(v);
+}
+
+void exp_wicount_json(pw_buf *b, const exp_wicount *c) {
+  size_t n;
+  exp_count_entry *v = exp_count_sorted(&c->explored, &n);
+  pw_buf_addf(b, "{\"cases\":%llu,\"evaluations\":%llu,\"microseconds\":%llu,\"facts\":{",
+              (unsigned long long)c->cases, (unsigned long long)c->evaluations, (unsigned long long)c->microseconds);
+  for (size_t i = 0; i < n; i++) {
+    if (i) pw_buf_adds(b, ",");
+    pw_buf_json_str(b, v[i].key);
+    pw_buf_addf(b, ":{\"unknown\":%llu,\"changes\":%llu,\"pathway\":%llu,\"regimen\":%llu,\"option\":%llu}",
+                (unsigned long long)v[i].n, (unsigned long long)exp_count_get(&c->changes, v[i].key),
+                (unsigned long long)impact_count(c, v[i].key, PW_WI_PATHWAY),
+                (unsigned long long)impact_count(c, v[i].key, PW_WI_REGIMEN),
+                (unsigned long long)impact_count(c, v[i].key, PW_WI_OPTION));
+  }
+  pw_buf_adds(b, "}}");
+  free(v);
+}
