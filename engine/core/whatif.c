@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "facts.h"
 #include "knowledge.h"
 #include "resultdiff.h"
 #include "whatif.h"
@@ -26,7 +27,7 @@ typedef struct wi_val { const char *key, *json; } wi_val;
 typedef struct wi_spec {
   const char *path, *name;   /* name: short, in a panel's value keys */
   int null_is_value;         /* JSON null is a value (no surgery planned), not unknown */
-  int nvals;
+  int nvals;                 /* 0: every name the facts schema lists (but "unknown") */
   wi_val vals[MAX_VALS];
 } wi_spec;
 
@@ -36,12 +37,12 @@ enum {
 };
 
 #define BOOLS 2, {{"true", "true"}, {"false", "false"}}
-#define MOL 2, {{"wild_type", "\"wild_type\""}, {"mutant", "\"mutant\""}}
 #define GRADES 5, {{"0", "0"}, {"1", "1"}, {"2", "2"}, {"3", "3"}, {"4", "4"}}
 #define FOLFOX(o) "[{\"name\":\"FOLFOX\",\"line\":1,\"outcome\":\"" o "\"}]"
 
-/* Fixed order: facts are explored, and values tried, in this order. Numbers
-** take the values the protocol and the kernel tell apart: every ECOG and
+/* Fixed order: facts are explored, and values tried, in this order. An enum
+** takes every value the facts schema (facts_schema.c) lists; numbers take
+** the values the protocol and the kernel tell apart: every ECOG and
 ** neuropathy grade, surgery within 42 days (30) or later (60) or none. */
 static const wi_spec specs[NSPECS] = {
   {"ecog", "ecog", 0, GRADES},
@@ -49,8 +50,7 @@ static const wi_spec specs[NSPECS] = {
   {"prior_regimens", "prior_regimens", 0, 4,
    {{"folfox_progression", FOLFOX("progression")}, {"folfox_intolerance", FOLFOX("intolerance")},
     {"folfox_ongoing", FOLFOX("ongoing")}, {"none", "[]"}}},
-  {"primary.site", "site", 0, 3, {{"rectum", "\"rectum\""}, {"colon_left", "\"colon_left\""},
-                                   {"colon_right", "\"colon_right\""}}},
+  {"primary.site", "site", 0, 0, {{0}}},
   {"primary.resected", "resected", 0, BOOLS},
   {"primary.prior_pelvic_radiation", "prior_pelvic_radiation", 0, BOOLS},
   {"primary.symptoms", "primary_symptoms", 0, 4,
@@ -58,10 +58,10 @@ static const wi_spec specs[NSPECS] = {
     {"intractable_pain", "[\"intractable_pain\"]"}}},
   {"neuropathy.grade", "neuropathy_grade", 0, GRADES},
   {"neuropathy.persistent", "neuropathy_persistent", 0, BOOLS},
-  {"molecular.kras", "kras", 0, MOL},
-  {"molecular.nras", "nras", 0, MOL},
-  {"molecular.braf_v600e", "braf_v600e", 0, MOL},
-  {"molecular.msi", "msi", 0, 2, {{"msi_high", "\"msi_high\""}, {"mss", "\"mss\""}}},
+  {"molecular.kras", "kras", 0, 0, {{0}}},
+  {"molecular.nras", "nras", 0, 0, {{0}}},
+  {"molecular.braf_v600e", "braf_v600e", 0, 0, {{0}}},
+  {"molecular.msi", "msi", 0, 0, {{0}}},
   {"planned_surgery_in_days", "surgery", 1, 3, {{"none", "null"}, {"30", "30"}, {"60", "60"}}},
   {"prior_radiation_sites", "prior_radiation_sites", 0, 2, {{"none", "[]"}, {"groin", "[\"groin\"]"}}},
 };
@@ -94,6 +94,7 @@ typedef struct wi_entry {
   const char *test;          /* one fact: the test the missing list names */
   int listed;                /* one fact: in the patient's missing list */
   int impact, v0, nv;
+  int nerr;                  /* values whose evaluation failed: never "no change" */
 } wi_entry;
 
 typedef struct wi_skip { const char *fact, *reason; } wi_skip;
@@ -115,6 +116,22 @@ struct pw_whatif {
 };
 
 static const char *const impact_names[] = {"none", "option", "regimen", "pathway"};
+/* The values of spec s: its own list, or the names of its enum in the schema. */
+static int nvals(int s) {
+  if (specs[s].nvals) return specs[s].nvals;
+  const pw_field *f = pw_facts_field(specs[s].path);
+  int n = f && f->kind == PW_FK_ENUM ? f->nnames - (f->unknown_name != 0) : 0;
+  return n < MAX_VALS ? n : MAX_VALS;
+}
+
+static const char *val_key(int s, int j) {
+  if (specs[s].nvals) return specs[s].vals[j].key;
+  const pw_field *f = pw_facts_field(specs[s].path);
+  for (int i = 0; i < f->nnames; i++)
+    if (i + 1 != f->unknown_name && j-- == 0) return f->names[i];
+  return "?";
+}
+
 const char *pw_whatif_impact_name(int impact) { return impact_names[impact & 3]; }
 
 pw_whatif *pw_whatif_new(void) {
@@ -278,7 +295,10 @@ static pw_status push_values(pw_whatif *w, pw_engine *e, pw_error *err) {
   pw_buf_adds(b, "{\"v\":[");
   for (int s = 0; s < NSPECS; s++) {
     pw_buf_adds(b, s ? ",[" : "[");
-    for (int j = 0; j < specs[s].nvals; j++) pw_buf_addf(b, "%s%s", j ? "," : "", specs[s].vals[j].json);
+    for (int j = 0; j < nvals(s); j++) {
+      if (specs[s].nvals) pw_buf_addf(b, "%s%s", j ? "," : "", specs[s].vals[j].json);
+      else pw_buf_addf(b, "%s\"%s\"", j ? "," : "", val_key(s, j));   /* schema names are plain */
+    }
     pw_buf_adds(b, "]");
   }
   pw_buf_adds(b, "]}");
@@ -500,14 +520,14 @@ static void record_error(pw_whatif *w, wi_value *v, pw_status rc, const pw_error
 
 static int combos(const wi_entry *en) {
   int n = 1;
-  for (int d = 0; d < en->ndims; d++) n *= specs[en->dims[d]].nvals;
+  for (int d = 0; d < en->ndims; d++) n *= nvals(en->dims[d]);
   return n;
 }
 
 /* Combination c (the first dimension varies slowest) into v->combo. */
 static void decode_combo(const wi_entry *en, int c, wi_value *v) {
   for (int d = en->ndims - 1; d >= 0; d--) {
-    int nv = specs[en->dims[d]].nvals;
+    int nv = nvals(en->dims[d]);
     v->combo[d] = c % nv;
     c /= nv;
   }
@@ -533,7 +553,7 @@ static pw_status explore_entry(pw_whatif *w, pw_engine *e, wi_entry *en, int fac
       return rc;
     }
     if (rc == PW_OK) record_diff(w, en, v, pw_engine_result(e));
-    else record_error(w, v, rc, &verr);
+    else record_error(w, v, rc, &verr), en->nerr++;
     if (v->impact > en->impact) en->impact = v->impact;
   }
   en->nv = n;
@@ -644,14 +664,13 @@ static int cube_in_group(const pw_whatif *w, const wi_entry *en, const unsigned 
 static void cube_text(pw_buf *b, const wi_entry *en, const unsigned *cube) {
   int any = 0;
   for (int d = 0; d < en->ndims; d++) {
-    const wi_spec *sp = &specs[en->dims[d]];
-    int n = 0, k = 0;
-    for (int j = 0; j < sp->nvals; j++) n += (cube[d] >> j) & 1;
-    if (en->ndims > 1 && n == sp->nvals) continue;   /* any value */
+    int s = en->dims[d], n = 0, k = 0;
+    for (int j = 0; j < nvals(s); j++) n += (cube[d] >> j) & 1;
+    if (en->ndims > 1 && n == nvals(s)) continue;   /* any value */
     pw_buf_adds(b, any++ ? ", " : "");
-    if (en->ndims > 1) pw_buf_addf(b, "%s ", sp->name);
-    for (int j = 0; j < sp->nvals; j++)
-      if ((cube[d] >> j) & 1) pw_buf_addf(b, "%s%s", !k++ ? "" : k == n ? " or " : ", ", sp->vals[j].key);
+    if (en->ndims > 1) pw_buf_addf(b, "%s ", specs[s].name);
+    for (int j = 0; j < nvals(s); j++)
+      if ((cube[d] >> j) & 1) pw_buf_addf(b, "%s%s", !k++ ? "" : k == n ? " or " : ", ", val_key(s, j));
   }
   if (!any) pw_buf_adds(b, "any result");
 }
@@ -669,7 +688,7 @@ static void entry_groups(pw_buf *b, const pw_whatif *w, const wi_entry *en) {
       unsigned cube[MAX_DIMS];
       for (int d = 0; d < en->ndims; d++) cube[d] = 1u << g->combo[d];
       for (int d = 0; d < en->ndims; d++)
-        for (int j = 0; j < specs[en->dims[d]].nvals; j++) {
+        for (int j = 0; j < nvals(en->dims[d]); j++) {
           unsigned was = cube[d];
           cube[d] |= 1u << j;
           if (cube[d] != was && !cube_in_group(w, en, cube, g)) cube[d] = was;
@@ -704,7 +723,7 @@ static void list_entries(pw_buf *b, const pw_whatif *w, int kind, const char *he
   int k = 0;
   for (int r = 0; r < w->nent; r++) {
     const wi_entry *en = &w->ent[w->rank[r]];
-    if (en->impact != PW_WI_NONE) continue;
+    if (en->impact != PW_WI_NONE || en->nerr) continue;
     int is = en->panel >= 0 ? 2 : panel_changes(w, en);
     if (is != kind) continue;
     pw_buf_adds(b, k++ ? ", " : head);
@@ -725,16 +744,17 @@ void pw_whatif_text(const pw_whatif *w, pw_buf *b) {
   pw_buf_addf(b, "\nWHAT WOULD CHANGE THE PLAN (%d evaluations, %.2f ms)\n", w->evals, (double)w->elapsed_us / 1000.0);
   for (int r = 0; r < w->nent; r++) {
     const wi_entry *en = &w->ent[w->rank[r]];
-    if (en->impact == PW_WI_NONE) continue;
+    if (en->impact == PW_WI_NONE && !en->nerr) continue;
     pw_buf_addf(b, "  %d. ", ++changing);
     entry_label(b, en);
     entry_how(b, en);
-    pw_buf_addf(b, ": changes %s\n", impact_phrase[en->impact]);
+    if (en->impact != PW_WI_NONE) pw_buf_addf(b, ": changes %s", impact_phrase[en->impact]);
+    pw_buf_adds(b, en->nerr ? (en->impact ? "; cannot tell for some values\n" : ": cannot tell for some values\n") : "\n");
     entry_groups(b, w, en);
   }
   if (!w->nent) pw_buf_adds(b, "  No missing or unknown fact that pathwise can try: nothing to explore.\n");
   else if (!changing) pw_buf_adds(b, "  No pending result or missing fact changes the plan for this patient.\n");
-  list_entries(b, w, 0, "  No change whatever the result: ");
+  list_entries(b, w, 0, "  No change whatever the result (other facts as recorded): ");
   list_entries(b, w, 1, "  No change alone, only in combination (panels above): ");
   list_entries(b, w, 2, "  No change from any combination: ");
   for (int i = 0; i < w->nskip; i++)
@@ -746,9 +766,8 @@ void pw_whatif_text(const pw_whatif *w, pw_buf *b) {
 static void value_key(pw_buf *b, const wi_entry *en, const wi_value *v) {
   pw_buf_adds(b, "\"");
   for (int d = 0; d < en->ndims; d++) {
-    const wi_spec *sp = &specs[en->dims[d]];
-    if (en->ndims > 1) pw_buf_addf(b, "%s%s=", d ? "," : "", sp->name);
-    pw_buf_adds(b, sp->vals[v->combo[d]].key);
+    if (en->ndims > 1) pw_buf_addf(b, "%s%s=", d ? "," : "", specs[en->dims[d]].name);
+    pw_buf_adds(b, val_key(en->dims[d], v->combo[d]));
   }
   pw_buf_adds(b, "\":");
 }
@@ -769,8 +788,8 @@ static void entry_json(pw_buf *b, const pw_whatif *w, const wi_entry *en, int ra
   }
   pw_buf_adds(b, "],\"test\":");
   pw_buf_json_str(b, en->test);
-  pw_buf_addf(b, ",\"listed_missing\":%s,\"impact\":\"%s\",\"rank\":%d,\"evaluations\":%d,\"values\":{",
-              en->listed ? "true" : "false", impact_names[en->impact], rank_no, en->nv);
+  pw_buf_addf(b, ",\"listed_missing\":%s,\"impact\":\"%s\",\"rank\":%d,\"evaluations\":%d,\"errors\":%d,\"values\":{",
+              en->listed ? "true" : "false", impact_names[en->impact], rank_no, en->nv, en->nerr);
   for (int i = 0; i < en->nv; i++) {
     const wi_value *v = &w->val[en->v0 + i];
     if (i) pw_buf_adds(b, ",");
@@ -787,7 +806,7 @@ void pw_whatif_json(const pw_whatif *w, pw_buf *b) {
   pw_buf_adds(b, "],\"changes_nothing\":[");
   for (int r = 0, k = 0; r < w->nent; r++) {
     const wi_entry *en = &w->ent[w->rank[r]];
-    if (en->impact == PW_WI_NONE && !(en->panel < 0 && panel_changes(w, en)))
+    if (en->impact == PW_WI_NONE && !en->nerr && !(en->panel < 0 && panel_changes(w, en)))
       pw_buf_addf(b, "%s\"%s\"", k++ ? "," : "", en->id);
   }
   pw_buf_adds(b, "],\"facts\":{");
