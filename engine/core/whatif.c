@@ -602,11 +602,9 @@ pw_status pw_whatif_run(pw_whatif *w, pw_engine *e, int facts_idx, unsigned flag
   if (rc != PW_OK) return rc;
   if (copy_result(&w->base, pw_engine_result(e)) || !lua_checkstack(L, 2 * MAX_DIMS + 16))
     return fail(err, PW_EMEMORY, "what-if: out of memory");
-  rc = push_values(w, e, err);
-  if (rc == PW_OK) {
-    find_entries(w, L, facts);
-    rc = explore(w, e, facts, lua_gettop(L), err);
-  }
+  find_entries(w, L, facts);
+  if (w->nent) rc = push_values(w, e, err);
+  if (w->nent && rc == PW_OK) rc = explore(w, e, facts, lua_gettop(L), err);
   lua_settop(L, top);
   if (rc == PW_OK) rc = pw_engine_eval_table(e, facts, 0, flags, result_json, err);   /* the patient's own, again */
   rank(w);
@@ -753,7 +751,8 @@ void pw_whatif_text(const pw_whatif *w, pw_buf *b) {
     entry_groups(b, w, en);
   }
   if (!w->nent) pw_buf_adds(b, "  No missing or unknown fact that pathwise can try: nothing to explore.\n");
-  else if (!changing) pw_buf_adds(b, "  No pending result or missing fact changes the plan for this patient.\n");
+  else if (!changing && !w->nskip) pw_buf_adds(b, "  No pending result or missing fact changes the plan for this patient.\n");
+  else if (!changing) pw_buf_adds(b, "  None of the facts tried changes the plan; the facts not explored (below) may.\n");
   list_entries(b, w, 0, "  No change whatever the result (other facts as recorded): ");
   list_entries(b, w, 1, "  No change alone, only in combination (panels above): ");
   list_entries(b, w, 2, "  No change from any combination: ");

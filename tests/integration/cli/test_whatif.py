@@ -176,6 +176,18 @@ class Answers(unittest.TestCase):
         self.assertIn("nothing to explore", section(out))
         self.assertEqual(what_if(case("nothing_to_try"))["what_if"]["evaluations"], 0)
 
+    def test_missing_facts_without_values_are_named_not_dismissed(self):
+        r = what_if(case("history_incomplete"))
+        self.assertEqual({m["fact"] for m in r["missing"]}, {"prior_regimens", "metastases"})
+        w = r["what_if"]
+        self.assertEqual([x["fact"] for x in w["not_explored"]], ["prior_regimens", "metastases"])
+        self.assertNotIn("prior_regimens", w["facts"])
+        code, out, _ = run("eval", "--what-if", "--format", "text", case("history_incomplete"))
+        sec = section(out)
+        self.assertNotIn("No pending result", sec)
+        self.assertIn("the facts not explored (below) may", sec)
+        self.assertIn("Not explored: prior_regimens", sec)
+
     def test_surgery_date_changes_the_regimen_with_the_same_plugins(self):
         s = what_if(case("surgery_unknown"))["what_if"]["facts"]["planned_surgery_in_days"]
         self.assertEqual(s["impact"], "regimen")
