@@ -48,18 +48,20 @@ void exp_wicount_text(pw_buf *b, const exp_wicount *c) {
   exp_count_entry *v = exp_count_sorted(&c->explored, &n);
   double per = c->cases ? (double)c->evaluations / (double)c->cases : 0.0;
   double us = c->cases ? (double)c->microseconds / (double)c->cases : 0.0;
-  pw_buf_addf(b, "what would change the plan (--what-if: %llu evaluations, %.1f and %.0f us per case):\n",
+  pw_buf_addf(b, "what would change the plan (--what-if: %llu evaluations; per case %.1f evaluations, %.0f us):\n",
               (unsigned long long)c->evaluations, per, us);
-  pw_buf_addf(b, "  %-24s %9s %9s %7s %9s %9s %9s\n", "fact or panel", "unknown", "changes", "%", "pathway", "regimen", "option");
+  pw_buf_addf(b, "  %-30s %9s %9s %7s %9s %9s %9s\n", "fact or panel", "unknown", "changes", "%", "pathway", "regimen", "option");
   if (n == 0) pw_buf_adds(b, "  (no case had a missing or unknown fact to try)\n");
   for (size_t i = 0; i < n; i++) {
     uint64_t ch = exp_count_get(&c->changes, v[i].key);
-    pw_buf_addf(b, "  %-24s %9llu %9llu %6.1f%% %9llu %9llu %9llu\n", v[i].key, (unsigned long long)v[i].n,
+    pw_buf_addf(b, "  %-30s %9llu %9llu %6.1f%% %9llu %9llu %9llu\n", v[i].key, (unsigned long long)v[i].n,
                 (unsigned long long)ch, exp_pct(ch, v[i].n),
                 (unsigned long long)impact_count(c, v[i].key, PW_WI_PATHWAY),
                 (unsigned long long)impact_count(c, v[i].key, PW_WI_REGIMEN),
                 (unsigned long long)impact_count(c, v[i].key, PW_WI_OPTION));
   }
+  if (n) pw_buf_adds(b, "  (unknown: cases where it was missing or unknown; changes: of those, the cases where\n"
+                        "   some value would change the plan, counted under its largest impact)\n");
   free(v);
 }
 
