@@ -20,20 +20,22 @@
 
 /* ---- the catalogue: facts pathwise can try, and their values ---- */
 
-#define MAX_VALS 6
+#define MAX_VALS 8
 #define MAX_DIMS 4
 
 typedef struct wi_val { const char *key, *json; } wi_val;
 typedef struct wi_spec {
   const char *path, *name;   /* name: short, in a panel's value keys */
   int null_is_value;         /* JSON null is a value (no surgery planned), not unknown */
-  int nvals;                 /* 0: every name the facts schema lists (but "unknown") */
+  int nvals;                 /* 0: from the facts schema: an enum's names (but "unknown"),
+                                a set's "none" ([]) and each name alone */
   wi_val vals[MAX_VALS];
 } wi_spec;
 
 enum {
-  S_ECOG, S_METASTATIC, S_REGIMENS, S_SITE, S_RESECTED, S_PELVIC_RT, S_PSYMPTOMS, S_NEURO_GRADE,
-  S_NEURO_PERSISTENT, S_KRAS, S_NRAS, S_BRAF, S_MSI, S_SURGERY, S_RT_SITES, NSPECS
+  S_ECOG, S_METASTATIC, S_REGIMENS, S_OUTCOME, S_SITE, S_RESECTED, S_PELVIC_RT, S_PSYMPTOMS,
+  S_NEURO_GRADE, S_NEURO_PERSISTENT, S_KRAS, S_NRAS, S_BRAF, S_MSI, S_SURGERY, S_RT_SITES,
+  S_MSYMPTOMS, NSPECS
 };
 
 #define BOOLS 2, {{"true", "true"}, {"false", "false"}}
@@ -50,12 +52,11 @@ static const wi_spec specs[NSPECS] = {
   {"prior_regimens", "prior_regimens", 0, 4,
    {{"folfox_progression", FOLFOX("progression")}, {"folfox_intolerance", FOLFOX("intolerance")},
     {"folfox_ongoing", FOLFOX("ongoing")}, {"none", "[]"}}},
+  {"prior_regimens[].outcome", "outcome", 0, 0, {{0}}},   /* each record whose outcome is unknown */
   {"primary.site", "site", 0, 0, {{0}}},
   {"primary.resected", "resected", 0, BOOLS},
   {"primary.prior_pelvic_radiation", "prior_pelvic_radiation", 0, BOOLS},
-  {"primary.symptoms", "primary_symptoms", 0, 4,
-   {{"none", "[]"}, {"bleeding", "[\"bleeding\"]"}, {"obstruction", "[\"obstruction\"]"},
-    {"intractable_pain", "[\"intractable_pain\"]"}}},
+  {"primary.symptoms", "primary_symptoms", 0, 0, {{0}}},
   {"neuropathy.grade", "neuropathy_grade", 0, GRADES},
   {"neuropathy.persistent", "neuropathy_persistent", 0, BOOLS},
   {"molecular.kras", "kras", 0, 0, {{0}}},
@@ -64,6 +65,7 @@ static const wi_spec specs[NSPECS] = {
   {"molecular.msi", "msi", 0, 0, {{0}}},
   {"planned_surgery_in_days", "surgery", 1, 3, {{"none", "null"}, {"30", "30"}, {"60", "60"}}},
   {"prior_radiation_sites", "prior_radiation_sites", 0, 2, {{"none", "[]"}, {"groin", "[\"groin\"]"}}},
+  {"metastases[].symptoms", "symptoms", 0, 0, {{0}}},     /* each metastasis whose symptoms are unknown */
 };
 
 /* Tests ordered together: every combination of the members that are unknown. */
@@ -73,7 +75,7 @@ static const wi_panel panels[] = {
   {"panel.molecular", "molecular panel", 4, {S_KRAS, S_NRAS, S_BRAF, S_MSI}},
 };
 #define NPANELS ((int)(sizeof panels / sizeof panels[0]))
-#define MAX_ENTRIES (NSPECS + NPANELS)
+#define MAX_ENTRIES 64
 #define MAX_SKIPS 32
 
 /* ---- state of one run ---- */
@@ -86,8 +88,9 @@ typedef struct wi_value {
 } wi_value;
 
 typedef struct wi_entry {
-  const char *id;
+  char id[48];               /* fact path ("metastases[1].symptoms") or panel id */
   int panel;                 /* index in panels, -1 for one fact */
+  int elem;                  /* a list's record (0-based) for a "list[].field" spec, else -1 */
   int ndims, dims[MAX_DIMS]; /* spec indices */
   const char *orders[MAX_DIMS];
   int norders;
@@ -97,7 +100,7 @@ typedef struct wi_entry {
   int nerr;                  /* values whose evaluation failed: never "no change" */
 } wi_entry;
 
-typedef struct wi_skip { const char *fact, *reason; } wi_skip;
+typedef struct wi_skip { char fact[48]; const char *reason; } wi_skip;
 
 struct pw_whatif {
   pw_result base;            /* the patient's own result (copied) */
@@ -120,16 +123,26 @@ static const char *const impact_names[] = {"none", "option", "regimen", "pathway
 static int nvals(int s) {
   if (specs[s].nvals) return specs[s].nvals;
   const pw_field *f = pw_facts_field(specs[s].path);
-  int n = f && f->kind == PW_FK_ENUM ? f->nnames - (f->unknown_name != 0) : 0;
+  int n = !f ? 0 : f->kind == PW_FK_ENUM ? f->nnames - (f->unknown_name != 0) : f->kind == PW_FK_SET ? 1 + f->nnames : 0;
   return n < MAX_VALS ? n : MAX_VALS;
 }
 
 static const char *val_key(int s, int j) {
   if (specs[s].nvals) return specs[s].vals[j].key;
   const pw_field *f = pw_facts_field(specs[s].path);
+  if (f->kind == PW_FK_SET) return j ? f->names[j - 1] : "none";
   for (int i = 0; i < f->nnames; i++)
     if (i + 1 != f->unknown_name && j-- == 0) return f->names[i];
   return "?";
+}
+
+/* The value as JSON text, into buf. */
+static const char *val_json(int s, int j, char *buf, size_t n) {
+  if (specs[s].nvals) return specs[s].vals[j].json;
+  const pw_field *f = pw_facts_field(specs[s].path);
+  if (f->kind == PW_FK_SET) snprintf(buf, n, j ? "[\"%s\"]" : "[]", val_key(s, j));
+  else snprintf(buf, n, "\"%s\"", val_key(s, j));   /* schema names are plain */
+  return buf;
 }
 
 const char *pw_whatif_impact_name(int impact) { return impact_names[impact & 3]; }
@@ -206,20 +219,38 @@ static int copy_result(pw_result *d, const pw_result *s) {
 
 /* ---- reading and writing the facts table (raw access only) ---- */
 
-/* "molecular.kras" -> parent "molecular", leaf "kras"; "ecog" -> "", "ecog". */
+/* "molecular.kras" -> parent "molecular", leaf "kras"; "ecog" -> "", "ecog";
+** "metastases[].symptoms" -> parent "metastases" (a list), leaf "symptoms". */
 static const char *split(const char *path, char *parent, size_t n) {
   const char *dot = strchr(path, '.');
   if (!dot) { parent[0] = '\0'; return path; }
-  snprintf(parent, n, "%.*s", (int)(dot - path), path);
+  size_t l = (size_t)(dot - path);
+  if (l >= 2 && dot[-2] == '[' && dot[-1] == ']') l -= 2;
+  snprintf(parent, n, "%.*s", (int)l, path);
   return dot + 1;
 }
 
-/* Is the fact absent, "unknown" or (unless null is a value) null? */
-static int is_unknown(lua_State *L, int facts, const wi_spec *sp) {
+/* Push record elem (0-based) of list `name`; 0, or -1 (nothing pushed)
+** when there is no such record. */
+static int push_record(lua_State *L, int facts, const char *name, int elem) {
+  lua_pushstring(L, name);
+  if (lua_rawget(L, facts) != LUA_TTABLE) { lua_pop(L, 1); return -1; }
+  int t = lua_rawgeti(L, -1, elem + 1);
+  lua_remove(L, -2);
+  if (t != LUA_TTABLE) { lua_pop(L, 1); return -1; }
+  return 0;
+}
+
+/* Is the fact (of record elem, for a list's field) absent, "unknown" or
+** (unless null is a value) null? */
+static int is_unknown(lua_State *L, int facts, const wi_spec *sp, int elem) {
   char parent[32];
   const char *leaf = split(sp->path, parent, sizeof parent);
   int top = lua_gettop(L), t = facts, unknown;
-  if (parent[0]) {
+  if (elem >= 0) {
+    if (push_record(L, facts, parent, elem)) return 0;
+    t = lua_gettop(L);
+  } else if (parent[0]) {
     lua_pushstring(L, parent);
     if (lua_rawget(L, facts) != LUA_TTABLE) { lua_settop(L, top); return 1; }
     t = lua_gettop(L);
@@ -232,14 +263,20 @@ static int is_unknown(lua_State *L, int facts, const wi_spec *sp) {
   return unknown;
 }
 
-/* Set spec s to its value j (from the decoded values list at V). Pushes two
-** slots for restore_value: the parent as it was, the value as it was.
-** Returns 1 when the parent was not a table and was replaced by one. */
-static int set_value(lua_State *L, int facts, int V, int s, int j) {
+/* Set dimension d of entry en to its value j (from the decoded values list
+** at V). Pushes two slots for restore_value: the parent as it was, the
+** value as it was. Returns 1 when the parent was not a table and was
+** replaced by one. A list's record always exists (find_entries checked). */
+static int set_value(lua_State *L, int facts, int V, const wi_entry *en, int d, int j) {
+  int s = en->dims[d];
   char parent[32];
   const char *leaf = split(specs[s].path, parent, sizeof parent);
   int replaced = 0, t = facts;
-  if (parent[0]) {
+  if (en->elem >= 0) {
+    lua_pushnil(L);                              /* slot 1: unused */
+    push_record(L, facts, parent, en->elem);
+    t = lua_gettop(L);
+  } else if (parent[0]) {
     lua_pushstring(L, parent);
     if (lua_rawget(L, facts) != LUA_TTABLE) {   /* slot 1 */
       lua_pushstring(L, parent);
@@ -260,13 +297,13 @@ static int set_value(lua_State *L, int facts, int V, int s, int j) {
   lua_rawgeti(L, -1, j + 1);
   lua_remove(L, -2);
   lua_rawset(L, t);
-  if (parent[0]) lua_remove(L, t);
+  if (t != facts) lua_remove(L, t);
   return replaced;
 }
 
-static void restore_value(lua_State *L, int facts, int s, int replaced) {
+static void restore_value(lua_State *L, int facts, const wi_entry *en, int d, int replaced) {
   char parent[32];
-  const char *leaf = split(specs[s].path, parent, sizeof parent);
+  const char *leaf = split(specs[en->dims[d]].path, parent, sizeof parent);
   if (!parent[0]) {
     lua_pushstring(L, leaf);
     lua_pushvalue(L, -2);
@@ -276,8 +313,8 @@ static void restore_value(lua_State *L, int facts, int s, int replaced) {
     lua_pushvalue(L, -3);
     lua_rawset(L, facts);
   } else {
-    lua_pushstring(L, parent);
-    lua_rawget(L, facts);
+    if (en->elem >= 0) push_record(L, facts, parent, en->elem);
+    else { lua_pushstring(L, parent); lua_rawget(L, facts); }
     lua_pushstring(L, leaf);
     lua_pushvalue(L, -3);
     lua_rawset(L, -3);
@@ -296,8 +333,8 @@ static pw_status push_values(pw_whatif *w, pw_engine *e, pw_error *err) {
   for (int s = 0; s < NSPECS; s++) {
     pw_buf_adds(b, s ? ",[" : "[");
     for (int j = 0; j < nvals(s); j++) {
-      if (specs[s].nvals) pw_buf_addf(b, "%s%s", j ? "," : "", specs[s].vals[j].json);
-      else pw_buf_addf(b, "%s\"%s\"", j ? "," : "", val_key(s, j));   /* schema names are plain */
+      char tmp[80];
+      pw_buf_addf(b, "%s%s", j ? "," : "", val_json(s, j, tmp, sizeof tmp));
     }
     pw_buf_adds(b, "]");
   }
@@ -321,7 +358,7 @@ static const pw_missing *missing_of(const pw_result *r, const char *fact) {
 
 static int single_of(const pw_whatif *w, int s) {
   for (int i = 0; i < w->nent; i++)
-    if (w->ent[i].panel < 0 && w->ent[i].dims[0] == s) return i;
+    if (w->ent[i].panel < 0 && w->ent[i].elem < 0 && w->ent[i].dims[0] == s) return i;
   return -1;
 }
 
@@ -333,15 +370,18 @@ static void add_order(wi_entry *en, const char *order) {
 }
 
 static void add_skip(pw_whatif *w, const char *fact, const char *reason) {
-  if (w->nskip < MAX_SKIPS) w->skip[w->nskip++] = (wi_skip){fact, reason};
+  if (w->nskip == MAX_SKIPS) return;
+  snprintf(w->skip[w->nskip].fact, sizeof w->skip[0].fact, "%s", fact);
+  w->skip[w->nskip++].reason = reason;
 }
 
 static void add_panels(pw_whatif *w) {
   int prev[MAX_DIMS], nprev = -1;
-  for (int p = 0; p < NPANELS; p++) {
+  for (int p = 0; p < NPANELS && w->nent < MAX_ENTRIES; p++) {
     wi_entry en = {0};
-    en.id = panels[p].id;
+    snprintf(en.id, sizeof en.id, "%s", panels[p].id);
     en.panel = p;
+    en.elem = -1;
     for (int k = 0; k < panels[p].n; k++) {
       int i = single_of(w, panels[p].members[k]);
       if (i < 0) continue;
@@ -356,29 +396,60 @@ static void add_panels(pw_whatif *w) {
   }
 }
 
+/* One fact to try: spec s, of record elem of its list (or -1). */
+static void add_single(pw_whatif *w, int s, int elem) {
+  char parent[32];
+  split(specs[s].path, parent, sizeof parent);
+  if (w->nent == MAX_ENTRIES) {
+    add_skip(w, specs[s].path, "over the limit of facts per patient");
+    return;
+  }
+  wi_entry *en = &w->ent[w->nent++];
+  memset(en, 0, sizeof *en);
+  if (elem < 0) snprintf(en->id, sizeof en->id, "%s", specs[s].path);
+  else snprintf(en->id, sizeof en->id, "%s[%d].%s", parent, elem, strchr(specs[s].path, '.') + 1);
+  en->panel = -1;
+  en->elem = elem;
+  en->ndims = 1;
+  en->dims[0] = s;
+  const pw_missing *m = missing_of(&w->base, elem < 0 ? specs[s].path : parent);
+  if (m) {
+    en->listed = 1;
+    en->test = m->test;
+    add_order(en, m->order);
+  }
+}
+
+/* Is a missing fact covered by an entry (itself, or a field of one of its records)? */
+static int covered(const pw_whatif *w, const char *fact) {
+  size_t n = strlen(fact);
+  for (int i = 0; i < w->nent; i++)
+    if (!strcmp(w->ent[i].id, fact) || (!strncmp(w->ent[i].id, fact, n) && w->ent[i].id[n] == '[')) return 1;
+  return 0;
+}
+
 static void find_entries(pw_whatif *w, lua_State *L, int facts) {
   for (int s = 0; s < NSPECS; s++) {
-    if (!is_unknown(L, facts, &specs[s])) continue;
-    wi_entry *en = &w->ent[w->nent++];
-    memset(en, 0, sizeof *en);
-    en->id = specs[s].path;
-    en->panel = -1;
-    en->ndims = 1;
-    en->dims[0] = s;
-    const pw_missing *m = missing_of(&w->base, specs[s].path);
-    if (m) {
-      en->listed = 1;
-      en->test = m->test;
-      add_order(en, m->order);
+    char parent[32];
+    split(specs[s].path, parent, sizeof parent);
+    if (!strstr(specs[s].path, "[]")) {
+      if (is_unknown(L, facts, &specs[s], -1)) add_single(w, s, -1);
+      continue;
     }
+    lua_pushstring(L, parent);
+    int n = lua_rawget(L, facts) == LUA_TTABLE ? (int)lua_rawlen(L, -1) : 0;
+    lua_pop(L, 1);
+    for (int i = 0; i < n; i++)
+      if (is_unknown(L, facts, &specs[s], i)) add_single(w, s, i);
   }
   add_panels(w);
   for (int i = 0; i < w->base.missing.n; i++) {
     const char *fact = w->base.missing.v[i].fact;
     int s = 0;
     while (s < NSPECS && strcmp(specs[s].path, fact)) s++;
+    if (covered(w, fact)) continue;
     if (s == NSPECS) add_skip(w, fact, "no values to try for this fact");
-    else if (single_of(w, s) < 0) add_skip(w, fact, "recorded but incomplete: values are tried only for a fact that is absent or unknown");
+    else add_skip(w, fact, "recorded but incomplete: values are tried only for a fact that is absent or unknown");
   }
 }
 
@@ -542,12 +613,12 @@ static pw_status explore_entry(pw_whatif *w, pw_engine *e, wi_entry *en, int fac
     int replaced[MAX_DIMS], top = lua_gettop(L);
     memset(v, 0, sizeof *v);
     decode_combo(en, c, v);
-    for (int d = 0; d < en->ndims; d++) replaced[d] = set_value(L, facts, V, en->dims[d], v->combo[d]);
+    for (int d = 0; d < en->ndims; d++) replaced[d] = set_value(L, facts, V, en, d, v->combo[d]);
     pw_error verr;
     pw_status rc = pw_engine_eval_table(e, facts, 0, 0, NULL, &verr);
     w->evals++;
     lua_settop(L, top + 2 * en->ndims);
-    for (int d = en->ndims - 1; d >= 0; d--) restore_value(L, facts, en->dims[d], replaced[d]);
+    for (int d = en->ndims - 1; d >= 0; d--) restore_value(L, facts, en, d, replaced[d]);
     if (rc == PW_EMEMORY || rc == PW_EINTERNAL) {
       if (err) *err = verr;
       return rc;
@@ -750,9 +821,10 @@ void pw_whatif_text(const pw_whatif *w, pw_buf *b) {
     pw_buf_adds(b, en->nerr ? (en->impact ? "; cannot tell for some values\n" : ": cannot tell for some values\n") : "\n");
     entry_groups(b, w, en);
   }
-  if (!w->nent) pw_buf_adds(b, "  No missing or unknown fact that pathwise can try: nothing to explore.\n");
+  if (!w->nent && !w->nskip) pw_buf_adds(b, "  No missing or unknown fact that pathwise can try: nothing to explore.\n");
+  else if (!w->nent) pw_buf_adds(b, "  No missing fact that pathwise can try; those not explored (below) may change the plan.\n");
   else if (!changing && !w->nskip) pw_buf_adds(b, "  No pending result or missing fact changes the plan for this patient.\n");
-  else if (!changing) pw_buf_adds(b, "  None of the facts tried changes the plan; the facts not explored (below) may.\n");
+  else if (!changing) pw_buf_adds(b, "  None of the facts tried changes the plan; those not explored (below) may.\n");
   list_entries(b, w, 0, "  No change whatever the result (other facts as recorded): ");
   list_entries(b, w, 1, "  No change alone, only in combination (panels above): ");
   list_entries(b, w, 2, "  No change from any combination: ");
@@ -779,7 +851,7 @@ static void entry_json(pw_buf *b, const pw_whatif *w, const wi_entry *en, int ra
   pw_buf_json_str(b, tmp.data);
   pw_buf_free(&tmp);
   pw_buf_adds(b, ",\"facts\":[");
-  for (int d = 0; d < en->ndims; d++) pw_buf_addf(b, "%s\"%s\"", d ? "," : "", specs[en->dims[d]].path);
+  for (int d = 0; d < en->ndims; d++) pw_buf_addf(b, "%s\"%s\"", d ? "," : "", en->panel < 0 ? en->id : specs[en->dims[d]].path);
   pw_buf_adds(b, "],\"orders\":[");
   for (int k = 0; k < en->norders; k++) {
     if (k) pw_buf_adds(b, ",");

@@ -115,7 +115,8 @@ static void table_restored(void) {
   pw_whatif *w = pw_whatif_new();
   lua_State *L = pw_engine_lua(E);
   const char *json = "{\"ecog\":1,\"metastatic\":true,\"molecular\":{\"kras\":\"unknown\",\"msi\":null},"
-                     "\"prior_regimens\":[{\"name\":\"FOLFOX\",\"line\":1,\"outcome\":\"progression\"}]}";
+                     "\"prior_regimens\":[{\"name\":\"FOLFOX\",\"line\":1}],"
+                     "\"metastases\":[{\"site\":\"liver\",\"symptoms\":[]},{\"site\":\"bone\"}]}";
   int top = lua_gettop(L);
   CHECK(pw_engine_decode(E, json, strlen(json), NULL, &err) == PW_OK);
   CHECK(pw_whatif_run(w, E, -1, 0, NULL, &err) == PW_OK);
@@ -129,7 +130,27 @@ static void table_restored(void) {
   lua_getfield(L, -3, "nras");
   CHECK(lua_isnil(L, -1));
   lua_pop(L, 4);
-  const char *absent[] = {"primary", "neuropathy", "planned_surgery_in_days", "prior_radiation_sites", "metastases"};
+  /* fields of list records: the records are the same tables, their unknown field still absent */
+  lua_getfield(L, -1, "metastases");
+  CHECK(lua_rawlen(L, -1) == 2);
+  lua_rawgeti(L, -1, 2);
+  lua_getfield(L, -1, "symptoms");
+  CHECK(lua_isnil(L, -1));
+  lua_getfield(L, -2, "site");
+  CHECK_STR(lua_tostring(L, -1), "bone");
+  lua_rawgeti(L, -4, 1);
+  lua_getfield(L, -1, "symptoms");
+  CHECK(lua_istable(L, -1) && lua_rawlen(L, -1) == 0);
+  lua_pop(L, 6);
+  lua_getfield(L, -1, "prior_regimens");
+  lua_rawgeti(L, -1, 1);
+  lua_getfield(L, -1, "outcome");
+  CHECK(lua_isnil(L, -1));
+  lua_pop(L, 3);
+  CHECK(impact_of(w, "metastases[1].symptoms") == PW_WI_NONE);   /* explored; applicability undecided */
+  CHECK(impact_of(w, "metastases[0].symptoms") == -1);   /* recorded: [] */
+  CHECK(impact_of(w, "prior_regimens[0].outcome") == PW_WI_PATHWAY);
+  const char *absent[] = {"primary", "neuropathy", "planned_surgery_in_days", "prior_radiation_sites"};
   for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++) {
     lua_getfield(L, -1, absent[i]);
     CHECK(lua_isnil(L, -1));
@@ -138,7 +159,7 @@ static void table_restored(void) {
   int n = 0;
   lua_pushnil(L);
   while (lua_next(L, -2)) { n++; lua_pop(L, 1); }
-  CHECK(n == 4);
+  CHECK(n == 5);
   lua_settop(L, top);
   pw_whatif_free(w);
 }

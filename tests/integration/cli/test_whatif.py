@@ -180,13 +180,43 @@ class Answers(unittest.TestCase):
         r = what_if(case("history_incomplete"))
         self.assertEqual({m["fact"] for m in r["missing"]}, {"prior_regimens", "metastases"})
         w = r["what_if"]
-        self.assertEqual([x["fact"] for x in w["not_explored"]], ["prior_regimens", "metastases"])
-        self.assertNotIn("prior_regimens", w["facts"])
+        # the FOLFOX outcome is tried record by record; the metastatic sites cannot be
+        self.assertEqual([x["fact"] for x in w["not_explored"]], ["metastases"])
+        o = w["facts"]["prior_regimens[0].outcome"]
+        self.assertEqual((o["impact"], o["listed_missing"], o["test"]), ("pathway", True, "treatment history review"))
+        self.assertEqual(o["values"]["progression"]["pathway"], "second_line_systemic")
+        self.assertEqual(o["values"]["ongoing"]["applicable"], False)
+        # nothing changes apart from that, and still the section does not say "nothing"
+        r["what_if"]["facts"].pop("prior_regimens[0].outcome")
+        self.assertTrue(all(f["impact"] == "none" for f in w["facts"].values()))
         code, out, _ = run("eval", "--what-if", "--format", "text", case("history_incomplete"))
         sec = section(out)
         self.assertNotIn("No pending result", sec)
-        self.assertIn("the facts not explored (below) may", sec)
-        self.assertIn("Not explored: prior_regimens", sec)
+        self.assertIn("Not explored: metastases (no values to try for this fact).", sec)
+        code, out, _ = run("eval", "--what-if", "--format", "text", "-",
+                           stdin='{"ecog":1,"metastatic":true,"prior_regimens":[{"name":"FOLFOX","line":1,'
+                                 '"outcome":"progression"}],"molecular":{"kras":"mutant","nras":"wild_type",'
+                                 '"braf_v600e":"wild_type","msi":"mss"},"proposed_orders":["palliative_rt_bone"],'
+                                 '"primary":{"site":"rectum","resected":true,"prior_pelvic_radiation":true,'
+                                 '"symptoms":[]},"neuropathy":{"grade":0,"persistent":false},'
+                                 '"planned_surgery_in_days":null,"prior_radiation_sites":[]}')
+        sec = section(out)
+        self.assertIn("No missing fact that pathwise can try; those not explored (below) may change the plan.", sec)
+        self.assertIn("Not explored: metastases", sec)
+        self.assertNotIn("No pending result", sec)
+        self.assertNotIn("nothing to explore", sec)
+
+    def test_symptoms_of_each_metastasis(self):
+        w = what_if(case("metastasis_symptoms_unknown"))["what_if"]
+        self.assertEqual(set(w["facts"]), {"metastases[0].symptoms", "metastases[2].symptoms"})
+        bone = w["facts"]["metastases[0].symptoms"]
+        self.assertEqual(bone["impact"], "option")
+        self.assertEqual(list(bone["values"]), ["none", "pain", "fracture_risk", "skin_breakdown", "lymphedema",
+                                                "obstruction", "neurologic"])
+        self.assertEqual(bone["values"]["pain"]["added"], ["palliative_rt_bone@1"])
+        self.assertEqual(bone["values"]["none"]["added"], [])
+        self.assertEqual(w["facts"]["metastases[2].symptoms"]["values"]["obstruction"]["added"],
+                         ["palliative_rt_retroperitoneal@3"])
 
     def test_surgery_date_changes_the_regimen_with_the_same_plugins(self):
         s = what_if(case("surgery_unknown"))["what_if"]["facts"]["planned_surgery_in_days"]
