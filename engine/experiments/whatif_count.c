@@ -6,18 +6,39 @@
 #include <string.h>
 #include "whatif_count.h"
 
+/* "metastases[2].symptoms" -> "metastases[].symptoms": a cohort counts by field. */
+static void field_of(const char *id, char *out, size_t n) {
+  size_t k = 0;
+  for (const char *p = id; *p && k + 1 < n; p++) {
+    out[k++] = *p;
+    if (*p == '[') while (p[1] >= '0' && p[1] <= '9') p++;
+  }
+  out[k] = '\0';
+}
+
 void exp_wicount_add(exp_wicount *c, const pw_whatif *w) {
-  char key[160];
+  char key[160], ids[64][64];
+  int impact[64], n = 0;
   c->cases++;
   c->evaluations += (uint64_t)pw_whatif_evaluations(w);
   c->microseconds += pw_whatif_elapsed_us(w);
-  for (int i = 0; i < pw_whatif_count(w); i++) {
-    const char *id = pw_whatif_id(w, i);
-    int impact = pw_whatif_impact(w, i);
-    exp_count_add(&c->explored, id, 1);
-    if (impact == PW_WI_NONE) continue;
-    exp_count_add(&c->changes, id, 1);
-    snprintf(key, sizeof key, "%s|%s", id, pw_whatif_impact_name(impact));
+  for (int i = 0; i < pw_whatif_count(w); i++) {   /* once per case and field, its largest impact */
+    char id[64];
+    int j = 0;
+    field_of(pw_whatif_id(w, i), id, sizeof id);
+    while (j < n && strcmp(ids[j], id)) j++;
+    if (j == n) {
+      if (n == 64) continue;
+      snprintf(ids[n], sizeof ids[n], "%s", id);
+      impact[n++] = PW_WI_NONE;
+    }
+    if (pw_whatif_impact(w, i) > impact[j]) impact[j] = pw_whatif_impact(w, i);
+  }
+  for (int j = 0; j < n; j++) {
+    exp_count_add(&c->explored, ids[j], 1);
+    if (impact[j] == PW_WI_NONE) continue;
+    exp_count_add(&c->changes, ids[j], 1);
+    snprintf(key, sizeof key, "%.63s|%s", ids[j], pw_whatif_impact_name(impact[j]));
     exp_count_add(&c->by_impact, key, 1);
   }
 }

@@ -322,6 +322,10 @@ class Batch(unittest.TestCase):
             # only in the index case does it change the plan
             self.assertEqual((msi["unknown"], msi["changes"], msi["pathway"]), (4, 1, 1))
             self.assertEqual(s["facts"]["panel.ras"]["option"], 2)   # index case, ras_pending
+            # a field of list records counts once per case (two metastases in one case)
+            m = s["facts"]["metastases[].symptoms"]
+            self.assertEqual((m["unknown"], m["changes"], m["option"]), (1, 1, 1))
+            self.assertNotIn("metastases[0].symptoms", s["facts"])
             self.assertEqual(s["evaluations"], sum(json.loads(l)["what_if"]["evaluations"] for l in lines))
             code, out, err = run("batch", "--no-progress", cohort)   # without --what-if: none of it
             self.assertNotIn("what would change the plan", err)
