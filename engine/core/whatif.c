@@ -461,11 +461,14 @@ static int excluded(const wi_entry *en, const char *key) {
   return 0;
 }
 
+/* "text, rationale": only the wording changed (no strtok: batch runs threads). */
 static int wording_only(const char *what) {
-  char tmp[80];
-  snprintf(tmp, sizeof tmp, "%s", what);
-  for (char *tok = strtok(tmp, ", "); tok; tok = strtok(NULL, ", "))
-    if (strcmp(tok, "text") && strcmp(tok, "rationale")) return 0;
+  while (*what) {
+    size_t l = strcspn(what, ", ");
+    if (!(l == 4 && !strncmp(what, "text", 4)) && !(l == 9 && !strncmp(what, "rationale", 9))) return 0;
+    what += l;
+    what += strspn(what, ", ");
+  }
   return 1;
 }
 

@@ -203,6 +203,35 @@ static void failing_variant(void) {
   E = saved;
 }
 
+/* A change of wording only (text, rationale) is shown but is no change of plan. */
+static void wording_only(void) {
+  static const char proto[] =
+    "return { id = 'wording', version = '1', title = 'wording', references = { [1] = 'r' },\n"
+    "  applies = function(facts, out) return true end,\n"
+    "  evaluate = function(facts, out)\n"
+    "    out.pathway('p')\n"
+    "    out.recommend{ id = 'ct_reassessment', text = 'ECOG ' .. tostring(facts.ecog), citations = {1} }\n"
+    "  end }\n";
+  pw_error err;
+  pw_status rc;
+  pw_engine *saved = E;
+  E = pw_engine_new(NULL, &err);
+  CHECK(pw_engine_load_buffer(E, "wording.lua", proto, sizeof proto - 1, &err) == PW_OK);
+  pw_whatif *w = run("{\"metastatic\":true}", &rc);
+  CHECK(rc == PW_OK);
+  CHECK(impact_of(w, "ecog") == PW_WI_NONE);
+  pw_buf j = {0};
+  pw_whatif_json(w, &j);
+  CHECK_CONTAINS(j.data, "\"3\":{\"impact\":\"none\",\"changes\":[\"modified\"]");
+  CHECK_CONTAINS(j.data, "\"modified\":[{\"item\":\"ct_reassessment\",\"fields\":[\"text\"]}]");
+  pw_buf_reset(&j);
+  pw_whatif_text(w, &j);
+  CHECK_CONTAINS(j.data, "No pending result or missing fact changes the plan");
+  pw_buf_free(&j);
+  pw_engine_free(E);
+  E = saved;
+}
+
 static void section_placement(void) {
   pw_buf r = {0};
   pw_buf_adds(&r, "head\n\nMISSING FACTS: ORDER OR ASSESS\n  - a\n  - b\n\nWARNINGS\n  - w\n");
@@ -225,6 +254,7 @@ PW_TEST_MAIN({
   impacts();
   table_restored();
   failing_variant();
+  wording_only();
   section_placement();
   pw_engine_free(E);
 })
