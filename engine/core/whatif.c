@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include "facts.h"
+#include "jsonw.h"
 #include "knowledge.h"
 #include "resultdiff.h"
 #include "whatif.h"
@@ -492,40 +493,46 @@ static const char *applic_name(int a) { return a == 1 ? "yes" : a == 0 ? "no" : 
 static const char *pw_name(const char *p) { return p ? p : "none"; }
 
 static void value_json(pw_buf *b, const pw_rdiff_change *ch, int n, const int *cats, const pw_result *r, int impact) {
-  pw_buf_addf(b, "{\"impact\":\"%s\",\"changes\":[", impact_names[impact]);
-  for (int c = 0, k = 0; c < PW_RDIFF_NCATS; c++)
-    if (cats[c]) pw_buf_addf(b, "%s\"%s\"", k++ ? "," : "", cat_json[c]);
-  pw_buf_adds(b, r->applicable < 0 ? "],\"applicable\":null" : r->applicable ? "],\"applicable\":true" : "],\"applicable\":false");
-  pw_buf_adds(b, ",\"pathway\":");
-  pw_buf_json_str(b, r->pathway);
+  pw_jsonw j;
+  pw_jsonw_init(&j, b);
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_field_str(&j, "impact", impact_names[impact]);
+  pw_jsonw_key(&j, "changes");
+  pw_jsonw_begin_array(&j);
+  for (int c = 0; c < PW_RDIFF_NCATS; c++)
+    if (cats[c]) pw_jsonw_str(&j, cat_json[c]);
+  pw_jsonw_end_array(&j);
+  pw_jsonw_key(&j, "applicable");
+  if (r->applicable < 0) pw_jsonw_null(&j);
+  else pw_jsonw_bool(&j, r->applicable);
+  pw_jsonw_field_str(&j, "pathway", r->pathway);
   for (int cat = PW_RDIFF_ADDED; cat < PW_RDIFF_NCATS; cat++) {
-    pw_buf_addf(b, ",\"%s\":[", cat_json[cat]);
-    for (int i = 0, k = 0; i < n; i++) {
+    pw_jsonw_key(&j, cat_json[cat]);
+    pw_jsonw_begin_array(&j);
+    for (int i = 0; i < n; i++) {
       const pw_rdiff_change *c = &ch[i];
       if (c->cat != cat) continue;
-      if (k++) pw_buf_adds(b, ",");
-      if (cat == PW_RDIFF_ADDED || cat == PW_RDIFF_REMOVED) { pw_buf_json_str(b, c->key); continue; }
-      pw_buf_adds(b, "{\"item\":");
-      pw_buf_json_str(b, c->key);
+      if (cat == PW_RDIFF_ADDED || cat == PW_RDIFF_REMOVED) { pw_jsonw_str(&j, c->key); continue; }
+      pw_jsonw_begin_object(&j);
+      pw_jsonw_field_str(&j, "item", c->key);
       if (cat == PW_RDIFF_MODIFIED) {
-        pw_buf_adds(b, ",\"fields\":[");
-        const char *s = c->what;
-        for (int f = 0; *s; f++) {   /* "text, citations" -> ["text","citations"] */
-          size_t l = strcspn(s, ",");
-          pw_buf_addf(b, "%s\"%.*s\"", f ? "," : "", (int)l, s);
-          s += l;
-          while (*s == ',' || *s == ' ') s++;
+        pw_jsonw_key(&j, "fields");
+        pw_jsonw_begin_array(&j);
+        for (const char *f = c->what; *f;) {   /* "text, citations" -> ["text","citations"] */
+          size_t l = strcspn(f, ",");
+          pw_jsonw_rawf(&j, "\"%.*s\"", (int)l, f);
+          f += l;
+          f += strspn(f, ", ");
         }
-        pw_buf_adds(b, "]");
+        pw_jsonw_end_array(&j);
       } else {
-        pw_buf_adds(b, ",\"rule\":");
-        pw_buf_json_str(b, (cat == PW_RDIFF_BLOCKED ? c->b : c->a)->rule);
+        pw_jsonw_field_str(&j, "rule", (cat == PW_RDIFF_BLOCKED ? c->b : c->a)->rule);
       }
-      pw_buf_adds(b, "}");
+      pw_jsonw_end_object(&j);
     }
-    pw_buf_adds(b, "]");
+    pw_jsonw_end_array(&j);
   }
-  pw_buf_adds(b, "}");
+  pw_jsonw_end_object(&j);
 }
 
 /* "pathway a -> b; adds x, y; blocks z (by rule)"; "" when nothing that
@@ -579,11 +586,18 @@ static void record_diff(pw_whatif *w, const wi_entry *en, wi_value *v, const pw_
 }
 
 static void record_error(pw_whatif *w, wi_value *v, pw_status rc, const pw_error *verr) {
+  pw_jsonw j;
   v->impact = PW_WI_NONE;
   v->j_off = w->frag.len;
-  pw_buf_addf(&w->frag, "{\"impact\":\"none\",\"error\":{\"status\":\"%s\",\"message\":", pw_status_name(rc));
-  pw_buf_json_str(&w->frag, verr->msg);
-  pw_buf_adds(&w->frag, "}}");
+  pw_jsonw_init(&j, &w->frag);
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_field_str(&j, "impact", "none");
+  pw_jsonw_key(&j, "error");
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_field_str(&j, "status", pw_status_name(rc));
+  pw_jsonw_field_str(&j, "message", verr->msg);
+  pw_jsonw_end_object(&j);
+  pw_jsonw_end_object(&j);
   v->j_len = w->frag.len - v->j_off;
   v->t_off = w->frag.len;
   pw_buf_addf(&w->frag, "cannot tell: the evaluation failed (%s: %s)", pw_status_name(rc), verr->msg);
@@ -837,66 +851,75 @@ void pw_whatif_text(const pw_whatif *w, pw_buf *b) {
 
 /* ---- JSON ---- */
 
-static void value_key(pw_buf *b, const wi_entry *en, const wi_value *v) {
-  pw_buf_adds(b, "\"");
-  for (int d = 0; d < en->ndims; d++) {
-    if (en->ndims > 1) pw_buf_addf(b, "%s%s=", d ? "," : "", specs[en->dims[d]].name);
-    pw_buf_adds(b, val_key(en->dims[d], v->combo[d]));
-  }
-  pw_buf_adds(b, "\":");
-}
-
-static void entry_json(pw_buf *b, const pw_whatif *w, const wi_entry *en, int rank_no) {
-  pw_buf_json_str(b, en->id);
-  pw_buf_adds(b, ":{\"label\":");
+static void entry_json(pw_jsonw *j, const pw_whatif *w, const wi_entry *en, int rank_no) {
   pw_buf tmp = {0};
   entry_label(&tmp, en);
-  pw_buf_json_str(b, tmp.data);
-  pw_buf_free(&tmp);
-  pw_buf_adds(b, ",\"facts\":[");
-  for (int d = 0; d < en->ndims; d++) pw_buf_addf(b, "%s\"%s\"", d ? "," : "", en->panel < 0 ? en->id : specs[en->dims[d]].path);
-  pw_buf_adds(b, "],\"orders\":[");
-  for (int k = 0; k < en->norders; k++) {
-    if (k) pw_buf_adds(b, ",");
-    pw_buf_json_str(b, en->orders[k]);
-  }
-  pw_buf_adds(b, "],\"test\":");
-  pw_buf_json_str(b, en->test);
-  pw_buf_addf(b, ",\"listed_missing\":%s,\"impact\":\"%s\",\"rank\":%d,\"evaluations\":%d,\"errors\":%d,\"values\":{",
-              en->listed ? "true" : "false", impact_names[en->impact], rank_no, en->nv, en->nerr);
-  for (int i = 0; i < en->nv; i++) {
+  pw_jsonw_key(j, en->id);
+  pw_jsonw_begin_object(j);
+  pw_jsonw_field_str(j, "label", tmp.data);
+  pw_jsonw_key(j, "facts");
+  pw_jsonw_begin_array(j);
+  for (int d = 0; d < en->ndims; d++) pw_jsonw_str(j, en->panel < 0 ? en->id : specs[en->dims[d]].path);
+  pw_jsonw_end_array(j);
+  pw_jsonw_key(j, "orders");
+  pw_jsonw_begin_array(j);
+  for (int k = 0; k < en->norders; k++) pw_jsonw_str(j, en->orders[k]);
+  pw_jsonw_end_array(j);
+  pw_jsonw_field_str(j, "test", en->test);
+  pw_jsonw_field_bool(j, "listed_missing", en->listed);
+  pw_jsonw_field_str(j, "impact", impact_names[en->impact]);
+  pw_jsonw_field_int(j, "rank", rank_no);
+  pw_jsonw_field_int(j, "evaluations", en->nv);
+  pw_jsonw_field_int(j, "errors", en->nerr);
+  pw_jsonw_key(j, "values");
+  pw_jsonw_begin_object(j);
+  for (int i = 0; i < en->nv; i++) {   /* "wild_type", or "kras=wild_type,nras=mutant" in a panel */
     const wi_value *v = &w->val[en->v0 + i];
-    if (i) pw_buf_adds(b, ",");
-    value_key(b, en, v);
-    pw_buf_add(b, w->frag.data + v->j_off, v->j_len);
+    pw_buf_reset(&tmp);
+    for (int d = 0; d < en->ndims; d++) {
+      if (en->ndims > 1) pw_buf_addf(&tmp, "%s%s=", d ? "," : "", specs[en->dims[d]].name);
+      pw_buf_adds(&tmp, val_key(en->dims[d], v->combo[d]));
+    }
+    pw_jsonw_key(j, tmp.data);
+    pw_jsonw_raw(j, w->frag.data + v->j_off, v->j_len);
   }
-  pw_buf_adds(b, "}}");
+  pw_jsonw_end_object(j);
+  pw_jsonw_end_object(j);
+  pw_buf_free(&tmp);
 }
 
 void pw_whatif_json(const pw_whatif *w, pw_buf *b) {
-  pw_buf_addf(b, "{\"evaluations\":%d,\"elapsed_us\":%llu,\"limit\":%d,\"ranking\":[", w->evals,
-              (unsigned long long)w->elapsed_us, PW_WHATIF_MAX_EVALS);
-  for (int r = 0; r < w->nent; r++) pw_buf_addf(b, "%s\"%s\"", r ? "," : "", w->ent[w->rank[r]].id);
-  pw_buf_adds(b, "],\"changes_nothing\":[");
-  for (int r = 0, k = 0; r < w->nent; r++) {
-    const wi_entry *en = &w->ent[w->rank[r]];
-    if (en->impact == PW_WI_NONE && !en->nerr && !(en->panel < 0 && panel_changes(w, en)))
-      pw_buf_addf(b, "%s\"%s\"", k++ ? "," : "", en->id);
-  }
-  pw_buf_adds(b, "],\"facts\":{");
+  pw_jsonw j;
+  pw_jsonw_init(&j, b);
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_field_int(&j, "evaluations", w->evals);
+  pw_jsonw_field_int(&j, "elapsed_us", (long long)w->elapsed_us);
+  pw_jsonw_field_int(&j, "limit", PW_WHATIF_MAX_EVALS);
+  pw_jsonw_key(&j, "ranking");
+  pw_jsonw_begin_array(&j);
+  for (int r = 0; r < w->nent; r++) pw_jsonw_str(&j, w->ent[w->rank[r]].id);
+  pw_jsonw_end_array(&j);
+  pw_jsonw_key(&j, "changes_nothing");
+  pw_jsonw_begin_array(&j);
   for (int r = 0; r < w->nent; r++) {
-    if (r) pw_buf_adds(b, ",");
-    entry_json(b, w, &w->ent[w->rank[r]], r + 1);
+    const wi_entry *en = &w->ent[w->rank[r]];
+    if (en->impact == PW_WI_NONE && !en->nerr && !(en->panel < 0 && panel_changes(w, en))) pw_jsonw_str(&j, en->id);
   }
-  pw_buf_adds(b, "},\"not_explored\":[");
+  pw_jsonw_end_array(&j);
+  pw_jsonw_key(&j, "facts");
+  pw_jsonw_begin_object(&j);
+  for (int r = 0; r < w->nent; r++) entry_json(&j, w, &w->ent[w->rank[r]], r + 1);
+  pw_jsonw_end_object(&j);
+  pw_jsonw_key(&j, "not_explored");
+  pw_jsonw_begin_array(&j);
   for (int i = 0; i < w->nskip; i++) {
-    pw_buf_adds(b, i ? ",{\"fact\":" : "{\"fact\":");
-    pw_buf_json_str(b, w->skip[i].fact);
-    pw_buf_adds(b, ",\"reason\":");
-    pw_buf_json_str(b, w->skip[i].reason);
-    pw_buf_adds(b, "}");
+    pw_jsonw_begin_object(&j);
+    pw_jsonw_field_str(&j, "fact", w->skip[i].fact);
+    pw_jsonw_field_str(&j, "reason", w->skip[i].reason);
+    pw_jsonw_end_object(&j);
   }
-  pw_buf_adds(b, "]}");
+  pw_jsonw_end_array(&j);
+  pw_jsonw_end_object(&j);
 }
 
 /* ---- eval --what-if, the server's "what_if": true, batch --what-if ---- */
@@ -928,10 +951,12 @@ pw_status pw_whatif_eval_table(pw_engine *e, int facts_idx, unsigned flags, int 
     pw_buf_free(&rep);
     pw_buf_free(&sec);
   } else if (rc == PW_OK && out->len > start && out->data[out->len - 1] == '}') {
-    out->len--;   /* the result's closing brace: what_if goes in before it */
-    pw_buf_adds(out, ",\"what_if\":");
-    pw_whatif_json(w, out);
-    pw_buf_adds(out, "}");
+    pw_jsonw j;
+    out->len--;   /* reopen the result object: what_if goes in before its closing brace */
+    pw_jsonw_init_in(&j, out);
+    pw_jsonw_key(&j, "what_if");
+    pw_whatif_json(w, pw_jsonw_value(&j));
+    pw_jsonw_end_object(&j);
   } else if (rc == PW_OK) {
     rc = fail(err, PW_EINTERNAL, "what-if: the result is not a JSON object");
   }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "jsonw.h"
 #include "whatif_count.h"
 
 /* "metastases[2].symptoms" -> "metastases[].symptoms": a cohort counts by field. */
@@ -89,17 +90,25 @@ void exp_wicount_text(pw_buf *b, const exp_wicount *c) {
 void exp_wicount_json(pw_buf *b, const exp_wicount *c) {
   size_t n;
   exp_count_entry *v = exp_count_sorted(&c->explored, &n);
-  pw_buf_addf(b, "{\"cases\":%llu,\"evaluations\":%llu,\"microseconds\":%llu,\"facts\":{",
-              (unsigned long long)c->cases, (unsigned long long)c->evaluations, (unsigned long long)c->microseconds);
+  pw_jsonw j;
+  pw_jsonw_init(&j, b);
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_field_int(&j, "cases", (long long)c->cases);
+  pw_jsonw_field_int(&j, "evaluations", (long long)c->evaluations);
+  pw_jsonw_field_int(&j, "microseconds", (long long)c->microseconds);
+  pw_jsonw_key(&j, "facts");
+  pw_jsonw_begin_object(&j);
   for (size_t i = 0; i < n; i++) {
-    if (i) pw_buf_adds(b, ",");
-    pw_buf_json_str(b, v[i].key);
-    pw_buf_addf(b, ":{\"unknown\":%llu,\"changes\":%llu,\"pathway\":%llu,\"regimen\":%llu,\"option\":%llu}",
-                (unsigned long long)v[i].n, (unsigned long long)exp_count_get(&c->changes, v[i].key),
-                (unsigned long long)impact_count(c, v[i].key, PW_WI_PATHWAY),
-                (unsigned long long)impact_count(c, v[i].key, PW_WI_REGIMEN),
-                (unsigned long long)impact_count(c, v[i].key, PW_WI_OPTION));
+    pw_jsonw_key(&j, v[i].key);
+    pw_jsonw_begin_object(&j);
+    pw_jsonw_field_int(&j, "unknown", (long long)v[i].n);
+    pw_jsonw_field_int(&j, "changes", (long long)exp_count_get(&c->changes, v[i].key));
+    pw_jsonw_field_int(&j, "pathway", (long long)impact_count(c, v[i].key, PW_WI_PATHWAY));
+    pw_jsonw_field_int(&j, "regimen", (long long)impact_count(c, v[i].key, PW_WI_REGIMEN));
+    pw_jsonw_field_int(&j, "option", (long long)impact_count(c, v[i].key, PW_WI_OPTION));
+    pw_jsonw_end_object(&j);
   }
-  pw_buf_adds(b, "}}");
+  pw_jsonw_end_object(&j);
+  pw_jsonw_end_object(&j);
   free(v);
 }
