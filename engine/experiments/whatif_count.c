@@ -35,6 +35,10 @@ void exp_wicount_add(exp_wicount *c, const pw_whatif *w) {
     }
     if (pw_whatif_impact(w, i) > impact[j]) impact[j] = pw_whatif_impact(w, i);
   }
+  int changing = 0;
+  for (int j = 0; j < n; j++) changing |= impact[j] != PW_WI_NONE;
+  c->cases_tried += n > 0;
+  c->cases_changing += (uint64_t)changing;
   for (int j = 0; j < n; j++) {
     exp_count_add(&c->explored, ids[j], 1);
     if (impact[j] == PW_WI_NONE) continue;
@@ -51,6 +55,8 @@ void exp_wicount_merge(exp_wicount *dst, const exp_wicount *src) {
   dst->cases += src->cases;
   dst->evaluations += src->evaluations;
   dst->microseconds += src->microseconds;
+  dst->cases_tried += src->cases_tried;
+  dst->cases_changing += src->cases_changing;
 }
 
 void exp_wicount_free(exp_wicount *c) {
@@ -84,6 +90,9 @@ void exp_wicount_text(pw_buf *b, const exp_wicount *c) {
   }
   if (n) pw_buf_adds(b, "  (unknown: cases where it was missing or unknown; changes: of those, the cases where\n"
                         "   some value would change the plan, counted under its largest impact)\n");
+  pw_buf_addf(b, "  cases with a missing fact to try %llu (%.1f%%); where one would change the plan %llu (%.1f%%)\n",
+              (unsigned long long)c->cases_tried, exp_pct(c->cases_tried, c->cases),
+              (unsigned long long)c->cases_changing, exp_pct(c->cases_changing, c->cases));
   free(v);
 }
 
@@ -96,6 +105,8 @@ void exp_wicount_json(pw_buf *b, const exp_wicount *c) {
   pw_jsonw_field_int(&j, "cases", (long long)c->cases);
   pw_jsonw_field_int(&j, "evaluations", (long long)c->evaluations);
   pw_jsonw_field_int(&j, "microseconds", (long long)c->microseconds);
+  pw_jsonw_field_int(&j, "cases_tried", (long long)c->cases_tried);
+  pw_jsonw_field_int(&j, "cases_changing", (long long)c->cases_changing);
   pw_jsonw_key(&j, "facts");
   pw_jsonw_begin_object(&j);
   for (size_t i = 0; i < n; i++) {

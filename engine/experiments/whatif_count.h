@@ -13,6 +13,7 @@
 typedef struct exp_wicount {
   exp_counter explored, changes, by_impact;   /* by_impact keys: "id|pathway" ... */
   uint64_t cases, evaluations, microseconds;
+  uint64_t cases_tried, cases_changing;        /* cases with a fact to try; where one changes the plan */
 } exp_wicount;
 
 void exp_wicount_add(exp_wicount *c, const pw_whatif *w);

@@ -317,6 +317,11 @@ class Batch(unittest.TestCase):
             with open(summary) as f:
                 s = json.load(f)["what_if"]
             self.assertEqual(s["cases"], len(paths))
+            changing = sum(1 for l in lines if any(f["impact"] != "none" for f in json.loads(l)["what_if"]["facts"].values()))
+            tried = sum(1 for l in lines if json.loads(l)["what_if"]["facts"])
+            self.assertEqual((s["cases_tried"], s["cases_changing"]), (tried, changing))
+            # every case has a fact to try but nothing_to_try; all of those change the plan but ecog_3
+            self.assertEqual((tried, changing), (len(paths) - 1, len(paths) - 2))
             msi = s["facts"]["molecular.msi"]
             # msi unknown in the index case, ECOG unknown, ECOG 3 and everything unknown:
             # only in the index case does it change the plan
