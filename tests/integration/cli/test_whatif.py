@@ -298,6 +298,31 @@ class Properties(unittest.TestCase):
 
 
 class Batch(unittest.TestCase):
+    def test_cohort_results_unchanged_by_what_if(self):
+        """Over a generated cohort with spoiled lines: every result with
+        --what-if is the result without it plus what_if; errors are the
+        same records."""
+        code, cohort, err = run("cohort", "--n", "1500", "--seed", "17", "--invalid", "5")
+        self.assertEqual(code, 0, err)
+        code, plain, _ = run("batch", "--jobs", "2", "--no-progress", "--quiet", "-", stdin=cohort)
+        self.assertEqual(code, 0)
+        code, wi, _ = run("batch", "--what-if", "--jobs", "2", "--no-progress", "--quiet", "-", stdin=cohort)
+        self.assertEqual(code, 0)
+        plain, wi = plain.splitlines(), wi.splitlines()
+        self.assertEqual(len(plain), len(wi))
+        errors = tried = 0
+        for a, b in zip(plain, wi):
+            if '"error":{' in a and '"what_if":' not in b:
+                errors += 1
+                self.assertEqual(a, b)
+                continue
+            w = json.loads(b)["what_if"]
+            tried += bool(w["facts"])
+            self.assertLessEqual(w["evaluations"], w["limit"])
+            self.assertEqual(strip_what_if(b + "\n"), a + "\n")
+        self.assertGreater(errors, 20)
+        self.assertGreater(tried, 1000)
+
     def test_batch_lines_equal_eval_and_summary_counts(self):
         paths = [p for _, p in cases()]
         with tempfile.TemporaryDirectory() as tmp:
