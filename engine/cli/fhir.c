@@ -14,6 +14,7 @@
 #include "command.h"
 #include "engine.h"
 #include "fhir.h"
+#include "whatif.h"
 
 #define MAX_CODES 7
 
@@ -46,15 +47,15 @@ static const char *const usage_eval =
   "evaluate them; the result states the as-of date and lists the source of\n"
   "every fact and what could not be mapped (JSON: member \"input\").\n"
   "\n"
-  "  eval's options (--protocol, --plugin, --format, --trace, --memory,\n"
-  "  --instructions) and facts' (--from, --as-of, --adapter, --codes,\n"
+  "  eval's options (--protocol, --plugin, --format, --trace, --what-if,\n"
+  "  --memory, --instructions) and facts' (--from, --as-of, --adapter, --codes,\n"
   "  --max-input, --max-members)\n";
 
 typedef struct fopts {
   pw_cmd_opts c;          /* the shared flags: --protocol --plugin --format --memory --instructions */
   const char *from, *as_of, *adapter, *file;
   const char *codes[MAX_CODES];
-  int ncodes, trace;
+  int ncodes, trace, what_if;
   pw_adapter_limits alim;
   char today[11];
 } fopts;
@@ -102,18 +103,19 @@ static int parse(int argc, char **argv, const char *usage, int eval, fopts *o) {
     {"adapter", required_argument, 0, OPT_ADAPTER}, {"codes", required_argument, 0, OPT_CODES},
     {"max-input", required_argument, 0, OPT_MAX_INPUT}, {"max-members", required_argument, 0, OPT_MAX_MEMBERS},
     PW_OPT_LONG_PROTOCOL, PW_OPT_LONG_PLUGIN, PW_OPT_LONG_FORMAT, PW_OPT_LONG_MEMORY,
-    PW_OPT_LONG_INSTRUCTIONS, {"trace", no_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
-    {0, 0, 0, 0}};
+    PW_OPT_LONG_INSTRUCTIONS, {"trace", no_argument, 0, 't'}, {"what-if", no_argument, 0, 'w'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   char msg[200];
   int c, rc;
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, eval ? "p:f:th" : "f:h", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, eval ? "p:f:twh" : "f:h", longs, NULL)) != -1) {
     if (c == 'h') { fputs(usage, stdout); return PW_EX_OK; }
     if (c == '?' || c == ':') return bad_usage(usage, "unknown or incomplete option '%s'", argv[optind - 1]);
     if (!eval && c != PW_OPT_FORMAT && c < PW_OPT_FIRST_FREE)
-      return bad_usage(usage, "%s: --protocol, --plugin, --trace, --memory and --instructions are eval's options", "facts");
+      return bad_usage(usage, "%s: --protocol, --plugin, --trace, --what-if, --memory and --instructions are eval's options", "facts");
     if (c == 't') { o->trace = 1; continue; }
+    if (c == 'w') { o->what_if = 1; continue; }
     if (c >= PW_OPT_FIRST_FREE) {
       if ((rc = parse_one(c, usage, o)) >= 0) return rc;
       continue;
@@ -213,13 +215,19 @@ int pw_fhir_eval_main(int argc, char **argv) {
     int json = pw_cmd_json(&o.c) >= 0 ? pw_cmd_json(&o.c) : !isatty(STDOUT_FILENO);
     pw_buf out = {0};
     pw_error err;
-    pw_status rc = pw_engine_eval(e, in.facts.data, in.facts.len, o.trace ? PW_EVAL_TRACE : 0, json ? &out : NULL, &err);
+    unsigned flags = o.trace ? PW_EVAL_TRACE : 0;
+    pw_status rc = o.what_if ? pw_whatif_eval(e, in.facts.data, in.facts.len, flags, !json, NULL, &out, &err)
+                             : pw_engine_eval(e, in.facts.data, in.facts.len, flags, json ? &out : NULL, &err);
     if (rc != PW_OK) {
       fprintf(stderr, "pathwise: %s: facts from FHIR: %s\n", strcmp(o.file, "-") ? o.file : "stdin", err.msg);
       code = pw_cmd_exit_code(rc);
     } else {
       if (json) { pw_adapter_splice(&out, &in); pw_buf_add(&out, "\n", 1); }
-      else { pw_engine_render_text(e, &out); pw_buf_adds(&out, "\n"); pw_buf_add(&out, in.text.data, in.text.len); }
+      else {
+        if (!o.what_if) pw_engine_render_text(e, &out);
+        pw_buf_adds(&out, "\n");
+        pw_buf_add(&out, in.text.data, in.text.len);
+      }
       code = write_out(&out);
     }
     pw_buf_free(&out);

@@ -739,7 +739,7 @@ fail:
 
 typedef struct fhir_params {
   char as_of[16];
-  int text, trace;
+  int text, trace, what_if;
   int bundle;            /* stack index in the adapter's state */
 } fhir_params;
 
@@ -750,7 +750,8 @@ static int fhir_params_read(lua_State *L, int req, fhir_params *p, char *msg, si
   lua_pushnil(L);
   while (lua_next(L, params)) {
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-    if (strcmp(k, "bundle") && strcmp(k, "as_of") && strcmp(k, "protocol") && strcmp(k, "format") && strcmp(k, "trace")) {
+    if (strcmp(k, "bundle") && strcmp(k, "as_of") && strcmp(k, "protocol") && strcmp(k, "format") &&
+        strcmp(k, "trace") && strcmp(k, "what_if")) {
       snprintf(msg, n, "params: unknown member '%.60s' for evaluate_fhir", k);
       lua_pop(L, 2);
       return PW_RPC_INVALID_PARAMS;
@@ -781,6 +782,13 @@ static int fhir_params_read(lua_State *L, int req, fhir_params *p, char *msg, si
     return PW_RPC_INVALID_PARAMS;
   }
   p->trace = lua_toboolean(L, -1);
+  lua_pushliteral(L, "what_if");
+  lua_rawget(L, params);
+  if (!absent(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) {
+    snprintf(msg, n, "params.what_if: expected true or false");
+    return PW_RPC_INVALID_PARAMS;
+  }
+  p->what_if = lua_toboolean(L, -1);
   lua_pushliteral(L, "protocol");
   lua_rawget(L, params);
   if (!absent(L, -1) && lua_type(L, -1) != LUA_TSTRING) {
@@ -815,7 +823,11 @@ static int fhir_eval(pw_rpc *r, int ei, const fhir_params *p, const pw_adapter_o
   pw_error err;
   pw_buf res = {0};
   pw_engine *e = r->eng[ei].e;
-  pw_status st = pw_engine_eval(e, in->facts.data, in->facts.len, p->trace ? PW_EVAL_TRACE : 0, p->text ? NULL : &res, &err);
+  unsigned flags = p->trace ? PW_EVAL_TRACE : 0;
+  pw_buf_reset(&r->text);
+  pw_status st = p->what_if ? pw_whatif_eval(e, in->facts.data, in->facts.len, flags, p->text, NULL,
+                                             p->text ? &r->text : &res, &err)
+                            : pw_engine_eval(e, in->facts.data, in->facts.len, flags, p->text ? NULL : &res, &err);
   if (st != PW_OK) {
     pw_buf_free(&res);
     snprintf(msg, n, "facts from FHIR: %.500s", err.msg);
@@ -826,8 +838,7 @@ static int fhir_eval(pw_rpc *r, int ei, const fhir_params *p, const pw_adapter_o
   else pw_buf_add(out, "null", 4);
   pw_buf_adds(out, ",\"result\":");
   if (p->text) {
-    pw_buf_reset(&r->text);
-    pw_engine_render_text(e, &r->text);
+    if (!p->what_if) pw_engine_render_text(e, &r->text);
     pw_buf_adds(&r->text, "\n");
     pw_buf_add(&r->text, in->text.data, in->text.len);
     pw_buf_add(&r->text, "", 0);

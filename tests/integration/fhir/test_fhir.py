@@ -241,6 +241,18 @@ class Colorectal(unittest.TestCase):
                         open(root("tests", "data", "fhir", "colorectal", name + ".json")) as b:
                     self.assertEqual(a.read(), b.read(), name + ": regenerate with make_bundles.py")
 
+    def test_what_if_on_derived_facts(self):
+        path = root("tests", "data", "fhir", "colorectal", "index_case.json")
+        code, out, err = run("eval", "--from", "fhir", "--as-of", AS_OF, "--what-if", "--format", "json", path)
+        self.assertEqual(code, 0, err)
+        res = json.loads(out)
+        self.assertIn("what_if", res)
+        self.assertEqual(res["input"]["as_of"], AS_OF)
+        code, out, _ = run("eval", "--from", "fhir", "--as-of", AS_OF, "--what-if", "--format", "text", path)
+        self.assertEqual(code, 0)
+        self.assertIn("WHAT WOULD CHANGE THE PLAN", out)
+        self.assertIn("FHIR INPUT", out)
+
     def test_shapes_exercised(self):
         docs = {}
         for n in COLORECTAL:

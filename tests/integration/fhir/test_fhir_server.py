@@ -52,6 +52,9 @@ def test_equals_cli(args, tmp):
     c.send(fhir_line(paths[3], 49, {"trace": True}))
     check(result_text(c.line()) == cli(args, paths[3], "--format", "json", "--trace").rstrip(b"\n"),
           "json+trace differs from eval --from fhir --trace")
+    c.send(fhir_line(paths[3], 48, {"what_if": True}))
+    r = json.loads(c.line())["result"]
+    check("what_if" in r and r["input"]["as_of"] == as_of(paths[3]), "what_if: %r" % list(r))
     c.send(fhir_line(paths[3], 50, {"format": "text", "trace": True}))
     text = json.loads(c.line())["result"]
     check(text.encode() == cli(args, paths[3], "--format", "text", "--trace"),
