@@ -155,6 +155,8 @@ int pw_facts_prior_groin_rt(const pw_facts *f);
 ** {} or [] (cjson makes both the same empty table), so that validation can
 ** refuse an empty object where a list belongs and the reverse. */
 void pw_facts_mark_empty(lua_State *L, int idx, const char *json, size_t len);
+#define PW_FACTS_EMPTY_OBJECT_MT "pathwise.empty_object"
+#define PW_FACTS_EMPTY_ARRAY_MT "pathwise.empty_array"
 
 /* Canonical JSON of the validated facts (fixed key order). */
 void pw_facts_canonical(const pw_facts *f, pw_buf *out);
