@@ -620,8 +620,8 @@ const char *pw_facts_site_name(int site) {
 const char *pw_facts_mol_name(int v) { return v ? mol_vals[v - 1] : "unknown"; }
 const char *pw_facts_msi_name(int v) { return v ? msi_vals[v - 1] : "unknown"; }
 
-#define AT(type, base, fd) (*(const type *)(const void *)((base) + (fd)->off))
-#define AT_OFF(type, base, o) (*(const type *)(const void *)((base) + (o)))
+#define AT(type, base, fd) (*(type const *)(const void *)((base) + (fd)->off))
+#define AT_OFF(type, base, o) (*(type const *)(const void *)((base) + (o)))
 
 static void canon_object(const pw_field *obj, const char *base, pw_buf *b);
 
