@@ -27,7 +27,7 @@ local M = { id = "fhir_mcode", version = "1.0.0" }
 
 -- What the C facts model accepts today (contract items 2): switched on
 -- when the facts model has them.
-local MODEL = { non_colorectal = false, colon = false }
+local MODEL = { non_colorectal = true, colon = true }
 
 local NOT_USED = "code not used by the guideline's facts"
 local NOT_AGENT = "not an agent of the guideline's regimens (knowledge table)"

@@ -177,13 +177,10 @@ describe("FHIR adapter: conditions", function()
       .facts.primary.site)
   end)
 
-  it("says why it will not place a primary: colon side unknown, rectosigmoid, non-colorectal", function()
-    local i = adapt({ cond(cc(ICD, "C18.9")) })
-    assert.is_nil(i.facts.primary)
-    assert.truthy(why(i, "side not recorded"))
+  it("maps colon without side and non-colorectal primaries; says why it will not place rectosigmoid", function()
+    assert.equal("colon", adapt({ cond(cc(ICD, "C18.9")) }).facts.primary.site)   -- side not recorded
     assert.truthy(why(adapt({ cond(cc(ICD, "C19")) }), "rectosigmoid"))
-    local nc = adapt({ cond(cc(ICD, "C50.911")) })
-    assert.truthy(why(nc, "non-colorectal primary"))
+    assert.equal("non_colorectal", adapt({ cond(cc(ICD, "C50.911")) }).facts.primary.site)
   end)
 
   it("takes a metastasis site from the code or from bodySite, and ignores refuted or resolved ones", function()

@@ -35,6 +35,7 @@ sec = ["Condition/%sSecondaryCancerCondition%sPatientExample01" % (P, n) for n i
 write("ctm-app__TrialMatching_Patient01.json", {
   "from": "fhir", "as_of": "2019-06-15", "adapter": ADAPTER, "patient": pat,
   "facts": {"patient_id": "%sPatientExample01" % P, "ecog": 1, "metastatic": True,
+            "primary": {"site": "non_colorectal"},
             "molecular": {"msi": "msi_high"},
             "metastases": [{"site": "other"}, {"site": "liver"}, {"site": "bone"}]},
   "sources": [
@@ -43,6 +44,7 @@ write("ctm-app__TrialMatching_Patient01.json", {
     src("metastatic", "true", sec[0], SCT + "94181007"),
     src("metastatic", "true", sec[1], SCT + "94381002"),
     src("metastatic", "true", sec[2], SCT + "94222008"),
+    src("primary.site", "non_colorectal", "Condition/%sPrimaryCancerConditionExample01" % P, SCT + "408643008"),
     src("molecular.msi", "msi_high", "Observation/%sTumorMarker04PatientExample01" % P, LOINC + "62862-8",
         note="immunostain: " + SCT + "10828004"),
     src("metastases[1].site", "other", sec[0], SCT + "94181007"),
@@ -50,8 +52,6 @@ write("ctm-app__TrialMatching_Patient01.json", {
     src("metastases[3].site", "bone", sec[2], SCT + "94222008"),
   ],
   "unmapped": [
-    um("Condition/%sPrimaryCancerConditionExample01" % P, SCT + "408643008",
-       "non-colorectal primary: facts model cannot say so yet (primary.site left unknown)"),
     um("Observation/%sTNMClinicalStageGroupExample01" % P, LOINC + "21908-9",
        "stage group not used: metastatic status comes from secondary cancer conditions"),
     um("Observation/%sTumorMarkerPatientExample01" % P, LOINC + "40556-3", NOT_USED),
