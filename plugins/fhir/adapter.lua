@@ -522,7 +522,8 @@ local function secondary(run, e, key, site, date)
     end
     site = s
   end
-  run.mets[#run.mets + 1] = { site = site, ref = e.ref, code = key, date = date }
+  local spine = site == "bone" and body_site(run, r, run.codes.spine_sites) and true or nil
+  run.mets[#run.mets + 1] = { site = site, ref = e.ref, code = key, date = date, spine = spine }
 end
 
 local function primary(run, e, key, site, date)
@@ -846,6 +847,10 @@ local function decide(run, key)
           index[m.site] = #facts.metastases
         end
         source(run, "metastases[" .. index[m.site] .. "].site", m.site, m)
+        if m.spine then
+          facts.metastases[index[m.site]].spine = true
+          source(run, "metastases[" .. index[m.site] .. "].spine", true, m)
+        end
       end
     elseif fact == "prior_radiation_sites" then
       for _, r in ipairs(run.rt) do

@@ -162,6 +162,12 @@ return {
     [SCT .. "12738006"] = "brain",
   },
 
+  -- A bone metastasis in the spine (facts: metastases[].spine = true):
+  -- bodySite SNOMED CT 421060004 structure of vertebral column (verify).
+  -- Other bone sites leave spine unknown: "not the spine" is never
+  -- concluded from a missing body site.
+  spine_sites = { [SCT .. "421060004"] = true },
+
   -- Radiotherapy: mCODE STU2+ RadiotherapyCourseSummary 1217123003; STU1
   -- and older records: 108290001 radiation oncology and/or radiotherapy,
   -- 33195004 teleradiotherapy, 152198000 brachytherapy (verify the last two).

@@ -188,6 +188,10 @@ describe("FHIR adapter: conditions", function()
                       cond(cc(SCT, "128462008"), { bodySite = { cc(SCT, "39607008") } }) })
     assert.is_true(i.facts.metastatic)
     assert.same({ { site = "liver" }, { site = "bone" }, { site = "lung" } }, i.facts.metastases)
+    i = adapt({ cond(cc(ICD, "C79.51"), { bodySite = { cc(SCT, "421060004") } }) })
+    assert.same({ { site = "bone", spine = true } }, i.facts.metastases)
+    assert.truthy(source(i, "metastases[1].spine"))
+    assert.is_nil(adapt({ cond(cc(ICD, "C79.51")) }).facts.metastases[1].spine)   -- not concluded
     local status = "http://terminology.hl7.org/CodeSystem/condition-"
     i = adapt({ cond(cc(SCT, "94381002"), { verificationStatus = cc(status .. "ver-status", "refuted") }),
                 cond(cc(SCT, "94222008"), { clinicalStatus = cc(status .. "clinical", "resolved") }),
