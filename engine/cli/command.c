@@ -26,6 +26,7 @@ int pw_cmd_read(const char *path, pw_buf *b) {
   int bad = ferror(f);
   if (f != stdin) fclose(f);
   if (!b->data) pw_buf_add(b, "", 0);
+  if (b->failed) { errno = ENOMEM; return -1; }
   if (bad) { errno = EIO; return -1; }
   return 0;
 }

@@ -128,6 +128,7 @@ static int parse(int argc, char **argv, const char *usage, opts *o) {
 }
 
 static int write_out(const pw_buf *b) {
+  if (b->failed) { fputs("pathwise: out of memory\n", stderr); return PW_EX_OSERR; }
   if (fwrite(b->data, 1, b->len, stdout) != b->len || fflush(stdout)) {
     fprintf(stderr, "pathwise: cannot write output: %s\n", strerror(errno));
     return PW_EX_IOERR;
@@ -142,7 +143,9 @@ static int cmd_eval(int argc, char **argv) {
   pw_buf in = {0}, out = {0};
   if (pw_cmd_read(o.file, &in)) {
     fprintf(stderr, "pathwise: cannot read %s: %s\n", o.file, strerror(errno));
-    return PW_EX_NOINPUT;
+    int oom = errno == ENOMEM;
+    pw_buf_free(&in);
+    return oom ? PW_EX_OSERR : PW_EX_NOINPUT;
   }
   pw_engine *e = pw_cmd_engine(o.protocol, o.plugins, o.nplugins, &o.lim, &code);
   if (!e) { pw_buf_free(&in); return code; }

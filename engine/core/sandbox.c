@@ -29,7 +29,7 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return NULL;
   }
   void *p = realloc(ptr, nsize);
-  if (!p) { sb->mem_tainted = 1; return NULL; }
+  if (!p) { sb->mem_tainted = 2; return NULL; }   /* the host, not the cap */
   sb->used = sb->used - osize + nsize;
   return p;
 }
@@ -346,7 +346,8 @@ int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructi
   }
   if (sb->mem_tainted) {
     if (rc != LUA_OK) lua_pop(sb->L, 1); else lua_pop(sb->L, nresults);
-    snprintf(err, errlen, "memory cap of %zu bytes reached", sb->limit);
+    if (sb->mem_tainted == 2) snprintf(err, errlen, "out of memory (the host refused an allocation)");
+    else snprintf(err, errlen, "memory cap of %zu bytes reached", sb->limit);
     lua_gc(sb->L, LUA_GCCOLLECT);
     return PW_EMEMORY;
   }
