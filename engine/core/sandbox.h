@@ -29,7 +29,17 @@ typedef struct pw_sandbox {
   char *cov_chunk;           /* "@path" of the chunk to count */
   uint32_t *cov_counts;      /* cov_counts[line], line < cov_n */
   int cov_n;
+  /* wall-clock deadline of one pw_sandbox_begin..end, checked in the count
+  ** hook and every 64th allocation; library calls whose work would not
+  ** show in either (table.move, string.rep, a plain string.find) charge
+  ** their work to the instruction budget before they run */
+  unsigned deadline_ms;      /* 0 = PW_SANDBOX_DEADLINE_MS */
+  uint64_t deadline_ns;      /* CLOCK_MONOTONIC_COARSE; 0 = off */
+  int deadline_tripped;
+  unsigned alloc_tick;
 } pw_sandbox;
+
+#define PW_SANDBOX_DEADLINE_MS 10000u
 
 /* Count executed lines of the chunk loaded under name (see pw_sandbox_load).
 ** Returns -1 when out of memory. */
@@ -47,8 +57,10 @@ void pw_sandbox_end(pw_sandbox *sb);
 int pw_sandbox_load(pw_sandbox *sb, const char *name, const char *src, size_t len,
                     char *err, size_t errlen);
 
-/* pcall under the budget; on error leaves a message in err (never calls
-** a metamethod on the error object). Returns a pw_status. */
+/* pcall under the budget and the deadline; on error leaves a message in
+** err (never calls a metamethod on the error object; a budget or deadline
+** error names the script line it stopped). Returns a pw_status: an
+** exhausted budget or a passed deadline is PW_EBUDGET. */
 int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructions,
                      char *err, size_t errlen);
 
