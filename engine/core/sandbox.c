@@ -15,6 +15,8 @@
 #define HOOK_STEP 1000
 #define PATTERN_MAX_SUBJECT 2048
 
+static void sb_mark_chunk(pw_sandbox *sb);
+
 static pw_sandbox *sb_of(lua_State *L) { return *(pw_sandbox **)lua_getextraspace(L); }
 
 static uint64_t sb_now_ns(void) {
@@ -448,6 +450,7 @@ int pw_sandbox_load(pw_sandbox *sb, const char *name, const char *src, size_t le
   }
   push_env(L, sb->libs_ref);
   lua_setupvalue(L, -2, 1);   /* the chunk's _ENV */
+  sb_mark_chunk(sb);
   return PW_OK;
 }
 
@@ -459,6 +462,189 @@ static void error_text(lua_State *L, char *err, size_t errlen) {
     snprintf(err, errlen, "%.*s", (int)(n > 400 ? 400 : n), s);
   } else
     snprintf(err, errlen, "script raised an error object that is not a string (a %s value)", lua_typename(L, t));
+}
+
+
+/* ---- known-good state: snapshot and restore of upvalues ---- */
+
+static char sb_nil_mark;   /* stands for nil in a snapshot */
+
+#define SNAP_DEPTH 64
+
+/* Record the upvalues of the closure at fi (each shared cell once), then
+** walk their values. Stack: seen at seen, snapshot at snap (weak keys:
+** closure -> {[i] = value}), envs at envs (list of {closure, i, env}). */
+static void snap_value(lua_State *L, int v, int seen, int snap, int envs, int depth);
+
+static void snap_closure(lua_State *L, int fi, int seen, int snap, int envs, int depth) {
+  lua_createtable(L, 0, 0);
+  int rec = lua_gettop(L), any = 0;
+  for (int i = 1;; i++) {
+    const char *name = lua_getupvalue(L, fi, i);
+    if (!name) break;
+    lua_pushlightuserdata(L, lua_upvalueid(L, fi, i));
+    if (lua_rawget(L, seen) != LUA_TNIL) { lua_pop(L, 2); continue; }   /* cell done */
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, lua_upvalueid(L, fi, i));
+    lua_pushboolean(L, 1);
+    lua_rawset(L, seen);
+    int val = lua_gettop(L);
+    if (lua_isnil(L, val)) lua_pushlightuserdata(L, &sb_nil_mark); else lua_pushvalue(L, val);
+    lua_rawseti(L, rec, i);
+    any = 1;
+    if (!strcmp(name, "_ENV")) {   /* checked after every call */
+      lua_createtable(L, 3, 0);
+      lua_pushvalue(L, fi); lua_rawseti(L, -2, 1);
+      lua_pushinteger(L, i); lua_rawseti(L, -2, 2);
+      lua_pushvalue(L, val); lua_rawseti(L, -2, 3);
+      lua_rawseti(L, envs, (lua_Integer)lua_rawlen(L, envs) + 1);
+    }
+    snap_value(L, val, seen, snap, envs, depth + 1);
+    lua_pop(L, 1);
+  }
+  if (any) { lua_pushvalue(L, fi); lua_pushvalue(L, rec); lua_rawset(L, snap); }
+  lua_pop(L, 1);
+}
+
+static void snap_value(lua_State *L, int v, int seen, int snap, int envs, int depth) {
+  int t = lua_type(L, v);
+  if ((t != LUA_TFUNCTION && t != LUA_TTABLE) || (t == LUA_TFUNCTION && lua_iscfunction(L, v)) ||
+      depth > SNAP_DEPTH)
+    return;
+  luaL_checkstack(L, 12, "snapshot");
+  lua_pushvalue(L, v);
+  if (lua_rawget(L, seen) != LUA_TNIL) { lua_pop(L, 1); return; }
+  lua_pop(L, 1);
+  lua_pushvalue(L, v);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, seen);
+  if (t == LUA_TFUNCTION) { snap_closure(L, v, seen, snap, envs, depth); return; }
+  lua_pushnil(L);
+  while (lua_next(L, v)) {   /* raw: no metamethods run */
+    snap_value(L, lua_gettop(L) - 1, seen, snap, envs, depth + 1);
+    snap_value(L, lua_gettop(L), seen, snap, envs, depth + 1);
+    lua_pop(L, 1);
+  }
+  if (lua_getmetatable(L, v)) {
+    snap_value(L, lua_gettop(L), seen, snap, envs, depth + 1);
+    lua_pop(L, 1);
+  }
+}
+
+/* (protected) snapshot what the chunk returned: arguments 1..n. */
+static int sb_snapshot(lua_State *L) {
+  pw_sandbox *sb = lua_touserdata(L, 1);
+  int n = lua_gettop(L);
+  lua_newtable(L);
+  int seen = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->snap_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->envs_ref);
+  for (int i = 2; i <= n; i++) snap_value(L, i, seen, seen + 1, seen + 2, 0);
+  return 0;
+}
+
+/* Weak-keyed table in the registry (closures that are gone drop out). */
+static int sb_weak_table(lua_State *L, const char *mode) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, mode);
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static int sb_restore_all(lua_State *L) {
+  pw_sandbox *sb = lua_touserdata(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->snap_ref);
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {   /* closure -> {[i] = value} */
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_touserdata(L, -1) == &sb_nil_mark) { lua_pop(L, 1); lua_pushnil(L); }
+      lua_setupvalue(L, -4, (int)lua_tointeger(L, -2));
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+void pw_sandbox_restore(pw_sandbox *sb) {
+  lua_State *L = sb->L;
+  if (sb->snap_ref == LUA_NOREF || sb->snap_ref == 0) return;
+  lua_pushcfunction(L, sb_restore_all);
+  lua_pushlightuserdata(L, sb);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) { lua_pop(L, 1); return; }   /* retried next call */
+  sb->restore_pending = 0;
+}
+
+/* Did a call change an _ENV cell? (a legitimate script never assigns _ENV) */
+static int sb_env_changed(pw_sandbox *sb) {
+  lua_State *L = sb->L;
+  if (!sb->envs_ref || sb->envs_ref == LUA_NOREF || !lua_checkstack(L, 6)) return 0;
+  int changed = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->envs_ref);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+  for (lua_Integer k = 1; k <= n && !changed; k++) {
+    lua_rawgeti(L, -1, k);
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    int i = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (lua_getupvalue(L, -1, i)) {
+      lua_rawgeti(L, -3, 3);
+      changed = !lua_rawequal(L, -1, -2);
+      lua_pop(L, 2);
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  return changed;
+}
+
+/* After a chunk from pw_sandbox_load returned nresults values (on the
+** stack top): snapshot them as the known-good state. */
+static void sb_snapshot_results(pw_sandbox *sb, int nresults) {
+  lua_State *L = sb->L;
+  if (nresults <= 0 || !lua_checkstack(L, nresults + 4)) return;
+  if (!sb->snap_ref) { sb->snap_ref = sb_weak_table(L, "k"); sb->envs_ref = sb_weak_table(L, "v"); }
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, sb_snapshot);
+  lua_pushlightuserdata(L, sb);
+  for (int i = top - nresults + 1; i <= top; i++) lua_pushvalue(L, i);
+  if (lua_pcall(L, nresults + 1, 0, 0) != LUA_OK) lua_pop(L, 1);   /* out of memory: no snapshot */
+}
+
+/* Is the function about to be called a chunk pw_sandbox_load made? */
+static int sb_is_chunk(pw_sandbox *sb, int fidx) {
+  lua_State *L = sb->L;
+  if (!sb->chunks_ref) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->chunks_ref);
+  lua_pushvalue(L, fidx);
+  int is = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return is;
+}
+
+static void sb_mark_chunk(pw_sandbox *sb) {
+  lua_State *L = sb->L;
+  if (!sb->chunks_ref) sb->chunks_ref = sb_weak_table(L, "k");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->chunks_ref);
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* A deep recursion leaves a 16 MB stack and 200,000 CallInfos behind;
+** each full collection frees half of the unused CallInfos, so collect
+** until the heap is back near where the call began or stops shrinking. */
+static void sb_settle(pw_sandbox *sb) {
+  size_t slack = 1u << 20;
+  for (int i = 0; i < 32 && sb->used > sb->used_before + slack; i++) {
+    size_t was = sb->used;
+    lua_gc(sb->L, LUA_GCCOLLECT);
+    if (sb->used >= was - was / 64) break;
+  }
 }
 
 /* The budget or deadline error: the raised message when it is ours (it
@@ -476,9 +662,17 @@ static void sb_budget_text(pw_sandbox *sb, char *err, size_t errlen, uint64_t in
 
 int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructions,
                      char *err, size_t errlen) {
+  if (sb->restore_pending) pw_sandbox_restore(sb);
+  int chunk = sb_is_chunk(sb, lua_gettop(sb->L) - nargs);
+  sb->used_before = sb->used;
   pw_sandbox_begin(sb, instructions);
   int rc = lua_pcall(sb->L, nargs, nresults, 0);
   pw_sandbox_end(sb);
+  if (rc != LUA_OK || sb->budget_tripped || sb->deadline_tripped || sb->mem_tainted || sb_env_changed(sb))
+    sb->restore_pending = 1;
+  if (rc != LUA_OK) sb_settle(sb);
+  else if (chunk && !sb->budget_tripped && !sb->deadline_tripped && !sb->mem_tainted)
+    sb_snapshot_results(sb, nresults);
   if (sb->budget_tripped || sb->deadline_tripped) {
     if (rc != LUA_OK) sb_budget_text(sb, err, errlen, instructions);
     else snprintf(err, errlen, "instruction budget of %llu exceeded", (unsigned long long)instructions);

@@ -37,6 +37,11 @@ typedef struct pw_sandbox {
   uint64_t deadline_ns;      /* CLOCK_MONOTONIC_COARSE; 0 = off */
   int deadline_tripped;
   unsigned alloc_tick;
+  /* known-good state: the upvalues of the closures a loaded chunk returned
+  ** (see pw_sandbox_restore) */
+  int chunks_ref, snap_ref, envs_ref;   /* registry; LUA_NOREF before set-up */
+  int restore_pending;       /* an error or a changed _ENV since the last restore */
+  size_t used_before;        /* heap at the start of the current call */
 } pw_sandbox;
 
 #define PW_SANDBOX_DEADLINE_MS 10000u
@@ -63,6 +68,15 @@ int pw_sandbox_load(pw_sandbox *sb, const char *name, const char *src, size_t le
 ** exhausted budget or a passed deadline is PW_EBUDGET. */
 int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructions,
                      char *err, size_t errlen);
+
+/* Put back every upvalue of every Lua closure reachable from what a chunk
+** loaded by pw_sandbox_load returned (its _ENV, its local helpers and
+** tables), as it was when the chunk returned: a script that set _ENV = nil
+** or reassigned a helper cannot poison later evaluations. The sandbox does
+** it by itself before the next call after an error or after a call that
+** changed an _ENV; a caller may also do it at the start of each
+** evaluation. (The contents of tables are not restored.) */
+void pw_sandbox_restore(pw_sandbox *sb);
 
 /* Replace the table at the top of the stack by a read-only proxy of it
 ** (reads, #, pairs and ipairs work; writes raise an error). */

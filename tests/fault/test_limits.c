@@ -2,12 +2,15 @@
 ** test_limits.c: the limits that keep pathwise alive and responsive
 ** (issue 12): a pw_buf that cannot grow fails sticky instead of aborting,
 ** and the sandbox's wall-clock deadline stops a script that the
-** instruction budget would let run on (the budget is set out of reach).
+** instruction budget would let run on (the budget is set out of reach),
+** and a script cannot poison later calls (_ENV = nil, a helper reassigned,
+** the heap left behind by a deep recursion).
 */
 #include <stdint.h>
 #include <string.h>
 #include "buf.h"
 #include "pwtest.h"
+#include <lauxlib.h>
 #include "sandbox.h"
 
 static void test_buf_failed(void) {
@@ -55,4 +58,45 @@ static void test_deadline(void) {
   pw_sandbox_close(&sb);
 }
 
-PW_TEST_MAIN(test_buf_failed(); test_deadline())
+/* Call field fn of the table in registry ref with one boolean. */
+static int call_field(pw_sandbox *sb, int ref, const char *fn, int arg, char *err, size_t errlen) {
+  lua_rawgeti(sb->L, LUA_REGISTRYINDEX, ref);
+  lua_getfield(sb->L, -1, fn);
+  lua_remove(sb->L, -2);
+  lua_pushboolean(sb->L, arg);
+  return pw_sandbox_pcall(sb, 1, 1, 5000000, err, errlen);
+}
+
+static void test_known_good_state(void) {
+  pw_sandbox sb;
+  char err[512];
+  const char *src =
+    "local function g() return string.len('abc') end\n"
+    "return { f = function(poison) if poison then _ENV = nil return 0 end return g() end,\n"
+    "         h = function(poison) if poison then g = nil error('boom') end return g() end,\n"
+    "         deep = function() local function r(n) return 1 + r(n + 1) end return r(1) end }";
+  CHECK(pw_sandbox_init(&sb, 64u << 20, err, sizeof err) == 0);
+  CHECK(pw_sandbox_load(&sb, "p.lua", src, strlen(src), err, sizeof err) == 0);
+  CHECK(pw_sandbox_pcall(&sb, 0, 1, 5000000, err, sizeof err) == 0);
+  int ref = luaL_ref(sb.L, LUA_REGISTRYINDEX);
+  CHECK(call_field(&sb, ref, "f", 0, err, sizeof err) == 0 && lua_tointeger(sb.L, -1) == 3);
+  lua_pop(sb.L, 1);
+  CHECK(call_field(&sb, ref, "f", 1, err, sizeof err) == 0);   /* _ENV = nil, returns normally */
+  lua_pop(sb.L, 1);
+  CHECK(call_field(&sb, ref, "f", 0, err, sizeof err) == 0 && lua_tointeger(sb.L, -1) == 3);
+  lua_pop(sb.L, 1);
+  CHECK(call_field(&sb, ref, "h", 1, err, sizeof err) == 2);   /* a helper reassigned, then an error */
+  CHECK(call_field(&sb, ref, "h", 0, err, sizeof err) == 0 && lua_tointeger(sb.L, -1) == 3);
+  lua_pop(sb.L, 1);
+  /* after a deep recursion error the heap is back near where it was */
+  size_t before = sb.used;
+  CHECK(call_field(&sb, ref, "deep", 0, err, sizeof err) == 2);
+  CHECK_CONTAINS(err, "stack overflow");
+  CHECK(sb.used < before + (1u << 20));
+  if (sb.used >= before + (1u << 20)) fprintf(stderr, "heap %zu bytes before, %zu after\n", before, sb.used);
+  CHECK(call_field(&sb, ref, "f", 0, err, sizeof err) == 0 && lua_tointeger(sb.L, -1) == 3);
+  lua_pop(sb.L, 1);
+  pw_sandbox_close(&sb);
+}
+
+PW_TEST_MAIN(test_buf_failed(); test_deadline(); test_known_good_state())

@@ -28,6 +28,25 @@ def run(args, **kw):
     return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=kw.get("timeout", 100))
 
 
+def poison_later_evaluations(pw, proto, tmp):
+    """Ordinary cases between poisoning ones, on one engine (--jobs 1): each
+    ordinary case gets the ordinary answer."""
+    ids = ["a", "env_nil", "b", "env_nil_error", "c", "helper", "d", "env_swap", "e", "deep", "f"]
+    cohort = os.path.join(tmp, "poison.jsonl")
+    with open(cohort, "w") as f:
+        for i in ids:
+            f.write(json.dumps({"patient_id": i, "ecog": 1}) + "\n")
+    expect(os.path.exists(proto), "missing " + proto)
+    r = run([pw, "batch", "--jobs", "1", "--quiet", "--protocol", proto, cohort])
+    recs = [json.loads(l) for l in r.stdout.decode().splitlines()]
+    expect(len(recs) == len(ids), "poison batch: %d records" % len(recs))
+    for pid, rec in zip(ids, recs):
+        if len(pid) == 1:
+            expect(rec.get("pathway") == "ok_1", "poison: case %s after poisoning: %s" % (pid, json.dumps(rec)[:300]))
+        elif pid == "deep":
+            expect("stack overflow" in rec.get("error", {}).get("message", ""), "poison: deep: %s" % json.dumps(rec)[:300])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pathwise", required=True)
@@ -74,6 +93,7 @@ def main():
             sock = os.path.join(tmp, "s.sock")
             r = run([pw, "serve", "--socket", sock, "--no-watch", "--workers", "1", "--protocol", lp])
             expect(r.returncode != 0 and kind_ok(r.stderr.decode(), name), "%s serve at start: %d %s" % (name, r.returncode, r.stderr[:300]))
+        poison_later_evaluations(pw, os.path.join(here, "poison", "poison.lua"), tmp)
     finally:
         shutil.rmtree(tmp)
     print("%d hostile protocols, %d failures" % (len(protos), len(FAILS)))
