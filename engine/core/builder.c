@@ -16,6 +16,14 @@
 #include "knowledge.h"
 #include "runtime.h"
 
+/* The host refused memory: the evaluation fails as out of memory, not as
+** a protocol error. */
+static void oom(lua_State *L, const char *fn) {
+  char what[64];
+  snprintf(what, sizeof what, "out.%s", fn);
+  pw_sandbox_raise_oom(L, what);
+}
+
 static pw_engine *engine_of(lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(1));
 }
@@ -51,7 +59,7 @@ static const char *arg_str(lua_State *L, pw_engine *e, const char *fn, int f, in
   if (strlen(s) != n || !pw_utf8_valid(s, n)) luaL_error(L, "out.%s: field '%s' is not valid UTF-8 text", fn, k);
   char *c = pw_arena_strdup(&e->res.arena, s, n);
   lua_pop(L, 1);
-  if (!c) luaL_error(L, "out.%s: out of memory", fn);
+  if (!c) oom(L, fn);
   return c;
 }
 
@@ -157,7 +165,7 @@ static int build_item(lua_State *L, const char *fn, const char *default_strength
   it.line = script_line(L);
   it.source = PW_SRC_PROTOCOL;
   pw_item *slot = pw_result_add_item(&e->res);
-  if (!slot) luaL_error(L, "out.%s: out of memory", fn);
+  if (!slot) oom(L, fn);
   *slot = it;
   if (e->res.tracing) {
     char facts[400];
@@ -196,7 +204,7 @@ static int b_missing(lua_State *L) {
       luaL_error(L, "out.missing: order '%s' is not an action id", order);
   }
   pw_missing *m = pw_result_add_missing(&e->res, fact);
-  if (!m) luaL_error(L, "out.missing: out of memory");
+  if (!m) oom(L, "missing");
   m->why = why;   /* the protocol's words win over the kernel's */
   if (order) m->order = order;
   if (test) m->test = test;
@@ -223,7 +231,7 @@ static int build_note(lua_State *L, int which, const char *fn, int id_required) 
   } else if (id && !pw_builder_ident(id))
     luaL_error(L, "out.%s: id '%s' must be [a-z0-9_.-]+", fn, id);
   pw_note *n = pw_result_add_note(&e->res, which);
-  if (!n) luaL_error(L, "out.%s: out of memory", fn);
+  if (!n) oom(L, fn);
   n->id = id;
   n->text = text;
   n->cites = c;

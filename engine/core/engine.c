@@ -198,10 +198,9 @@ pw_status pw_engine_evaluate(pw_engine *e, int facts_idx, int orders_idx, unsign
     return pw_error_set(err, PW_EPROTOCOL, "no protocol loaded");
   facts_idx = lua_absindex(L, facts_idx);
   if (orders_idx) orders_idx = lua_absindex(L, orders_idx);
-  if (pw_facts_from_lua(L, facts_idx, &e->facts, &e->res.arena, msg, sizeof msg))
-    return pw_error_set(err, PW_EINPUT, "%s", msg);
-  if (orders_idx && pw_facts_orders_from_lua(L, orders_idx, &e->facts, &e->res.arena, msg, sizeof msg))
-    return pw_error_set(err, PW_EINPUT, "%s", msg);
+  int frc = pw_facts_from_lua(L, facts_idx, &e->facts, &e->res.arena, msg, sizeof msg);
+  if (!frc && orders_idx) frc = pw_facts_orders_from_lua(L, orders_idx, &e->facts, &e->res.arena, msg, sizeof msg);
+  if (frc) return pw_error_set(err, frc == -2 ? PW_EMEMORY : PW_EINPUT, "%s", msg);
   e->res.patient_id = e->facts.patient_id;
   add_unknown_fields(e);
   pw_status rc = PW_OK;

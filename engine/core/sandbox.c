@@ -394,7 +394,7 @@ int pw_sandbox_init(pw_sandbox *sb, size_t memory, char *err, size_t errlen) {
   memset(sb, 0, sizeof *sb);
   sb->limit = memory;
   sb->L = lua_newstate(sb_alloc, sb);
-  if (!sb->L) { snprintf(err, errlen, "cannot create a Lua state (memory cap %zu bytes)", memory); return -1; }
+  if (!sb->L) { snprintf(err, errlen, "cannot create a Lua state: out of memory (cap %zu bytes)", memory); return -1; }
   *(pw_sandbox **)lua_getextraspace(sb->L) = sb;
   lua_atpanic(sb->L, sb_panic);
   lua_gc(sb->L, LUA_GCGEN, 0, 0);
@@ -647,6 +647,11 @@ static void sb_settle(pw_sandbox *sb) {
   }
 }
 
+int pw_sandbox_raise_oom(lua_State *L, const char *what) {
+  sb_of(L)->mem_tainted = 2;
+  return luaL_error(L, "%s: out of memory", what);
+}
+
 /* The budget or deadline error: the raised message when it is ours (it
 ** names the script line: "file.lua:6: deadline of 10000 ms exceeded"),
 ** else the plain statement. */
@@ -680,9 +685,11 @@ int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructi
     return PW_EBUDGET;
   }
   if (sb->mem_tainted) {
-    if (rc != LUA_OK) lua_pop(sb->L, 1); else lua_pop(sb->L, nresults);
-    if (sb->mem_tainted == 2) snprintf(err, errlen, "out of memory (the host refused an allocation)");
+    const char *m = rc != LUA_OK && lua_type(sb->L, -1) == LUA_TSTRING ? lua_tostring(sb->L, -1) : NULL;
+    if (sb->mem_tainted == 2 && m && strstr(m, ": out of memory") && strlen(m) < 300) snprintf(err, errlen, "%s", m);
+    else if (sb->mem_tainted == 2) snprintf(err, errlen, "out of memory (the host refused an allocation)");
     else snprintf(err, errlen, "memory cap of %zu bytes reached", sb->limit);
+    if (rc != LUA_OK) lua_pop(sb->L, 1); else lua_pop(sb->L, nresults);
     lua_gc(sb->L, LUA_GCCOLLECT);
     return PW_EMEMORY;
   }

@@ -78,6 +78,11 @@ int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructi
 ** evaluation. (The contents of tables are not restored.) */
 void pw_sandbox_restore(pw_sandbox *sb);
 
+/* Raise "WHAT: out of memory" from a C function the script called when the
+** host refused an allocation: the call then fails as PW_EMEMORY (the
+** script's pcall cannot turn it into a success), not as a protocol error. */
+int pw_sandbox_raise_oom(lua_State *L, const char *what);
+
 /* Replace the table at the top of the stack by a read-only proxy of it
 ** (reads, #, pairs and ipairs work; writes raise an error). */
 void pw_sandbox_readonly(lua_State *L);
