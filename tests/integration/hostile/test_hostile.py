@@ -47,6 +47,41 @@ def poison_later_evaluations(pw, proto, tmp):
             expect("stack overflow" in rec.get("error", {}).get("message", ""), "poison: deep: %s" % json.dumps(rec)[:300])
 
 
+BOUNDS = [
+    # (name, applies body, evaluate body, error the eval must name)
+    ("warn_cap", "return true", 'for i = 1, 300 do out.warn{text = "w" .. i, citations = {1}} end',
+     "out.warn: more than 256 entries"),
+    ("recommend_cap", "return true",
+     'for i = 1, 300 do out.recommend{id = "FOLFIRI", text = "t", citations = {1}} end',
+     "out.recommend: more than 256 recommendations"),
+    ("note_cap", "return true", 'for i = 1, 300 do out.note("n") end', "out.note: more than 256 notes"),
+    ("text_total", "return true",
+     'for i = 1, 100 do out.warn{text = string.rep("x", 4000), citations = {1}} end', "bytes of text in all"),
+    ("note_type", "return true", "out.note({})", "out.note: the text must be a string, got table"),
+    ("note_utf8", "return true", 'out.note("\\255")', "out.note: the text is not valid UTF-8"),
+    ("applies_utf8", 'return true, "\\255"', "", "applies: the reason (second value) is not valid UTF-8"),
+    ("applies_type", "return 5", "", "applies must return true, false or nil"),
+    ("evaluate_returns", "return true", 'do return "done" end', "evaluate returned a string"),
+    ("pathway_options", "return true", 'out.pathway("p", "options")', "out.pathway: the options (argument 2) must be a table"),
+]
+
+
+def output_bounds(pw, index, tmp):
+    """Protocol output is bounded and checked: each wrong output is an error
+    naming the call and field, with and without --trace."""
+    for name, applies, evaluate, want in BOUNDS:
+        p = os.path.join(tmp, "bound_%s.lua" % name)
+        with open(p, "w") as f:
+            f.write('return { id = "bound_%s", version = "0.1.0", title = "bounds",\n'
+                    '  references = { [1] = "r" },\n'
+                    '  applies = function(facts, out) %s end,\n'
+                    '  evaluate = function(facts, out) %s end }\n' % (name, applies, evaluate))
+        for trace in ([], ["--trace"]):
+            r = run([pw, "eval", "--format", "json", "--protocol", p] + trace + [index])
+            err = r.stderr.decode(errors="replace")
+            expect(r.returncode == 70 and want in err, "bounds %s %s: exit %d %s" % (name, trace, r.returncode, err[:300]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pathwise", required=True)
@@ -94,6 +129,7 @@ def main():
             r = run([pw, "serve", "--socket", sock, "--no-watch", "--workers", "1", "--protocol", lp])
             expect(r.returncode != 0 and kind_ok(r.stderr.decode(), name), "%s serve at start: %d %s" % (name, r.returncode, r.stderr[:300]))
         poison_later_evaluations(pw, os.path.join(here, "poison", "poison.lua"), tmp)
+        output_bounds(pw, index, tmp)
     finally:
         shutil.rmtree(tmp)
     print("%d hostile protocols, %d failures" % (len(protos), len(FAILS)))
