@@ -66,10 +66,10 @@ static pw_engine *engine_of(lua_State *L) {
 ** one is a copy where lua_pushstring would hash and compare each time. */
 enum {
   F_ID, F_TEXT, F_RATIONALE, F_EVIDENCE, F_GROUP, F_STRENGTH, F_CITATIONS, F_PREFERRED,
-  F_TARGET, F_FACTS, F_FACT, F_WHY, F_ORDER, F_TEST, F_RULE, F_REASON, NFIELDS};
+  F_TARGET, F_FACTS, F_FACT, F_WHY, F_ORDER, F_TEST, F_RULE, F_REASON, F_LEVEL, NFIELDS};
 static const char *const field_names[NFIELDS] = {
   "id", "text", "rationale", "evidence", "group", "strength", "citations", "preferred",
-  "target", "facts", "fact", "why", "order", "test", "rule", "reason"};
+  "target", "facts", "fact", "why", "order", "test", "rule", "reason", "level"};
 
 static void push_field(lua_State *L, int f) {
   lua_pushvalue(L, lua_upvalueindex(2 + f));
@@ -253,6 +253,12 @@ static int build_note(lua_State *L, int which, const char *fn, int id_required) 
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *id = arg_str(L, e, fn, F_ID, id_required);
   const char *text = arg_str(L, e, fn, F_TEXT, 1);
+  const char *level = which == PW_NOTE_WARN ? arg_str(L, e, fn, F_LEVEL, 0) : NULL;
+  pw_level lv = PW_LEVEL_PATIENT;
+  if (level && !strcmp(level, "urgent")) lv = PW_LEVEL_URGENT;
+  else if (level && !strcmp(level, "standing")) lv = PW_LEVEL_STANDING;
+  else if (level && strcmp(level, "patient"))
+    luaL_error(L, "out.%s: level must be \"urgent\", \"patient\" or \"standing\"", fn);
   arg_cites(L, e, fn, which != PW_NOTE_WARN || !e->in_plugin, &c);
   if (id && which == PW_NOTE_FOLLOWUP) {
     uint32_t ag;
@@ -268,6 +274,7 @@ static int build_note(lua_State *L, int which, const char *fn, int id_required) 
   n->text = text;
   n->cites = c;
   n->line = script_line(L);
+  n->level = lv;
   n->source = e->in_plugin ? PW_SRC_PLUGIN : PW_SRC_PROTOCOL;
   return 0;
 }
@@ -931,6 +938,8 @@ void pw_rules_json(pw_buf *out) {
     for (int c = 0; c < r->cites.n; c++) pw_buf_addf(out, c ? ",%d" : "%d", r->cites.v[c]);
     pw_buf_adds(out, "],\"guideline\":");
     pw_buf_json_str(out, r->guideline);
+    pw_buf_adds(out, ",\"beyond_guideline\":");
+    pw_buf_json_str(out, r->beyond);
     pw_buf_adds(out, "}");
   }
   pw_buf_adds(out, "]");
@@ -941,8 +950,10 @@ void pw_rules_text(pw_buf *out) {
     const pw_rule_info *r = pw_safety_rule(i);
     pw_buf_addf(out, "%-36s [", r->id);
     for (int c = 0; c < r->cites.n; c++) pw_buf_addf(out, c ? ", %d" : "%d", r->cites.v[c]);
-    pw_buf_addf(out, "]\n    %s\n    applies to: %s\n    guideline: \"%s\"\n", r->statement, r->applies_to,
-                r->guideline);
+    if (r->beyond) pw_buf_adds(out, "beyond the guideline");
+    pw_buf_addf(out, "]\n    %s\n    applies to: %s\n", r->statement, r->applies_to);
+    if (r->guideline) pw_buf_addf(out, "    guideline: \"%s\"\n", r->guideline);
+    if (r->beyond) pw_buf_addf(out, "    source (beyond the guideline): %s\n", r->beyond);
   }
 }
 

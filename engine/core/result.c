@@ -79,6 +79,15 @@ int pw_result_n_blocked(const pw_result *r) {
   return n;
 }
 
+const char *pw_level_name(pw_level l) {
+  static const char *names[] = {"patient", "urgent", "standing"};
+  return l <= PW_LEVEL_STANDING ? names[l] : "patient";
+}
+
+/* Warnings are written urgent first, then patient-specific, then the
+** standing reminders; within a level, in the order they were made. */
+static const pw_level level_order[] = {PW_LEVEL_URGENT, PW_LEVEL_PATIENT, PW_LEVEL_STANDING};
+
 /* ---- JSON ---- */
 
 static const char *source_name(pw_source s) {
@@ -156,23 +165,37 @@ static void j_blocked(pw_buf *b, const pw_item *it, int tracing) {
   j_cites(b, &it->rule_cites);
   if (it->text) j_key_str(b, "text", it->text);
   if (it->line) { j_key(b, "line"); pw_buf_add_int(b, it->line); }
+  if (it->rule_beyond) j_key_str(b, "beyond_guideline", it->rule_beyond);
   if (tracing && it->rule_evidence) j_key_str(b, "evidence", it->rule_evidence);
+  ADDL(b, "}");
+}
+
+static void j_note(pw_buf *b, const pw_note *n, int first, int with_id, int is_warning) {
+  pw_buf_adds(b, first ? "{" : ",{");
+  if (with_id) { ADDL(b, "\"id\":"); pw_buf_json_str(b, n->id); ADDL(b, ","); }
+  ADDL(b, "\"text\":");
+  pw_buf_json_str(b, n->text);
+  ADDL(b, ",\"citations\":");
+  j_cites(b, &n->cites);
+  if (with_id) j_key_str(b, "source", source_name(n->source));
+  if (is_warning) j_key_str(b, "level", pw_level_name(n->level));
+  if (n->beyond) j_key_str(b, "beyond_guideline", n->beyond);
   ADDL(b, "}");
 }
 
 static void j_notes(pw_buf *b, const char *key, const pw_note *v, int n, int with_id) {
   j_key(b, key);
   pw_buf_add(b, "[", 1);
-  for (int i = 0; i < n; i++) {
-    pw_buf_adds(b, i ? ",{" : "{");
-    if (with_id) { ADDL(b, "\"id\":"); pw_buf_json_str(b, v[i].id); ADDL(b, ","); }
-    ADDL(b, "\"text\":");
-    pw_buf_json_str(b, v[i].text);
-    ADDL(b, ",\"citations\":");
-    j_cites(b, &v[i].cites);
-    if (with_id) j_key_str(b, "source", source_name(v[i].source));
-    ADDL(b, "}");
-  }
+  for (int i = 0; i < n; i++) j_note(b, &v[i], i == 0, with_id, 0);
+  ADDL(b, "]");
+}
+
+static void j_warnings(pw_buf *b, const pw_note *v, int n) {
+  j_key(b, "warnings");
+  pw_buf_add(b, "[", 1);
+  for (size_t l = 0, k = 0; l < sizeof level_order / sizeof level_order[0]; l++)
+    for (int i = 0; i < n; i++)
+      if (v[i].level == level_order[l]) j_note(b, &v[i], k++ == 0, 1, 1);
   ADDL(b, "]");
 }
 
@@ -254,7 +277,7 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     ADDL(b, "}");
   }
   ADDL(b, "]");
-  j_notes(b, "warnings", r->warnings.v, r->warnings.n, 1);
+  j_warnings(b, r->warnings.v, r->warnings.n);
   j_notes(b, "followup", r->followup.v, r->followup.n, 1);
   j_notes(b, "outcomes", r->outcomes.v, r->outcomes.n, 0);
   j_alternatives(b, r);
@@ -266,7 +289,8 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     pw_buf_adds(b, k++ ? ",{\"id\":" : "{\"id\":");
     pw_buf_json_str(b, it->id);
     j_agents(b, it->agents);
-    pw_buf_adds(b, it->blocked ? ",\"status\":\"blocked\"}" : ",\"status\":\"allowed\"}");
+    /* not "allowed": passing the rules is not an approval */
+    pw_buf_adds(b, it->blocked ? ",\"status\":\"blocked\"}" : ",\"status\":\"no_rule_violated\"}");
   }
   ADDL(b, "]");
   if (r->tracing) {
@@ -297,10 +321,38 @@ static void t_section(pw_buf *b, const char *title, int n) {
   pw_buf_addf(b, "\n%s%s\n", title, n ? "" : ": none");
 }
 
+static int t_count_level(const pw_result *r, pw_level l) {
+  int n = 0;
+  for (int i = 0; i < r->warnings.n; i++) n += r->warnings.v[i].level == l;
+  return n;
+}
+
+/* A guideline item shows its citations; one beyond the guideline says so,
+** and names its source on the next line. */
+static void t_basis(pw_buf *b, const pw_cites *c, const char *beyond, const char *indent) {
+  if (!beyond) { t_cites(b, c); return; }
+  pw_buf_addf(b, " [beyond the guideline]\n%sSource: %s", indent, beyond);
+}
+
+static void t_warnings(pw_buf *b, const pw_result *r, pw_level l, const char *title, const char *bullet) {
+  int n = t_count_level(r, l);
+  if (l == PW_LEVEL_URGENT && !n) return;   /* said only when there is one */
+  t_section(b, title, n);
+  for (int i = 0; i < r->warnings.n; i++) {
+    const pw_note *w = &r->warnings.v[i];
+    if (w->level != l) continue;
+    pw_buf_addf(b, "  %s %s", bullet, w->text);
+    t_basis(b, &w->cites, w->beyond, "    ");
+    ADDL(b, "\n");
+  }
+}
+
 void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
   int nrec = pw_result_n_recommended(r), nblk = pw_result_n_blocked(r);
   pw_buf_addf(b, "pathwise %s | protocol %s %s (sha256 %.12s)\n", PW_VERSION, p->id, p->version, p->sha256);
   pw_buf_addf(b, "Patient: %s\n", r->patient_id ? r->patient_id : "(no id)");
+  t_warnings(b, r, PW_LEVEL_URGENT, "URGENT", "!!");
+  if (t_count_level(r, PW_LEVEL_URGENT)) ADDL(b, "\n");
   pw_buf_addf(b, "Protocol applies: %s", r->applicable < 0 ? "cannot tell yet" : r->applicable ? "yes" : "no");
   if (r->applicability) pw_buf_addf(b, " (%s)", r->applicability);
   pw_buf_addf(b, "\nPathway: %s", r->pathway ? r->pathway : "none");
@@ -348,7 +400,7 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     const pw_item *it = &r->items.v[i];
     if (!it->blocked) continue;
     pw_buf_addf(b, "  - %s (%s) by %s", it->id, source_name(it->source), it->rule);
-    t_cites(b, &it->rule_cites);
+    t_basis(b, &it->rule_cites, it->rule_beyond, "    ");
     pw_buf_addf(b, "\n    %s\n", it->reason);
     if (r->tracing && it->rule_evidence) pw_buf_addf(b, "    Guideline: \"%s\"\n", it->rule_evidence);
   }
@@ -363,11 +415,12 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     ADDL(b, "\n");
   }
 
+  t_warnings(b, r, PW_LEVEL_PATIENT, "WARNINGS FOR THIS PATIENT", "-");
+  t_warnings(b, r, PW_LEVEL_STANDING, "STANDING REMINDERS: WHAT NOT TO DO", "-");
   const struct { const char *title; const pw_note *v; int n; } lists[] = {
-    {"WARNINGS", r->warnings.v, r->warnings.n},
     {"FOLLOW-UP", r->followup.v, r->followup.n},
     {"EXPECTED OUTCOMES", r->outcomes.v, r->outcomes.n}};
-  for (size_t s = 0; s < 3; s++) {
+  for (size_t s = 0; s < 2; s++) {
     t_section(b, lists[s].title, lists[s].n);
     for (int i = 0; i < lists[s].n; i++) {
       pw_buf_addf(b, "  - %s", lists[s].v[i].text);
@@ -381,7 +434,9 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     t_section(b, "PROPOSED ORDERS", nord);
     for (int i = 0; i < r->items.n; i++)
       if (r->items.v[i].source == PW_SRC_ORDER)
-        pw_buf_addf(b, "  - %s: %s\n", r->items.v[i].id, r->items.v[i].blocked ? "BLOCKED" : "allowed");
+        pw_buf_addf(b, "  - %s: %s%s\n", r->items.v[i].id,
+                    r->items.v[i].blocked ? "BLOCKED by " : "no safety rule violated",
+                    r->items.v[i].blocked ? r->items.v[i].rule : "");
   }
   if (r->tracing) {
     t_section(b, "TRACE", r->trace.n);

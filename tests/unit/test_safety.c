@@ -137,8 +137,9 @@ static void radiotherapy(void) {
   CHECK(missing_has("metastases"));
   CHECK_STR(verdict("\"metastases\":[{\"site\":\"retroperitoneal\",\"symptoms\":[\"neurologic\"]}]",
                     "palliative_rt_retroperitoneal"), "");
+  /* any recorded symptom is "pain or functional impairment" (issue 10) */
   CHECK_STR(verdict("\"metastases\":[{\"site\":\"retroperitoneal\",\"symptoms\":[\"lymphedema\"]}]",
-                    "palliative_rt_retroperitoneal"), "rt_symptomatic_sites_only");
+                    "palliative_rt_retroperitoneal"), "");
   const char *ing = "\"metastases\":[{\"site\":\"inguinal_nodes\",\"symptoms\":[\"skin_breakdown\"]}]";
   char m[512];
   snprintf(m, sizeof m, "%s,\"prior_radiation_sites\":[\"pelvis\"]", ing);
@@ -154,7 +155,8 @@ static void targeted(void) {
   CHECK_STR(verdict(OK_FACTS ",\"molecular\":{\"msi\":\"mss\"}", "nivolumab"), "checkpoint_requires_msi_high");
   CHECK_STR(verdict(OK_FACTS, "nivolumab"), "checkpoint_requires_msi_high");
   CHECK(missing_has("molecular.msi"));
-  CHECK_STR(verdict(OK_FACTS ",\"molecular\":{\"braf_v600e\":\"mutant\"}", "encorafenib"), "");
+  /* encorafenib alone is blocked beyond the guideline (BEACON): see beyond() */
+  CHECK_STR(verdict(OK_FACTS ",\"molecular\":{\"braf_v600e\":\"mutant\"}", "encorafenib"), "encorafenib_needs_anti_egfr");
   CHECK_STR(verdict(OK_FACTS ",\"molecular\":{\"braf_v600e\":\"wild_type\"}", "encorafenib"), "encorafenib_requires_braf_v600e");
   CHECK_STR(verdict(OK_FACTS, "encorafenib"), "encorafenib_requires_braf_v600e");
   CHECK(missing_has("molecular.braf_v600e"));
