@@ -285,9 +285,12 @@ static int single_bone_item(kctx *k) {
 }
 
 /* A regimen already progressed on or stopped for intolerance is not started
-** again: an item whose active drugs include all of a failed regimen's. */
+** again. What makes it "the same": its chemotherapy backbone when it had
+** one (FOLFOX after FOLFOX+bevacizumab failed is FOLFOX again; FOLFIRI with
+** bevacizumab continued is not), else all of its drugs (pembrolizumab). */
 static int no_repeat_failed_regimen(kctx *k) {
   const pw_facts *f = k->f;
+  uint32_t chemo = cls(PW_CLS_CYTOTOXIC) | PW_AGENT_BIT(PW_AG_FLUOROURACIL);
   uint32_t mine = pw_knowledge_active(k->it->agents);
   if (!mine || !f->regimens_known) return 0;
   for (int i = 0; i < f->nregimens; i++) {
@@ -296,9 +299,11 @@ static int no_repeat_failed_regimen(kctx *k) {
     if (!g->name || (g->outcome != PW_OUTCOME_PROGRESSION && g->outcome != PW_OUTCOME_INTOLERANCE)) continue;
     if (pw_knowledge_prior_regimen(g->name, &theirs)) continue;   /* not known: the protocol asks for review */
     theirs = pw_knowledge_active(theirs);
+    if (theirs & chemo) theirs &= chemo;
     if (!theirs || (mine & theirs) != theirs) continue;
-    snprintf(k->reason, sizeof k->reason, "prior_regimens[%d] (%.60s) already %s: the same drugs are not started again",
-             i, g->name, g->outcome == PW_OUTCOME_PROGRESSION ? "progressed" : "stopped for intolerance");
+    snprintf(k->reason, sizeof k->reason, "prior_regimens[%d] (%.60s) already %s: its %s not started again",
+             i, g->name, g->outcome == PW_OUTCOME_PROGRESSION ? "progressed" : "was stopped for intolerance",
+             theirs & chemo ? "chemotherapy backbone is" : "drugs are");
     return 1;
   }
   return 0;
@@ -421,7 +426,7 @@ static const rule rules[] = {
   {{"encorafenib_requires_braf_v600e", "Encorafenib only for BRAF V600E-mutant tumours; unknown blocks.",
     "braf_inhibitor agents", C1(4),
     G_ENCORAFENIB_REQUIRES_BRAF_V600E, NULL}, encorafenib_requires_braf},
-  {{"no_repeat_failed_regimen", "No regimen the patient has already progressed on or stopped for intolerance (an item containing all of its drugs; capecitabine counts as 5-FU), wherever it is in the history.",
+  {{"no_repeat_failed_regimen", "No regimen the patient has already progressed on or stopped for intolerance, wherever it is in the history: an item containing all of its chemotherapy backbone (capecitabine counts as 5-FU), or all of its drugs when it had no chemotherapy.",
     "regimens and agents named in prior_regimens", C2(1, 3),
     G_NO_REPEAT_FAILED_REGIMEN, NULL}, no_repeat_failed_regimen},
   /* beyond the guideline: no citations, a named source */

@@ -301,12 +301,23 @@ local function history(facts)
   return h
 end
 
--- Was an item's regimen already progressed on or not tolerated? (Its drugs
--- include all of a failed regimen's.)
+-- Was an item's regimen already progressed on or not tolerated? As in the
+-- kernel: an item containing a failed regimen's chemotherapy backbone (or
+-- all of its drugs when it had no chemotherapy).
+local CHEMO = { fp = true, oxaliplatin = true, irinotecan = true }
 local function already_failed(h, id)
   local set = drugs(id)
   for _, f in ipairs(h.failed) do
-    if set ~= nil and next(f) ~= nil and subset(f, set) then
+    local backbone = {}
+    for k in pairs(f) do
+      if CHEMO[k] then
+        backbone[k] = true
+      end
+    end
+    if next(backbone) == nil then
+      backbone = f
+    end
+    if set ~= nil and next(backbone) ~= nil and subset(backbone, set) then
       return true
     end
   end
@@ -351,7 +362,7 @@ local function population(facts, out)
   end
   local notes = {}
   if p.site == "colon_left" or p.site == "colon_right" or p.site == "colon" then
-    notes[#notes + 1] = "Colon primary: the guideline was written for rectal cancer; its systemic therapy applies to metastatic colorectal cancer, its statements about the rectal primary do not."
+    notes[#notes + 1] = "Colon primary: the guideline was written for rectal cancer; its systemic therapy applies to metastatic colorectal cancer, its advice on the rectal tumour itself does not."
   end
   if p.resected == false then
     notes[#notes + 1] = "The primary has not been resected: the guideline's advice about the primary assumes prior surgery."
@@ -382,6 +393,15 @@ local function applies(facts, out)
 
   local h = history(facts)
   if regimens ~= nil then
+    if h.gap ~= nil then
+      out.missing{
+        fact = "prior_regimens",
+        why = "The treatment history lists line " .. h.gap .. " but no line 1: which regimen was first line is not clear.",
+        test = "treatment history review",
+        citations = cites("overview", "cornerstone"),
+      }
+      return nil, "Cannot tell whether the guideline applies: line " .. h.gap .. " is recorded without a line 1."
+    end
     if h.later ~= nil then
       return false, "A later line (" .. tostring(h.later) ..
         ") has already been exhausted: beyond the second-line setting this guideline covers."
@@ -393,15 +413,6 @@ local function applies(facts, out)
     if h.triplet ~= nil then
       return false, "First-line " .. tostring(h.triplet) ..
         " already contained irinotecan: the guideline covers second-line FOLFIRI after first-line FOLFOX."
-    end
-    if h.gap ~= nil then
-      out.missing{
-        fact = "prior_regimens",
-        why = "The treatment history lists line " .. h.gap .. " but no line 1: which regimen was first line is not clear.",
-        test = "treatment history review",
-        citations = cites("overview", "cornerstone"),
-      }
-      return nil, "Cannot tell whether the guideline applies: line " .. h.gap .. " is recorded without a line 1."
     end
     if h.first == nil and #h.unrecognised > 0 then
       out.missing{
@@ -1077,7 +1088,10 @@ local function evaluate(facts, out)
     systemic = "ici"
   else
     local first = h.first or { name = "FOLFOX", outcome = "progression" }
-    local ongoing = ongoing_relation(h, "FOLFIRI") ~= nil
+    local ongoing = false
+    for _, g in ipairs(h.ongoing) do
+      ongoing = ongoing or g.set.irinotecan == true
+    end
     out.pathway("second_line_systemic", {
       rationale = "First-line " .. first.name .. (first.outcome == "intolerance" and " was not tolerated" or " progressed") ..
         "; ECOG " .. ecog .. ": " .. (ongoing and "second-line FOLFIRI-based chemotherapy is ongoing; continue it."
