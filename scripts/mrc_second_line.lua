@@ -8,14 +8,33 @@
 -- item (see `pathwise rules`).
 --
 -- Decisions where the guideline is ambiguous (also in clinical.md):
---  * Scope. "after exhausting first-line FOLFOX": a prior regimen named
---    FOLFOX (any case; mFOLFOX6 / FOLFOX4 count, FOLFOXIRI does not) at
---    line 1 (or line unrecorded) whose outcome is "progression" or
---    "intolerance". Intolerance exhausts FOLFOX as surely as progression
---    does, so it is accepted. "ongoing" means first line is not exhausted:
---    not applicable. An unrecorded outcome cannot be decided: missing.
---    A regimen at line 2 or later that already progressed or was not
---    tolerated puts the patient beyond second line: not applicable.
+--  * Scope. "after exhausting first-line FOLFOX": a first-line (line 1,
+--    or line unrecorded) oxaliplatin regimen whose outcome is "progression"
+--    or "intolerance": FOLFOX by any spelling (mFOLFOX6, FOLFOX4), with or
+--    without a biologic ("FOLFOX+bevacizumab"), and CAPOX/XELOX, read as
+--    FOLFOX's equivalent (oxaliplatin with a fluoropyrimidine; the
+--    applicability says so). Intolerance exhausts it as surely as
+--    progression. "ongoing" means first line is not exhausted: not
+--    applicable. An unrecorded outcome, a first-line name pathwise cannot
+--    read, or a line 2 without a line 1: cannot tell, with a missing fact
+--    (never a confident "no first-line FOLFOX"). First-line FOLFOXIRI, an
+--    exhausted irinotecan regimen anywhere, or an exhausted line 2+: not
+--    applicable (beyond the second-line FOLFIRI this guideline covers).
+--    metastatic false with metastases listed: cannot tell.
+--  * Population: the guideline's patient had a resected, irradiated rectal
+--    primary. A colon or unresected primary is still in scope for the
+--    systemic therapy; every sentence about the primary is built from the
+--    facts (no "resected and irradiated" unless recorded), and primary.site,
+--    primary.resected and primary.prior_pelvic_radiation are reported
+--    missing when absent.
+--  * History: a regimen already progressed on or not tolerated (its
+--    chemotherapy backbone, or all its drugs without chemotherapy) is never
+--    proposed again; an ongoing regimen is "continue", not "started now".
+--  * Symptoms: any recorded symptom is "pain or functional impairment"
+--    (L2, L33). A symptomatic site without an RT sentence (brain, liver,
+--    lung, peritoneum, other) is sent to the multidisciplinary team.
+--  * Warnings: the "what not to do" list is a standing reminder, unless it
+--    bites for this patient (then level "patient", shown first).
 --  * Molecular results unknown: FOLFIRI plus bevacizumab starts now (the
 --    guideline says "immediate initiation" and bevacizumab "regardless of
 --    RAS status"); RAS, BRAF and MSI tests are ordered the same day.

@@ -1528,3 +1528,23 @@ return {
       r.pathway_detail.rationale)
   end)
 end)
+
+describe("issue 10: an institution turns a beyond-guideline warning into a block (plugin)", function()
+  local plugin = H.root .. "/plugins/local_right_sided_egfr_block.lua"
+  local m = { kras = "wild_type", nras = "wild_type", braf_v600e = "wild_type", msi = "mss" }
+
+  it("right-sided primary: the anti-EGFR alternatives are blocked, bevacizumab stays", function()
+    local e = pathwise.new{ protocol = H.protocol, plugins = { plugin } }
+    local r = assert(e:eval(H.json(case{ molecular = m, primary = { site = "colon_right" } })))
+    assert.equal("local_right_sided_egfr/no_anti_egfr_right_sided", H.blocked(r, "FOLFIRI+cetuximab").rule)
+    assert.equal("local_right_sided_egfr/no_anti_egfr_right_sided", H.blocked(r, "FOLFIRI+panitumumab").rule)
+    assert.is_table(rec(r, "FOLFIRI+bevacizumab"))
+  end)
+
+  it("left-sided primary: nothing blocked", function()
+    local e = pathwise.new{ protocol = H.protocol, plugins = { plugin } }
+    local r = assert(e:eval(H.json(case{ molecular = m, primary = { site = "colon_left" } })))
+    assert.equal(0, #r.blocked)
+    assert.is_table(rec(r, "FOLFIRI+cetuximab"))
+  end)
+end)
