@@ -3,6 +3,7 @@
 */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include "engine.h"
 #include "knowledge.h"
 #include "safety.h"
@@ -223,6 +224,27 @@ static int rt_symptomatic_sites_only(kctx *k) {
   return 1;
 }
 
+/* prior_radiation_sites is a controlled vocabulary: a base site, optionally
+** after "left ", "right " or "bilateral ". 1: the groin was irradiated;
+** 2: an entry outside the vocabulary, which may include the groin; 0: no. */
+static int groin_status(const pw_facts *f) {
+  static const char *const base[] = {"pelvis", "groin", "inguinal", "spine", "retroperitoneum", "bone",
+                                     "brain", "liver", "lung", "chest", "abdomen", "other"};
+  static const char *const side[] = {"left ", "right ", "bilateral "};
+  int status = 0;
+  for (int i = 0; i < f->nrt; i++) {
+    const char *s = f->rt_sites[i];
+    for (size_t j = 0; j < sizeof side / sizeof side[0]; j++)
+      if (!strncasecmp(s, side[j], strlen(side[j]))) { s += strlen(side[j]); break; }
+    int known = 0;
+    for (size_t j = 0; j < sizeof base / sizeof base[0]; j++)
+      if (!strcasecmp(s, base[j])) known = j == 1 || j == 2 ? 2 : 1;
+    if (known == 2) return 1;
+    if (!known) status = 2;
+  }
+  return status;
+}
+
 static int groin_rt_prior_radiation(kctx *k) {
   if (k->it->action != PW_ACT_RT_INGUINAL) return 0;
   if (!k->f->rt_known) {
@@ -230,7 +252,15 @@ static int groin_rt_prior_radiation(kctx *k) {
              "prior radiotherapy fields are unknown: the 50 Gy inguinal course needs no prior groin radiation");
     return missing(k, "prior_radiation_sites", "needed before %s (rule groin_rt_prior_radiation)", k->it->id);
   }
-  if (!pw_facts_prior_groin_rt(k->f)) return 0;
+  int g = groin_status(k->f);
+  if (!g) return 0;
+  if (g == 2) {
+    snprintf(k->reason, sizeof k->reason,
+             "a prior radiotherapy site is not one pathwise recognises and may include the groin: the 50 Gy course "
+             "is only for a non-irradiated groin; radiation oncology reviews the prior fields");
+    return missing(k, "prior_radiation_sites", "a site outside the vocabulary may include the groin (rule %s)",
+                   "groin_rt_prior_radiation");
+  }
   snprintf(k->reason, sizeof k->reason,
            "prior groin radiation: the 50 Gy in 25 fractions course is only for a non-irradiated groin; "
            "re-irradiation needs radiation oncology specialist review");

@@ -150,6 +150,21 @@ static void radiotherapy(void) {
   CHECK_STR(verdict(m, "palliative_rt_inguinal"), "groin_rt_prior_radiation");
   CHECK_STR(verdict(ing, "palliative_rt_inguinal"), "groin_rt_prior_radiation");
   CHECK(missing_has("prior_radiation_sites"));
+  /* the vocabulary, with laterality; anything else may include the groin (issue 10) */
+  static const struct { const char *sites, *want; int missing; } vocab[] = {
+    {"\"left groin\"", "groin_rt_prior_radiation", 0},
+    {"\"Right Inguinal\"", "groin_rt_prior_radiation", 0},
+    {"\"bilateral groin\"", "groin_rt_prior_radiation", 0},
+    {"\"pelvis\",\"mantle field\"", "groin_rt_prior_radiation", 1},
+    {"\"left hemipelvis\"", "groin_rt_prior_radiation", 1},
+    {"\"left pelvis\",\"spine\",\"chest\"", "", 0},
+    {"\"bilateral retroperitoneum\"", "", 0},
+  };
+  for (size_t i = 0; i < sizeof vocab / sizeof vocab[0]; i++) {
+    snprintf(m, sizeof m, "%s,\"prior_radiation_sites\":[%s]", ing, vocab[i].sites);
+    CHECK_STR(verdict(m, "palliative_rt_inguinal"), vocab[i].want);
+    CHECK(missing_has("prior_radiation_sites") == vocab[i].missing);
+  }
 }
 
 static void targeted(void) {
