@@ -295,7 +295,7 @@ local function history(facts)
     local first = line == nil or line == 1
     if set == nil then
       if first then
-        h.unrecognised[#h.unrecognised + 1] = tostring(r.name)
+        h.unrecognised[#h.unrecognised + 1] = r.name and ("'" .. r.name .. "'") or "(name not recorded)"
       end
     elseif set.irinotecan and exhausted(r.outcome) then
       h.irinotecan = h.irinotecan or r.name

@@ -1295,6 +1295,12 @@ describe("issue 10: a consistent treatment history", function()
     assert.truthy(H.missing(r, "prior_regimens").reason:find("Oxali-Cape regimen", 1, true))
   end)
 
+  it("a first-line regimen with no name: cannot tell, said so", function()
+    local r = hist{ { line = 1, outcome = "progression" } }
+    assert.is_true(null(r.applicable))
+    assert.truthy(H.missing(r, "prior_regimens").reason:find("name not recorded", 1, true))
+  end)
+
   it("a recognised non-oxaliplatin first line (FOLFIRI): a confident no", function()
     assert.is_false(hist{ { name = "FOLFIRI", line = 1, outcome = "progression" } }.applicable)
   end)
