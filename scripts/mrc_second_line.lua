@@ -1295,6 +1295,37 @@ local examples = {
     expect = { applicable = false, not_recommend = { "FOLFIRI+bevacizumab" } },
   },
   {
+    name = "bone metastasis with neurological symptoms: RT recommended, not blocked (any symptom counts)",
+    facts = index_case{ metastases = { { site = "bone", symptoms = { "neurologic" } } } },
+    expect = { recommend = { "palliative_rt_bone", "zoledronic_acid" }, not_recommend = { "palliative_rt_inguinal" } },
+  },
+  {
+    name = "first-line CAPOX+bevacizumab: read as first-line oxaliplatin, second line applies",
+    facts = index_case{ prior_regimens = { { name = "CAPOX+bevacizumab", line = 1, outcome = "progression" } } },
+    expect = { applicable = true, pathway = "second_line_systemic", recommend = { "FOLFIRI+bevacizumab" } },
+  },
+  {
+    name = "an unrecognised first-line regimen: cannot tell, reported missing",
+    facts = index_case{ prior_regimens = { { name = "Lonsurf", line = 1, outcome = "progression" } } },
+    expect = { missing = { "prior_regimens" }, not_recommend = { "FOLFIRI+bevacizumab" } },
+  },
+  {
+    name = "FOLFIRI already progressed: not applicable, FOLFIRI not recommended again",
+    facts = index_case{ prior_regimens = { { name = "FOLFOX", line = 1, outcome = "progression" },
+      { name = "FOLFIRI", outcome = "progression" } } },
+    expect = { applicable = false, not_recommend = { "FOLFIRI+bevacizumab", "FOLFIRI" } },
+  },
+  {
+    name = "surgery in 30 days with RAS unknown: no biologic, so no 'plus biologics' outcome",
+    facts = index_case{ planned_surgery_in_days = 30 },
+    expect = { recommend = { "FOLFIRI" }, not_recommend = { "FOLFIRI+bevacizumab" } },
+  },
+  {
+    name = "prior radiation to 'left groin': no 50 Gy inguinal course",
+    facts = index_case{ metastases = { { site = "inguinal_nodes", symptoms = { "pain" } } }, prior_radiation_sites = { "left groin" } },
+    expect = { not_recommend = { "palliative_rt_inguinal" } },
+  },
+  {
     name = "metastatic status unknown: missing",
     facts = index_case{ metastatic = UNKNOWN },
     expect = { missing = { "metastatic" }, not_recommend = { "FOLFIRI+bevacizumab" } },
