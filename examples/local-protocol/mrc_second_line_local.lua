@@ -317,6 +317,7 @@ local function history(facts)
   if top >= 2 and not has_first then
     h.gap = top
   end
+  h.top = top
   return h
 end
 
@@ -389,6 +390,52 @@ local function population(facts, out)
   return notes
 end
 
+local function history_missing(out, why)
+  out.missing{
+    fact = "prior_regimens",
+    why = why,
+    test = "treatment history review",
+    citations = cites("overview", "cornerstone"),
+  }
+end
+
+-- What the treatment history alone decides: false or nil with a reason,
+-- or nothing when the history allows the guideline (or is unknown).
+local function scope_by_history(h, out)
+  if h.gap ~= nil then
+    history_missing(out, "The treatment history lists line " .. h.gap .. " but no line 1: which regimen was first line is not clear.")
+    return nil, "Cannot tell whether the guideline applies: line " .. h.gap .. " is recorded without a line 1."
+  end
+  if h.first ~= nil and h.first.state == "ongoing" and h.top >= 2 then
+    history_missing(out, "First-line " .. h.first.name .. " is recorded as ongoing, but line " .. h.top .. " is also listed.")
+    return nil, "Cannot tell whether the guideline applies: first line is ongoing yet a later line is listed."
+  end
+  if h.later ~= nil then
+    return false, "A later line (" .. tostring(h.later) ..
+      ") has already been exhausted: beyond the second-line setting this guideline covers."
+  end
+  if h.irinotecan ~= nil then
+    return false, "Irinotecan-based treatment (" .. tostring(h.irinotecan) ..
+      ") already progressed or was not tolerated: the guideline's second-line FOLFIRI is used up."
+  end
+  if h.triplet ~= nil then
+    return false, "First-line " .. tostring(h.triplet) ..
+      " already contained irinotecan: the guideline covers second-line FOLFIRI after first-line FOLFOX."
+  end
+  if h.first == nil and #h.unrecognised > 0 then
+    history_missing(out, "First-line regimen " .. join(h.unrecognised) ..
+      " is not one pathwise recognises: whether it was oxaliplatin-based (FOLFOX, CAPOX) decides the guideline's scope.")
+    return nil, "Cannot tell whether the guideline applies: the first-line regimen (" .. join(h.unrecognised) .. ") is not recognised."
+  end
+  if h.first == nil then
+    return false, "No first-line FOLFOX (or other oxaliplatin-based regimen such as CAPOX) in the treatment history: the guideline covers second line after first-line FOLFOX."
+  end
+  if h.first.state == "ongoing" then
+    return false, "First-line " .. h.first.name .. " is ongoing, not exhausted: second-line treatment is not yet indicated."
+  end
+  return "go"
+end
+
 local function applies(facts, out)
   local metastatic = facts.metastatic
   local mets = facts.metastases
@@ -412,42 +459,9 @@ local function applies(facts, out)
 
   local h = history(facts)
   if regimens ~= nil then
-    if h.gap ~= nil then
-      out.missing{
-        fact = "prior_regimens",
-        why = "The treatment history lists line " .. h.gap .. " but no line 1: which regimen was first line is not clear.",
-        test = "treatment history review",
-        citations = cites("overview", "cornerstone"),
-      }
-      return nil, "Cannot tell whether the guideline applies: line " .. h.gap .. " is recorded without a line 1."
-    end
-    if h.later ~= nil then
-      return false, "A later line (" .. tostring(h.later) ..
-        ") has already been exhausted: beyond the second-line setting this guideline covers."
-    end
-    if h.irinotecan ~= nil then
-      return false, "Irinotecan-based treatment (" .. tostring(h.irinotecan) ..
-        ") already progressed or was not tolerated: the guideline's second-line FOLFIRI is used up."
-    end
-    if h.triplet ~= nil then
-      return false, "First-line " .. tostring(h.triplet) ..
-        " already contained irinotecan: the guideline covers second-line FOLFIRI after first-line FOLFOX."
-    end
-    if h.first == nil and #h.unrecognised > 0 then
-      out.missing{
-        fact = "prior_regimens",
-        why = "First-line regimen " .. join(h.unrecognised) ..
-          " is not one pathwise recognises: whether it was oxaliplatin-based (FOLFOX, CAPOX) decides the guideline's scope.",
-        test = "treatment history review",
-        citations = cites("overview", "cornerstone"),
-      }
-      return nil, "Cannot tell whether the guideline applies: the first-line regimen (" .. join(h.unrecognised) .. ") is not recognised."
-    end
-    if h.first == nil then
-      return false, "No first-line FOLFOX (or other oxaliplatin-based regimen such as CAPOX) in the treatment history: the guideline covers second line after first-line FOLFOX."
-    end
-    if h.first.state == "ongoing" then
-      return false, "First-line " .. h.first.name .. " is ongoing, not exhausted: second-line treatment is not yet indicated."
+    local verdict, why = scope_by_history(h, out)
+    if verdict ~= "go" then
+      return verdict, why
     end
   end
 
@@ -470,12 +484,7 @@ local function applies(facts, out)
     }
     unknown[#unknown + 1] = "prior_regimens"
   elseif h.first.state == "undecided" then
-    out.missing{
-      fact = "prior_regimens",
-      why = "The outcome of first-line " .. h.first.name .. " (progression, intolerance or ongoing) is not recorded.",
-      test = "treatment history review",
-      citations = cites("overview", "cornerstone"),
-    }
+    history_missing(out, "The outcome of first-line " .. h.first.name .. " (progression, intolerance or ongoing) is not recorded.")
     unknown[#unknown + 1] = "prior_regimens (" .. h.first.name .. " outcome)"
   end
   local notes = population(facts, out)

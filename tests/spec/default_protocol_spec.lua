@@ -1321,6 +1321,13 @@ describe("issue 10: a consistent treatment history", function()
     assert.is_table(H.warning(r, "facts_contradiction"))
   end)
 
+  it("line 1 ongoing with a line 2 listed: cannot tell, contradiction warned", function()
+    local r = hist{ { name = "FOLFOX", line = 1, outcome = "ongoing" }, { name = "FOLFIRI", line = 2, outcome = "ongoing" } }
+    assert.is_true(null(r.applicable))
+    assert.is_table(H.missing(r, "prior_regimens"))
+    assert.is_table(H.warning(r, "facts_contradiction"))
+  end)
+
   it("lines 1 and 2 both recorded: no contradiction", function()
     local r = hist{ { name = "FOLFOX", line = 1, outcome = "progression" }, { name = "FOLFIRI", line = 2, outcome = "ongoing" } }
     assert.is_nil(H.warning(r, "facts_contradiction"))
