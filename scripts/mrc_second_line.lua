@@ -368,7 +368,7 @@ local function population(facts, out)
       out.missing{
         fact = a[1],
         why = "The guideline was written for a resected and irradiated rectal primary; what it says about the primary depends on " .. a[3] .. ".",
-        test = "review of the primary tumour's history (site, surgery, pelvic radiotherapy)",
+        test = "primary tumour history review",
         citations = cites("overview", "primary_not"),
       }
     end

@@ -22,6 +22,7 @@
 
 #include "engine.h"
 #include "result.h"
+#include "whatif.h"
 
 /* ==================================================================== */
 /* {====== method table and error kinds                                 */
@@ -563,7 +564,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
     int ok = k && (strcmp(k, "facts") == 0 || strcmp(k, "protocol") == 0 ||
                    (method == PW_M_EVALUATE &&
-                    (strcmp(k, "format") == 0 || strcmp(k, "trace") == 0)) ||
+                    (strcmp(k, "format") == 0 || strcmp(k, "trace") == 0 || strcmp(k, "what_if") == 0)) ||
                    (method == PW_M_CHECK_ORDERS && strcmp(k, "orders") == 0));
     if (!ok) {
       code = PW_RPC_INVALID_PARAMS;
@@ -605,7 +606,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
     }
   }
   unsigned flags = 0;
-  int text = 0, orders = 0;
+  int text = 0, orders = 0, what_if = 0;
   if (method == PW_M_EVALUATE) {
     lua_pushliteral(L, "format");
     lua_rawget(L, params);                                /* base+5 */
@@ -628,6 +629,14 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
       }
       if (lua_toboolean(L, -1)) flags |= PW_EVAL_TRACE;
     }
+    lua_pushliteral(L, "what_if");
+    lua_rawget(L, params);                                /* base+7 */
+    if (!absent(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) {
+      code = PW_RPC_INVALID_PARAMS;
+      snprintf(msg, sizeof msg, "params.what_if: expected true or false");
+      goto fail;
+    }
+    what_if = lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1);   /* issue 17 */
   } else {
     flags |= PW_EVAL_ORDERS_ONLY;
     lua_pushliteral(L, "orders");
@@ -663,7 +672,14 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
   if (id) pw_buf_add(out, id, idlen);
   else pw_buf_add(out, "null", 4);
   pw_buf_add(out, ",\"result\":", 10);
-  if (text) {
+  if (what_if) {   /* the result with its what_if member, or the text report with its section */
+    pw_buf_reset(&r->text);
+    st = pw_whatif_eval_table(re->e, facts, flags, text, NULL, text ? &r->text : out, &err);
+    if (st == PW_OK && text) {
+      pw_buf_add(&r->text, "", 0);
+      pw_buf_json_str(out, r->text.data);
+    }
+  } else if (text) {
     st = pw_engine_eval_table(re->e, facts, orders, flags, NULL, &err);   /* no JSON needed */
     if (st == PW_OK) {
       pw_buf_reset(&r->text);
