@@ -3,7 +3,6 @@
 */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include "engine.h"
 #include "knowledge.h"
 #include "safety.h"
@@ -52,9 +51,13 @@ void pw_safety_missing(pw_result *r, const char *fact, const char *why, pw_sourc
       m->test = tests[i].test;
       m->cites = tests[i].cites;
     }
-  if (!strncmp(fact, "metastases[", 11)) {
+  size_t n = strlen(fact);
+  if (!strncmp(fact, "metastases[", 11) && n > 9 && !strcmp(fact + n - 9, ".symptoms")) {
     m->test = "clinical assessment of this metastatic site: pain or functional impairment";
     m->cites = (pw_cites)C2(1, 3);
+  } else if (!strncmp(fact, "metastases[", 11) && n > 6 && !strcmp(fact + n - 6, ".spine")) {
+    m->test = "imaging: does this bone metastasis involve the spine?";
+    m->cites = (pw_cites)C1(3);   /* the guideline names spinal cord compression among skeletal events */
   }
 }
 
@@ -224,27 +227,6 @@ static int rt_symptomatic_sites_only(kctx *k) {
   return 1;
 }
 
-/* prior_radiation_sites is a controlled vocabulary: a base site, optionally
-** after "left ", "right " or "bilateral ". 1: the groin was irradiated;
-** 2: an entry outside the vocabulary, which may include the groin; 0: no. */
-static int groin_status(const pw_facts *f) {
-  static const char *const base[] = {"pelvis", "groin", "inguinal", "spine", "retroperitoneum", "bone",
-                                     "brain", "liver", "lung", "chest", "abdomen", "other"};
-  static const char *const side[] = {"left ", "right ", "bilateral "};
-  int status = 0;
-  for (int i = 0; i < f->nrt; i++) {
-    const char *s = f->rt_sites[i];
-    for (size_t j = 0; j < sizeof side / sizeof side[0]; j++)
-      if (!strncasecmp(s, side[j], strlen(side[j]))) { s += strlen(side[j]); break; }
-    int known = 0;
-    for (size_t j = 0; j < sizeof base / sizeof base[0]; j++)
-      if (!strcasecmp(s, base[j])) known = j == 1 || j == 2 ? 2 : 1;
-    if (known == 2) return 1;
-    if (!known) status = 2;
-  }
-  return status;
-}
-
 static int groin_rt_prior_radiation(kctx *k) {
   if (k->it->action != PW_ACT_RT_INGUINAL) return 0;
   if (!k->f->rt_known) {
@@ -252,11 +234,11 @@ static int groin_rt_prior_radiation(kctx *k) {
              "prior radiotherapy fields are unknown: the 50 Gy inguinal course needs no prior groin radiation");
     return missing(k, "prior_radiation_sites", "needed before %s (rule groin_rt_prior_radiation)", k->it->id);
   }
-  int g = groin_status(k->f);
+  int g = pw_facts_prior_groin_rt(k->f);   /* 1 groin or inguinal, 2 a site outside the vocabulary */
   if (!g) return 0;
   if (g == 2) {
     snprintf(k->reason, sizeof k->reason,
-             "a prior radiotherapy site is not one pathwise recognises and may include the groin: the 50 Gy course "
+             "a prior radiotherapy site is not recognised and may include the groin: the 50 Gy course "
              "is only for a non-irradiated groin; radiation oncology reviews the prior fields");
     return missing(k, "prior_radiation_sites", "a site outside the vocabulary may include the groin (rule %s)",
                    "groin_rt_prior_radiation");
@@ -598,18 +580,34 @@ static size_t add_site(char *b, size_t cap, size_t k, int i) {
   return k < cap ? k : cap - 1;
 }
 
+/* Possible metastatic spinal cord compression: a bone metastasis with
+** neurological symptoms, or a spinal one at risk of fracture. A bone site
+** at risk of fracture whose spine involvement is unknown: ask. */
 static void warn_cord_compression(const pw_facts *f, pw_result *r) {
-  char sites[160] = "";
+  char neuro[160] = "", spine[160] = "";
+  size_t kn = 0, ks = 0;
+  for (int i = 0; f->mets_known && i < f->nmets; i++) {
+    const pw_met_fact *m = &f->mets[i];
+    if (m->site != PW_SITE_BONE) continue;
+    if (m->symptoms & PW_MSYM_NEUROLOGIC) kn = add_site(neuro, sizeof neuro, kn, i);
+    else if ((m->symptoms & PW_MSYM_FRACTURE_RISK) && m->spine == 1) ks = add_site(spine, sizeof spine, ks, i);
+    else if ((m->symptoms & PW_MSYM_FRACTURE_RISK) && m->spine == PW_UNKNOWN) {
+      char fact[48];
+      snprintf(fact, sizeof fact, "metastases[%d].spine", i);
+      pw_safety_missing(r, fact, "a bone metastasis at risk of fracture: if it involves the spine, the cord is at "
+                        "risk (urgent assessment)", PW_SRC_ENGINE);
+    }
+  }
+  if (!kn && !ks) return;
+  char what[360];
   size_t k = 0;
-  for (int i = 0; f->mets_known && i < f->nmets; i++)
-    if (f->mets[i].site == PW_SITE_BONE && (f->mets[i].symptoms & PW_MSYM_NEUROLOGIC))
-      k = add_site(sites, sizeof sites, k, i);
-  if (!k) return;
-  char *t = pw_arena_alloc(&r->arena, 512);
+  if (kn) k += (size_t)snprintf(what, sizeof what, "bone metastasis %s with neurological symptoms", neuro);
+  if (ks) snprintf(what + k, sizeof what - k, "%sspinal metastasis %s at risk of fracture", kn ? "; " : "", spine);
+  char *t = pw_arena_alloc(&r->arena, 640);
   if (!t) return;
-  snprintf(t, 512, "URGENT: possible metastatic spinal cord compression (bone metastasis %s with neurological "
-           "symptoms). Same-day assessment: whole-spine MRI, corticosteroids (dexamethasone), and an urgent "
-           "radiotherapy and spinal surgery opinion; do not wait for the rest of this plan.", sites);
+  snprintf(t, 640, "URGENT: possible metastatic spinal cord compression (%s). Same-day assessment: whole-spine "
+           "MRI, corticosteroids (dexamethasone), and an urgent radiotherapy and spinal surgery opinion; do not "
+           "wait for the rest of this plan.", what);
   warn(r, "spinal_cord_compression", PW_LEVEL_URGENT, t, B_MSCC);
 }
 

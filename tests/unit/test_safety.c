@@ -236,6 +236,24 @@ static void symptoms(void) {
                     "best_supportive_care"), "");
   w = warning("spinal_cord_compression");
   CHECK(w && strstr(w->text, "#2"));
+  /* fracture risk in the spine is urgent too; not in the spine, or spine unknown (asked), is not */
+  CHECK_STR(verdict("\"metastases\":[{\"site\":\"bone\",\"spine\":true,\"symptoms\":[\"fracture_risk\"]}]",
+                    "best_supportive_care"), "");
+  w = warning("spinal_cord_compression");
+  CHECK(w && strstr(w->text, "spinal metastasis #1 at risk of fracture"));
+  CHECK(!missing_has("metastases[0].spine"));
+  CHECK_STR(verdict("\"metastases\":[{\"site\":\"bone\",\"spine\":false,\"symptoms\":[\"fracture_risk\"]}]",
+                    "best_supportive_care"), "");
+  CHECK(warning("spinal_cord_compression") == NULL);
+  CHECK(!missing_has("metastases[0].spine"));
+  CHECK_STR(verdict("\"metastases\":[{\"site\":\"bone\",\"spine\":\"unknown\",\"symptoms\":[\"fracture_risk\"]}]",
+                    "best_supportive_care"), "");
+  CHECK(warning("spinal_cord_compression") == NULL);
+  CHECK(missing_has("metastases[0].spine"));
+  CHECK_STR(verdict("\"metastases\":[{\"site\":\"bone\",\"spine\":true,\"symptoms\":[\"pain\"]}]",
+                    "best_supportive_care"), "");
+  CHECK(warning("spinal_cord_compression") == NULL);
+  CHECK(!missing_has("metastases[0].spine"));
 }
 
 #define NOSURG "\"planned_surgery_in_days\":null"

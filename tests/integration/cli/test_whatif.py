@@ -190,6 +190,8 @@ class Answers(unittest.TestCase):
         self.assertEqual(o["values"]["ongoing"]["applicable"], False)
         # nothing changes apart from that, and still the section does not say "nothing"
         r["what_if"]["facts"].pop("prior_regimens[0].outcome")
+        # issue 10: a non-colorectal primary is outside the guideline
+        self.assertEqual(r["what_if"]["facts"].pop("primary.site")["impact"], "pathway")
         self.assertTrue(all(f["impact"] == "none" for f in w["facts"].values()))
         code, out, _ = run("eval", "--what-if", "--format", "text", case("history_incomplete"))
         sec = section(out)
