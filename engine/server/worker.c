@@ -61,7 +61,7 @@ static void send_frame(int fd, int kind, const char *payload, size_t n) {
   memset(&h, 0, sizeof h);
   h.len = (uint32_t)n;
   h.kind = (uint16_t)kind;
-  h.proto = -1;
+  h.engine = -1;
   if (write_all(fd, (const char *)&h, sizeof h) != 0 || write_all(fd, payload, n) != 0)
     _exit(0);
 }
@@ -174,22 +174,22 @@ static void worker_loop(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_rpc *
       pw_rpc_outcome oc;
       memset(&oc, 0, sizeof oc);
       oc.protocol = -1;
-      if (t0 > h.ns) {
+      if (t0 > h.deadline_ns) {
         oc.code = PW_RPC_DEADLINE;   /* the supervisor writes the error */
       } else {
         atomic_store_explicit(&slot->since_ns, t0, memory_order_relaxed);
         atomic_store_explicit(&slot->tag, h.tag, memory_order_release);
-        pw_rpc_handle(r, h.proto, line, h.len, &out, &oc);
+        pw_rpc_handle(r, h.method, line, h.len, &out, &oc);
         atomic_store_explicit(&slot->tag, 0, memory_order_release);
         atomic_fetch_add_explicit(&slot->served, 1, memory_order_relaxed);
       }
       uint64_t t1 = pw_worker_now_ns();
       rh.len = (uint32_t)(out.len - h0 - PW_WIRE_HDR);
       rh.kind = PW_WIRE_RESP;
-      rh.proto = (int16_t)oc.protocol;
+      rh.engine = (int16_t)oc.protocol;
       rh.tag = h.tag;
-      rh.ns = t1 - t0;
-      rh.aux = (uint32_t)oc.resp_len;
+      rh.eval_ns = t1 - t0;
+      rh.resp_len = (uint32_t)oc.resp_len;
       rh.code = oc.code;
       memcpy(out.data + h0, &rh, sizeof rh);
       pos += PW_WIRE_HDR + (size_t)h.len;

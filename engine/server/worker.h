@@ -30,10 +30,16 @@ enum {
 typedef struct pw_wire_hdr {
   uint32_t len;       /* payload bytes after this header */
   uint16_t kind;
-  int16_t proto;      /* resp: engine index, -1 none; req: method */
+  union {
+    int16_t method;   /* req: PW_M_EVALUATE or PW_M_CHECK_ORDERS */
+    int16_t engine;   /* resp: index of the engine that answered, -1 none */
+  };
   uint64_t tag;       /* request tag (never 0) */
-  uint64_t ns;        /* req: deadline (CLOCK_MONOTONIC ns); resp: evaluation time */
-  uint32_t aux;       /* resp: bytes of the response line */
+  union {
+    uint64_t deadline_ns;  /* req: deadline (CLOCK_MONOTONIC ns) */
+    uint64_t eval_ns;      /* resp: evaluation time */
+  };
+  uint32_t resp_len;  /* resp: bytes of the response line */
   int32_t code;       /* resp: 0 or the JSON-RPC error code */
 } pw_wire_hdr;
 
