@@ -15,6 +15,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -506,195 +507,223 @@ static int absent(lua_State *L, int idx) {
   return t == LUA_TNIL || t == LUA_TLIGHTUSERDATA;
 }
 
-void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *out,
-                   pw_rpc_outcome *oc) {
-  size_t start = out->len;
-  const char *id = NULL;
-  size_t idlen = 0;
+/* One call being answered: where its parts sit on the engine's stack and,
+** once something is wrong, the error to answer with. */
+typedef struct rpc_call {
+  pw_rpc *r;
+  rpc_engine *re;
+  lua_State *L;
+  int method;
+  const char *line;
+  size_t len;
+  int unknown;            /* params.protocol names no loaded engine */
+  int base;               /* the stack top before the call */
+  int req, params, facts; /* stack slots: base+1, +2, +3 */
+  int orders;             /* check_orders: base+5; evaluate: 0 */
+  unsigned flags;
+  int text;               /* format "text" */
+  int code;
   char msg[600];
-  int code = 0;
-  int ei = 0, unknown = 0;
-  oc->code = 0;
-  oc->protocol = -1;
-  oc->resp_len = 0;
-  oc->fatal = 0;
+} rpc_call;
 
-  if (r->n > 1) ei = pick_engine(r, line, len, &unknown);
-  rpc_engine *re = &r->eng[ei];
-  lua_State *L = pw_engine_lua(re->e);
-  int base = lua_gettop(L);
+static int call_fail(rpc_call *k, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int call_fail(rpc_call *k, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(k->msg, sizeof k->msg, fmt, ap);
+  va_end(ap);
+  k->code = code;
+  return -1;
+}
+
+/* The request object and its params object, whose every member must be
+** known: a typo is an error, not a silent default. */
+static int read_params(rpc_call *k) {
+  lua_State *L = k->L;
+  if (!lua_checkstack(L, 8)) return call_fail(k, PW_RPC_INTERNAL, "Lua stack exhausted");
+  k->req = k->base + 1;
+  if (lua_type(L, k->req) != LUA_TTABLE)
+    return call_fail(k, PW_RPC_INVALID_REQUEST, "request: expected an object");
+  lua_pushliteral(L, "params");
+  if (lua_rawget(L, k->req) != LUA_TTABLE)
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params: expected an object with member 'facts'");
+  k->params = k->base + 2;
+  lua_pushnil(L);
+  while (lua_next(L, k->params)) {
+    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    int ok = key && (strcmp(key, "facts") == 0 || strcmp(key, "protocol") == 0 ||
+                     (k->method == PW_M_EVALUATE &&
+                      (strcmp(key, "format") == 0 || strcmp(key, "trace") == 0)) ||
+                     (k->method == PW_M_CHECK_ORDERS && strcmp(key, "orders") == 0));
+    if (!ok) {
+      call_fail(k, PW_RPC_INVALID_PARAMS, "params: unknown member '%.60s' for %s",
+                key ? key : "?", pw_rpc_method_name(k->method));
+      lua_pop(L, 2);
+      return -1;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* params.facts must be an object ({} is one; [] is not). */
+static int read_facts(rpc_call *k) {
+  lua_State *L = k->L;
+  lua_pushliteral(L, "facts");
+  k->facts = k->base + 3;
+  if (lua_rawget(L, k->params) != LUA_TTABLE)
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.facts: expected an object");
+  lua_pushnil(L);
+  if (lua_next(L, k->facts)) lua_pop(L, 2);
+  else if (!empty_was_object(k->line, k->len, "facts"))
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.facts: expected an object, got an array");
+  return 0;
+}
+
+/* params.protocol, if given, must name the engine picked for the call. */
+static int read_protocol(rpc_call *k) {
+  lua_State *L = k->L;
+  lua_pushliteral(L, "protocol");
+  lua_rawget(L, k->params);                               /* base+4 */
+  if (absent(L, -1)) return 0;
+  if (lua_type(L, -1) != LUA_TSTRING)
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.protocol: expected a protocol id string");
+  if (k->unknown || strcmp(lua_tostring(L, -1), k->re->id) != 0)
+    return call_fail(k, PW_RPC_UNKNOWN_PROTOCOL,
+                     "params.protocol: no loaded protocol has id '%.100s'",
+                     lua_tostring(L, -1));
+  return 0;
+}
+
+/* evaluate: params.format ("json" or "text") and params.trace. */
+static int read_evaluate(rpc_call *k) {
+  lua_State *L = k->L;
+  lua_pushliteral(L, "format");
+  lua_rawget(L, k->params);                               /* base+5 */
+  if (!absent(L, -1)) {
+    const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (f && strcmp(f, "text") == 0) k->text = 1;
+    else if (!f || strcmp(f, "json") != 0)
+      return call_fail(k, PW_RPC_INVALID_PARAMS, "params.format: expected \"json\" or \"text\"");
+  }
+  lua_pushliteral(L, "trace");
+  lua_rawget(L, k->params);                               /* base+6 */
+  if (!absent(L, -1)) {
+    if (lua_type(L, -1) != LUA_TBOOLEAN)
+      return call_fail(k, PW_RPC_INVALID_PARAMS, "params.trace: expected true or false");
+    if (lua_toboolean(L, -1)) k->flags |= PW_EVAL_TRACE;
+  }
+  return 0;
+}
+
+/* check_orders: params.orders, an array of order id strings. */
+static int read_orders(rpc_call *k) {
+  lua_State *L = k->L;
+  k->flags |= PW_EVAL_ORDERS_ONLY;
+  lua_pushliteral(L, "orders");
+  k->orders = k->base + 5;
+  if (lua_rawget(L, k->params) != LUA_TTABLE)
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.orders: expected an array of order ids");
+  lua_Integer n = (lua_Integer)lua_rawlen(L, k->orders), count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, k->orders)) {
+    count++;
+    if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || lua_tointeger(L, -2) > n ||
+        lua_type(L, -1) != LUA_TSTRING) {
+      int bad_key = !lua_isinteger(L, -2);
+      lua_pop(L, 2);
+      if (bad_key)
+        return call_fail(k, PW_RPC_INVALID_PARAMS,
+                         "params.orders: expected an array, got an object");
+      return call_fail(k, PW_RPC_INVALID_PARAMS,
+                       "params.orders: every item must be an order id string");
+    }
+    lua_pop(L, 1);
+  }
+  if (count == 0 && empty_was_object(k->line, k->len, "orders"))
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.orders: expected an array, got an object");
+  return 0;
+}
+
+/* Evaluate and append the result line (without its closing "}\n"). */
+static int evaluate(rpc_call *k, const char *id, size_t idlen, pw_buf *out) {
+  pw_engine *e = k->re->e;
+  pw_error err;
+  pw_status st;
+  err.code = PW_OK;
+  err.msg[0] = '\0';
+  pw_buf_add(out, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
+  if (id) pw_buf_add(out, id, idlen);
+  else pw_buf_add(out, "null", 4);
+  pw_buf_add(out, ",\"result\":", 10);
+  if (k->text) {
+    st = pw_engine_eval_table(e, k->facts, k->orders, k->flags, NULL, &err);   /* no JSON needed */
+    if (st == PW_OK) {
+      pw_buf_reset(&k->r->text);
+      pw_engine_render_text(e, &k->r->text);
+      pw_buf_add(&k->r->text, "", 0);   /* NUL-terminated even when empty */
+      pw_buf_json_str(out, k->r->text.data);
+    }
+  } else {   /* one line: ends in '}' */
+    st = pw_engine_eval_table(e, k->facts, k->orders, k->flags, out, &err);
+  }
+  if (st != PW_OK) return call_fail(k, status_code(st), "%s", err.msg);
+  return 0;
+}
+
+/* Decode the line and read its params; 0, or -1 with k->code set. The
+** id, once the line passed the gate, goes to *id. */
+static int call_read(rpc_call *k, const char **id, size_t *idlen) {
   pw_gate_info gi;
   pw_error err;
   memset(&gi, 0, sizeof gi);
   err.code = PW_OK;
   err.msg[0] = '\0';
-
-  pw_status st = pw_engine_decode(re->e, line, len, &gi, &err);
+  pw_status st = pw_engine_decode(k->re->e, k->line, k->len, &gi, &err);
   if (st != PW_OK) {
-    code = st == PW_EMEMORY ? PW_RPC_MEMORY : PW_RPC_PARSE_ERROR;
-    snprintf(msg, sizeof msg, "%s%s", code == PW_RPC_PARSE_ERROR ? "Parse error: " : "", err.msg);
-    goto fail;
+    if (st == PW_EMEMORY) return call_fail(k, PW_RPC_MEMORY, "%s", err.msg);
+    return call_fail(k, PW_RPC_PARSE_ERROR, "Parse error: %s", err.msg);
   }
   if (gi.has_id) {
-    id = line + gi.id_off;
-    idlen = gi.id_len;
+    *id = k->line + gi.id_off;
+    *idlen = gi.id_len;
   }
-  if (!lua_checkstack(L, 8)) {
-    code = PW_RPC_INTERNAL;
-    snprintf(msg, sizeof msg, "Lua stack exhausted");
-    goto fail;
-  }
-  int req = base + 1;
-  if (lua_type(L, req) != LUA_TTABLE) {
-    code = PW_RPC_INVALID_REQUEST;
-    snprintf(msg, sizeof msg, "request: expected an object");
-    goto fail;
-  }
-  lua_pushliteral(L, "params");
-  if (lua_rawget(L, req) != LUA_TTABLE) {
-    code = PW_RPC_INVALID_PARAMS;
-    snprintf(msg, sizeof msg, "params: expected an object with member 'facts'");
-    goto fail;
-  }
-  int params = base + 2;
-  /* every member must be known: a typo is an error, not a silent default */
-  lua_pushnil(L);
-  while (lua_next(L, params)) {
-    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-    int ok = k && (strcmp(k, "facts") == 0 || strcmp(k, "protocol") == 0 ||
-                   (method == PW_M_EVALUATE &&
-                    (strcmp(k, "format") == 0 || strcmp(k, "trace") == 0)) ||
-                   (method == PW_M_CHECK_ORDERS && strcmp(k, "orders") == 0));
-    if (!ok) {
-      code = PW_RPC_INVALID_PARAMS;
-      snprintf(msg, sizeof msg, "params: unknown member '%.60s' for %s", k ? k : "?",
-               pw_rpc_method_name(method));
-      lua_pop(L, 2);
-      goto fail;
-    }
-    lua_pop(L, 1);
-  }
-  lua_pushliteral(L, "facts");
-  int facts = base + 3;
-  if (lua_rawget(L, params) != LUA_TTABLE) {
-    code = PW_RPC_INVALID_PARAMS;
-    snprintf(msg, sizeof msg, "params.facts: expected an object");
-    goto fail;
-  }
-  lua_pushnil(L);
-  if (lua_next(L, facts)) lua_pop(L, 2);
-  else if (!empty_was_object(line, len, "facts")) {
-    code = PW_RPC_INVALID_PARAMS;
-    snprintf(msg, sizeof msg, "params.facts: expected an object, got an array");
-    goto fail;
-  }
-  /* protocol */
-  lua_pushliteral(L, "protocol");
-  lua_rawget(L, params);                                  /* base+4 */
-  if (!absent(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      code = PW_RPC_INVALID_PARAMS;
-      snprintf(msg, sizeof msg, "params.protocol: expected a protocol id string");
-      goto fail;
-    }
-    if (unknown || strcmp(lua_tostring(L, -1), re->id) != 0) {
-      code = PW_RPC_UNKNOWN_PROTOCOL;
-      snprintf(msg, sizeof msg, "params.protocol: no loaded protocol has id '%.100s'",
-               lua_tostring(L, -1));
-      goto fail;
-    }
-  }
-  unsigned flags = 0;
-  int text = 0, orders = 0;
-  if (method == PW_M_EVALUATE) {
-    lua_pushliteral(L, "format");
-    lua_rawget(L, params);                                /* base+5 */
-    if (!absent(L, -1)) {
-      const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-      if (f && strcmp(f, "text") == 0) text = 1;
-      else if (!f || strcmp(f, "json") != 0) {
-        code = PW_RPC_INVALID_PARAMS;
-        snprintf(msg, sizeof msg, "params.format: expected \"json\" or \"text\"");
-        goto fail;
-      }
-    }
-    lua_pushliteral(L, "trace");
-    lua_rawget(L, params);                                /* base+6 */
-    if (!absent(L, -1)) {
-      if (lua_type(L, -1) != LUA_TBOOLEAN) {
-        code = PW_RPC_INVALID_PARAMS;
-        snprintf(msg, sizeof msg, "params.trace: expected true or false");
-        goto fail;
-      }
-      if (lua_toboolean(L, -1)) flags |= PW_EVAL_TRACE;
-    }
-  } else {
-    flags |= PW_EVAL_ORDERS_ONLY;
-    lua_pushliteral(L, "orders");
-    orders = base + 5;
-    if (lua_rawget(L, params) != LUA_TTABLE) {
-      code = PW_RPC_INVALID_PARAMS;
-      snprintf(msg, sizeof msg, "params.orders: expected an array of order ids");
-      goto fail;
-    }
-    lua_Integer n = (lua_Integer)lua_rawlen(L, orders), count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, orders)) {
-      count++;
-      if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || lua_tointeger(L, -2) > n ||
-          lua_type(L, -1) != LUA_TSTRING) {
-        int bad_key = !lua_isinteger(L, -2);
-        lua_pop(L, 2);
-        code = PW_RPC_INVALID_PARAMS;
-        if (bad_key) snprintf(msg, sizeof msg, "params.orders: expected an array, got an object");
-        else snprintf(msg, sizeof msg, "params.orders: every item must be an order id string");
-        goto fail;
-      }
-      lua_pop(L, 1);
-    }
-    if (count == 0 && empty_was_object(line, len, "orders")) {
-      code = PW_RPC_INVALID_PARAMS;
-      snprintf(msg, sizeof msg, "params.orders: expected an array, got an object");
-      goto fail;
-    }
-  }
+  if (read_params(k) != 0 || read_facts(k) != 0 || read_protocol(k) != 0) return -1;
+  return k->method == PW_M_EVALUATE ? read_evaluate(k) : read_orders(k);
+}
 
-  pw_buf_add(out, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
-  if (id) pw_buf_add(out, id, idlen);
-  else pw_buf_add(out, "null", 4);
-  pw_buf_add(out, ",\"result\":", 10);
-  if (text) {
-    st = pw_engine_eval_table(re->e, facts, orders, flags, NULL, &err);   /* no JSON needed */
-    if (st == PW_OK) {
-      pw_buf_reset(&r->text);
-      pw_engine_render_text(re->e, &r->text);
-      pw_buf_add(&r->text, "", 0);   /* NUL-terminated even when empty */
-      pw_buf_json_str(out, r->text.data);
-    }
-  } else {
-    st = pw_engine_eval_table(re->e, facts, orders, flags, out, &err);   /* one line: ends in '}' */
-  }
-  if (st != PW_OK) {
-    buf_cut(out, start);
-    code = status_code(st);
-    snprintf(msg, sizeof msg, "%s", err.msg);
-    goto fail;
-  }
-  pw_buf_add(out, "}\n", 2);
-  oc->resp_len = out->len - start;
+void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *out,
+                   pw_rpc_outcome *oc) {
+  size_t start = out->len;
+  const char *id = NULL;
+  size_t idlen = 0;
+  rpc_call k;
+  memset(&k, 0, sizeof k);
+  k.r = r;
+  k.method = method;
+  k.line = line;
+  k.len = len;
+  int ei = r->n > 1 ? pick_engine(r, line, len, &k.unknown) : 0;
+  k.re = &r->eng[ei];
+  k.L = pw_engine_lua(k.re->e);
+  k.base = lua_gettop(k.L);
   oc->protocol = ei;
-  if (r->cfg.log) log_fragment(r, ei, line, len, out);
-  lua_settop(L, base);
-  return;
-
-fail:
-  lua_settop(L, base);
+  oc->fatal = 0;
+  if (call_read(&k, &id, &idlen) == 0 && evaluate(&k, id, idlen, out) == 0) {
+    pw_buf_add(out, "}\n", 2);
+    oc->code = 0;
+    oc->resp_len = out->len - start;
+    if (r->cfg.log) log_fragment(r, ei, line, len, out);
+    lua_settop(k.L, k.base);
+    return;
+  }
+  lua_settop(k.L, k.base);
   buf_cut(out, start);
-  pw_rpc_error_line(out, id, idlen, code, msg);
-  oc->code = code;
-  oc->protocol = ei;
+  pw_rpc_error_line(out, id, idlen, k.code, k.msg);
+  oc->code = k.code;
   oc->resp_len = out->len - start;
-  if (code == PW_RPC_MEMORY || code == PW_RPC_INTERNAL) {
+  if (k.code == PW_RPC_MEMORY || k.code == PW_RPC_INTERNAL) {
     /* the state may be unusable: rebuild it from the same source */
     char e2[256];
     if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1; /* respawn me */
