@@ -185,6 +185,41 @@ static off_t line_start_before(int fd, off_t end) {
   return 0;
 }
 
+/* Copy bytes [good, end) of fd into a new file beside the log, durably,
+** then cut them off the log. Returns 0, or -1; note says which. */
+static int set_aside(pw_declog *d, int fd, off_t good, off_t end, int torn, int cut_lines,
+                     char *note, size_t notelen) {
+  char *aside = malloc(strlen(d->path) + 64);
+  if (!aside) return -1;
+  sprintf(aside, "%s.torn-%lld-%d", d->path, (long long)time(NULL), (int)getpid());
+  int afd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  char *bytes = afd >= 0 ? read_range(fd, good, end) : NULL;
+  int rc = -1;
+  if (bytes) {
+    size_t n = (size_t)(end - good), off = 0;
+    while (off < n) {
+      ssize_t k = write(afd, bytes + off, n - off);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) break;
+      off += (size_t)k;
+    }
+    if (off == n && fsync(afd) == 0 && fsync_dir_of(aside) == 0 &&
+        ftruncate(fd, good) == 0 && fdatasync(fd) == 0)
+      rc = 0;
+  }
+  if (rc == 0)
+    snprintf(note, notelen, "%s: cut %lld bytes (%s%d bad record%s) into %s", d->path,
+             (long long)(end - good), torn ? "a torn last line, " : "", cut_lines,
+             cut_lines == 1 ? "" : "s", aside);
+  else
+    snprintf(note, notelen, "%s: cannot set a torn tail aside into %s: %s", d->path, aside,
+             strerror(errno));
+  free(bytes);
+  if (afd >= 0) close(afd);
+  free(aside);
+  return rc;
+}
+
 /* Cut a torn or corrupt tail, saving it beside the log. Returns 0, or -1
 ** with a message. last_seq gets the seq of the last good record. */
 static int repair_tail(pw_declog *d, int fd, uint64_t *last_seq, char *note, size_t notelen) {
@@ -236,36 +271,7 @@ static int repair_tail(pw_declog *d, int fd, uint64_t *last_seq, char *note, siz
     cut_lines++;
   }
   if (good == end) return 0;
-  /* set the cut bytes aside, durably, before cutting them */
-  char *aside = malloc(strlen(d->path) + 64);
-  if (!aside) return -1;
-  sprintf(aside, "%s.torn-%lld-%d", d->path, (long long)time(NULL), (int)getpid());
-  int afd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  char *bytes = afd >= 0 ? read_range(fd, good, end) : NULL;
-  int rc = -1;
-  if (bytes) {
-    size_t n = (size_t)(end - good), off = 0;
-    while (off < n) {
-      ssize_t k = write(afd, bytes + off, n - off);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) break;
-      off += (size_t)k;
-    }
-    if (off == n && fsync(afd) == 0 && fsync_dir_of(aside) == 0 &&
-        ftruncate(fd, good) == 0 && fdatasync(fd) == 0)
-      rc = 0;
-  }
-  if (rc == 0)
-    snprintf(note, notelen, "%s: cut %lld bytes (%s%d bad record%s) into %s", d->path,
-             (long long)(end - good), torn ? "a torn last line, " : "", cut_lines,
-             cut_lines == 1 ? "" : "s", aside);
-  else
-    snprintf(note, notelen, "%s: cannot set a torn tail aside into %s: %s", d->path, aside,
-             strerror(errno));
-  free(bytes);
-  if (afd >= 0) close(afd);
-  free(aside);
-  return rc;
+  return set_aside(d, fd, good, end, torn, cut_lines, note, notelen);
 }
 
 /* Open path for appending; 0 or -1 with the reason in note. */

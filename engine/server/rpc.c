@@ -1,28 +1,21 @@
 /*
-** rpc.c: JSON-RPC 2.0 helpers (supervisor side) and the worker's handler
-** for evaluate and check_orders.
+** rpc.c: JSON-RPC 2.0 text helpers: the method table, error kinds and
+** error lines, and the bounded scanner the supervisor runs on every line.
+** (The worker's handler of evaluate and check_orders is handler.c.)
 **
 ** The scanner only delimits: strings are skipped to their closing quote,
 ** containers by counting brackets outside strings, scalars as a run of
 ** [A-Za-z0-9+-.]. Every index is checked against n, so any bytes are safe.
 ** Whether the text is valid JSON is the gate's business (pw_engine_decode
 ** runs it in the worker before cjson sees a byte).
-**
-** The worker reads the decoded request with raw access only (lua_rawget,
-** lua_next), never a metamethod, and leaves its engine's stack as found.
 */
 #include "rpc.h"
 
-#include <lauxlib.h>
-#include <lua.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "engine.h"
-#include "result.h"
+#include "buf.h"
 
 /* ==================================================================== */
 /* {====== method table and error kinds                                 */
@@ -151,6 +144,30 @@ static int hex4(const char *s, size_t i, size_t n) {
   return v;
 }
 
+/* The UTF-8 bytes of code point cp (< 0x110000) into u; their count. */
+static size_t utf8_put(unsigned long cp, char *u) {
+  if (cp < 0x80) {
+    u[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    u[0] = (char)(0xC0 | (cp >> 6));
+    u[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    u[0] = (char)(0xE0 | (cp >> 12));
+    u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    u[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  u[0] = (char)(0xF0 | (cp >> 18));
+  u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  u[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
 int pw_rpc_string(const char *s, size_t n, char *out, size_t cap) {
   if (n < 2 || s[0] != '"' || s[n - 1] != '"' || cap == 0) return -1;
   size_t o = 0;
@@ -193,16 +210,7 @@ int pw_rpc_string(const char *s, size_t n, char *out, size_t cap) {
       default: return -1;
     }
     char u[4];
-    size_t k;
-    if (cp < 0x80) { u[0] = (char)cp; k = 1; }
-    else if (cp < 0x800) { u[0] = (char)(0xC0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3F)); k = 2; }
-    else if (cp < 0x10000) {
-      u[0] = (char)(0xE0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-      u[2] = (char)(0x80 | (cp & 0x3F)); k = 3;
-    } else {
-      u[0] = (char)(0xF0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-      u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); k = 4;
-    }
+    size_t k = utf8_put(cp, u);
     if (o + k >= cap) return -1;
     memcpy(out + o, u, k);
     o += k;
@@ -260,473 +268,6 @@ int pw_rpc_members(const char *s, size_t n, const char *const *keys, int nkeys,
       return i == n ? 0 : -1;
     }
     return -1;
-  }
-}
-
-/* }====== */
-
-/* ==================================================================== */
-/* {====== the worker half                                              */
-
-typedef struct rpc_engine {
-  pw_engine *e;
-  char *id;
-  pw_buf ident;         /* "protocol":{"id":..,"version":..,"sha256":..} */
-} rpc_engine;
-
-struct pw_rpc {
-  pw_rpc_config cfg;
-  rpc_engine *eng;
-  int n;
-  pw_buf text;
-};
-
-static void rpc_engine_clear(rpc_engine *re) {
-  if (re->e) pw_engine_free(re->e);
-  free(re->id);
-  pw_buf_free(&re->ident);
-  memset(re, 0, sizeof *re);
-}
-
-static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errlen) {
-  const pw_rpc_protocol *p = &r->cfg.protocols[i];
-  rpc_engine *re = &r->eng[i];
-  pw_error e;
-  memset(&e, 0, sizeof e);
-  rpc_engine_clear(re);
-  re->e = pw_engine_new(&r->cfg.limits, &e);
-  if (!re->e) {
-    snprintf(err, errlen, "%s: cannot create an engine: %s", p->name, e.msg);
-    return -1;
-  }
-  if (pw_engine_load_buffer(re->e, p->name, p->src, p->len, &e) != PW_OK) {
-    snprintf(err, errlen, "%s", e.msg);
-    return -1;
-  }
-  for (int k = 0; k < r->cfg.nplugins; k++) {
-    if (pw_engine_add_plugin(re->e, r->cfg.plugins[k], &e) != PW_OK) {
-      snprintf(err, errlen, "%s", e.msg);
-      return -1;
-    }
-  }
-  if (check) {
-    pw_buf rep = {0};
-    if (pw_engine_check_examples(re->e, &rep, &e) != PW_OK) {
-      /* the report says which example and why; keep the message short */
-      size_t keep = rep.len;
-      if (keep > 300) keep = 300;
-      snprintf(err, errlen, "%s: example cases failed: %s%s%.*s", p->name, e.msg,
-               keep ? ": " : "", (int)keep, rep.data ? rep.data : "");
-      for (char *c = err; *c; c++)
-        if (*c == '\n') *c = ' ';
-      pw_buf_free(&rep);
-      return -1;
-    }
-    pw_buf_free(&rep);
-  }
-  const char *id = pw_engine_protocol_id(re->e);
-  re->id = strdup(id ? id : "");
-  if (!re->id) abort();
-  pw_buf_adds(&re->ident, "\"protocol\":{\"id\":");
-  pw_buf_json_str(&re->ident, pw_engine_protocol_id(re->e));
-  pw_buf_adds(&re->ident, ",\"version\":");
-  pw_buf_json_str(&re->ident, pw_engine_protocol_version(re->e));
-  pw_buf_adds(&re->ident, ",\"sha256\":");
-  pw_buf_json_str(&re->ident, pw_engine_protocol_sha256(re->e));
-  pw_buf_adds(&re->ident, "}");
-  return 0;
-}
-
-pw_rpc *pw_rpc_new(const pw_rpc_config *cfg, char *err, size_t errlen) {
-  pw_rpc *r = calloc(1, sizeof *r);
-  if (!r) {
-    snprintf(err, errlen, "out of memory");
-    return NULL;
-  }
-  r->cfg = *cfg;
-  r->n = cfg->nprotocols;
-  r->eng = calloc((size_t)(r->n ? r->n : 1), sizeof *r->eng);
-  if (!r->eng) {
-    free(r);
-    snprintf(err, errlen, "out of memory");
-    return NULL;
-  }
-  if (r->n == 0) {
-    snprintf(err, errlen, "no protocol to load");
-    pw_rpc_free(r);
-    return NULL;
-  }
-  for (int i = 0; i < r->n; i++) {
-    if (rpc_engine_build(r, i, cfg->check_examples, err, errlen) != 0) {
-      pw_rpc_free(r);
-      return NULL;
-    }
-    for (int j = 0; j < i; j++) {
-      if (strcmp(r->eng[j].id, r->eng[i].id) == 0) {
-        snprintf(err, errlen, "%s and %s both declare protocol id '%s'",
-                 cfg->protocols[j].name, cfg->protocols[i].name, r->eng[i].id);
-        pw_rpc_free(r);
-        return NULL;
-      }
-    }
-  }
-  return r;
-}
-
-void pw_rpc_free(pw_rpc *r) {
-  if (!r) return;
-  for (int i = 0; i < r->n; i++) rpc_engine_clear(&r->eng[i]);
-  free(r->eng);
-  pw_buf_free(&r->text);
-  free(r);
-}
-
-void pw_rpc_ready_payload(pw_rpc *r, pw_buf *out) {
-  pw_buf_add(out, "[", 1);
-  for (int i = 0; i < r->n; i++) {
-    if (i) pw_buf_add(out, ",", 1);
-    pw_engine_protocol_json(r->eng[i].e, out);
-  }
-  pw_buf_add(out, "]\n", 2);
-  for (int i = 0; i < r->n; i++) {
-    pw_buf_adds(out, r->eng[i].id);
-    pw_buf_add(out, "\n", 1);
-  }
-}
-
-static int status_code(pw_status st) {
-  switch (st) {
-    case PW_EINPUT: return PW_RPC_VALIDATION;
-    case PW_EPROTOCOL: return PW_RPC_PROTOCOL;
-    case PW_EBUDGET: return PW_RPC_BUDGET;
-    case PW_EMEMORY: return PW_RPC_MEMORY;
-    default: return PW_RPC_INTERNAL;
-  }
-}
-
-/* Which engine a request names (only asked when several are loaded). */
-static int pick_engine(pw_rpc *r, const char *line, size_t len, int *unknown) {
-  static const char *const top[] = {"params"};
-  static const char *const par[] = {"protocol"};
-  pw_span sp[1], pp[1];
-  char name[128];
-  *unknown = 0;
-  if (pw_rpc_members(line, len, top, 1, sp, PW_RPC_FIRST) != 0 || !sp[0].len) return 0;
-  if (pw_rpc_members(line + sp[0].off, sp[0].len, par, 1, pp, PW_RPC_FIRST) != 0 ||
-      !pp[0].len)
-    return 0;
-  const char *v = line + sp[0].off + pp[0].off;
-  if (pp[0].len == 4 && memcmp(v, "null", 4) == 0) return 0;
-  if (pw_rpc_string(v, pp[0].len, name, sizeof name) < 0) return 0; /* type error later */
-  for (int i = 0; i < r->n; i++)
-    if (strcmp(r->eng[i].id, name) == 0) return i;
-  *unknown = 1;
-  return 0;
-}
-
-/* The raw text of params.facts (for --log-facts). */
-static pw_span facts_span(const char *line, size_t len) {
-  static const char *const top[] = {"params"};
-  static const char *const par[] = {"facts"};
-  pw_span sp[1], fp[1], none = {0, 0};
-  if (pw_rpc_members(line, len, top, 1, sp, PW_RPC_FIRST) != 0 || !sp[0].len) return none;
-  if (pw_rpc_members(line + sp[0].off, sp[0].len, par, 1, fp, PW_RPC_FIRST) != 0 ||
-      !fp[0].len)
-    return none;
-  fp[0].off += sp[0].off;
-  return fp[0];
-}
-
-/* Is the empty table at params.<key> written as {} (1) or [] (0)? */
-static int empty_was_object(const char *line, size_t len, const char *key) {
-  static const char *const top[] = {"params"};
-  const char *par[1] = {key};
-  pw_span sp[1], kp[1];
-  if (pw_rpc_members(line, len, top, 1, sp, 0) != 0 || !sp[0].len) return 1;
-  if (pw_rpc_members(line + sp[0].off, sp[0].len, par, 1, kp, 0) != 0 || !kp[0].len) return 1;
-  return line[sp[0].off + kp[0].off] == '{';
-}
-
-static void log_fragment(pw_rpc *r, int ei, const char *line, size_t len, pw_buf *out) {
-  rpc_engine *re = &r->eng[ei];
-  const pw_result *res = pw_engine_result(re->e);
-  pw_buf_adds(out, "\"engine\":\"" PW_VERSION "\",");
-  pw_buf_add(out, re->ident.data, re->ident.len);
-  pw_buf_adds(out, ",\"facts_sha256\":");
-  pw_buf_json_str(out, res ? res->facts_sha256 : NULL);
-  if (r->cfg.log_facts) {
-    pw_span f = facts_span(line, len);
-    pw_buf_adds(out, ",\"facts\":");
-    if (f.len) pw_buf_add(out, line + f.off, f.len);
-    else pw_buf_add(out, "null", 4);
-  }
-  pw_buf_adds(out, ",\"pathway\":");
-  pw_buf_json_str(out, res ? res->pathway : NULL);
-  pw_buf_adds(out, ",\"recommendations\":[");
-  int first = 1;
-  for (int i = 0; res && i < res->items.n; i++) {
-    const pw_item *it = &res->items.v[i];
-    if (it->blocked || it->source == PW_SRC_ORDER) continue;
-    if (!first) pw_buf_add(out, ",", 1);
-    first = 0;
-    pw_buf_json_str(out, it->id);
-  }
-  pw_buf_adds(out, "],\"orders_allowed\":[");
-  first = 1;
-  for (int i = 0; res && i < res->items.n; i++) {
-    const pw_item *it = &res->items.v[i];
-    if (it->blocked || it->source != PW_SRC_ORDER) continue;
-    if (!first) pw_buf_add(out, ",", 1);
-    first = 0;
-    pw_buf_json_str(out, it->id);
-  }
-  pw_buf_adds(out, "],\"blocked\":[");
-  first = 1;
-  for (int i = 0; res && i < res->items.n; i++) {
-    const pw_item *it = &res->items.v[i];
-    if (!it->blocked) continue;
-    if (!first) pw_buf_add(out, ",", 1);
-    first = 0;
-    pw_buf_adds(out, "{\"id\":");
-    pw_buf_json_str(out, it->id);
-    pw_buf_adds(out, ",\"rule\":");
-    pw_buf_json_str(out, it->rule);
-    pw_buf_add(out, "}", 1);
-  }
-  pw_buf_add(out, "]", 1);
-}
-
-static void buf_cut(pw_buf *b, size_t len) {
-  b->len = len;
-  if (b->data) b->data[len] = '\0';
-}
-
-/* is the value at idx absent (nil or JSON null)? */
-static int absent(lua_State *L, int idx) {
-  int t = lua_type(L, idx);
-  return t == LUA_TNIL || t == LUA_TLIGHTUSERDATA;
-}
-
-/* One call being answered: where its parts sit on the engine's stack and,
-** once something is wrong, the error to answer with. */
-typedef struct rpc_call {
-  pw_rpc *r;
-  rpc_engine *re;
-  lua_State *L;
-  int method;
-  const char *line;
-  size_t len;
-  int unknown;            /* params.protocol names no loaded engine */
-  int base;               /* the stack top before the call */
-  int req, params, facts; /* stack slots: base+1, +2, +3 */
-  int orders;             /* check_orders: base+5; evaluate: 0 */
-  unsigned flags;
-  int text;               /* format "text" */
-  int code;
-  char msg[600];
-} rpc_call;
-
-static int call_fail(rpc_call *k, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int call_fail(rpc_call *k, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(k->msg, sizeof k->msg, fmt, ap);
-  va_end(ap);
-  k->code = code;
-  return -1;
-}
-
-/* The request object and its params object, whose every member must be
-** known: a typo is an error, not a silent default. */
-static int read_params(rpc_call *k) {
-  lua_State *L = k->L;
-  if (!lua_checkstack(L, 8)) return call_fail(k, PW_RPC_INTERNAL, "Lua stack exhausted");
-  k->req = k->base + 1;
-  if (lua_type(L, k->req) != LUA_TTABLE)
-    return call_fail(k, PW_RPC_INVALID_REQUEST, "request: expected an object");
-  lua_pushliteral(L, "params");
-  if (lua_rawget(L, k->req) != LUA_TTABLE)
-    return call_fail(k, PW_RPC_INVALID_PARAMS, "params: expected an object with member 'facts'");
-  k->params = k->base + 2;
-  lua_pushnil(L);
-  while (lua_next(L, k->params)) {
-    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-    int ok = key && (strcmp(key, "facts") == 0 || strcmp(key, "protocol") == 0 ||
-                     (k->method == PW_M_EVALUATE &&
-                      (strcmp(key, "format") == 0 || strcmp(key, "trace") == 0)) ||
-                     (k->method == PW_M_CHECK_ORDERS && strcmp(key, "orders") == 0));
-    if (!ok) {
-      call_fail(k, PW_RPC_INVALID_PARAMS, "params: unknown member '%.60s' for %s",
-                key ? key : "?", pw_rpc_method_name(k->method));
-      lua_pop(L, 2);
-      return -1;
-    }
-    lua_pop(L, 1);
-  }
-  return 0;
-}
-
-/* params.facts must be an object ({} is one; [] is not). */
-static int read_facts(rpc_call *k) {
-  lua_State *L = k->L;
-  lua_pushliteral(L, "facts");
-  k->facts = k->base + 3;
-  if (lua_rawget(L, k->params) != LUA_TTABLE)
-    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.facts: expected an object");
-  lua_pushnil(L);
-  if (lua_next(L, k->facts)) lua_pop(L, 2);
-  else if (!empty_was_object(k->line, k->len, "facts"))
-    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.facts: expected an object, got an array");
-  return 0;
-}
-
-/* params.protocol, if given, must name the engine picked for the call. */
-static int read_protocol(rpc_call *k) {
-  lua_State *L = k->L;
-  lua_pushliteral(L, "protocol");
-  lua_rawget(L, k->params);                               /* base+4 */
-  if (absent(L, -1)) return 0;
-  if (lua_type(L, -1) != LUA_TSTRING)
-    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.protocol: expected a protocol id string");
-  if (k->unknown || strcmp(lua_tostring(L, -1), k->re->id) != 0)
-    return call_fail(k, PW_RPC_UNKNOWN_PROTOCOL,
-                     "params.protocol: no loaded protocol has id '%.100s'",
-                     lua_tostring(L, -1));
-  return 0;
-}
-
-/* evaluate: params.format ("json" or "text") and params.trace. */
-static int read_evaluate(rpc_call *k) {
-  lua_State *L = k->L;
-  lua_pushliteral(L, "format");
-  lua_rawget(L, k->params);                               /* base+5 */
-  if (!absent(L, -1)) {
-    const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    if (f && strcmp(f, "text") == 0) k->text = 1;
-    else if (!f || strcmp(f, "json") != 0)
-      return call_fail(k, PW_RPC_INVALID_PARAMS, "params.format: expected \"json\" or \"text\"");
-  }
-  lua_pushliteral(L, "trace");
-  lua_rawget(L, k->params);                               /* base+6 */
-  if (!absent(L, -1)) {
-    if (lua_type(L, -1) != LUA_TBOOLEAN)
-      return call_fail(k, PW_RPC_INVALID_PARAMS, "params.trace: expected true or false");
-    if (lua_toboolean(L, -1)) k->flags |= PW_EVAL_TRACE;
-  }
-  return 0;
-}
-
-/* check_orders: params.orders, an array of order id strings. */
-static int read_orders(rpc_call *k) {
-  lua_State *L = k->L;
-  k->flags |= PW_EVAL_ORDERS_ONLY;
-  lua_pushliteral(L, "orders");
-  k->orders = k->base + 5;
-  if (lua_rawget(L, k->params) != LUA_TTABLE)
-    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.orders: expected an array of order ids");
-  lua_Integer n = (lua_Integer)lua_rawlen(L, k->orders), count = 0;
-  lua_pushnil(L);
-  while (lua_next(L, k->orders)) {
-    count++;
-    if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || lua_tointeger(L, -2) > n ||
-        lua_type(L, -1) != LUA_TSTRING) {
-      int bad_key = !lua_isinteger(L, -2);
-      lua_pop(L, 2);
-      if (bad_key)
-        return call_fail(k, PW_RPC_INVALID_PARAMS,
-                         "params.orders: expected an array, got an object");
-      return call_fail(k, PW_RPC_INVALID_PARAMS,
-                       "params.orders: every item must be an order id string");
-    }
-    lua_pop(L, 1);
-  }
-  if (count == 0 && empty_was_object(k->line, k->len, "orders"))
-    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.orders: expected an array, got an object");
-  return 0;
-}
-
-/* Evaluate and append the result line (without its closing "}\n"). */
-static int evaluate(rpc_call *k, const char *id, size_t idlen, pw_buf *out) {
-  pw_engine *e = k->re->e;
-  pw_error err;
-  pw_status st;
-  err.code = PW_OK;
-  err.msg[0] = '\0';
-  pw_buf_add(out, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
-  if (id) pw_buf_add(out, id, idlen);
-  else pw_buf_add(out, "null", 4);
-  pw_buf_add(out, ",\"result\":", 10);
-  if (k->text) {
-    st = pw_engine_eval_table(e, k->facts, k->orders, k->flags, NULL, &err);   /* no JSON needed */
-    if (st == PW_OK) {
-      pw_buf_reset(&k->r->text);
-      pw_engine_render_text(e, &k->r->text);
-      pw_buf_add(&k->r->text, "", 0);   /* NUL-terminated even when empty */
-      pw_buf_json_str(out, k->r->text.data);
-    }
-  } else {   /* one line: ends in '}' */
-    st = pw_engine_eval_table(e, k->facts, k->orders, k->flags, out, &err);
-  }
-  if (st != PW_OK) return call_fail(k, status_code(st), "%s", err.msg);
-  return 0;
-}
-
-/* Decode the line and read its params; 0, or -1 with k->code set. The
-** id, once the line passed the gate, goes to *id. */
-static int call_read(rpc_call *k, const char **id, size_t *idlen) {
-  pw_gate_info gi;
-  pw_error err;
-  memset(&gi, 0, sizeof gi);
-  err.code = PW_OK;
-  err.msg[0] = '\0';
-  pw_status st = pw_engine_decode(k->re->e, k->line, k->len, &gi, &err);
-  if (st != PW_OK) {
-    if (st == PW_EMEMORY) return call_fail(k, PW_RPC_MEMORY, "%s", err.msg);
-    return call_fail(k, PW_RPC_PARSE_ERROR, "Parse error: %s", err.msg);
-  }
-  if (gi.has_id) {
-    *id = k->line + gi.id_off;
-    *idlen = gi.id_len;
-  }
-  if (read_params(k) != 0 || read_facts(k) != 0 || read_protocol(k) != 0) return -1;
-  return k->method == PW_M_EVALUATE ? read_evaluate(k) : read_orders(k);
-}
-
-void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *out,
-                   pw_rpc_outcome *oc) {
-  size_t start = out->len;
-  const char *id = NULL;
-  size_t idlen = 0;
-  rpc_call k;
-  memset(&k, 0, sizeof k);
-  k.r = r;
-  k.method = method;
-  k.line = line;
-  k.len = len;
-  int ei = r->n > 1 ? pick_engine(r, line, len, &k.unknown) : 0;
-  k.re = &r->eng[ei];
-  k.L = pw_engine_lua(k.re->e);
-  k.base = lua_gettop(k.L);
-  oc->protocol = ei;
-  oc->fatal = 0;
-  if (call_read(&k, &id, &idlen) == 0 && evaluate(&k, id, idlen, out) == 0) {
-    pw_buf_add(out, "}\n", 2);
-    oc->code = 0;
-    oc->resp_len = out->len - start;
-    if (r->cfg.log) log_fragment(r, ei, line, len, out);
-    lua_settop(k.L, k.base);
-    return;
-  }
-  lua_settop(k.L, k.base);
-  buf_cut(out, start);
-  pw_rpc_error_line(out, id, idlen, k.code, k.msg);
-  oc->code = k.code;
-  oc->resp_len = out->len - start;
-  if (k.code == PW_RPC_MEMORY || k.code == PW_RPC_INTERNAL) {
-    /* the state may be unusable: rebuild it from the same source */
-    char e2[256];
-    if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1; /* respawn me */
   }
 }
 

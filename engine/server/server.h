@@ -28,8 +28,9 @@
 **               reload waiters)
 **   worker.c    the worker process itself (fork, limits, read-eval-write
 **               loop) and the frame format between it and the supervisor
-**   rpc.c       JSON-RPC helpers (the bounded member scanner, error lines)
-**               and the worker's handler of evaluate and check_orders
+**   rpc.c       JSON-RPC helpers: the bounded member scanner, error lines
+**   handler.c   the worker's engines (examples checked at load) and its
+**               handler of evaluate and check_orders
 **   declog.c    the decision log: JSON Lines with CRC, group commit on the
 **               uv thread pool, torn-tail repair, fail closed
 **   ../cli/client.c  `pathwise client`
@@ -45,7 +46,7 @@
 **   pool.c     pw_pool_dispatch: to the least loaded ready worker of the
 **              active generation, else srv.pending; frames batched and
 **              written once per loop iteration (serve.c on_check)
-**   worker.c   worker_loop -> rpc.c pw_rpc_handle: gate + decode, params,
+**   worker.c   worker_loop -> handler.c pw_rpc_handle: gate + decode, params,
 **              evaluate, response line + log fragment, back in order
 **   pool.c     worker_read -> worker_answer (the oldest request it holds)
 **   answer.c   pw_answer_response: append the record (declog.c); with
