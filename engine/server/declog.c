@@ -76,7 +76,7 @@ struct pw_declog {
 
   /* the job only */
   uv_work_t work;
-  pw_buf inflight;
+  pw_buf writing;            /* the records being written now */
 
   uint32_t crc[8][256];
 };
@@ -398,16 +398,16 @@ static void commit_work(uv_work_t *w) {
       uv_mutex_unlock(&d->mu);
       return;
     }
-    pw_buf t = d->inflight;
-    d->inflight = d->pending;
+    pw_buf t = d->writing;
+    d->writing = d->pending;
     d->pending = t;
     pw_buf_reset(&d->pending);
     uint64_t last = d->pending_last;
     d->pending_last = 0;
     int reopen = d->sh_reopen;
-    int sync = d->sync == PW_LOG_ALWAYS ? d->inflight.len > 0
+    int sync = d->sync == PW_LOG_ALWAYS ? d->writing.len > 0
              : d->sync == PW_LOG_BATCH
-               ? d->sh_sync || (d->inflight.len && now_ms() - d->last_sync_ms >= d->interval_ms)
+               ? d->sh_sync || (d->writing.len && now_ms() - d->last_sync_ms >= d->interval_ms)
                : 0;
     d->sh_reopen = d->sh_sync = 0;
     uv_mutex_unlock(&d->mu);
@@ -415,7 +415,7 @@ static void commit_work(uv_work_t *w) {
     char msg[256], note[512];
     uint64_t file_last = 0;
     msg[0] = note[0] = '\0';
-    int rc = commit_one(d, &d->inflight, reopen, sync, &file_last, msg, sizeof msg, note,
+    int rc = commit_one(d, &d->writing, reopen, sync, &file_last, msg, sizeof msg, note,
                         sizeof note);
 
     uv_mutex_lock(&d->mu);
@@ -436,18 +436,18 @@ static void commit_work(uv_work_t *w) {
       d->pending_last = 0;
     } else {
       if (last) d->pub_durable = last;
-      if (d->inflight.len) d->st.commits++;
-      d->st.bytes += d->inflight.len;
+      if (d->writing.len) d->st.commits++;
+      d->st.bytes += d->writing.len;
       if (sync) {
         d->st.syncs++;
         d->last_sync_ms = now_ms();
         d->pub_unsynced = 0;
-      } else if (d->inflight.len) {
+      } else if (d->writing.len) {
         d->pub_unsynced = 1;
       }
     }
     uv_mutex_unlock(&d->mu);
-    pw_buf_reset(&d->inflight);
+    pw_buf_reset(&d->writing);
     uv_async_send(&d->async);
     if (rc != 0) {
       uv_mutex_lock(&d->mu);
@@ -721,7 +721,7 @@ int pw_declog_close(pw_declog *d, char *err, size_t errlen) {
   if (d->fd >= 0) close(d->fd);
   d->fd = -1;
   pw_buf_free(&d->pending);
-  pw_buf_free(&d->inflight);
+  pw_buf_free(&d->writing);
   pw_buf_free(&d->local);
   uv_timer_stop(&d->timer);
   uv_close((uv_handle_t *)&d->timer, free_after_close);

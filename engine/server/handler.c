@@ -465,7 +465,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
   k.re = &r->eng[ei];
   k.L = pw_engine_lua(k.re->e);
   k.base = lua_gettop(k.L);
-  oc->protocol = ei;
+  oc->engine = ei;
   oc->fatal = 0;
   if (call_read(&k, &id, &idlen) == 0 && evaluate(&k, id, idlen, out) == 0) {
     pw_buf_add(out, "}\n", 2);

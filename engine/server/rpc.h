@@ -99,7 +99,7 @@ void pw_rpc_ready_payload(pw_rpc *r, pw_buf *out);
 
 typedef struct pw_rpc_outcome {
   int code;               /* 0, or a JSON-RPC error code */
-  int protocol;           /* index of the engine used, -1 if none */
+  int engine;             /* index of the engine used, -1 if none */
   size_t resp_len;        /* bytes of the response line at the start */
   int fatal;              /* an engine could not be rebuilt: end the worker */
 } pw_rpc_outcome;

@@ -148,7 +148,7 @@ static int answer_frame(pw_worker_slot *slot, pw_rpc *r, const pw_wire_hdr *h,
   pw_buf_add(out, (const char *)&rh, sizeof rh);
   pw_rpc_outcome oc;
   memset(&oc, 0, sizeof oc);
-  oc.protocol = -1;
+  oc.engine = -1;
   if (t0 > h->deadline_ns) {
     oc.code = PW_RPC_DEADLINE;   /* the supervisor writes the error */
   } else {
@@ -160,7 +160,7 @@ static int answer_frame(pw_worker_slot *slot, pw_rpc *r, const pw_wire_hdr *h,
   }
   rh.len = (uint32_t)(out->len - h0 - PW_WIRE_HDR);
   rh.kind = PW_WIRE_RESP;
-  rh.engine = (int16_t)oc.protocol;
+  rh.engine = (int16_t)oc.engine;
   rh.tag = h->tag;
   rh.eval_ns = pw_worker_now_ns() - t0;
   rh.resp_len = (uint32_t)oc.resp_len;
