@@ -67,7 +67,7 @@ int pw_answer_log_stalled(srv *s) {
 void pw_answer_sweep(srv *s, uint64_t now) {
   for (pw_qlink *l = s->held.head; l; l = l->next) {
     held *h = PW_QITEM(l, held, link);
-    if (now < h->t_recv + SRV_MS((uint64_t)s->o.timeout_ms + s->o.grace_ms)) break;
+    if (now < h->t_recv + SRV_HARD_NS(s)) break;
     if (h->answered) continue;
     h->answered = 1;
     held_answered(s, h);

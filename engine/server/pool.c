@@ -394,7 +394,7 @@ static void worker_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   while (w->rlen - pos >= PW_WIRE_HDR) {
     pw_wire_hdr h;
     memcpy(&h, w->rb + pos, sizeof h);
-    if (h.len > s->o.max_line * 4 + (1u << 20)) {
+    if (h.len > PW_WIRE_MAX_RESP(s->o.max_line)) {
       pw_pool_lost(w, "sent a malformed frame (killed)");
       return;
     }
@@ -524,7 +524,7 @@ void pw_pool_on_sigchld(uv_signal_t *h, int sig) {
 /* Kill w if one evaluation ran, or w made no progress, past deadline +
 ** grace. Returns 1 if it did. */
 static int watch_kill(srv *s, worker *w, uint64_t running, uint64_t now) {
-  uint64_t limit = SRV_MS((uint64_t)s->o.timeout_ms + s->o.grace_ms);
+  uint64_t limit = SRV_HARD_NS(s);
   uint64_t since = atomic_load_explicit(&w->slot->since_ns, memory_order_relaxed);
   int stuck = running && since && now > since && now - since > limit;
   int stalled = w->sent.n && now - w->progress_ns > limit;

@@ -163,7 +163,7 @@ static void generation_config(generation *g) {
   c->rpc.limits.max_input = s->o.max_line;
   c->rpc.log = s->o.log_path != NULL;
   c->rpc.log_facts = s->o.log_facts;
-  c->max_frame = s->o.max_line + 16;
+  c->max_frame = PW_WIRE_MAX_REQ(s->o.max_line);
   c->rlimit_as = s->o.worker_as;
   c->cpu_headroom_s = s->o.worker_cpu;
   c->parent = getpid();

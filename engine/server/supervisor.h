@@ -234,6 +234,9 @@ struct srv {
 };
 
 #define SRV_MS(ms) ((uint64_t)(ms) * 1000000u)   /* milliseconds in ns */
+/* --timeout + --grace, in ns: past it from its start, an evaluation's
+** worker is killed and an answer still waiting for the log is given up. */
+#define SRV_HARD_NS(s) SRV_MS((uint64_t)(s)->o.timeout_ms + (s)->o.grace_ms)
 
 /* {====== serve.c: the loop, signals, shutdown ====================== */
 void pw_serve_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -45,6 +45,13 @@ typedef struct pw_wire_hdr {
 
 #define PW_WIRE_HDR ((uint32_t)sizeof(pw_wire_hdr))
 
+/* The largest payloads, for request lines of at most max_line bytes: a
+** request frame carries the line; a response frame the response line (a
+** text report may be longer than the facts) and the log fragment (which
+** may hold the facts again). A frame over these ends the peer. */
+#define PW_WIRE_MAX_REQ(max_line) ((size_t)(max_line) + 16)
+#define PW_WIRE_MAX_RESP(max_line) ((size_t)(max_line) * 4 + (1u << 20))
+
 /* Shared with the supervisor (MAP_SHARED). */
 typedef struct pw_worker_slot {
   _Atomic uint64_t tag;       /* request being evaluated, 0 when none */
