@@ -11,9 +11,8 @@
 #include "command.h"
 #include "engine.h"
 #include "experiments.h"
+#include "file.h"
 #include "server.h"
-
-#define MAX_PLUGINS 8
 
 static const char *const usage_main =
   "usage: pathwise <command> [options]\n"
@@ -72,10 +71,9 @@ static const char *const usage_rules =
   "List the safety rules applied to every recommendation and proposed order.\n";
 
 typedef struct opts {
-  const char *protocol, *format, *file;
-  const char *plugins[MAX_PLUGINS];
-  int nplugins, trace;
-  pw_limits lim;
+  pw_cmd_opts c;      /* the shared flags */
+  const char *file;
+  int trace;
 } opts;
 
 static int bad_usage(const char *usage, const char *fmt, const char *arg) {
@@ -85,42 +83,22 @@ static int bad_usage(const char *usage, const char *fmt, const char *arg) {
   return PW_EX_USAGE;
 }
 
-/* Options shared by eval and check. Returns -1 to continue, else an exit code. */
+/* Options of eval and check. Returns -1 to continue, else an exit code. */
 static int parse(int argc, char **argv, const char *usage, opts *o) {
   static const struct option longs[] = {
-    {"protocol", required_argument, 0, 'p'}, {"plugin", required_argument, 0, 'P'},
-    {"format", required_argument, 0, 'f'}, {"trace", no_argument, 0, 't'},
-    {"memory", required_argument, 0, 'm'}, {"instructions", required_argument, 0, 'i'},
-    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    PW_OPT_LONG_PROTOCOL, PW_OPT_LONG_PLUGIN, PW_OPT_LONG_FORMAT, PW_OPT_LONG_MEMORY,
+    PW_OPT_LONG_INSTRUCTIONS, {"trace", no_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+  char msg[200];
   int c;
-  long long v;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "p:f:th", longs, NULL)) != -1) {
-    switch (c) {
-    case 'p': o->protocol = optarg; break;
-    case 'P':
-      if (o->nplugins == MAX_PLUGINS) return bad_usage(usage, "at most %s plugins", "8");
-      o->plugins[o->nplugins++] = optarg;
-      break;
-    case 'f':
-      if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-        return bad_usage(usage, "--format takes text or json, got '%s'", optarg);
-      o->format = optarg;
-      break;
-    case 't': o->trace = 1; break;
-    case 'm':
-      if ((v = pw_cmd_number(optarg)) < 65536) return bad_usage(usage, "--memory takes a byte count >= 65536, got '%s'", optarg);
-      o->lim.memory = (size_t)v;
-      break;
-    case 'i':
-      if ((v = pw_cmd_number(optarg)) < 1) return bad_usage(usage, "--instructions takes a positive count, got '%s'", optarg);
-      o->lim.instructions = (uint64_t)v;
-      break;
-    case 'h': fputs(usage, stdout); return PW_EX_OK;
-    default:
-      return bad_usage(usage, "unknown or incomplete option '%s'", argv[optind - 1]);
-    }
+    if (c == 't') { o->trace = 1; continue; }
+    if (c == 'h') { fputs(usage, stdout); return PW_EX_OK; }
+    int r = c == '?' ? 0 : pw_cmd_option(c, optarg, &o->c, msg, sizeof msg);
+    if (r < 0) return bad_usage(usage, "%s", msg);
+    if (r == 0) return bad_usage(usage, "unknown or incomplete option '%s'", argv[optind - 1]);
   }
   if (optind != argc - 1) return bad_usage(usage, "expected exactly one %s", "FILE (or - for stdin)");
   o->file = argv[optind];
@@ -141,12 +119,13 @@ static int cmd_eval(int argc, char **argv) {
   if (code >= 0) return code;
   pw_buf in = {0}, out = {0};
   if (pw_cmd_read(o.file, &in)) {
-    fprintf(stderr, "pathwise: cannot read %s: %s\n", o.file, strerror(errno));
+    fprintf(stderr, "pathwise: cannot read %s: %s\n", o.file, pw_file_why(errno));
     return PW_EX_NOINPUT;
   }
-  pw_engine *e = pw_cmd_engine(o.protocol, o.plugins, o.nplugins, &o.lim, &code);
+  pw_engine *e = pw_cmd_engine(o.c.protocol, o.c.plugins, o.c.nplugins, &o.c.lim, &code);
   if (!e) { pw_buf_free(&in); return code; }
-  int json = o.format ? !strcmp(o.format, "json") : !isatty(STDOUT_FILENO);
+  int json = pw_cmd_json(&o.c);
+  if (json < 0) json = !isatty(STDOUT_FILENO);
   pw_error err;
   pw_status rc = pw_engine_eval(e, in.data, in.len, o.trace ? PW_EVAL_TRACE : 0, json ? &out : NULL, &err);
   if (rc != PW_OK) {
@@ -169,7 +148,7 @@ static int cmd_check(int argc, char **argv) {
     if (!strcmp(argv[i], "--coverage")) return pw_coverage_main(argc, argv);
   int code = parse(argc, argv, usage_check, &o);
   if (code >= 0) return code;
-  pw_engine *e = pw_cmd_engine(o.file, o.plugins, o.nplugins, &o.lim, &code);
+  pw_engine *e = pw_cmd_engine(o.file, o.c.plugins, o.c.nplugins, &o.c.lim, &code);
   if (!e) return code;
   pw_buf out = {0};
   pw_error err;
@@ -187,18 +166,21 @@ static int cmd_check(int argc, char **argv) {
 }
 
 static int cmd_rules(int argc, char **argv) {
-  int json = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(usage_rules, stdout); return PW_EX_OK; }
-    if ((!strcmp(argv[i], "--format") || !strcmp(argv[i], "-f")) && i + 1 < argc &&
-        (!strcmp(argv[i + 1], "json") || !strcmp(argv[i + 1], "text"))) {
-      json = !strcmp(argv[++i], "json");
-      continue;
-    }
-    return bad_usage(usage_rules, "unexpected argument '%s'", argv[i]);
+  static const struct option longs[] = {PW_OPT_LONG_FORMAT, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  pw_cmd_opts o = {0};
+  char msg[200];
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "f:h", longs, NULL)) != -1) {
+    if (c == 'h') { fputs(usage_rules, stdout); return PW_EX_OK; }
+    int r = c == '?' ? 0 : pw_cmd_option(c, optarg, &o, msg, sizeof msg);
+    if (r < 0) return bad_usage(usage_rules, "%s", msg);
+    if (r == 0) return bad_usage(usage_rules, "unknown or incomplete option '%s'", argv[optind - 1]);
   }
+  if (optind < argc) return bad_usage(usage_rules, "unexpected argument '%s'", argv[optind]);
   pw_buf out = {0};
-  if (json) { pw_rules_json(&out); pw_buf_add(&out, "\n", 1); }
+  if (pw_cmd_json(&o) == 1) { pw_rules_json(&out); pw_buf_add(&out, "\n", 1); }
   else pw_rules_text(&out);
   int code = write_out(&out);
   pw_buf_free(&out);

@@ -335,6 +335,12 @@ static const rule rules[] = {
 const pw_rule_info *pw_safety_rule(int i) { return i >= 0 && i < NRULES ? &rules[i].info : NULL; }
 int pw_safety_count(void) { return NRULES; }
 
+const pw_rule_info *pw_safety_rule_by_id(const char *id) {
+  for (int i = 0; i < NRULES; i++)
+    if (!strcmp(rules[i].info.id, id)) return &rules[i].info;
+  return NULL;
+}
+
 static void block(pw_result *r, pw_item *it, const rule *ru, const char *reason) {
   it->blocked = 1;
   it->rule = ru->info.id;
