@@ -20,6 +20,7 @@
 
 #include "command.h"
 #include "engine.h"
+#include "file.h"
 #include "rpc.h"
 #include "server.h"
 
@@ -202,7 +203,7 @@ static int client_options(int argc, char **argv, copts *o) {
   static const struct option lo[] = {
     {"socket", required_argument, 0, 's'}, {"method", required_argument, 0, 'm'},
     {"params", required_argument, 0, 'P'}, {"protocol", required_argument, 0, 'p'},
-    {"format", required_argument, 0, 'f'}, {"trace", no_argument, 0, 't'},
+    PW_OPT_LONG_FORMAT, {"trace", no_argument, 0, 't'},
     {"orders", required_argument, 0, 'o'}, {"raw", no_argument, 0, 'r'},
     {"timeout", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   memset(o, 0, sizeof *o);
@@ -217,11 +218,14 @@ static int client_options(int argc, char **argv, copts *o) {
       case 'm': o->method = optarg; break;
       case 'P': o->params = optarg; break;
       case 'p': o->protocol = optarg; break;
-      case 'f':
-        if (strcmp(optarg, "json") && strcmp(optarg, "text"))
-          return cl_usage("--format takes json or text, got '%s'", optarg);
-        o->format = optarg;
+      case PW_OPT_FORMAT: {   /* the shared flag; -p here is a loaded protocol's id */
+        char msg[200];
+        pw_cmd_opts shared;
+        memset(&shared, 0, sizeof shared);
+        if (pw_cmd_option(c, optarg, &shared, msg, sizeof msg) < 0) return cl_usage("%s", msg);
+        o->format = shared.format;
         break;
+      }
       case 't': o->trace = 1; break;
       case 'o': o->orders = optarg; break;
       case 'r': o->raw = 1; break;
@@ -296,7 +300,7 @@ static int file_requests(const copts *o, const char *const *files, int nf, pw_bu
   for (int i = 0; i < nf; i++) {
     pw_buf b = {0};
     if (pw_cmd_read(files[i], &b) != 0) {
-      fprintf(stderr, "pathwise client: %s: %s\n", files[i], strerror(errno));
+      fprintf(stderr, "pathwise client: %s: %s\n", files[i], pw_file_why(errno));
       pw_buf_free(&b);
       return PW_EX_NOINPUT;
     }

@@ -5,7 +5,6 @@
 */
 #include <errno.h>
 #include <getopt.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,20 +110,10 @@ static int parse_ids(const char *arg, long *list, int *n) {
   return 0;
 }
 
-static int default_workers(void) {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (int)n : 1;
-}
-
 enum {
-  O_SOCKET = 256, O_SOCKET_MODE, O_PROTOCOL, O_PROTOCOLS, O_PLUGIN, O_WORKERS, O_LOG,
+  O_SOCKET = 256, O_SOCKET_MODE, O_PROTOCOLS, O_WORKERS, O_LOG,
   O_LOG_SYNC, O_LOG_INTERVAL, O_LOG_FACTS, O_TIMEOUT, O_GRACE, O_MAX_LINE, O_MAX_CONNS,
-  O_IDLE, O_MAX_WQ, O_MAX_INFLIGHT, O_WORKER_QUEUE, O_MEMORY, O_INSTR, O_WORKER_MEM,
+  O_IDLE, O_MAX_WQ, O_MAX_INFLIGHT, O_WORKER_QUEUE, O_WORKER_MEM,
   O_WORKER_CPU, O_ALLOW_UID, O_ALLOW_GID, O_NO_WATCH, O_HELP
 };
 
@@ -132,7 +121,7 @@ enum {
 static int set_number(srv_opts *o, int c, uint64_t v) {
   int bad = 0;
   switch (c) {
-    case O_WORKERS: bad = v < 1 || v > 256; o->workers = (int)v; break;
+    case O_WORKERS: bad = v < 1 || v > PW_MAX_JOBS; o->workers = (int)v; break;
     case O_LOG_INTERVAL: bad = v < 1 || v > 3600000; o->log_interval_ms = (unsigned)v; break;
     case O_TIMEOUT: bad = v < 1 || v > 3600000; o->timeout_ms = (unsigned)v; break;
     case O_GRACE: bad = v > 600000; o->grace_ms = (unsigned)v; break;
@@ -142,8 +131,6 @@ static int set_number(srv_opts *o, int c, uint64_t v) {
     case O_MAX_WQ: bad = v < 65536; o->max_wq = (size_t)v; break;
     case O_MAX_INFLIGHT: bad = v < 1 || v > 1000000; o->max_inflight = (unsigned)v; break;
     case O_WORKER_QUEUE: bad = v < 1 || v > 100000; o->worker_queue = (unsigned)v; break;
-    case O_MEMORY: bad = v < 65536; o->memory = (size_t)v; break;
-    case O_INSTR: o->instructions = v; break;
     case O_WORKER_MEM: bad = v > (1u << 22); o->worker_as = v << 20; break;
     case O_WORKER_CPU: o->worker_cpu = v; break;
     default: bad = 1;
@@ -175,7 +162,7 @@ static int set_text(srv_opts *o, int c, const char *a) {
       }
       o->socket_mode = (unsigned)v;
       return 0;
-    case O_PROTOCOL:
+    case PW_OPT_PROTOCOL:   /* repeatable here: not the shared meaning */
       if (o->nprotocol_files >= SRV_MAX_PROTOCOLS) {
         pw_serve_say("--protocol: at most %d", SRV_MAX_PROTOCOLS);
         return -1;
@@ -183,13 +170,6 @@ static int set_text(srv_opts *o, int c, const char *a) {
       o->protocol_files[o->nprotocol_files++] = a;
       return 0;
     case O_PROTOCOLS: o->protocols_dir = a; return 0;
-    case O_PLUGIN:
-      if (o->nplugins >= SRV_MAX_PLUGINS) {
-        pw_serve_say("--plugin: at most %d", SRV_MAX_PLUGINS);
-        return -1;
-      }
-      o->plugins[o->nplugins++] = a;
-      return 0;
     case O_LOG: o->log_path = a; return 0;
     case O_LOG_SYNC:
       if (strcmp(a, "always") == 0) o->log_sync = PW_LOG_ALWAYS;
@@ -202,7 +182,12 @@ static int set_text(srv_opts *o, int c, const char *a) {
       return 0;
     case O_ALLOW_UID:
     case O_ALLOW_GID: return set_ids(o, c, a);
-    default: return 1;
+    default: {   /* --plugin, --memory, --instructions */
+      char msg[200];
+      int rc = pw_cmd_option(c, a, &o->cmd, msg, sizeof msg);
+      if (rc < 0) pw_serve_say("%s", msg);
+      return rc < 0 ? -1 : rc > 0 ? 0 : 1;
+    }
   }
 }
 
@@ -218,8 +203,8 @@ static int check_opts(srv_opts *o) {
   }
   if (!o->protocols_dir && !o->nprotocol_files)
     o->protocol_files[o->nprotocol_files++] = pw_cmd_default_protocol();
-  if (!o->workers) o->workers = default_workers();
-  if (o->worker_as && o->memory && o->worker_as < o->memory * 2 + (64u << 20)) {
+  if (!o->workers) o->workers = pw_cmd_cores();
+  if (o->worker_as && o->cmd.lim.memory && o->worker_as < o->cmd.lim.memory * 2 + (64u << 20)) {
     pw_serve_say("--worker-memory must leave room for --memory (at least twice it plus 64 MiB)");
     return -1;
   }
@@ -230,9 +215,9 @@ int pw_options_parse(int argc, char **argv, srv_opts *o) {
   static const struct option lo[] = {
     {"socket", required_argument, 0, O_SOCKET},
     {"socket-mode", required_argument, 0, O_SOCKET_MODE},
-    {"protocol", required_argument, 0, O_PROTOCOL},
+    PW_OPT_LONG_PROTOCOL,
     {"protocols", required_argument, 0, O_PROTOCOLS},
-    {"plugin", required_argument, 0, O_PLUGIN},
+    PW_OPT_LONG_PLUGIN,
     {"workers", required_argument, 0, O_WORKERS},
     {"log", required_argument, 0, O_LOG},
     {"log-sync", required_argument, 0, O_LOG_SYNC},
@@ -246,8 +231,8 @@ int pw_options_parse(int argc, char **argv, srv_opts *o) {
     {"max-write-queue", required_argument, 0, O_MAX_WQ},
     {"max-inflight", required_argument, 0, O_MAX_INFLIGHT},
     {"worker-queue", required_argument, 0, O_WORKER_QUEUE},
-    {"memory", required_argument, 0, O_MEMORY},
-    {"instructions", required_argument, 0, O_INSTR},
+    PW_OPT_LONG_MEMORY,
+    PW_OPT_LONG_INSTRUCTIONS,
     {"worker-memory", required_argument, 0, O_WORKER_MEM},
     {"worker-cpu", required_argument, 0, O_WORKER_CPU},
     {"allow-uid", required_argument, 0, O_ALLOW_UID},
@@ -259,9 +244,11 @@ int pw_options_parse(int argc, char **argv, srv_opts *o) {
   *o = defaults;
   optind = 1;
   opterr = 0;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+  int c, li = -1;
+  while ((c = getopt_long(argc, argv, "h", lo, &li)) != -1) {
     const char *a = optarg;
+    const char *name = li >= 0 ? lo[li].name : "?";   /* for messages */
+    li = -1;
     if (c == 'h' || c == O_HELP) {
       usage(stdout);
       return 1;
@@ -275,7 +262,8 @@ int pw_options_parse(int argc, char **argv, srv_opts *o) {
       continue;
     }
     if (c == '?') {
-      if (optopt) pw_serve_say("option -%c: unknown or missing its value (see --help)", optopt);
+      if (optopt > 0 && optopt < 128)
+        pw_serve_say("option -%c: unknown or missing its value (see --help)", optopt);
       else pw_serve_say("%s: unknown option or missing value (see --help)", argv[optind - 1]);
       return -1;
     }
@@ -284,11 +272,11 @@ int pw_options_parse(int argc, char **argv, srv_opts *o) {
     if (rc == 0) continue;
     uint64_t v = 0;
     if (parse_u64(a, &v, 10) != 0) {
-      pw_serve_say("%s: expected a non-negative integer; got '%s'", argv[optind - 1], a);
+      pw_serve_say("--%s: expected a non-negative integer; got '%s'", name, a);
       return -1;
     }
     if (set_number(o, c, v) != 0) {
-      pw_serve_say("%s: %s is out of range (see --help)", argv[optind - 1], a);
+      pw_serve_say("--%s: %s is out of range (see --help)", name, a);
       return -1;
     }
   }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "command.h"
+#include "file.h"
 #include "supervisor.h"
 
 /* ==================================================================== */
@@ -54,31 +55,14 @@ void pw_reload_collect(generation *g) {
 }
 
 static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    return -1;
-  }
   pw_buf b = {0};
-  char tmp[65536];
-  size_t n;
-  while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) {
-    pw_buf_add(&b, tmp, n);
-    if (b.len > SRV_MAX_SOURCE) {
-      fclose(f);
-      pw_buf_free(&b);
-      snprintf(err, errlen, "%s: larger than %u MiB", path, SRV_MAX_SOURCE >> 20);
-      return -1;
-    }
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
+  pw_error e;
+  /* "-" names a file here, as in --protocols DIR: never standard input */
+  if (pw_file_read(strcmp(path, "-") ? path : "./-", SRV_MAX_SOURCE, &b, &e) != PW_OK) {
     pw_buf_free(&b);
-    snprintf(err, errlen, "%s: read error", path);
+    snprintf(err, errlen, "%s", e.msg);
     return -1;
   }
-  pw_buf_add(&b, "", 0);
   *out = b.data;
   *len = b.len;
   return 0;
@@ -156,10 +140,10 @@ static void generation_config(generation *g) {
   pw_worker_cfg *c = &g->wcfg;
   c->rpc.protocols = g->protos;
   c->rpc.nprotocols = g->nprotos;
-  c->rpc.plugins = s->o.plugins;
-  c->rpc.nplugins = s->o.nplugins;
-  c->rpc.limits.memory = s->o.memory;
-  c->rpc.limits.instructions = s->o.instructions;
+  c->rpc.plugins = s->o.cmd.plugins;
+  c->rpc.nplugins = s->o.cmd.nplugins;
+  c->rpc.limits.memory = s->o.cmd.lim.memory;
+  c->rpc.limits.instructions = s->o.cmd.lim.instructions;
   c->rpc.limits.max_input = s->o.max_line;
   c->rpc.log = s->o.log_path != NULL;
   c->rpc.log_facts = s->o.log_facts;

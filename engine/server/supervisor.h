@@ -20,16 +20,16 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "command.h"
 #include "declog.h"
 #include "gate.h"
 #include "queue.h"
 #include "rpc.h"
 #include "worker.h"
 
-/* {====== limits and defaults: the one source of each (options.c) ====== */
+/* {====== the server's own limits (shared ones: command.h, pathwise.h) == */
 
 #define SRV_MAX_PROTOCOLS 64      /* --protocol given at most this often */
-#define SRV_MAX_PLUGINS 64        /* --plugin given at most this often */
 #define SRV_MAX_ALLOW 64          /* uids, and gids, in --allow-uid/--allow-gid */
 #define SRV_MAX_WATCH (SRV_MAX_PROTOCOLS + 1)   /* directories watched */
 #define SRV_MAX_SOURCE (16u << 20)   /* largest protocol file read */
@@ -54,8 +54,7 @@ typedef struct srv_opts {
   const char *protocol_files[SRV_MAX_PROTOCOLS];
   int nprotocol_files;
   const char *protocols_dir;
-  const char *plugins[SRV_MAX_PLUGINS];
-  int nplugins;
+  pw_cmd_opts cmd;           /* the shared flags: --plugin, --memory, --instructions */
   int workers;
   const char *log_path;
   pw_log_sync log_sync;
@@ -68,8 +67,6 @@ typedef struct srv_opts {
   size_t max_wq;
   unsigned max_inflight;     /* per connection */
   unsigned worker_queue;     /* per worker */
-  size_t memory;
-  uint64_t instructions;
   uint64_t worker_as;
   uint64_t worker_cpu;
   long allow_uid[SRV_MAX_ALLOW];
