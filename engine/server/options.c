@@ -117,6 +117,36 @@ enum {
   O_WORKER_CPU, O_ALLOW_UID, O_ALLOW_GID, O_NO_WATCH, O_HELP
 };
 
+static const struct option lo[] = {
+  {"socket", required_argument, 0, O_SOCKET},
+  {"socket-mode", required_argument, 0, O_SOCKET_MODE},
+  PW_OPT_LONG_PROTOCOL,
+  {"protocols", required_argument, 0, O_PROTOCOLS},
+  PW_OPT_LONG_PLUGIN,
+  {"workers", required_argument, 0, O_WORKERS},
+  {"log", required_argument, 0, O_LOG},
+  {"log-sync", required_argument, 0, O_LOG_SYNC},
+  {"log-sync-interval", required_argument, 0, O_LOG_INTERVAL},
+  {"log-facts", no_argument, 0, O_LOG_FACTS},
+  {"timeout", required_argument, 0, O_TIMEOUT},
+  {"grace", required_argument, 0, O_GRACE},
+  {"max-line", required_argument, 0, O_MAX_LINE},
+  {"max-connections", required_argument, 0, O_MAX_CONNS},
+  {"idle-timeout", required_argument, 0, O_IDLE},
+  {"max-write-queue", required_argument, 0, O_MAX_WQ},
+  {"max-inflight", required_argument, 0, O_MAX_INFLIGHT},
+  {"worker-queue", required_argument, 0, O_WORKER_QUEUE},
+  PW_OPT_LONG_MEMORY,
+  PW_OPT_LONG_INSTRUCTIONS,
+  {"worker-memory", required_argument, 0, O_WORKER_MEM},
+  {"worker-cpu", required_argument, 0, O_WORKER_CPU},
+  {"allow-uid", required_argument, 0, O_ALLOW_UID},
+  {"allow-gid", required_argument, 0, O_ALLOW_GID},
+  {"no-watch", no_argument, 0, O_NO_WATCH},
+  {"help", no_argument, 0, O_HELP},
+  {0, 0, 0, 0}
+};
+
 /* An option whose value is a number: store it; 0, or -1 when out of range. */
 static int set_number(srv_opts *o, int c, uint64_t v) {
   int bad = 0;
@@ -212,35 +242,6 @@ static int check_opts(srv_opts *o) {
 }
 
 int pw_options_parse(int argc, char **argv, srv_opts *o) {
-  static const struct option lo[] = {
-    {"socket", required_argument, 0, O_SOCKET},
-    {"socket-mode", required_argument, 0, O_SOCKET_MODE},
-    PW_OPT_LONG_PROTOCOL,
-    {"protocols", required_argument, 0, O_PROTOCOLS},
-    PW_OPT_LONG_PLUGIN,
-    {"workers", required_argument, 0, O_WORKERS},
-    {"log", required_argument, 0, O_LOG},
-    {"log-sync", required_argument, 0, O_LOG_SYNC},
-    {"log-sync-interval", required_argument, 0, O_LOG_INTERVAL},
-    {"log-facts", no_argument, 0, O_LOG_FACTS},
-    {"timeout", required_argument, 0, O_TIMEOUT},
-    {"grace", required_argument, 0, O_GRACE},
-    {"max-line", required_argument, 0, O_MAX_LINE},
-    {"max-connections", required_argument, 0, O_MAX_CONNS},
-    {"idle-timeout", required_argument, 0, O_IDLE},
-    {"max-write-queue", required_argument, 0, O_MAX_WQ},
-    {"max-inflight", required_argument, 0, O_MAX_INFLIGHT},
-    {"worker-queue", required_argument, 0, O_WORKER_QUEUE},
-    PW_OPT_LONG_MEMORY,
-    PW_OPT_LONG_INSTRUCTIONS,
-    {"worker-memory", required_argument, 0, O_WORKER_MEM},
-    {"worker-cpu", required_argument, 0, O_WORKER_CPU},
-    {"allow-uid", required_argument, 0, O_ALLOW_UID},
-    {"allow-gid", required_argument, 0, O_ALLOW_GID},
-    {"no-watch", no_argument, 0, O_NO_WATCH},
-    {"help", no_argument, 0, O_HELP},
-    {0, 0, 0, 0}
-  };
   *o = defaults;
   optind = 1;
   opterr = 0;
