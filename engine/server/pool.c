@@ -5,7 +5,7 @@
 ** (at most --worker-queue each); when none can take one it waits in
 ** srv.pending, in arrival order. Frames go out through each worker's
 ** output queue (written once per loop iteration) and answers come back in
-** the order sent; the first answer frame goes to answer.c.
+** the order sent; each answer goes on to answer.c.
 **
 ** Losing a worker (it died, its channel failed, or the watchdog killed it)
 ** is one path, pw_pool_lost: the request it was evaluating (known from the
