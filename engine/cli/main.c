@@ -13,6 +13,7 @@
 #include "experiments.h"
 #include "file.h"
 #include "server.h"
+#include "whatif.h"
 
 static const char *const usage_main =
   "usage: pathwise <command> [options]\n"
@@ -45,6 +46,8 @@ static const char *const usage_eval =
   "      --plugin FILE       add a local-rules plugin (repeatable; may only tighten)\n"
   "  -f, --format text|json  output format (default: text on a terminal, else json)\n"
   "  -t, --trace             explain: branches taken, facts used, rules that blocked\n"
+  "  -w, --what-if           also: which values of each missing or unknown fact\n"
+  "                          (and each test panel) would change the plan\n"
   "      --memory BYTES      memory cap of the Lua state (default 64 MiB)\n"
   "      --instructions N    instruction budget per evaluation (default 5000000)\n"
   "  -h, --help              this help\n"
@@ -73,7 +76,7 @@ static const char *const usage_rules =
 typedef struct opts {
   pw_cmd_opts c;      /* the shared flags */
   const char *file;
-  int trace;
+  int trace, what_if;
 } opts;
 
 static int bad_usage(const char *usage, const char *fmt, const char *arg) {
@@ -87,14 +90,15 @@ static int bad_usage(const char *usage, const char *fmt, const char *arg) {
 static int parse(int argc, char **argv, const char *usage, opts *o) {
   static const struct option longs[] = {
     PW_OPT_LONG_PROTOCOL, PW_OPT_LONG_PLUGIN, PW_OPT_LONG_FORMAT, PW_OPT_LONG_MEMORY,
-    PW_OPT_LONG_INSTRUCTIONS, {"trace", no_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
-    {0, 0, 0, 0}};
+    PW_OPT_LONG_INSTRUCTIONS, {"trace", no_argument, 0, 't'}, {"what-if", no_argument, 0, 'w'},
+    {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   char msg[200];
   int c;
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "p:f:th", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:f:twh", longs, NULL)) != -1) {
     if (c == 't') { o->trace = 1; continue; }
+    if (c == 'w') { o->what_if = 1; continue; }
     if (c == 'h') { fputs(usage, stdout); return PW_EX_OK; }
     int r = c == '?' ? 0 : pw_cmd_option(c, optarg, &o->c, msg, sizeof msg);
     if (r < 0) return bad_usage(usage, "%s", msg);
@@ -127,13 +131,15 @@ static int cmd_eval(int argc, char **argv) {
   int json = pw_cmd_json(&o.c);
   if (json < 0) json = !isatty(STDOUT_FILENO);
   pw_error err;
-  pw_status rc = pw_engine_eval(e, in.data, in.len, o.trace ? PW_EVAL_TRACE : 0, json ? &out : NULL, &err);
+  unsigned flags = o.trace ? PW_EVAL_TRACE : 0;
+  pw_status rc = o.what_if ? pw_whatif_eval(e, in.data, in.len, flags, !json, NULL, &out, &err)
+                           : pw_engine_eval(e, in.data, in.len, flags, json ? &out : NULL, &err);
   if (rc != PW_OK) {
     fprintf(stderr, "pathwise: %s: %s\n", strcmp(o.file, "-") ? o.file : "stdin", err.msg);
     code = pw_cmd_exit_code(rc);
   } else {
     if (json) pw_buf_add(&out, "\n", 1);
-    else pw_engine_render_text(e, &out);
+    else if (!o.what_if) pw_engine_render_text(e, &out);
     code = write_out(&out);
   }
   pw_buf_free(&in);
@@ -148,6 +154,7 @@ static int cmd_check(int argc, char **argv) {
     if (!strcmp(argv[i], "--coverage")) return pw_coverage_main(argc, argv);
   int code = parse(argc, argv, usage_check, &o);
   if (code >= 0) return code;
+  if (o.what_if) return bad_usage(usage_check, "%s", "--what-if is an option of eval");
   pw_engine *e = pw_cmd_engine(o.file, o.c.plugins, o.c.nplugins, &o.c.lim, &code);
   if (!e) return code;
   pw_buf out = {0};

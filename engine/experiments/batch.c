@@ -11,6 +11,7 @@
 #include <string.h>
 #include "exp.h"
 #include "experiments.h"
+#include "whatif_count.h"
 
 static const char *const usage_batch =
   "usage: pathwise batch [options] COHORT.jsonl|-\n"
@@ -23,6 +24,8 @@ static const char *const usage_batch =
   "  -p, --protocol FILE     protocol script (default: the bundled guideline,\n"
   "                          scripts/mrc_second_line.lua, or $PATHWISE_PROTOCOL)\n"
   "  -t, --trace             add each result's trace (branches, facts, rules)\n"
+  "  -w, --what-if           add each result's what_if (eval --what-if) and count,\n"
+  "                          per missing test, how often it would change the plan\n"
   "      --summary FILE      also write the summary as JSON to FILE\n"
   "  -q, --quiet             no summary on stderr\n"
   "      --strict            exit 65 when any line failed (70 when one failed in\n"
@@ -54,6 +57,8 @@ typedef struct bworker {
   exp_counter pathways, recs, blocks, missing, err_fields, err_status;
   first_error first[FIRST_ERRORS];
   int nfirst;
+  pw_whatif *wi;   /* --what-if */
+  exp_wicount wic;
 } bworker;
 
 static void count_result(bworker *w, const pw_result *r) {
@@ -78,10 +83,12 @@ static void count_result(bworker *w, const pw_result *r) {
 static void batch_line(void *arg, const char *line, size_t len, long lineno, pw_buf *out) {
   bworker *w = arg;
   pw_error err;
-  pw_status rc = pw_engine_eval(w->e, line, len, w->flags, out, &err);
+  pw_status rc = w->wi ? pw_whatif_eval(w->e, line, len, w->flags, 0, w->wi, out, &err)
+                       : pw_engine_eval(w->e, line, len, w->flags, out, &err);
   if (rc == PW_OK) {
     pw_buf_add(out, "\n", 1);
     count_result(w, pw_engine_result(w->e));
+    if (w->wi) exp_wicount_add(&w->wic, w->wi);
     return;
   }
   char field[128];
@@ -124,6 +131,7 @@ static void merge(bworker *w, int n) {
     exp_count_merge(&w[0].missing, &w[i].missing);
     exp_count_merge(&w[0].err_fields, &w[i].err_fields);
     exp_count_merge(&w[0].err_status, &w[i].err_status);
+    exp_wicount_merge(&w[0].wic, &w[i].wic);
   }
 }
 
@@ -147,6 +155,7 @@ static void summary_text(pw_buf *b, const bworker *w, const exp_pipeline *p, int
     pw_buf_adds(b, "first errors:\n");
     for (int i = 0; i < w->nfirst; i++) pw_buf_addf(b, "  line %ld: %s\n", w->first[i].line, w->first[i].msg);
   }
+  if (w->wi) exp_wicount_text(b, &w->wic);
 }
 
 static void summary_json(pw_buf *b, const bworker *w, const exp_pipeline *p, int jobs) {
@@ -186,6 +195,7 @@ static void summary_json(pw_buf *b, const bworker *w, const exp_pipeline *p, int
     pw_jsonw_end_object(&j);
   }
   pw_jsonw_end_array(&j);
+  if (w->wi) { pw_jsonw_key(&j, "what_if"); exp_wicount_json(pw_jsonw_value(&j), &w->wic); }
   pw_jsonw_end_object(&j);
   pw_buf_add(b, "\n", 1);
 }
@@ -199,26 +209,29 @@ static void free_worker(bworker *w) {
   exp_count_free(&w->err_fields);
   exp_count_free(&w->err_status);
   for (int i = 0; i < w->nfirst; i++) free(w->first[i].msg);
+  pw_whatif_free(w->wi);
+  exp_wicount_free(&w->wic);
 }
 
 int pw_batch_main(int argc, char **argv) {
   static const struct option longs[] = {
     PW_OPT_LONG_PROTOCOL, {"trace", no_argument, 0, 't'},
     {"summary", required_argument, 0, 'S'}, {"quiet", no_argument, 0, 'q'},
-    {"strict", no_argument, 0, 'X'}, {"help", no_argument, 0, 'h'},
+    {"strict", no_argument, 0, 'X'}, {"what-if", no_argument, 0, 'w'}, {"help", no_argument, 0, 'h'},
     EXP_LONG_OPTIONS, {0, 0, 0, 0}};
   exp_opts o;
   const char *protocol = NULL, *summary = NULL;
-  int trace = 0, quiet = 0, strict = 0, c, code;
+  int trace = 0, quiet = 0, strict = 0, what_if = 0, c, code;
   exp_opts_init(&o);
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "p:tqj:h", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:tqwj:h", longs, NULL)) != -1) {
     switch (c) {
     case 't': trace = 1; break;
     case 'S': summary = optarg; break;
     case 'q': quiet = 1; break;
     case 'X': strict = 1; break;
+    case 'w': what_if = 1; break;
     case 'h': fputs(usage_batch, stdout); return PW_EX_OK;
     default:
       if ((code = exp_shared_opt(c, optarg, &o, "batch", usage_batch)) != -2) {
@@ -238,6 +251,7 @@ int pw_batch_main(int argc, char **argv) {
   for (int i = 0; i < jobs && code == PW_EX_OK; i++) {
     w[i].e = exp_engine(protocol, &o, NULL, 0, &code);
     w[i].flags = trace ? PW_EVAL_TRACE : 0;
+    if (what_if && code == PW_EX_OK && !(w[i].wi = pw_whatif_new())) code = PW_EX_SOFTWARE;
     states[i] = &w[i];
   }
   if (code == PW_EX_OK) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include "exp.h"
 #include "experiments.h"
+#include "resultdiff.h"
 
 static const char *const usage_diff =
   "usage: pathwise diff --a PROTOCOL_A --b PROTOCOL_B [options] COHORT.jsonl|-\n"
@@ -53,8 +54,10 @@ static const char *const usage_diff =
   "exit codes: 0 done (whether or not cases changed), 64 usage, 66 input not\n"
   "            found, 74 read or write error, 78 protocol or plugin failed to load\n";
 
-enum { CAT_APPLICABILITY, CAT_PATHWAY, CAT_ADDED, CAT_REMOVED, CAT_MODIFIED, CAT_BLOCKED,
-       CAT_UNBLOCKED, CAT_ERROR, NCATS };
+/* The comparison itself is resultdiff.c's; diff adds the error category. */
+enum { CAT_APPLICABILITY = PW_RDIFF_APPLICABILITY, CAT_PATHWAY = PW_RDIFF_PATHWAY, CAT_ADDED = PW_RDIFF_ADDED,
+       CAT_REMOVED = PW_RDIFF_REMOVED, CAT_MODIFIED = PW_RDIFF_MODIFIED, CAT_BLOCKED = PW_RDIFF_BLOCKED,
+       CAT_UNBLOCKED = PW_RDIFF_UNBLOCKED, CAT_ERROR = PW_RDIFF_NCATS, NCATS };
 static const char *const cat_names[NCATS] = {
   "applicability", "pathway", "added", "removed", "modified", "newly blocked",
   "no longer blocked", "error"};
@@ -72,7 +75,7 @@ static const char *const cat_help[NCATS] = {
   "the case fails on one side only"};
 
 #define HTML_CASES 200
-#define MAX_KEYS 256
+#define MAX_KEYS PW_RDIFF_MAX_KEYS
 
 typedef struct kept { long line; char *html; } kept;
 
@@ -85,30 +88,9 @@ typedef struct dworker {
   int nkept;
 } dworker;
 
-/* ---- matching items ---- */
+/* ---- matching items: resultdiff.c ---- */
 
-typedef struct keyed { char key[112]; const pw_item *it; int matched; } keyed;
-
-static int keys_of(const pw_result *r, keyed *k) {
-  int n = 0;
-  for (int i = 0; i < r->items.n && n < MAX_KEYS; i++) {
-    const pw_item *it = &r->items.v[i];
-    char base[100];
-    exp_item_key(it, base, sizeof base);
-    int rep = 1;
-    for (int j = 0; j < n; j++)
-      if (k[j].it->source == it->source && !strcmp(k[j].it->id, it->id) && k[j].it->target == it->target) rep++;
-    snprintf(k[n].key, sizeof k[n].key, "%s%s", it->source == PW_SRC_ORDER ? "order:" : "", base);
-    if (rep > 1) {
-      size_t l = strlen(k[n].key);
-      snprintf(k[n].key + l, sizeof k[n].key - l, "#%d", rep);
-    }
-    k[n].it = it;
-    k[n].matched = 0;
-    n++;
-  }
-  return n;
-}
+typedef pw_rdiff_key keyed;
 
 /* A key without "@target" and "#n": the summary counts by id. */
 static void base_key(const char *key, char *out, size_t n) {
@@ -116,29 +98,9 @@ static void base_key(const char *key, char *out, size_t n) {
   out[strcspn(out, "@#")] = '\0';
 }
 
-static int str_differs(const char *x, const char *y) {
-  if (!x || !y) return x != y;
-  return strcmp(x, y) != 0;
-}
-
-/* The fields of two recommendations that differ, comma separated. */
-static void differences(const pw_item *x, const pw_item *y, char *out, size_t n) {
-  size_t k = 0;
-  out[0] = '\0';
-#define DIFF(cond, name) \
-  if ((cond) && k < n) k += (size_t)snprintf(out + k, n - k, "%s%s", k ? ", " : "", name)
-  DIFF(str_differs(x->strength, y->strength), "strength");
-  DIFF(str_differs(x->text, y->text), "text");
-  DIFF(str_differs(x->rationale, y->rationale), "rationale");
-  DIFF(x->cites.n != y->cites.n || memcmp(x->cites.v, y->cites.v, x->cites.n), "citations");
-  DIFF(str_differs(x->group, y->group), "group");
-  DIFF(x->preferred != y->preferred, "preferred");
-#undef DIFF
-}
-
 /* ---- one case ---- */
 
-typedef struct change { int cat; const char *key; const pw_item *a, *b; char what[80]; } change;
+typedef pw_rdiff_change change;
 
 typedef struct dcase {
   long line;
@@ -154,47 +116,10 @@ typedef struct dcase {
 static const char *applic_name(int a) { return a == 1 ? "yes" : a == 0 ? "no" : "cannot tell"; }
 static const char *pw_name(const char *p) { return p ? p : "none"; }
 
-static void add_change(dcase *d, int cat, const char *key, const pw_item *a, const pw_item *b, const char *what) {
-  change *c = &d->ch[d->nch++];
-  c->cat = cat;
-  c->key = key;
-  c->a = a;
-  c->b = b;
-  snprintf(c->what, sizeof c->what, "%s", what ? what : "");
-  d->cats[cat] = 1;
-}
-
 static void compare(dcase *d, keyed *ka, int na, keyed *kb, int nb) {
-  const pw_result *a = d->a, *b = d->b;
-  if (a->applicable != b->applicable) d->cats[CAT_APPLICABILITY] = 1;
-  if (str_differs(a->pathway, b->pathway)) d->cats[CAT_PATHWAY] = 1;
-  for (int i = 0; i < na; i++) {
-    const pw_item *x = ka[i].it, *y = NULL;
-    const char *key = ka[i].key;
-    for (int j = 0; j < nb; j++)
-      if (!kb[j].matched && !strcmp(kb[j].key, key)) { kb[j].matched = 1; y = kb[j].it; break; }
-    int a_rec = !x->blocked && x->source == PW_SRC_PROTOCOL;
-    if (!y) {
-      if (x->blocked) add_change(d, CAT_UNBLOCKED, key, x, NULL, NULL);
-      else if (a_rec) add_change(d, CAT_REMOVED, key, x, NULL, NULL);
-      continue;
-    }
-    if (!x->blocked && y->blocked) add_change(d, CAT_BLOCKED, key, x, y, NULL);
-    else if (x->blocked && !y->blocked) add_change(d, CAT_UNBLOCKED, key, x, y, NULL);
-    else if (x->blocked && y->blocked) {
-      if (str_differs(x->rule, y->rule)) add_change(d, CAT_MODIFIED, key, x, y, "rule");
-    } else if (a_rec) {
-      char what[80];
-      differences(x, y, what, sizeof what);
-      if (what[0]) add_change(d, CAT_MODIFIED, key, x, y, what);
-    }
-  }
-  for (int j = 0; j < nb; j++) {
-    if (kb[j].matched) continue;
-    const pw_item *y = kb[j].it;
-    if (y->blocked) add_change(d, CAT_BLOCKED, kb[j].key, NULL, y, NULL);
-    else if (y->source == PW_SRC_PROTOCOL) add_change(d, CAT_ADDED, kb[j].key, NULL, y, NULL);
-  }
+  pw_rdiff rd = {d->ch, 0, d->cats};
+  pw_rdiff_compare(&rd, d->a, ka, na, d->b, kb, nb);
+  d->nch = rd.nch;
 }
 
 /* ---- writing one case ---- */
@@ -420,7 +345,7 @@ static void diff_line(void *arg, const char *line, size_t len, long lineno, pw_b
     d.cats[CAT_ERROR] = 1;
     d.err = d.ra != PW_OK ? ea.msg : eb.msg;
   } else {
-    int na = keys_of(d.a, ka), nb = keys_of(d.b, kb);
+    int na = pw_rdiff_keys(d.a, ka), nb = pw_rdiff_keys(d.b, kb);
     compare(&d, ka, na, kb, nb);
   }
   int changed = 0;

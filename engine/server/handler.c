@@ -21,6 +21,7 @@
 
 #include "engine.h"
 #include "result.h"
+#include "whatif.h"
 
 /* ==================================================================== */
 /* {====== the worker half                                              */
@@ -279,6 +280,7 @@ typedef struct rpc_call {
   int orders;             /* check_orders: base+5; evaluate: 0 */
   unsigned flags;
   int text;               /* format "text" */
+  int what_if;            /* evaluate with what_if: true (issue 17) */
   int code;
   char msg[600];
 } rpc_call;
@@ -311,7 +313,8 @@ static int read_params(rpc_call *k) {
     const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
     int ok = key && (strcmp(key, "facts") == 0 || strcmp(key, "protocol") == 0 ||
                      (k->method == PW_M_EVALUATE &&
-                      (strcmp(key, "format") == 0 || strcmp(key, "trace") == 0)) ||
+                      (strcmp(key, "format") == 0 || strcmp(key, "trace") == 0 ||
+                       strcmp(key, "what_if") == 0)) ||
                      (k->method == PW_M_CHECK_ORDERS && strcmp(key, "orders") == 0));
     if (!ok) {
       call_fail(k, PW_RPC_INVALID_PARAMS, "params: unknown member '%.60s' for %s",
@@ -353,7 +356,8 @@ static int read_protocol(rpc_call *k) {
   return 0;
 }
 
-/* evaluate: params.format ("json" or "text") and params.trace. */
+/* evaluate: params.format ("json" or "text"), params.trace and
+** params.what_if. */
 static int read_evaluate(rpc_call *k) {
   lua_State *L = k->L;
   lua_pushliteral(L, "format");
@@ -371,6 +375,11 @@ static int read_evaluate(rpc_call *k) {
       return call_fail(k, PW_RPC_INVALID_PARAMS, "params.trace: expected true or false");
     if (lua_toboolean(L, -1)) k->flags |= PW_EVAL_TRACE;
   }
+  lua_pushliteral(L, "what_if");
+  lua_rawget(L, k->params);                               /* base+7 */
+  if (!absent(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.what_if: expected true or false");
+  k->what_if = lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1);
   return 0;
 }
 
@@ -414,7 +423,15 @@ static int evaluate(rpc_call *k, const char *id, size_t idlen, pw_buf *out) {
   if (id) pw_buf_add(out, id, idlen);
   else pw_buf_add(out, "null", 4);
   pw_buf_add(out, ",\"result\":", 10);
-  if (k->text) {
+  if (k->what_if) {   /* the result with its what_if member, or the text with its section */
+    pw_buf_reset(&k->r->text);
+    st = pw_whatif_eval_table(e, k->facts, k->flags, k->text, NULL, k->text ? &k->r->text : out,
+                              &err);
+    if (st == PW_OK && k->text) {
+      pw_buf_add(&k->r->text, "", 0);
+      pw_buf_json_str(out, k->r->text.data);
+    }
+  } else if (k->text) {
     st = pw_engine_eval_table(e, k->facts, k->orders, k->flags, NULL, &err);   /* no JSON needed */
     if (st == PW_OK) {
       pw_buf_reset(&k->r->text);
