@@ -106,6 +106,7 @@ pw_status pw_engine_decode(pw_engine *e, const char *json, size_t len, pw_gate_i
     lua_pop(L, 1);
     return pw_error_set(err, e->sb.mem_tainted ? PW_EMEMORY : PW_EINPUT, "%s", msg);
   }
+  pw_facts_mark_empty(L, -1, json, len);   /* {} and [] stay apart (facts.h) */
   return PW_OK;
 }
 
@@ -184,6 +185,13 @@ static void add_unknown_fields(pw_engine *e) {
     snprintf(t, 300, "unknown field '%s' was ignored: check its spelling", e->facts.unknown[i]);
     n->id = "unknown_field";
     n->text = t;
+    n->source = PW_SRC_ENGINE;
+  }
+  for (int i = 0; i < e->facts.nwarnings; i++) {   /* e.g. an unrecognised radiation site */
+    pw_note *n = pw_result_add_note(&e->res, PW_NOTE_WARN);
+    if (!n) return;
+    n->id = e->facts.warnings[i].id;
+    n->text = e->facts.warnings[i].text;
     n->source = PW_SRC_ENGINE;
   }
 }

@@ -214,10 +214,11 @@ static int groin_rt_prior_radiation(kctx *k) {
              "prior radiotherapy fields are unknown: the 50 Gy inguinal course needs no prior groin radiation");
     return missing(k, "prior_radiation_sites", "needed before %s (rule groin_rt_prior_radiation)", k->it->id);
   }
-  if (!pw_facts_prior_groin_rt(k->f)) return 0;
-  snprintf(k->reason, sizeof k->reason,
-           "prior groin radiation: the 50 Gy in 25 fractions course is only for a non-irradiated groin; "
-           "re-irradiation needs radiation oncology specialist review");
+  int groin = pw_facts_prior_groin_rt(k->f);   /* 2: a site not recognised, possibly the groin */
+  if (!groin) return 0;
+  snprintf(k->reason, sizeof k->reason, "%s: the 50 Gy in 25 fractions course is only for a non-irradiated groin; "
+           "re-irradiation needs radiation oncology specialist review",
+           groin == 1 ? "prior groin radiation" : "a prior radiation site is not recognised and may include the groin");
   return 1;
 }
 
