@@ -11,6 +11,7 @@
 #include "command.h"
 #include "engine.h"
 #include "experiments.h"
+#include "fhir.h"
 #include "file.h"
 #include "server.h"
 #include "whatif.h"
@@ -22,6 +23,8 @@ static const char *const usage_main =
   "\n"
   "commands:\n"
   "  eval     evaluate one patient's facts (JSON) with a protocol\n"
+  "           (--from fhir: facts derived from a FHIR R4 Bundle)\n"
+  "  facts    --from fhir: the facts a FHIR R4 Bundle gives, with their sources\n"
   "  check    load a protocol in the sandbox and run its example cases\n"
   "  rules    list the safety rules no protocol can switch off\n"
   "  serve    serve evaluations over a local Unix socket (JSON-RPC)\n"
@@ -50,6 +53,8 @@ static const char *const usage_eval =
   "                          (and each test panel) would change the plan\n"
   "      --memory BYTES      memory cap of the Lua state (default 64 MiB)\n"
   "      --instructions N    instruction budget per evaluation (default 5000000)\n"
+  "      --from fhir         FILE is a FHIR R4 Bundle: derive the facts first\n"
+  "                          (pathwise eval --from fhir --help)\n"
   "  -h, --help              this help\n"
   "\n"
   "exit codes: 0 ok, 64 usage, 65 invalid facts, 66 file not found,\n"
@@ -118,6 +123,7 @@ static int write_out(const pw_buf *b) {
 }
 
 static int cmd_eval(int argc, char **argv) {
+  if (pw_fhir_wanted(argc, argv)) return pw_fhir_eval_main(argc, argv);
   opts o = {0};
   int code = parse(argc, argv, usage_eval, &o);
   if (code >= 0) return code;
@@ -200,6 +206,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage_main, stdout); return 0; }
   if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) { printf("pathwise %s\n", PW_VERSION); return 0; }
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+  if (!strcmp(cmd, "facts")) return pw_fhir_facts_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
   if (!strcmp(cmd, "rules")) return cmd_rules(argc - 1, argv + 1);
   if (!strcmp(cmd, "serve")) return pw_serve_main(argc - 1, argv + 1);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "adapter.h"
 #include "error.h"
 #include "knowledge.h"
 #include "runtime.h"
@@ -206,7 +207,8 @@ pw_status pw_engine_evaluate(pw_engine *e, int facts_idx, int orders_idx, unsign
     return pw_error_set(err, PW_EPROTOCOL, "no protocol loaded");
   facts_idx = lua_absindex(L, facts_idx);
   if (orders_idx) orders_idx = lua_absindex(L, orders_idx);
-  if (pw_facts_from_lua(L, facts_idx, &e->facts, &e->res.arena, msg, sizeof msg))
+  if (pw_adapter_is_fhir(L, facts_idx, msg, sizeof msg) ||
+      pw_facts_from_lua(L, facts_idx, &e->facts, &e->res.arena, msg, sizeof msg))
     return pw_error_set(err, PW_EINPUT, "%s", msg);
   if (orders_idx && pw_facts_orders_from_lua(L, orders_idx, &e->facts, &e->res.arena, msg, sizeof msg))
     return pw_error_set(err, PW_EINPUT, "%s", msg);

@@ -5,8 +5,8 @@
 ** bounded scan); the line's full strict check (pw_gate_check) runs here
 ** only for the methods answered here and for error replies that echo the
 ** id; an evaluation's line is checked in the worker, by its decode. So an
-** evaluate or check_orders line becomes a req and goes to the pool
-** (pool.c) unparsed; health, stats, protocols, rules and reload go to
+** evaluate, check_orders or evaluate_fhir line becomes a req and goes to
+** the pool (pool.c) unparsed; health, stats, protocols, rules and reload go to
 ** methods.c; everything else is answered with an error at once.
 */
 #include <stdio.h>
@@ -111,7 +111,8 @@ static req *req_new(conn *c, const char *p, size_t n, const line_head *h) {
   return r;
 }
 
-/* evaluate or check_orders: to a worker, unless the log refuses records */
+/* evaluate, check_orders or evaluate_fhir: to a worker, unless the log
+** refuses records */
 static void line_evaluation(conn *c, const char *p, size_t n, const line_head *h) {
   srv *s = c->s;
   s->by_method[h->m]++;
@@ -186,6 +187,7 @@ void pw_request_line(conn *c, const char *p, size_t n) {
   }
   line_head h;
   line_head_read(p, sp, &h);
-  if (h.m == PW_M_EVALUATE || h.m == PW_M_CHECK_ORDERS) line_evaluation(c, p, n, &h);
+  if (h.m == PW_M_EVALUATE || h.m == PW_M_CHECK_ORDERS || h.m == PW_M_EVALUATE_FHIR)
+    line_evaluation(c, p, n, &h);
   else line_local(c, p, n, &h);
 }

@@ -21,7 +21,8 @@
 /* {====== method table and error kinds                                 */
 
 static const char *const rpc_methods[PW_M__COUNT] = {
-  NULL, "evaluate", "check_orders", "protocols", "rules", "reload", "health", "stats"
+  NULL, "evaluate", "check_orders", "protocols", "rules", "reload", "health", "stats",
+  "evaluate_fhir"
 };
 
 int pw_rpc_method_num(const char *s, size_t n) {
