@@ -51,18 +51,26 @@ pw_status pw_file_read(const char *path, size_t max, pw_buf *out, pw_error *err)
     if (n < 0) { e = errno; break; }
     if (n == 0) break;
     pw_buf_add(out, chunk, (size_t)n);
+    if (out->failed) { e = ENOMEM; break; }
     if (max && out->len - start > max) { e = EFBIG; break; }
   }
   if (!stdin_) close(fd);
   if (e) {
     out->len = start;
+    out->failed = 0;   /* what was there before is intact */
     if (out->data) out->data[start] = '\0';
-    if (e == EFBIG && max % (1u << 20) == 0) pw_error_set(err, PW_EIO, "%s: larger than %zu MiB", path, max >> 20);
+    if (e == ENOMEM) pw_error_set(err, PW_EMEMORY, "cannot read %s: out of memory", stdin_ ? "stdin" : path);
+    else if (e == EFBIG && max % (1u << 20) == 0) pw_error_set(err, PW_EIO, "%s: larger than %zu MiB", path, max >> 20);
     else if (e == EFBIG) pw_error_set(err, PW_EIO, "%s: larger than %zu bytes", path, max);
     else pw_error_set(err, PW_EIO, "cannot read %s: %s", stdin_ ? "stdin" : path, strerror(e));
     errno = e;
     return PW_EIO;
   }
   if (!out->data) pw_buf_add(out, "", 0);
+  if (out->failed) {
+    out->failed = 0;
+    errno = ENOMEM;
+    return pw_error_set(err, PW_EMEMORY, "cannot read %s: out of memory", stdin_ ? "stdin" : path);
+  }
   return PW_OK;
 }

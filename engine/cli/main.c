@@ -115,6 +115,7 @@ static int parse(int argc, char **argv, const char *usage, opts *o) {
 }
 
 static int write_out(const pw_buf *b) {
+  if (b->failed) { fputs("pathwise: out of memory\n", stderr); return PW_EX_OSERR; }
   if (fwrite(b->data, 1, b->len, stdout) != b->len || fflush(stdout)) {
     fprintf(stderr, "pathwise: cannot write output: %s\n", strerror(errno));
     return PW_EX_IOERR;
@@ -130,7 +131,7 @@ static int cmd_eval(int argc, char **argv) {
   pw_buf in = {0}, out = {0};
   if (pw_cmd_read(o.file, &in)) {
     fprintf(stderr, "pathwise: cannot read %s: %s\n", o.file, pw_file_why(errno));
-    return PW_EX_NOINPUT;
+    return errno == ENOMEM ? PW_EX_OSERR : PW_EX_NOINPUT;
   }
   pw_engine *e = pw_cmd_engine(o.c.protocol, o.c.plugins, o.c.nplugins, &o.c.lim, &code);
   if (!e) { pw_buf_free(&in); return code; }

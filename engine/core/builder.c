@@ -16,6 +16,14 @@
 #include "knowledge.h"
 #include "runtime.h"
 
+/* The host refused memory: the evaluation fails as out of memory, not as
+** a protocol error. */
+static void oom(lua_State *L, const char *fn) {
+  char what[64];
+  snprintf(what, sizeof what, "out.%s", fn);
+  pw_sandbox_raise_oom(L, what);
+}
+
 static pw_engine *engine_of(lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(1));
 }
@@ -35,6 +43,20 @@ static void push_field(lua_State *L, int f) {
   lua_pushvalue(L, lua_upvalueindex(2 + f));
 }
 
+/* The bounds on a protocol's output: text in all, entries per list. */
+static void count_text(lua_State *L, pw_engine *e, const char *fn, const char *k, size_t n) {
+  e->res.text_bytes += n;
+  if (e->res.text_bytes > PW_MAX_OUTPUT_TEXT)
+    luaL_error(L, "out.%s: field '%s': the output passed %d bytes of text in all (the bound of one evaluation)",
+               fn, k, (int)PW_MAX_OUTPUT_TEXT);
+}
+
+static void count_entry(lua_State *L, const char *fn, int n, const char *what) {
+  if (n >= PW_MAX_OUTPUT_ITEMS)
+    luaL_error(L, "out.%s: more than %d %s in one evaluation (a protocol's output is bounded)", fn,
+               PW_MAX_OUTPUT_ITEMS, what);
+}
+
 static const char *arg_str(lua_State *L, pw_engine *e, const char *fn, int f, int required) {
   const char *k = field_names[f];
   push_field(L, f);
@@ -49,9 +71,10 @@ static const char *arg_str(lua_State *L, pw_engine *e, const char *fn, int f, in
   const char *s = lua_tolstring(L, -1, &n);
   if (n > PW_MAX_TEXT) luaL_error(L, "out.%s: field '%s' is longer than %d bytes", fn, k, PW_MAX_TEXT);
   if (strlen(s) != n || !pw_utf8_valid(s, n)) luaL_error(L, "out.%s: field '%s' is not valid UTF-8 text", fn, k);
+  count_text(L, e, fn, k, n);
   char *c = pw_arena_strdup(&e->res.arena, s, n);
   lua_pop(L, 1);
-  if (!c) luaL_error(L, "out.%s: out of memory", fn);
+  if (!c) oom(L, fn);
   return c;
 }
 
@@ -156,8 +179,9 @@ static int build_item(lua_State *L, const char *fn, const char *default_strength
   lua_pop(L, 1);
   it.line = script_line(L);
   it.source = PW_SRC_PROTOCOL;
+  count_entry(L, fn, e->res.items.n, "recommendations");
   pw_item *slot = pw_result_add_item(&e->res);
-  if (!slot) luaL_error(L, "out.%s: out of memory", fn);
+  if (!slot) oom(L, fn);
   *slot = it;
   if (e->res.tracing) {
     char facts[400];
@@ -195,8 +219,9 @@ static int b_missing(lua_State *L) {
     if (pw_knowledge_resolve(order, &ag, &act, &k, err, sizeof err) || act < 0)
       luaL_error(L, "out.missing: order '%s' is not an action id", order);
   }
+  count_entry(L, "missing", e->res.missing.n, "missing facts");
   pw_missing *m = pw_result_add_missing(&e->res, fact);
-  if (!m) luaL_error(L, "out.missing: out of memory");
+  if (!m) oom(L, "missing");
   m->why = why;   /* the protocol's words win over the kernel's */
   if (order) m->order = order;
   if (test) m->test = test;
@@ -222,8 +247,10 @@ static int build_note(lua_State *L, int which, const char *fn, int id_required) 
     if (pw_knowledge_resolve(id, &ag, &act, &k, err, sizeof err)) luaL_error(L, "out.%s: %s", fn, err);
   } else if (id && !pw_builder_ident(id))
     luaL_error(L, "out.%s: id '%s' must be [a-z0-9_.-]+", fn, id);
+  count_entry(L, fn, which == PW_NOTE_WARN ? e->res.warnings.n : which == PW_NOTE_FOLLOWUP ? e->res.followup.n
+                     : e->res.outcomes.n, "entries");
   pw_note *n = pw_result_add_note(&e->res, which);
-  if (!n) luaL_error(L, "out.%s: out of memory", fn);
+  if (!n) oom(L, fn);
   n->id = id;
   n->text = text;
   n->cites = c;
@@ -240,13 +267,18 @@ static int b_note(lua_State *L) {
   pw_engine *e = engine_of(L);
   if (!e->in_eval) luaL_error(L, "out.note may only be called during an evaluation");
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
-  if (e->res.tracing && n <= PW_MAX_TEXT && pw_utf8_valid(s, n)) {
+  /* checked whether traced or not: the same protocol fails the same way */
+  if (lua_type(L, 1) != LUA_TSTRING)
+    luaL_error(L, "out.note: the text must be a string, got %s", luaL_typename(L, 1));
+  const char *s = lua_tolstring(L, 1, &n);
+  if (n > PW_MAX_TEXT) luaL_error(L, "out.note: the text is longer than %d bytes", PW_MAX_TEXT);
+  if (strlen(s) != n || !pw_utf8_valid(s, n)) luaL_error(L, "out.note: the text is not valid UTF-8 text");
+  count_entry(L, "note", e->res.nnotes++, "notes");
+  count_text(L, e, "note", "text", n);
+  if (e->res.tracing) {
     pw_note *t = pw_result_add_note(&e->res, PW_NOTE_TRACE);
-    if (t) {
-      t->text = pw_arena_strdup(&e->res.arena, s, n);
-      t->line = script_line(L);
-    }
+    if (!t || !(t->text = pw_arena_strdup(&e->res.arena, s, n))) oom(L, "note");
+    t->line = script_line(L);
   }
   return 0;
 }
@@ -257,7 +289,11 @@ static int b_pathway(lua_State *L) {
   size_t n;
   const char *name = luaL_checklstring(L, 1, &n);
   if (n > 64 || !pw_builder_ident(name)) luaL_error(L, "out.pathway: name must be [a-z0-9_.-]+ (64 bytes at most)");
+  int to = lua_type(L, 2);
+  if (to != LUA_TNONE && to != LUA_TNIL && to != LUA_TTABLE)
+    luaL_error(L, "out.pathway: the options (argument 2) must be a table, got %s", luaL_typename(L, 2));
   e->res.pathway = pw_arena_strdup(&e->res.arena, name, n);
+  if (!e->res.pathway) oom(L, "pathway");
   e->res.pathway_rationale = NULL;
   memset(&e->res.pathway_cites, 0, sizeof e->res.pathway_cites);
   if (lua_istable(L, 2)) {

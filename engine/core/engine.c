@@ -147,10 +147,17 @@ static pw_status run_protocol(pw_engine *e, uint64_t *left, pw_error *err) {
                 e->info.id);
   }
   e->res.applicable = t1 == LUA_TNIL ? -1 : lua_toboolean(L, -2);
-  if (t2 == LUA_TSTRING) {
+  if (t2 == LUA_TSTRING) {   /* the reason: refused, never dropped, when unfit */
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
-    if (n <= PW_MAX_TEXT && pw_utf8_valid(s, n)) e->res.applicability = pw_arena_strdup(&e->res.arena, s, n);
+    const char *bad = n > PW_MAX_TEXT ? "is longer than 4096 bytes"
+                    : strlen(s) != n || !pw_utf8_valid(s, n) ? "is not valid UTF-8 text" : NULL;
+    if (!bad && !(e->res.applicability = pw_arena_strdup(&e->res.arena, s, n))) bad = "could not be kept: out of memory";
+    if (bad) {
+      lua_pop(L, 2);
+      return pw_error_set(err, *bad == 'c' ? PW_EMEMORY : PW_EPROTOCOL,
+                          "%s: applies: the reason (second value) %s", e->info.id, bad);
+    }
   }
   lua_pop(L, 2);
   pw_builder_trace(e, 0, NULL, "applies returned %s%s", e->res.applicable < 0 ? "nil (cannot tell)" : e->res.applicable ? "true" : "false", "");
@@ -158,9 +165,14 @@ static pw_status run_protocol(pw_engine *e, uint64_t *left, pw_error *err) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->evaluate_ref);
   pw_facts_push_view(L, &e->facts, &e->gen);
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->out_ref);
-  rc = pw_sandbox_pcall(&e->sb, 2, 0, *left, msg, sizeof msg);
+  rc = pw_sandbox_pcall(&e->sb, 2, 1, *left, msg, sizeof msg);
   *left -= e->sb.spent < *left ? e->sb.spent : *left;
   if (rc != PW_OK) return pw_error_set(err, (pw_status)rc, "evaluate: %s", msg);
+  int tr = lua_type(L, -1);
+  lua_pop(L, 1);
+  if (tr != LUA_TNIL && tr != LUA_TTABLE)   /* results go through out; a stray value is a bug */
+    return pw_error_set(err, PW_EPROTOCOL, "%s: evaluate returned a %s; it returns nothing (or a table)",
+                        e->info.id, lua_typename(L, tr));
   return PW_OK;
 }
 
@@ -202,16 +214,17 @@ pw_status pw_engine_evaluate(pw_engine *e, int facts_idx, int orders_idx, unsign
   char msg[480];
   uint64_t left = e->lim.instructions;
   pw_result_reset(&e->res);
+  pw_sandbox_restore(&e->sb);   /* every evaluation starts from the state the protocol loaded in */
   e->res.tracing = (flags & PW_EVAL_TRACE) != 0;
   if (!e->loaded && !(flags & PW_EVAL_ORDERS_ONLY))
     return pw_error_set(err, PW_EPROTOCOL, "no protocol loaded");
   facts_idx = lua_absindex(L, facts_idx);
   if (orders_idx) orders_idx = lua_absindex(L, orders_idx);
-  if (pw_adapter_is_fhir(L, facts_idx, msg, sizeof msg) ||
-      pw_facts_from_lua(L, facts_idx, &e->facts, &e->res.arena, msg, sizeof msg))
+  if (pw_adapter_is_fhir(L, facts_idx, msg, sizeof msg))
     return pw_error_set(err, PW_EINPUT, "%s", msg);
-  if (orders_idx && pw_facts_orders_from_lua(L, orders_idx, &e->facts, &e->res.arena, msg, sizeof msg))
-    return pw_error_set(err, PW_EINPUT, "%s", msg);
+  int frc = pw_facts_from_lua(L, facts_idx, &e->facts, &e->res.arena, msg, sizeof msg);
+  if (!frc && orders_idx) frc = pw_facts_orders_from_lua(L, orders_idx, &e->facts, &e->res.arena, msg, sizeof msg);
+  if (frc) return pw_error_set(err, frc == -2 ? PW_EMEMORY : PW_EINPUT, "%s", msg);
   e->res.patient_id = e->facts.patient_id;
   add_unknown_fields(e);
   pw_status rc = PW_OK;

@@ -171,7 +171,15 @@ typedef struct vctx {
   pw_arena *a;
   char *err;
   size_t errlen;
+  int oom;   /* the host refused memory: not the input's fault */
 } vctx;
+
+/* The arena could not grow: "path: out of memory", reported as -2. */
+static int facts_oom(vctx *c, const char *path) {
+  snprintf(c->err, c->errlen, "%s: out of memory", *path ? path : "facts");
+  c->oom = 1;
+  return -1;
+}
 
 /* ---- describing what came, for error messages ---- */
 
@@ -286,7 +294,7 @@ static int get_str(vctx *c, int idx, const char *path, const char **out) {
   const char *s = lua_tolstring(c->L, idx, &n);
   if (n == 0 || n > MAX_STR || strlen(s) != n) return fail(c, idx, path, "a string of 1..256 characters");
   *out = pw_arena_strdup(c->a, s, n);
-  return *out ? 0 : -1;
+  return *out ? 0 : facts_oom(c, path);
 }
 
 /* enum: returns 1-based position in nm, via *out */
@@ -334,7 +342,8 @@ static int unknown_field(vctx *c, const char *prefix, const char *key) {
   int shown = (int)(klen > 64 ? pw_utf8_cut(key, 64) : klen);
   snprintf(p, sizeof p, "%s%s%.*s%s", prefix, *prefix ? "." : "", shown, key, (size_t)shown < klen ? "..." : "");
   f->unknown[f->nunknown] = pw_arena_strdup(c->a, p, strlen(p));
-  if (f->unknown[f->nunknown]) f->nunknown++;
+  if (!f->unknown[f->nunknown]) return facts_oom(c, p);   /* never drop the warning silently */
+  f->nunknown++;
   return 0;
 }
 
@@ -365,8 +374,7 @@ static int each_member(vctx *c, int idx, const char *path, member_fn fn, void *u
       mkey *more = pw_arena_alloc(c->a, 2 * cap * sizeof *more);
       if (!more) {
         lua_pop(L, 1);
-        snprintf(c->err, c->errlen, "%s: out of memory", *path ? path : "facts");
-        return -1;
+        return facts_oom(c, path);
       }
       memcpy(more, keys, n * sizeof *keys);
       keys = more;
@@ -588,19 +596,21 @@ static int read_field(vctx *c, const pw_field *fd, int v, const char *path, char
 }
 
 int pw_facts_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a, char *err, size_t errlen) {
-  vctx c = {L, f, a, err, errlen};
+  vctx c = {L, f, a, err, errlen, 0};
   obj_ctx root = {&pw_facts_schema, (char *)f, 0};
   idx = lua_absindex(L, idx);
   pw_facts_clear(f);
   if (!lua_checkstack(L, 8)) { snprintf(err, errlen, "facts: too deeply nested"); return -1; }
   if (!lua_istable(L, idx) || (lua_rawlen(L, idx) > 0))
     return fail(&c, idx, "facts", "a JSON object");
-  return each_member(&c, idx, "", object_member, &root);
+  int rc = each_member(&c, idx, "", object_member, &root);
+  return rc && c.oom ? -2 : rc;
 }
 
 int pw_facts_orders_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a, char *err, size_t errlen) {
-  vctx c = {L, f, a, err, errlen};
-  return orders_from(&c, lua_absindex(L, idx));
+  vctx c = {L, f, a, err, errlen, 0};
+  int rc = orders_from(&c, lua_absindex(L, idx));
+  return rc && c.oom ? -2 : rc;
 }
 
 int pw_facts_prior_groin_rt(const pw_facts *f) {

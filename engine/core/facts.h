@@ -137,7 +137,9 @@ void pw_facts_schema_json(pw_buf *out);
 void pw_facts_clear(pw_facts *f);
 
 /* Validate the table at idx into f (strings go to arena a). On error
-** returns -1 with "path: expected ..., got ..." in err. */
+** returns -1 with "path: expected ..., got ..." in err, or -2 with
+** "path: out of memory" when the arena could not grow (not the input's
+** fault: the caller reports PW_EMEMORY). Same for the orders below. */
 int pw_facts_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a,
                       char *err, size_t errlen);
 

@@ -23,22 +23,24 @@ void pw_protocol_info_free(pw_protocol_info *p) {
 /* The source of a protocol or plugin file. */
 static char *read_file(const char *path, size_t *len, pw_error *err) {
   pw_buf b = {0};
-  if (pw_file_read(path, PW_MAX_SOURCE, &b, err) != PW_OK) return NULL;
+  if (pw_file_read(path, PW_MAX_SOURCE, &b, err) != PW_OK) { pw_buf_free(&b); return NULL; }
   *len = b.len;
   return b.data;
 }
 
-/* Raw string field of the table at idx, copied with malloc. */
+/* Raw string field of the table at idx, copied with malloc. Returns 0,
+** -1 when it is not a fit string, -2 when the copy found no memory. */
 static int table_str(lua_State *L, int idx, const char *k, char **out) {
+  int rc = -1;
   lua_pushstring(L, k);
   int t = lua_rawget(L, idx);
   if (t == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, -1, &n);
-    if (n > 0 && n <= 256 && pw_utf8_valid(s, n) && strlen(s) == n) *out = strdup(s);
+    if (n > 0 && n <= 256 && pw_utf8_valid(s, n) && strlen(s) == n) rc = (*out = strdup(s)) ? 0 : -2;
   }
   lua_pop(L, 1);
-  return *out ? 0 : -1;
+  return rc;
 }
 
 static int table_fn(lua_State *L, int idx, const char *k) {
@@ -51,11 +53,15 @@ static pw_status check_protocol_table(pw_engine *e, const char *name, pw_protoco
   lua_State *L = e->sb.L;
   int t = lua_gettop(L);
   if (!lua_istable(L, t)) return pw_error_set(err, PW_EPROTOCOL, "%s: the file must return a protocol table", name);
-  if (table_str(L, t, "id", &p->id) || !pw_builder_ident(p->id))
+  int rid = table_str(L, t, "id", &p->id), rv = table_str(L, t, "version", &p->version),
+      rt = table_str(L, t, "title", &p->title);
+  if (rid == -2 || rv == -2 || rt == -2)
+    return pw_error_set(err, PW_EMEMORY, "%s: out of memory reading the protocol table", name);
+  if (rid || !pw_builder_ident(p->id))
     return pw_error_set(err, PW_EPROTOCOL, "%s: protocol field 'id' must be a string of [a-z0-9_.-]", name);
-  if (table_str(L, t, "version", &p->version))
+  if (rv)
     return pw_error_set(err, PW_EPROTOCOL, "%s: protocol field 'version' must be a non-empty string", name);
-  if (table_str(L, t, "title", &p->title))
+  if (rt)
     return pw_error_set(err, PW_EPROTOCOL, "%s: protocol field 'title' must be a non-empty string", name);
   lua_pushliteral(L, "references");
   if (lua_rawget(L, t) != LUA_TTABLE) {
@@ -72,6 +78,10 @@ static pw_status check_protocol_table(pw_engine *e, const char *name, pw_protoco
     }
     free(p->refs[n]);
     p->refs[n] = strdup(lua_tostring(L, -1));
+    if (!p->refs[n]) {   /* a reference lost would fail every citation of it later */
+      lua_pop(L, 3);
+      return pw_error_set(err, PW_EMEMORY, "%s: out of memory reading the references", name);
+    }
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -115,7 +125,7 @@ pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src,
 pw_status pw_engine_load(pw_engine *e, const char *path, pw_error *err) {
   size_t len;
   char *src = read_file(path, &len, err);
-  if (!src) return PW_EIO;
+  if (!src) return err ? err->code : PW_EIO;   /* PW_EIO, or PW_EMEMORY */
   pw_status rc = pw_engine_load_buffer(e, path, src, len, err);
   free(src);
   if (rc == PW_OK) { free(e->path); e->path = strdup(path); }
@@ -129,7 +139,7 @@ pw_status pw_engine_add_plugin(pw_engine *e, const char *path, pw_error *err) {
   if (e->nplugins == PW_MAX_PLUGINS)
     return pw_error_set(err, PW_EPROTOCOL, "%s: at most %d plugins", path, PW_MAX_PLUGINS);
   char *src = read_file(path, &len, err);
-  if (!src) return PW_EIO;
+  if (!src) return err ? err->code : PW_EIO;   /* PW_EIO, or PW_EMEMORY */
   int rc = pw_sandbox_load(&e->sb, path, src, len, msg, sizeof msg);
   free(src);
   if (rc == PW_OK) rc = pw_sandbox_pcall(&e->sb, 0, 1, e->lim.instructions, msg, sizeof msg);

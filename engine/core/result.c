@@ -31,6 +31,8 @@ void pw_result_reset(pw_result *r) {
   r->items.n = r->missing.n = 0;
   r->warnings.n = r->followup.n = r->outcomes.n = r->trace.n = 0;
   r->facts_sha256[0] = '\0';
+  r->text_bytes = 0;
+  r->nnotes = 0;
 }
 
 void pw_result_free(pw_result *r) {

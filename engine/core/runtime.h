@@ -18,6 +18,8 @@
 #include "sandbox.h"
 
 #define PW_MAX_TEXT 4096                 /* bytes of one text field a script gives */
+#define PW_MAX_OUTPUT_ITEMS 256          /* entries of one output list a script adds to */
+#define PW_MAX_OUTPUT_TEXT (128u << 10)  /* bytes of text a script gives in one evaluation */
 #define PW_MAX_SOURCE (16u << 20)        /* bytes of a protocol or plugin file */
 
 typedef struct pw_plugin {

@@ -292,6 +292,7 @@ static void *worker_main(void *arg) {
 }
 
 static int emit(exp_pipeline *p, chunk *c) {
+  if (c->in.failed || c->out.failed) { errno = ENOMEM; return -1; }   /* records lost: never emit part */
   if (!c->out.len) return 0;
   if (p->emit) return p->emit(p->ud, c->out.data, c->out.len);
   return fwrite(c->out.data, 1, c->out.len, stdout) == c->out.len && !fflush(stdout) ? 0 : -1;
@@ -459,7 +460,7 @@ int exp_pipeline_run(exp_pipeline *p) {
     x.code = PW_EX_IOERR;
   } else if (x.werr) {
     fprintf(stderr, "pathwise: cannot write output: %s\n", strerror(x.werr));
-    x.code = PW_EX_IOERR;
+    x.code = x.werr == ENOMEM ? PW_EX_OSERR : PW_EX_IOERR;
   }
   for (int i = 0; i < x.nslots; i++) { pw_buf_free(&x.slots[i].in); pw_buf_free(&x.slots[i].out); }
   free(x.slots);
@@ -486,7 +487,7 @@ void exp_count_add(exp_counter *c, const char *key, uint64_t n) {
   if (2 * (c->used + 1) > c->cap) {
     size_t cap = c->cap ? 2 * c->cap : 64;
     exp_count_entry *v = calloc(cap, sizeof *v);
-    if (!v) abort();
+    if (!v) { c->failed = 1; return; }   /* reported with the counts */
     for (size_t i = 0; i < c->cap; i++)
       if (c->v[i].key) *slot_of(v, cap, c->v[i].key) = c->v[i];
     free(c->v);
@@ -495,7 +496,7 @@ void exp_count_add(exp_counter *c, const char *key, uint64_t n) {
   }
   exp_count_entry *e = slot_of(c->v, c->cap, key);
   if (!e->key) {
-    if (!(e->key = strdup(key))) abort();
+    if (!(e->key = strdup(key))) { c->failed = 1; return; }
     c->used++;
   }
   e->n += n;
@@ -520,7 +521,7 @@ static int by_count(const void *a, const void *b) {
 
 exp_count_entry *exp_count_sorted(const exp_counter *c, size_t *n) {
   exp_count_entry *v = malloc((c->used ? c->used : 1) * sizeof *v);
-  if (!v) abort();
+  if (!v) { *n = 0; return NULL; }   /* callers then list nothing */
   size_t k = 0;
   for (size_t i = 0; i < c->cap; i++)
     if (c->v[i].key) v[k++] = c->v[i];
@@ -539,6 +540,7 @@ void exp_text_top(pw_buf *b, const char *title, const exp_counter *c, size_t top
   size_t n, width = 8;
   exp_count_entry *v = exp_count_sorted(c, &n);
   pw_buf_addf(b, "%s\n", title);
+  if (c->failed || (!v && c->used)) pw_buf_adds(b, "  (incomplete: out of memory)\n");
   if (n == 0) pw_buf_adds(b, "  (none)\n");
   for (size_t i = 0; i < n && i < top; i++)
     if (strlen(v[i].key) > width) width = strlen(v[i].key);
@@ -553,6 +555,7 @@ void exp_text_top(pw_buf *b, const char *title, const exp_counter *c, size_t top
 void exp_json_counts(pw_jsonw *w, const exp_counter *c) {
   size_t n;
   exp_count_entry *v = exp_count_sorted(c, &n);
+  if (c->failed || (!v && c->used)) w->b->failed = 1;   /* never write counts as if whole */
   pw_jsonw_begin_object(w);
   for (size_t i = 0; i < n; i++) pw_jsonw_field_int(w, v[i].key, (long long)v[i].n);
   pw_jsonw_end_object(w);
@@ -610,6 +613,10 @@ void exp_html(pw_buf *b, const char *s) {
 }
 
 int exp_write(FILE *f, const char *what, const pw_buf *b) {
+  if (b->failed) {
+    fprintf(stderr, "pathwise: cannot write %s: out of memory\n", what);
+    return PW_EX_OSERR;
+  }
   if ((b->len && fwrite(b->data, 1, b->len, f) != b->len) || fflush(f)) {
     fprintf(stderr, "pathwise: cannot write %s: %s\n", what, strerror(errno));
     return PW_EX_IOERR;

@@ -101,6 +101,7 @@ typedef struct exp_count_entry {
 typedef struct exp_counter {
   exp_count_entry *v;
   size_t cap, used;
+  int failed;   /* sticky: out of memory, some counts are missing */
 } exp_counter;
 
 void exp_count_add(exp_counter *c, const char *key, uint64_t n);

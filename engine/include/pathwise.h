@@ -42,10 +42,14 @@ typedef struct pw_error {
 /* "ok", "input", "protocol", "budget", "memory", "io" or "internal". */
 const char *pw_status_name(pw_status s);
 
-/* A growable byte buffer; free with pw_buf_free. */
+/* A growable byte buffer; free with pw_buf_free. When an allocation
+** fails, failed is set and stays set (later appends are dropped) until
+** pw_buf_reset or pw_buf_free: whoever finishes a reply, record or output
+** checks it and reports PW_EMEMORY ("out of memory") instead. */
 typedef struct pw_buf {
   char *data;
   size_t len, cap;
+  int failed;   /* sticky: an allocation failed, the content is incomplete */
 } pw_buf;
 
 typedef struct pw_limits {
