@@ -28,7 +28,8 @@ int pw_cmd_exit_code(pw_status s);
 /* Read a whole file ("-" = stdin) into b. Returns 0, or -1 with errno set. */
 int pw_cmd_read(const char *path, pw_buf *b);
 
-/* The default protocol: $PATHWISE_PROTOCOL, else the source tree's. */
+/* The default protocol: $PATHWISE_PROTOCOL, $PATHWISE_PATH, the installed
+** copy, else the source tree's (see locate.h). */
 const char *pw_cmd_default_protocol(void);
 
 /* Create an engine with the protocol and plugins loaded; on failure print

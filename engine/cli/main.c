@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "experiments.h"
 #include "server.h"
+#include "version.h"
 
 #define MAX_PLUGINS 8
 
@@ -209,7 +210,7 @@ int main(int argc, char **argv) {
   if (argc < 2) { fputs(usage_main, stderr); return PW_EX_USAGE; }
   const char *cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage_main, stdout); return 0; }
-  if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) { printf("pathwise %s\n", PW_VERSION); return 0; }
+  if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) return pw_version_main();
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
   if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
   if (!strcmp(cmd, "rules")) return cmd_rules(argc - 1, argv + 1);

@@ -215,7 +215,8 @@ void pw_protocol_info_json(const pw_protocol_info *p, pw_buf *b) {
 }
 
 void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
-  pw_buf_adds(b, "{\"engine\":{\"name\":\"pathwise\",\"version\":\"" PW_VERSION "\"},\"protocol\":");
+  pw_buf_addf(b, "{\"schema_version\":%d,\"engine\":{\"name\":\"pathwise\",\"version\":\"" PW_VERSION "\"},\"protocol\":",
+              PW_RESULT_SCHEMA);
   pw_protocol_info_json(p, b);
   j_key_str(b, "patient_id", r->patient_id);
   pw_buf_adds(b, r->applicable < 0 ? ",\"applicable\":null" : r->applicable ? ",\"applicable\":true" : ",\"applicable\":false");

@@ -16,6 +16,9 @@
 #include <stdint.h>
 
 #define PW_VERSION "0.1.0"
+/* Version of the result and decision-log record layouts (schemas/); bumped
+** when a key is removed or changes meaning. */
+#define PW_RESULT_SCHEMA 1
 
 typedef enum pw_status {
   PW_OK = 0,

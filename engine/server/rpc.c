@@ -449,7 +449,7 @@ static int empty_was_object(const char *line, size_t len, const char *key) {
 static void log_fragment(pw_rpc *r, int ei, const char *line, size_t len, pw_buf *out) {
   rpc_engine *re = &r->eng[ei];
   const pw_result *res = pw_engine_result(re->e);
-  pw_buf_adds(out, "\"engine\":\"" PW_VERSION "\",");
+  pw_buf_addf(out, "\"schema_version\":%d,\"engine\":\"" PW_VERSION "\",", PW_RESULT_SCHEMA);
   pw_buf_add(out, re->ident.data, re->ident.len);
   pw_buf_adds(out, ",\"facts_sha256\":");
   pw_buf_json_str(out, res ? res->facts_sha256 : NULL);
