@@ -7,7 +7,7 @@
 #                                                beside the binary, cli/locate.h)
 #   share/pathwise/plugins/                      the example local-rules plugins
 #   share/pathwise/schemas/                      JSON Schemas of the outputs
-#   share/man/man1/pathwise*.1                   from --help, by help2man
+#   share/man/man1/pathwise*.1.gz                  from --help, by help2man
 #   share/bash-completion/completions/pathwise
 #   lib/systemd/system/pathwise.{service,socket}
 #   lib/sysusers.d/pathwise.conf, lib/tmpfiles.d/pathwise.conf
@@ -28,6 +28,7 @@ install(DIRECTORY schemas/ DESTINATION ${CMAKE_INSTALL_DATADIR}/pathwise/schemas
 install(FILES completion/pathwise.bash DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
         RENAME pathwise)
 install(FILES README.md LICENSE NEWS.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME copyright)
 install(DIRECTORY examples/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
         PATTERN "cohort.jsonl" EXCLUDE PATTERN "__pycache__" EXCLUDE)
 
@@ -69,14 +70,14 @@ if(HELP2MAN)
       set(page pathwise-${cmd})
       set(sub ${cmd})
     endif()
-    add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/man/${page}.1
+    add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/man/${page}.1 ${CMAKE_BINARY_DIR}/man/${page}.1.gz
       COMMAND ${CMAKE_COMMAND} -DPATHWISE=$<TARGET_FILE:pathwise> -DSUB=${sub} -DPAGE=${page}
               "-DDESC=${desc}" -DHELP2MAN=${HELP2MAN} -DVERSION=${PROJECT_VERSION}
               -DOUT=${CMAKE_BINARY_DIR}/man -DSRC=${PW_SOURCE_DIR} -P ${PW_SOURCE_DIR}/dist/man.cmake
       DEPENDS pathwise ${PW_SOURCE_DIR}/dist/man.cmake ${PW_SOURCE_DIR}/dist/man/pathwise.h2m
               ${PW_SOURCE_DIR}/dist/man/command.h2m
       COMMENT "help2man ${page}.1" VERBATIM)
-    list(APPEND PW_MAN_PAGES ${CMAKE_BINARY_DIR}/man/${page}.1)
+    list(APPEND PW_MAN_PAGES ${CMAKE_BINARY_DIR}/man/${page}.1.gz)
   endforeach()
   add_custom_target(man ALL DEPENDS ${PW_MAN_PAGES})
   install(FILES ${PW_MAN_PAGES} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
@@ -102,6 +103,7 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://example.invalid/pathwise")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${PW_SOURCE_DIR}/dist/debian/postinst ${PW_SOURCE_DIR}/dist/debian/prerm

@@ -18,3 +18,9 @@ execute_process(COMMAND ${HELP2MAN} --no-info --no-discard-stderr --section=1
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "help2man failed for ${PAGE}")
 endif()
+# Installed compressed, as Debian policy wants (gzip -n: no name or time
+# stamp, so the package is reproducible).
+execute_process(COMMAND gzip -9nf --keep ${OUT}/${PAGE}.1 RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "gzip failed for ${PAGE}")
+endif()

@@ -15,6 +15,7 @@ installed files suffice and are where GNUInstallDirs puts them.
 - bash completion completes commands, options and protocol files.
 """
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -57,8 +58,8 @@ def expected_files(prefix, sysconf):
              "lib/systemd/system/pathwise.service", "lib/systemd/system/pathwise.socket",
              "lib/sysusers.d/pathwise.conf", "lib/tmpfiles.d/pathwise.conf",
              "share/doc/pathwise/LICENSE", "share/doc/pathwise/NEWS.md",
-             "share/man/man1/pathwise.1"]
-    files += ["share/man/man1/pathwise-%s.1" % c for c in COMMANDS]
+             "share/man/man1/pathwise.1.gz"]
+    files += ["share/man/man1/pathwise-%s.1.gz" % c for c in COMMANDS]
     return [os.path.join(p, f) for f in files] + [os.path.join(sysconf.lstrip("/"), "logrotate.d/pathwise")]
 
 
@@ -122,17 +123,18 @@ def long_options(help_text):
 def test_man_pages(dest, prefix, binary):
     mandir = os.path.join(dest, prefix.lstrip("/"), "share/man/man1")
     for cmd in [None] + COMMANDS:
-        page = os.path.join(mandir, "pathwise%s.1" % ("-" + cmd if cmd else ""))
+        page = os.path.join(mandir, "pathwise%s.1.gz" % ("-" + cmd if cmd else ""))
         if not os.path.isfile(page):
             continue  # reported by test_layout
-        roff = open(page).read()
+        roff = gzip.open(page, "rt").read()
         title = "PATHWISE%s" % ("-" + cmd.upper() if cmd else "")
         check(re.search(r'^\.TH %s "1"' % re.escape(title), roff, re.M) is not None, page + ": no .TH " + title)
         helptext = run([binary] + ([cmd] if cmd else []) + ["--help"]).stdout.decode()
         plain = roff.replace("\\-", "-").replace("\\fB", "").replace("\\fR", "").replace("\\fI", "")
         for opt in long_options(helptext):
             check(opt in plain, "%s: option %s of --help is missing" % (os.path.basename(page), opt))
-    check("PATHWISE_PATH" in open(os.path.join(mandir, "pathwise.1")).read(), "pathwise.1 lacks PATHWISE_PATH")
+    check("PATHWISE_PATH" in gzip.open(os.path.join(mandir, "pathwise.1.gz"), "rt").read(),
+          "pathwise.1 lacks PATHWISE_PATH")
 
 
 def complete(binary_dir, words, cwd):
