@@ -25,6 +25,9 @@ install(DIRECTORY plugins/ DESTINATION ${CMAKE_INSTALL_DATADIR}/pathwise/plugins
         FILES_MATCHING PATTERN "*.lua" PATTERN "*.md")
 install(DIRECTORY schemas/ DESTINATION ${CMAKE_INSTALL_DATADIR}/pathwise/schemas
         FILES_MATCHING PATTERN "*.json")
+if(EXISTS ${PW_SOURCE_DIR}/docs/schema/facts.schema.json)   # the input's schema (facts model)
+  install(FILES docs/schema/facts.schema.json DESTINATION ${CMAKE_INSTALL_DATADIR}/pathwise/schemas)
+endif()
 install(FILES completion/pathwise.bash DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
         RENAME pathwise)
 install(FILES README.md LICENSE NEWS.md DESTINATION ${CMAKE_INSTALL_DOCDIR})

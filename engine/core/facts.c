@@ -1,10 +1,13 @@
 /*
-** facts.c: validation of patient facts and read-only views; see facts.h.
+** facts.c: the one table of the facts (pw_facts_schema) and everything it
+** drives: validation, the canonical JSON, describe, and read-only views
+** for scripts; see facts.h. The JSON Schema writer is in facts_schema.c.
 */
 #include <ctype.h>
 #include <lauxlib.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,18 +18,10 @@
 
 #define MAX_STR 256
 
-typedef struct vctx {
-  lua_State *L;
-  pw_facts *f;
-  pw_arena *a;
-  char *err;
-  size_t errlen;
-} vctx;
+/* ---- the one description of the facts ---- */
 
-typedef struct names { const char *const *v; int n; } names;
 static const char *const prim_sites[] = {"rectum", "colon_left", "colon_right"};
 static const char *const mol_vals[] = {"wild_type", "mutant", "unknown"};
-static const char *const braf_vals[] = {"wild_type", "mutant", "unknown"};
 static const char *const msi_vals[] = {"msi_high", "mss", "unknown"};
 static const char *const outcomes[] = {"progression", "ongoing", "intolerance"};
 static const char *const met_sites[] = {"bone", "inguinal_nodes", "retroperitoneal", "liver",
@@ -34,14 +29,127 @@ static const char *const met_sites[] = {"bone", "inguinal_nodes", "retroperitone
 static const char *const psyms[] = {"bleeding", "obstruction", "intractable_pain"};
 static const char *const msyms[] = {"pain", "fracture_risk", "skin_breakdown",
                                     "lymphedema", "obstruction", "neurologic"};
-#define NAMES(a) ((names){a, (int)(sizeof a / sizeof a[0])})
+
+#define COUNT(a) ((int)(sizeof a / sizeof a[0]))
+#define FO(m) offsetof(pw_facts, m)
+#define F(k, p, kd) .key = k, .klen = sizeof(k) - 1, .path = p, .kind = kd
+#define INT(k, p, o, l, h, e, d) {F(k, p, PW_FK_INT), .off = o, .lo = l, .hi = h, .expected = e, .doc = d}
+#define BOOL(k, p, o, d) {F(k, p, PW_FK_BOOL), .off = o, .expected = "true or false", .doc = d}
+#define STRING(k, p, o, d) {F(k, p, PW_FK_STRING), .off = o, .expected = "a string", .doc = d}
+#define ENUM(k, p, o, nm, unk, d) \
+  {F(k, p, PW_FK_ENUM), .off = o, .names = nm, .nnames = COUNT(nm), .unknown_name = unk, .doc = d}
+#define SET(k, p, o, known, nm, d) {F(k, p, PW_FK_SET), .off = o, .known_off = known, .names = nm, \
+  .nnames = COUNT(nm), .expected = "an array of symptoms", .doc = d}
+#define OBJECT(k, kd, d) {F(k, k, PW_FK_OBJECT), .kids = kd, .nkids = COUNT(kd), .doc = d}
+#define RECORDS(k, type, arr, known, n, kd, absent_text, d) {F(k, k, PW_FK_RECORDS), .off = FO(arr), \
+  .known_off = FO(known), .count_off = FO(n), .item_size = sizeof(type), .kids = kd, .nkids = COUNT(kd), \
+  .absent = absent_text, .expected = "an array", .doc = d}
+
+static const pw_field primary_fields[] = {
+  ENUM("site", "primary.site", FO(primary.site), prim_sites, 0, "where the primary tumour is"),
+  BOOL("resected", "primary.resected", FO(primary.resected), "the primary tumour was resected"),
+  BOOL("prior_pelvic_radiation", "primary.prior_pelvic_radiation", FO(primary.prior_pelvic_radiation),
+       "the pelvis was irradiated before"),
+  SET("symptoms", "primary.symptoms", FO(primary.symptoms), FO(primary.symptoms_known), psyms,
+      "symptoms the primary tumour causes; [] for none"),
+};
+
+static const pw_field regimen_fields[] = {
+  STRING("name", "prior_regimens[].name", offsetof(pw_regimen_fact, name), "the regimen, e.g. FOLFOX"),
+  INT("line", "prior_regimens[].line", offsetof(pw_regimen_fact, line), 1, 99, "integer 1..99",
+      "the line of treatment it was"),
+  ENUM("outcome", "prior_regimens[].outcome", offsetof(pw_regimen_fact, outcome), outcomes, 0,
+       "how it ended, or ongoing"),
+};
+
+static const pw_field neuropathy_fields[] = {
+  INT("grade", "neuropathy.grade", FO(neuropathy.grade), 0, 4, "integer 0..4",
+      "peripheral neuropathy grade (CTCAE) 0-4"),
+  BOOL("persistent", "neuropathy.persistent", FO(neuropathy.persistent), "the neuropathy persists"),
+};
+
+static const pw_field molecular_fields[] = {
+  ENUM("kras", "molecular.kras", FO(kras), mol_vals, 3, "KRAS status"),
+  ENUM("nras", "molecular.nras", FO(nras), mol_vals, 3, "NRAS status"),
+  ENUM("braf_v600e", "molecular.braf_v600e", FO(braf_v600e), mol_vals, 3, "BRAF V600E status"),
+  ENUM("msi", "molecular.msi", FO(msi), msi_vals, 3, "microsatellite instability status"),
+};
+
+static const pw_field met_fields[] = {
+  ENUM("site", "metastases[].site", offsetof(pw_met_fact, site), met_sites, 0, "where the metastasis is"),
+  SET("symptoms", "metastases[].symptoms", offsetof(pw_met_fact, symptoms), offsetof(pw_met_fact, symptoms_known),
+      msyms, "symptoms the metastasis causes; [] for none"),
+};
+
+static const pw_field root_fields[] = {
+  STRING("patient_id", "patient_id", FO(patient_id), "an identifier, kept verbatim"),
+  INT("ecog", "ecog", FO(ecog), 0, 4, "integer 0..4", "ECOG performance status 0-4"),
+  BOOL("metastatic", "metastatic", FO(metastatic), "the cancer is metastatic"),
+  OBJECT("primary", primary_fields, "the primary tumour"),
+  RECORDS("prior_regimens", pw_regimen_fact, regimens, regimens_known, nregimens, regimen_fields, "unknown",
+          "systemic treatment so far; [] for none"),
+  OBJECT("neuropathy", neuropathy_fields, "peripheral neuropathy"),
+  OBJECT("molecular", molecular_fields, "tumour biomarkers"),
+  RECORDS("metastases", pw_met_fact, mets, mets_known, nmets, met_fields, "absent",
+          "the metastatic sites; [] for none"),
+  {F("prior_radiation_sites", "prior_radiation_sites", PW_FK_RT_SITES), .off = FO(rt_sites),
+   .known_off = FO(rt_known), .count_off = FO(nrt), .expected = "an array of strings",
+   .doc = "body sites irradiated before, e.g. pelvis, groin"},
+  {F("planned_surgery_in_days", "planned_surgery_in_days", PW_FK_SURGERY), .off = FO(surgery),
+   .count_off = FO(surgery_days), .lo = 0, .hi = INT_MAX, .expected = "integer >= 0 or null",
+   .doc = "days until planned surgery; null: none planned"},
+  {F("proposed_orders", "proposed_orders", PW_FK_ORDERS), .off = FO(orders), .known_off = FO(orders_known),
+   .count_off = FO(norders), .expected = "an array of strings",
+   .doc = "orders a clinician proposes, each safety-checked: agent, regimen or action ids, or several joined by +"},
+};
+
+const pw_field pw_facts_schema = {F("", "", PW_FK_OBJECT), .kids = root_fields, .nkids = COUNT(root_fields),
+                                  .doc = "one patient's facts"};
+
+typedef struct names { const char *const *v; int n; } names;
+#define NAMES(a) ((names){a, COUNT(a)})
+#define FNAMES(fd) ((names){(fd)->names, (fd)->nnames})
+
+static const pw_field *kid_n(const pw_field *obj, const char *k, size_t n) {
+  for (int i = 0; i < obj->nkids; i++)
+    if (obj->kids[i].klen == n && memcmp(obj->kids[i].key, k, n) == 0) return &obj->kids[i];
+  return NULL;
+}
+
+const pw_field *pw_facts_field(const char *path) {
+  const pw_field *fd = &pw_facts_schema;
+  while (*path) {
+    size_t n = strcspn(path, ".[");
+    if (!fd->kids || !(fd = kid_n(fd, path, n))) return NULL;
+    path += n;
+    if (fd->kind == PW_FK_RECORDS && path[0] == '[' && path[1] == ']' && path[2] == '.') path += 3;
+    else if (fd->kind == PW_FK_OBJECT && path[0] == '.') path++;
+    else if (*path) return NULL;
+  }
+  return fd;
+}
+
+/* Integers and booleans outside records start unknown; all else is 0. */
+static void clear_object(const pw_field *obj, char *base) {
+  for (int i = 0; i < obj->nkids; i++) {
+    const pw_field *k = &obj->kids[i];
+    if (k->kind == PW_FK_INT || k->kind == PW_FK_BOOL) *(int *)(base + k->off) = PW_UNKNOWN;
+    else if (k->kind == PW_FK_OBJECT) clear_object(k, base);
+  }
+}
 
 void pw_facts_clear(pw_facts *f) {
   memset(f, 0, sizeof *f);
-  f->ecog = f->metastatic = PW_UNKNOWN;
-  f->primary.resected = f->primary.prior_pelvic_radiation = PW_UNKNOWN;
-  f->neuropathy.grade = f->neuropathy.persistent = PW_UNKNOWN;
+  clear_object(&pw_facts_schema, (char *)f);
 }
+
+typedef struct vctx {
+  lua_State *L;
+  pw_facts *f;
+  pw_arena *a;
+  char *err;
+  size_t errlen;
+} vctx;
 
 /* ---- describing what came, for error messages ---- */
 
@@ -236,86 +344,34 @@ static int each_member(vctx *c, int idx, const char *path, member_fn fn, void *u
   return 0;
 }
 
-#define KEY(k) (strcmp(key, k) == 0)
+/* ---- validation, by the table ---- */
 
-static int primary_member(vctx *c, const char *key, int v, const char *pre, void *ud) {
-  pw_facts *f = c->f;
-  (void)ud;
-  if (is_null(c->L, v)) return 0;
-  if (KEY("site")) return get_enum(c, v, "primary.site", NAMES(prim_sites), &f->primary.site);
-  if (KEY("resected")) return get_bool(c, v, "primary.resected", &f->primary.resected);
-  if (KEY("prior_pelvic_radiation"))
-    return get_bool(c, v, "primary.prior_pelvic_radiation", &f->primary.prior_pelvic_radiation);
-  if (KEY("symptoms")) {
-    f->primary.symptoms_known = 1;
-    return get_symptoms(c, v, "primary.symptoms", NAMES(psyms), &f->primary.symptoms);
-  }
-  return unknown_field(c, pre, key);
-}
+typedef struct obj_ctx { const pw_field *obj; char *base; int in_record; } obj_ctx;
 
-static int neuropathy_member(vctx *c, const char *key, int v, const char *pre, void *ud) {
-  (void)ud;
-  if (is_null(c->L, v)) return 0;
-  if (KEY("grade"))
-    return get_int(c, v, "neuropathy.grade", 0, 4, "integer 0..4", &c->f->neuropathy.grade);
-  if (KEY("persistent")) return get_bool(c, v, "neuropathy.persistent", &c->f->neuropathy.persistent);
-  return unknown_field(c, pre, key);
-}
+static int read_field(vctx *c, const pw_field *fd, int v, const char *path, char *base, int in_record);
 
-static int molecular_member(vctx *c, const char *key, int v, const char *pre, void *ud) {
-  pw_facts *f = c->f;
-  int *slot = NULL, r;
-  names nm = NAMES(mol_vals);
-  char path[64];
-  (void)ud;
-  if (is_null(c->L, v)) return 0;
-  if (KEY("kras")) slot = &f->kras;
-  else if (KEY("nras")) slot = &f->nras;
-  else if (KEY("braf_v600e")) { slot = &f->braf_v600e; nm = NAMES(braf_vals); }
-  else if (KEY("msi")) { slot = &f->msi; nm = NAMES(msi_vals); }
-  else return unknown_field(c, pre, key);
-  path_join(path, sizeof path, "molecular", key);
-  if ((r = get_enum(c, v, path, nm, slot))) return r;
-  if (*slot == 3) *slot = 0;   /* "unknown" */
-  return 0;
-}
-
-typedef struct list_item { int i; } list_item;
-
-static int regimen_member(vctx *c, const char *key, int v, const char *pre, void *ud) {
-  pw_regimen_fact *r = ud;
+/* A member of an object: its field in the table, or an unknown-field
+** warning. null means unknown (planned_surgery_in_days: none planned). */
+static int object_member(vctx *c, const char *key, int v, const char *pre, void *ud) {
+  const obj_ctx *o = ud;
+  const pw_field *fd = kid_n(o->obj, key, strlen(key));
+  if (is_null(c->L, v) && !(fd && fd->kind == PW_FK_SURGERY)) return 0;
+  if (!fd) return unknown_field(c, pre, key);
+  if (!o->in_record) return read_field(c, fd, v, fd->path, o->base, 0);
   char path[96];
-  if (is_null(c->L, v)) return 0;
   path_join(path, sizeof path, pre, key);
-  if (KEY("name")) return get_str(c, v, path, &r->name);
-  if (KEY("line")) return get_int(c, v, path, 1, 99, "integer 1..99", &r->line);
-  if (KEY("outcome")) return get_enum(c, v, path, NAMES(outcomes), &r->outcome);
-  return unknown_field(c, pre, key);
+  return read_field(c, fd, v, path, o->base, 1);
 }
 
-static int met_member(vctx *c, const char *key, int v, const char *pre, void *ud) {
-  pw_met_fact *m = ud;
-  char path[96];
-  if (is_null(c->L, v)) return 0;
-  path_join(path, sizeof path, pre, key);
-  if (KEY("site")) return get_enum(c, v, path, NAMES(met_sites), &m->site);
-  if (KEY("symptoms")) {
-    m->symptoms_known = 1;
-    return get_symptoms(c, v, path, NAMES(msyms), &m->symptoms);
-  }
-  return unknown_field(c, pre, key);
-}
-
-/* A list whose items are objects read by fn into items of size sz. */
-static int get_obj_list(vctx *c, int idx, const char *path, member_fn fn,
-                        void *items, size_t sz, int *n_out) {
+/* A list of objects: each item read field by field into its record. */
+static int get_records(vctx *c, int idx, const char *path, const pw_field *fd, char *base) {
   lua_State *L = c->L;
-  if (!lua_istable(L, idx) || !is_list(L, idx)) return fail(c, idx, path, "an array");
+  if (!lua_istable(L, idx) || !is_list(L, idx)) return fail(c, idx, path, fd->expected);
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
   if (n > PW_FACTS_MAX_LIST) return fail(c, idx, path, "an array of at most 64 items");
   for (lua_Integer i = 1; i <= n; i++) {
     char p[96];
-    void *item = (char *)items + (size_t)(i - 1) * sz;
+    obj_ctx o = {fd, base + fd->off + (size_t)(i - 1) * fd->item_size, 1};
     path_index(p, sizeof p, path, i - 1);
     lua_rawgeti(L, idx, i);
     int top = lua_gettop(L);
@@ -324,11 +380,11 @@ static int get_obj_list(vctx *c, int idx, const char *path, member_fn fn,
       lua_pop(L, 1);
       return -1;
     }
-    int r = each_member(c, top, p, fn, item);
+    int r = each_member(c, top, p, object_member, &o);
     lua_pop(L, 1);
     if (r) return -1;
   }
-  *n_out = (int)n;
+  *(int *)(base + fd->count_off) = (int)n;
   return 0;
 }
 
@@ -368,46 +424,49 @@ static int orders_from(vctx *c, int idx) {
   return 0;
 }
 
-static int root_member(vctx *c, const char *key, int v, const char *pre, void *ud) {
-  pw_facts *f = c->f;
-  lua_State *L = c->L;
-  (void)ud;
-  if (KEY("planned_surgery_in_days")) {
-    if (is_null(L, v)) { f->surgery = PW_SURGERY_NONE; return 0; }
-    f->surgery = PW_SURGERY_PLANNED;
-    return get_int(c, v, key, 0, INT_MAX, "integer >= 0 or null", &f->surgery_days);
+static int read_field(vctx *c, const pw_field *fd, int v, const char *path, char *base, int in_record) {
+  char *slot = base + fd->off;
+  switch (fd->kind) {
+  case PW_FK_INT: return get_int(c, v, path, fd->lo, fd->hi, fd->expected, (int *)slot);
+  case PW_FK_BOOL: return get_bool(c, v, path, (int *)slot);
+  case PW_FK_STRING: return get_str(c, v, path, (const char **)slot);
+  case PW_FK_ENUM: {
+    int *e = (int *)slot;
+    if (get_enum(c, v, path, FNAMES(fd), e)) return -1;
+    if (fd->unknown_name && *e == fd->unknown_name) *e = 0;
+    return 0;
   }
-  if (is_null(L, v)) return 0;
-  if (KEY("patient_id")) return get_str(c, v, key, &f->patient_id);
-  if (KEY("ecog")) return get_int(c, v, key, 0, 4, "integer 0..4", &f->ecog);
-  if (KEY("metastatic")) return get_bool(c, v, key, &f->metastatic);
-  if (KEY("primary")) return each_member(c, v, "primary", primary_member, NULL);
-  if (KEY("neuropathy")) return each_member(c, v, "neuropathy", neuropathy_member, NULL);
-  if (KEY("molecular")) return each_member(c, v, "molecular", molecular_member, NULL);
-  if (KEY("prior_regimens")) {
-    f->regimens_known = 1;
-    return get_obj_list(c, v, key, regimen_member, f->regimens, sizeof f->regimens[0], &f->nregimens);
+  case PW_FK_SET:
+    *(int *)(base + fd->known_off) = 1;
+    return get_symptoms(c, v, path, FNAMES(fd), (unsigned *)slot);
+  case PW_FK_OBJECT: {
+    obj_ctx o = {fd, base, in_record};
+    return each_member(c, v, path, object_member, &o);
   }
-  if (KEY("metastases")) {
-    f->mets_known = 1;
-    return get_obj_list(c, v, key, met_member, f->mets, sizeof f->mets[0], &f->nmets);
+  case PW_FK_RECORDS:
+    *(int *)(base + fd->known_off) = 1;
+    return get_records(c, v, path, fd, base);
+  case PW_FK_RT_SITES:
+    *(int *)(base + fd->known_off) = 1;
+    return get_str_list(c, v, path, (const char **)(void *)slot, (int *)(base + fd->count_off));
+  case PW_FK_ORDERS: return orders_from(c, v);
+  case PW_FK_SURGERY:
+    if (is_null(c->L, v)) { *(int *)slot = PW_SURGERY_NONE; return 0; }
+    *(int *)slot = PW_SURGERY_PLANNED;
+    return get_int(c, v, path, fd->lo, fd->hi, fd->expected, (int *)(base + fd->count_off));
   }
-  if (KEY("prior_radiation_sites")) {
-    f->rt_known = 1;
-    return get_str_list(c, v, key, f->rt_sites, &f->nrt);
-  }
-  if (KEY("proposed_orders")) return orders_from(c, v);
-  return unknown_field(c, pre, key);
+  return 0;
 }
 
 int pw_facts_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a, char *err, size_t errlen) {
   vctx c = {L, f, a, err, errlen};
+  obj_ctx root = {&pw_facts_schema, (char *)f, 0};
   idx = lua_absindex(L, idx);
   pw_facts_clear(f);
   if (!lua_checkstack(L, 8)) { snprintf(err, errlen, "facts: too deeply nested"); return -1; }
   if (!lua_istable(L, idx) || (lua_rawlen(L, idx) > 0))
     return fail(&c, idx, "facts", "a JSON object");
-  return each_member(&c, idx, "", root_member, NULL);
+  return each_member(&c, idx, "", object_member, &root);
 }
 
 int pw_facts_orders_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a, char *err, size_t errlen) {
@@ -425,29 +484,17 @@ int pw_facts_prior_groin_rt(const pw_facts *f) {
 /* ---- names and canonical form ---- */
 
 const char *pw_facts_site_name(int site) {
-  return site >= 1 && site <= 8 ? met_sites[site - 1] : "unknown";
+  return site >= 1 && site <= COUNT(met_sites) ? met_sites[site - 1] : "unknown";
 }
 const char *pw_facts_mol_name(int v) { return v ? mol_vals[v - 1] : "unknown"; }
 const char *pw_facts_msi_name(int v) { return v ? msi_vals[v - 1] : "unknown"; }
 
-/* ,"k": (keys and names here need no escaping) */
-static void canon_key(pw_buf *b, const char *k) {
-  pw_buf_add(b, ",\"", 2);
-  pw_buf_adds(b, k);
-  pw_buf_add(b, "\":", 2);
-}
-static void canon_tri(pw_buf *b, const char *k, int v) {
-  canon_key(b, k);
-  pw_buf_adds(b, v == PW_UNKNOWN ? "null" : v ? "true" : "false");
-}
-static void canon_int(pw_buf *b, const char *k, int v) {
-  canon_key(b, k);
-  if (v == PW_UNKNOWN) pw_buf_adds(b, "null");
-  else pw_buf_add_int(b, v);
-}
-static void canon_bits(pw_buf *b, const char *k, int known, unsigned bits, names nm) {
-  canon_key(b, k);
-  if (!known) { pw_buf_adds(b, "null"); return; }
+#define AT(type, base, fd) (*(const type *)(const void *)((base) + (fd)->off))
+#define AT_OFF(type, base, o) (*(const type *)(const void *)((base) + (o)))
+
+static void canon_object(const pw_field *obj, const char *base, pw_buf *b);
+
+static void canon_bits(pw_buf *b, unsigned bits, names nm) {
   pw_buf_adds(b, "[");
   for (int i = 0, first = 1; i < nm.n; i++)
     if (bits & (1u << i)) {
@@ -459,81 +506,70 @@ static void canon_bits(pw_buf *b, const char *k, int known, unsigned bits, names
   pw_buf_adds(b, "]");
 }
 
-void pw_facts_canonical(const pw_facts *f, pw_buf *b) {
-  pw_buf_adds(b, "{\"patient_id\":");
-  pw_buf_json_str(b, f->patient_id);
-  canon_int(b, "ecog", f->ecog);
-  canon_tri(b, "metastatic", f->metastatic);
-  pw_buf_adds(b, ",\"primary\":{\"site\":");
-  pw_buf_json_str(b, f->primary.site ? prim_sites[f->primary.site - 1] : NULL);
-  canon_tri(b, "resected", f->primary.resected);
-  canon_tri(b, "prior_pelvic_radiation", f->primary.prior_pelvic_radiation);
-  canon_bits(b, "symptoms", f->primary.symptoms_known, f->primary.symptoms, NAMES(psyms));
-  pw_buf_adds(b, "},\"prior_regimens\":");
-  if (!f->regimens_known) pw_buf_adds(b, "null");
-  else {
-    pw_buf_adds(b, "[");
-    for (int i = 0; i < f->nregimens; i++) {
-      const pw_regimen_fact *r = &f->regimens[i];
-      pw_buf_adds(b, i ? ",{\"name\":" : "{\"name\":");
-      pw_buf_json_str(b, r->name);
-      canon_int(b, "line", r->line ? r->line : PW_UNKNOWN);
-      pw_buf_adds(b, ",\"outcome\":");
-      pw_buf_json_str(b, r->outcome ? outcomes[r->outcome - 1] : NULL);
-      pw_buf_adds(b, "}");
-    }
-    pw_buf_adds(b, "]");
+static void canon_value(const pw_field *fd, const char *base, pw_buf *b) {
+  int known = fd->known_off ? AT_OFF(int, base, fd->known_off) : 1;
+  int n = fd->count_off ? AT_OFF(int, base, fd->count_off) : 0;
+  switch (fd->kind) {
+  case PW_FK_INT: {
+    int v = AT(int, base, fd);
+    if (v < fd->lo) pw_buf_adds(b, "null"); else pw_buf_add_int(b, v);
+    break;
   }
-  pw_buf_adds(b, ",\"neuropathy\":{\"grade\":");
-  if (f->neuropathy.grade == PW_UNKNOWN) pw_buf_adds(b, "null");
-  else pw_buf_add_int(b, f->neuropathy.grade);
-  canon_tri(b, "persistent", f->neuropathy.persistent);
-  pw_buf_adds(b, "},\"molecular\":{\"kras\":\"");
-  pw_buf_adds(b, pw_facts_mol_name(f->kras));
-  pw_buf_adds(b, "\",\"nras\":\"");
-  pw_buf_adds(b, pw_facts_mol_name(f->nras));
-  pw_buf_adds(b, "\",\"braf_v600e\":\"");
-  pw_buf_adds(b, pw_facts_mol_name(f->braf_v600e));
-  pw_buf_adds(b, "\",\"msi\":\"");
-  pw_buf_adds(b, pw_facts_msi_name(f->msi));
-  pw_buf_adds(b, "\"}");
-  pw_buf_adds(b, ",\"metastases\":");
-  if (!f->mets_known) pw_buf_adds(b, "null");
-  else {
-    pw_buf_adds(b, "[");
-    for (int i = 0; i < f->nmets; i++) {
-      pw_buf_adds(b, i ? ",{\"site\":" : "{\"site\":");
-      pw_buf_json_str(b, f->mets[i].site ? met_sites[f->mets[i].site - 1] : NULL);
-      canon_bits(b, "symptoms", f->mets[i].symptoms_known, f->mets[i].symptoms, NAMES(msyms));
-      pw_buf_adds(b, "}");
-    }
-    pw_buf_adds(b, "]");
+  case PW_FK_BOOL: {
+    int v = AT(int, base, fd);
+    pw_buf_adds(b, v == PW_UNKNOWN ? "null" : v ? "true" : "false");
+    break;
   }
-  pw_buf_adds(b, ",\"prior_radiation_sites\":");
-  if (!f->rt_known) pw_buf_adds(b, "null");
-  else {
+  case PW_FK_STRING: pw_buf_json_str(b, AT(const char *, base, fd)); break;
+  case PW_FK_ENUM: {
+    int v = AT(int, base, fd);
+    if (!v && fd->unknown_name) v = fd->unknown_name;
+    pw_buf_json_str(b, v ? fd->names[v - 1] : NULL);
+    break;
+  }
+  case PW_FK_SET:
+    if (!known) pw_buf_adds(b, "null"); else canon_bits(b, AT(unsigned, base, fd), FNAMES(fd));
+    break;
+  case PW_FK_OBJECT: canon_object(fd, base, b); break;
+  case PW_FK_RECORDS:
+  case PW_FK_RT_SITES:
+  case PW_FK_ORDERS:
+    if (!known) { pw_buf_adds(b, "null"); break; }
     pw_buf_adds(b, "[");
-    for (int i = 0; i < f->nrt; i++) {
+    for (int i = 0; i < n; i++) {
       if (i) pw_buf_adds(b, ",");
-      pw_buf_json_str(b, f->rt_sites[i]);
+      if (fd->kind == PW_FK_RECORDS) canon_object(fd, base + fd->off + (size_t)i * fd->item_size, b);
+      else if (fd->kind == PW_FK_RT_SITES) pw_buf_json_str(b, (&AT(const char *, base, fd))[i]);
+      else pw_buf_json_str(b, (&AT(pw_order_fact, base, fd))[i].id);
     }
     pw_buf_adds(b, "]");
+    break;
+  case PW_FK_SURGERY: {
+    int s = AT(int, base, fd);
+    if (s == PW_SURGERY_PLANNED) pw_buf_add_int(b, n);
+    else pw_buf_adds(b, s == PW_SURGERY_NONE ? "\"none\"" : "null");
+    break;
   }
-  pw_buf_adds(b, ",\"planned_surgery_in_days\":");
-  if (f->surgery == PW_SURGERY_PLANNED) pw_buf_add_int(b, f->surgery_days);
-  else pw_buf_adds(b, f->surgery == PW_SURGERY_NONE ? "\"none\"" : "null");
-  pw_buf_adds(b, ",\"proposed_orders\":");
-  if (!f->orders_known) pw_buf_adds(b, "null");
-  else {
-    pw_buf_adds(b, "[");
-    for (int i = 0; i < f->norders; i++) {
-      if (i) pw_buf_adds(b, ",");
-      pw_buf_json_str(b, f->orders[i].id);
-    }
-    pw_buf_adds(b, "]");
   }
-  pw_buf_adds(b, "}");
 }
+
+/* {"k":v,...} in table order (keys and names here need no escaping) */
+static void canon_object(const pw_field *obj, const char *base, pw_buf *b) {
+  for (int i = 0; i < obj->nkids; i++) {
+    const pw_field *k = &obj->kids[i];
+    pw_buf_add(b, i ? ",\"" : "{\"", 2);
+    pw_buf_add(b, k->key, k->klen);
+    pw_buf_add(b, "\":", 2);
+    canon_value(k, base, b);
+  }
+  pw_buf_adds(b, obj->nkids ? "}" : "{}");
+}
+
+void pw_facts_canonical(const pw_facts *f, pw_buf *b) {
+  canon_object(&pw_facts_schema, (const char *)f, b);
+}
+
+/* ---- describe: a fact's value as display text ---- */
 
 static void bits_text(unsigned bits, names nm, char *buf, size_t n) {
   size_t k = 0;
@@ -552,12 +588,10 @@ static void put(char *buf, size_t n, const char *s) {
   buf[k] = '\0';
 }
 
-/* The plain form of what the sscanf patterns below read: prefix, 1 or 2
-** digits, "].", a field of [a-z_]. Returns 1 with *i and field set. Other
+/* The plain form of what the sscanf pattern below reads: 1 or 2 digits,
+** "].", a field of [a-z_]. Returns 1 with *i and field set. Other
 ** spellings (spaces, signs, more digits) take the sscanf path. */
-static int indexed_fast(const char *path, const char *prefix, size_t plen, int *i, char field[16]) {
-  if (strncmp(path, prefix, plen)) return 0;
-  const char *p = path + plen;
+static int indexed_fast(const char *p, int *i, char field[16]) {
   if (p[0] < '0' || p[0] > '9') return 0;
   int v = p[0] - '0', k = 1;
   if (p[1] >= '0' && p[1] <= '9') { v = v * 10 + (p[1] - '0'); k = 2; }
@@ -571,91 +605,88 @@ static int indexed_fast(const char *path, const char *prefix, size_t plen, int *
   return 1;
 }
 
-/* metastases[N].site|symptoms and prior_regimens[N].name|line|outcome */
-static const char *describe_indexed(const pw_facts *f, const char *path, char *buf, size_t n) {
-  int i, len = 0;
-  char field[16];
-  if (indexed_fast(path, "metastases[", 11, &i, field) ||
-      (sscanf(path, "metastases[%d].%15[a-z_]%n", &i, field, &len) == 2 && !path[len])) {
-    if (i < 0 || i >= PW_FACTS_MAX_LIST) return NULL;
-    if (strcmp(field, "site") && strcmp(field, "symptoms")) return NULL;
-    if (!f->mets_known || i >= f->nmets) put(buf, n, "absent");
-    else if (!strcmp(field, "site")) put(buf, n, pw_facts_site_name(f->mets[i].site));
-    else if (!f->mets[i].symptoms_known) put(buf, n, "unknown");
-    else bits_text(f->mets[i].symptoms, NAMES(msyms), buf, n);
-    return buf;
-  }
-  if (indexed_fast(path, "prior_regimens[", 15, &i, field) ||
-      (sscanf(path, "prior_regimens[%d].%15[a-z_]%n", &i, field, &len) == 2 && !path[len])) {
-    if (i < 0 || i >= PW_FACTS_MAX_LIST) return NULL;
-    const pw_regimen_fact *r = &f->regimens[i];
-    int absent = !f->regimens_known || i >= f->nregimens;
-    if (!strcmp(field, "name")) snprintf(buf, n, "%s", absent || !r->name ? "unknown" : r->name);
-    else if (!strcmp(field, "line")) { if (absent || !r->line) snprintf(buf, n, "unknown"); else snprintf(buf, n, "%d", r->line); }
-    else if (!strcmp(field, "outcome")) snprintf(buf, n, "%s", absent || !r->outcome ? "unknown" : outcomes[r->outcome - 1]);
-    else return NULL;
-    return buf;
-  }
-  return NULL;
-}
-
-const char *pw_facts_describe(const pw_facts *f, const char *path, char *buf, size_t n) {
+static const char *describe_value(const pw_field *fd, const char *base, char *buf, size_t n) {
+  int known = fd->known_off ? AT_OFF(int, base, fd->known_off) : 1;
+  int count = fd->count_off ? AT_OFF(int, base, fd->count_off) : 0;
   const char *s = NULL;
-  int v = -2;
-  if (strchr(path, '[')) return describe_indexed(f, path, buf, n);
-  if (!strcmp(path, "ecog")) v = f->ecog;
-  else if (!strcmp(path, "patient_id")) s = f->patient_id ? f->patient_id : "unknown";
-  else if (!strcmp(path, "primary.site")) s = f->primary.site ? prim_sites[f->primary.site - 1] : "unknown";
-  else if (!strcmp(path, "primary.resected"))
-    s = f->primary.resected == PW_UNKNOWN ? "unknown" : f->primary.resected ? "true" : "false";
-  else if (!strcmp(path, "primary.prior_pelvic_radiation"))
-    s = f->primary.prior_pelvic_radiation == PW_UNKNOWN ? "unknown" : f->primary.prior_pelvic_radiation ? "true" : "false";
-  else if (!strcmp(path, "proposed_orders")) {
-    if (!f->orders_known) s = "none";
-    else { snprintf(buf, n, "%d proposed", f->norders); return buf; }
+  switch (fd->kind) {
+  case PW_FK_INT: {
+    int v = AT(int, base, fd);
+    if (v < fd->lo) s = "unknown"; else { snprintf(buf, n, "%d", v); return buf; }
+    break;
   }
-  else if (!strcmp(path, "neuropathy.grade")) v = f->neuropathy.grade;
-  else if (!strcmp(path, "planned_surgery_in_days")) {
-    s = f->surgery == PW_SURGERY_NONE ? "none planned" : f->surgery == PW_SURGERY_UNKNOWN ? "unknown" : NULL;
-    if (!s) v = f->surgery_days;
-  } else if (!strcmp(path, "metastatic")) s = f->metastatic == PW_UNKNOWN ? "unknown" : f->metastatic ? "true" : "false";
-  else if (!strcmp(path, "neuropathy.persistent"))
-    s = f->neuropathy.persistent == PW_UNKNOWN ? "unknown" : f->neuropathy.persistent ? "true" : "false";
-  else if (!strcmp(path, "molecular.kras")) s = pw_facts_mol_name(f->kras);
-  else if (!strcmp(path, "molecular.nras")) s = pw_facts_mol_name(f->nras);
-  else if (!strcmp(path, "molecular.braf_v600e")) s = pw_facts_mol_name(f->braf_v600e);
-  else if (!strcmp(path, "molecular.msi")) s = pw_facts_msi_name(f->msi);
-  else if (!strcmp(path, "prior_regimens")) {
-    if (!f->regimens_known) s = "unknown";
-    else { snprintf(buf, n, "%d listed", f->nregimens); return buf; }
-  } else if (!strcmp(path, "metastases")) {
-    if (!f->mets_known) s = "unknown";
-    else { snprintf(buf, n, "%d listed", f->nmets); return buf; }
-  } else if (!strcmp(path, "primary.symptoms")) {
-    if (!f->primary.symptoms_known) s = "unknown";
-    else { bits_text(f->primary.symptoms, NAMES(psyms), buf, n); return buf; }
-  } else if (!strcmp(path, "prior_radiation_sites")) {
-    if (!f->rt_known) s = "unknown";
-    else { snprintf(buf, n, "%s", pw_facts_prior_groin_rt(f) ? "includes the groin" : "no groin"); return buf; }
-  } else return NULL;
-  if (s) put(buf, n, s);
-  else if (v == PW_UNKNOWN) put(buf, n, "unknown");
-  else snprintf(buf, n, "%d", v);
+  case PW_FK_BOOL: {
+    int v = AT(int, base, fd);
+    s = v == PW_UNKNOWN ? "unknown" : v ? "true" : "false";
+    break;
+  }
+  case PW_FK_STRING: s = AT(const char *, base, fd) ? AT(const char *, base, fd) : "unknown"; break;
+  case PW_FK_ENUM: s = AT(int, base, fd) ? fd->names[AT(int, base, fd) - 1] : "unknown"; break;
+  case PW_FK_SET:
+    if (!known) s = "unknown";
+    else { bits_text(AT(unsigned, base, fd), FNAMES(fd), buf, n); return buf; }
+    break;
+  case PW_FK_OBJECT: return NULL;
+  case PW_FK_RECORDS:
+  case PW_FK_ORDERS:
+    if (!known) s = fd->kind == PW_FK_ORDERS ? "none" : "unknown";
+    else { snprintf(buf, n, "%d %s", count, fd->kind == PW_FK_ORDERS ? "proposed" : "listed"); return buf; }
+    break;
+  case PW_FK_RT_SITES:
+    s = !known ? "unknown" : pw_facts_prior_groin_rt((const pw_facts *)(const void *)base) ? "includes the groin" : "no groin";
+    break;
+  case PW_FK_SURGERY: {
+    int st = AT(int, base, fd);
+    s = st == PW_SURGERY_NONE ? "none planned" : st == PW_SURGERY_UNKNOWN ? "unknown" : NULL;
+    if (!s) { snprintf(buf, n, "%d", count); return buf; }
+    break;
+  }
+  }
+  put(buf, n, s);
   return buf;
 }
 
-/* ---- read-only views for scripts ---- */
+/* LIST[N].field, for a list of records */
+static const char *describe_indexed(const pw_facts *f, const char *path, char *buf, size_t n) {
+  int i, len = 0;
+  char field[16];
+  size_t klen = strcspn(path, "[");
+  const pw_field *fd = kid_n(&pw_facts_schema, path, klen), *kid;
+  if (!fd || fd->kind != PW_FK_RECORDS) return NULL;
+  const char *p = path + klen + 1;
+  if (!indexed_fast(p, &i, field) && !(sscanf(p, "%d].%15[a-z_]%n", &i, field, &len) == 2 && !p[len]))
+    return NULL;
+  if (i < 0 || i >= PW_FACTS_MAX_LIST) return NULL;
+  if (!(kid = kid_n(fd, field, strlen(field)))) return NULL;
+  const char *base = (const char *)f;
+  if (!AT_OFF(int, base, fd->known_off) || i >= AT_OFF(int, base, fd->count_off)) {
+    put(buf, n, fd->absent);
+    return buf;
+  }
+  return describe_value(kid, base + fd->off + (size_t)i * fd->item_size, buf, n);
+}
+
+const char *pw_facts_describe(const pw_facts *f, const char *path, char *buf, size_t n) {
+  if (strchr(path, '[')) return describe_indexed(f, path, buf, n);
+  const pw_field *fd = pw_facts_field(path);
+  if (!fd || fd == &pw_facts_schema) return NULL;
+  return describe_value(fd, (const char *)f, buf, n);
+}
+
+/* ---- read-only views for scripts, by the table ---- */
 
 #define VIEW_MT "pathwise.facts"
 
-enum { V_ROOT, V_PRIMARY, V_NEURO, V_MOLECULAR, V_PSYM, V_REGIMENS, V_REGIMEN,
-       V_METS, V_MET, V_MSYM, V_RT, V_ORDERS };
-
+/* A view is an object (the root, a nested object, or one record: its
+** fields are fd's kids) or a list (fd a records, set, sites or orders
+** field). base is what fd's offsets are relative to. */
 typedef struct view {
   const pw_facts *f;
   const uint32_t *gen;
   uint32_t made;
-  int kind, idx;
+  const pw_field *fd;
+  const char *base;
+  int list;
 } view;
 
 /* The view metamethods hold the metatable as upvalue 1: comparing with it
@@ -672,33 +703,45 @@ static view *check_view(lua_State *L) {
   return v;
 }
 
-/* Child views are made once per parent and kept in its user values: the
-** root's objects and lists, a list's items, a record's symptoms. */
-enum { UV_PRIMARY = 1, UV_NEURO, UV_MOLECULAR, UV_REGIMENS, UV_METS, UV_RT, UV_ORDERS, UV_ROOT_N = UV_ORDERS };
-
-static int view_nuv(const pw_facts *f, int kind) {
-  switch (kind) {
-  case V_ROOT: return UV_ROOT_N;
-  case V_PRIMARY: case V_MET: return 1;   /* symptoms */
-  case V_REGIMENS: return f->nregimens;
-  case V_METS: return f->nmets;
-  default: return 0;
-  }
+static int is_container(const pw_field *fd) {
+  return fd->kind == PW_FK_OBJECT || fd->kind == PW_FK_RECORDS || fd->kind == PW_FK_SET ||
+         fd->kind == PW_FK_RT_SITES || fd->kind == PW_FK_ORDERS;
 }
 
-static void push_view(lua_State *L, const view *parent, int kind, int idx) {
-  view *v = lua_newuserdatauv(L, sizeof *v, view_nuv(parent->f, kind));
-  *v = *parent;
-  v->kind = kind;
-  v->idx = idx;
+/* Child views are made once per parent and kept in its user values: an
+** object's containers (slots 1.. in table order), a list's records. */
+static int container_slot(const pw_field *obj, const pw_field *kid) {
+  int slot = 1;
+  for (const pw_field *k = obj->kids; k < kid; k++) slot += is_container(k);
+  return slot;
+}
+
+static int list_len(const view *v) {
+  if (!v->list) return -1;
+  if (v->fd->kind == PW_FK_SET) {
+    int n = 0;
+    for (unsigned bits = AT(unsigned, v->base, v->fd); bits; bits &= bits - 1) n++;
+    return n;
+  }
+  return AT_OFF(int, v->base, v->fd->count_off);
+}
+
+static void push_view(lua_State *L, const view *parent, const pw_field *fd, const char *base, int list) {
+  int nuv = 0;
+  view tmp = {parent->f, parent->gen, parent->made, fd, base, list};
+  if (list) nuv = fd->kind == PW_FK_RECORDS ? list_len(&tmp) : 0;
+  else
+    for (int i = 0; i < fd->nkids; i++) nuv += is_container(&fd->kids[i]);
+  view *v = lua_newuserdatauv(L, sizeof *v, nuv);
+  *v = tmp;
   luaL_setmetatable(L, VIEW_MT);
 }
 
 /* Push the child view in user value slot of the view at stack index 1. */
-static void push_child(lua_State *L, const view *parent, int slot, int kind, int idx) {
+static void push_child(lua_State *L, const view *parent, int slot, const pw_field *fd, const char *base, int list) {
   if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) return;
   lua_pop(L, 1);
-  push_view(L, parent, kind, idx);
+  push_view(L, parent, fd, base, list);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, slot);
 }
@@ -710,115 +753,63 @@ static void push_bits(lua_State *L, unsigned bits, names nm, lua_Integer i) {
   lua_pushnil(L);
 }
 
-static int bits_len(unsigned bits) {
-  int n = 0;
-  for (; bits; bits &= bits - 1) n++;
-  return n;
-}
-
-static void push_tri(lua_State *L, int v) {
-  if (v == PW_UNKNOWN) lua_pushnil(L); else lua_pushboolean(L, v);
-}
-static void push_int(lua_State *L, int v) {
-  if (v == PW_UNKNOWN) lua_pushnil(L); else lua_pushinteger(L, v);
-}
-static void push_name(lua_State *L, int v, const char *const *nm) {
-  if (v <= 0) lua_pushnil(L); else lua_pushstring(L, nm[v - 1]);
-}
-
-static int list_len(const view *v) {
-  const pw_facts *f = v->f;
-  switch (v->kind) {
-  case V_PSYM: return bits_len(f->primary.symptoms);
-  case V_REGIMENS: return f->nregimens;
-  case V_METS: return f->nmets;
-  case V_MSYM: return bits_len(f->mets[v->idx].symptoms);
-  case V_RT: return f->nrt;
-  case V_ORDERS: return f->norders;
-  default: return -1;
+static void index_list(lua_State *L, const view *v, lua_Integer i) {
+  const pw_field *fd = v->fd;
+  if (i < 1 || i > list_len(v)) { lua_pushnil(L); return; }
+  switch (fd->kind) {
+  case PW_FK_SET: push_bits(L, AT(unsigned, v->base, fd), FNAMES(fd), i); break;
+  case PW_FK_RECORDS:
+    push_child(L, v, (int)i, fd, v->base + fd->off + (size_t)(i - 1) * fd->item_size, 0);
+    break;
+  case PW_FK_RT_SITES: lua_pushstring(L, (&AT(const char *, v->base, fd))[i - 1]); break;
+  case PW_FK_ORDERS: lua_pushstring(L, (&AT(pw_order_fact, v->base, fd))[i - 1].id); break;
+  default: lua_pushnil(L);
   }
 }
 
-static void index_list(lua_State *L, const view *v, lua_Integer i) {
-  const pw_facts *f = v->f;
-  if (i < 1 || i > list_len(v)) { lua_pushnil(L); return; }
-  switch (v->kind) {
-  case V_PSYM: push_bits(L, f->primary.symptoms, NAMES(psyms), i); break;
-  case V_MSYM: push_bits(L, f->mets[v->idx].symptoms, NAMES(msyms), i); break;
-  case V_REGIMENS: push_child(L, v, (int)i, V_REGIMEN, (int)i - 1); break;
-  case V_METS: push_child(L, v, (int)i, V_MET, (int)i - 1); break;
-  case V_RT: lua_pushstring(L, f->rt_sites[i - 1]); break;
-  case V_ORDERS: lua_pushstring(L, f->orders[i - 1].id); break;
+/* The value of field kid of the object view v. */
+static void push_field(lua_State *L, const view *v, const pw_field *kid) {
+  const char *base = v->base;
+  switch (kid->kind) {
+  case PW_FK_INT:
+    if (AT(int, base, kid) < kid->lo) lua_pushnil(L); else lua_pushinteger(L, AT(int, base, kid));
+    break;
+  case PW_FK_BOOL:
+    if (AT(int, base, kid) == PW_UNKNOWN) lua_pushnil(L); else lua_pushboolean(L, AT(int, base, kid));
+    break;
+  case PW_FK_STRING:
+    if (AT(const char *, base, kid)) lua_pushstring(L, AT(const char *, base, kid)); else lua_pushnil(L);
+    break;
+  case PW_FK_ENUM:
+    if (AT(int, base, kid) <= 0) lua_pushnil(L); else lua_pushstring(L, kid->names[AT(int, base, kid) - 1]);
+    break;
+  case PW_FK_OBJECT: push_child(L, v, container_slot(v->fd, kid), kid, base, 0); break;
+  case PW_FK_RECORDS:
+  case PW_FK_SET:
+  case PW_FK_RT_SITES:
+  case PW_FK_ORDERS:
+    if (AT_OFF(int, base, kid->known_off)) push_child(L, v, container_slot(v->fd, kid), kid, base, 1);
+    else lua_pushnil(L);
+    break;
+  case PW_FK_SURGERY:
+    if (AT(int, base, kid) == PW_SURGERY_PLANNED) lua_pushinteger(L, AT_OFF(int, base, kid->count_off));
+    else if (AT(int, base, kid) == PW_SURGERY_NONE) lua_pushboolean(L, 0);
+    else lua_pushnil(L);
+    break;
   }
 }
 
 /* k is a key of the view (as a C string: up to its first NUL, as strcmp
-** would read it); IS compares the length first, then the bytes. */
-#define IS(lit) (n == sizeof(lit) - 1 && memcmp(k, lit, sizeof(lit) - 1) == 0)
-
+** would read it). */
 static void index_field(lua_State *L, const view *v, const char *k) {
-  const pw_facts *f = v->f;
-  size_t n = strlen(k);
-  switch (v->kind) {
-  case V_ROOT:
-    if (IS("ecog")) push_int(L, f->ecog);
-    else if (IS("metastatic")) push_tri(L, f->metastatic);
-    else if (IS("patient_id")) f->patient_id ? (void)lua_pushstring(L, f->patient_id) : lua_pushnil(L);
-    else if (IS("primary")) push_child(L, v, UV_PRIMARY, V_PRIMARY, 0);
-    else if (IS("neuropathy")) push_child(L, v, UV_NEURO, V_NEURO, 0);
-    else if (IS("molecular")) push_child(L, v, UV_MOLECULAR, V_MOLECULAR, 0);
-    else if (IS("prior_regimens")) f->regimens_known ? push_child(L, v, UV_REGIMENS, V_REGIMENS, 0) : lua_pushnil(L);
-    else if (IS("metastases")) f->mets_known ? push_child(L, v, UV_METS, V_METS, 0) : lua_pushnil(L);
-    else if (IS("prior_radiation_sites")) f->rt_known ? push_child(L, v, UV_RT, V_RT, 0) : lua_pushnil(L);
-    else if (IS("proposed_orders")) f->orders_known ? push_child(L, v, UV_ORDERS, V_ORDERS, 0) : lua_pushnil(L);
-    else if (IS("planned_surgery_in_days")) {
-      if (f->surgery == PW_SURGERY_PLANNED) lua_pushinteger(L, f->surgery_days);
-      else if (f->surgery == PW_SURGERY_NONE) lua_pushboolean(L, 0);
-      else lua_pushnil(L);
-    } else lua_pushnil(L);
-    break;
-  case V_PRIMARY:
-    if (IS("site")) push_name(L, f->primary.site, prim_sites);
-    else if (IS("resected")) push_tri(L, f->primary.resected);
-    else if (IS("prior_pelvic_radiation")) push_tri(L, f->primary.prior_pelvic_radiation);
-    else if (IS("symptoms")) f->primary.symptoms_known ? push_child(L, v, 1, V_PSYM, 0) : lua_pushnil(L);
-    else lua_pushnil(L);
-    break;
-  case V_NEURO:
-    if (IS("grade")) push_int(L, f->neuropathy.grade);
-    else if (IS("persistent")) push_tri(L, f->neuropathy.persistent);
-    else lua_pushnil(L);
-    break;
-  case V_MOLECULAR:
-    if (IS("kras")) push_name(L, f->kras, mol_vals);
-    else if (IS("nras")) push_name(L, f->nras, mol_vals);
-    else if (IS("braf_v600e")) push_name(L, f->braf_v600e, braf_vals);
-    else if (IS("msi")) push_name(L, f->msi, msi_vals);
-    else lua_pushnil(L);
-    break;
-  case V_REGIMEN: {
-    const pw_regimen_fact *r = &f->regimens[v->idx];
-    if (IS("name")) r->name ? (void)lua_pushstring(L, r->name) : lua_pushnil(L);
-    else if (IS("line")) r->line ? lua_pushinteger(L, r->line) : lua_pushnil(L);
-    else if (IS("outcome")) push_name(L, r->outcome, outcomes);
-    else lua_pushnil(L);
-    break;
-  }
-  case V_MET: {
-    const pw_met_fact *m = &f->mets[v->idx];
-    if (IS("site")) push_name(L, m->site, met_sites);
-    else if (IS("symptoms")) m->symptoms_known ? push_child(L, v, 1, V_MSYM, v->idx) : lua_pushnil(L);
-    else lua_pushnil(L);
-    break;
-  }
-  default: lua_pushnil(L);
-  }
+  const pw_field *kid = kid_n(v->fd, k, strlen(k));
+  if (kid) push_field(L, v, kid);
+  else lua_pushnil(L);
 }
-#undef IS
 
 static int view_index(lua_State *L) {
   view *v = check_view(L);
-  if (list_len(v) >= 0) {
+  if (v->list) {
     if (lua_isinteger(L, 2)) index_list(L, v, lua_tointeger(L, 2));
     else lua_pushnil(L);
   } else if (lua_type(L, 2) == LUA_TSTRING) index_field(L, v, lua_tostring(L, 2));
@@ -840,26 +831,6 @@ static int view_len(lua_State *L) {
   return 1;
 }
 
-static const char *const root_keys[] = {"patient_id", "ecog", "metastatic", "primary", "prior_regimens",
-  "neuropathy", "molecular", "metastases", "prior_radiation_sites", "planned_surgery_in_days", "proposed_orders", NULL};
-static const char *const primary_keys[] = {"site", "resected", "prior_pelvic_radiation", "symptoms", NULL};
-static const char *const neuro_keys[] = {"grade", "persistent", NULL};
-static const char *const mol_keys[] = {"kras", "nras", "braf_v600e", "msi", NULL};
-static const char *const regimen_keys[] = {"name", "line", "outcome", NULL};
-static const char *const met_keys[] = {"site", "symptoms", NULL};
-
-static const char *const *keys_of(int kind) {
-  switch (kind) {
-  case V_ROOT: return root_keys;
-  case V_PRIMARY: return primary_keys;
-  case V_NEURO: return neuro_keys;
-  case V_MOLECULAR: return mol_keys;
-  case V_REGIMEN: return regimen_keys;
-  case V_MET: return met_keys;
-  default: return NULL;
-  }
-}
-
 /* __pairs: lists iterate 1..n; objects iterate their known fields that are set. */
 static int view_next(lua_State *L) {
   view *v = check_view(L);
@@ -871,16 +842,16 @@ static int view_next(lua_State *L) {
     index_list(L, v, i);
     return 2;
   }
-  const char *const *keys = keys_of(v->kind);
-  int i = 0;
+  const pw_field *kids = v->fd->kids;
+  int i = 0, nk = v->fd->nkids;
   if (!lua_isnil(L, 2)) {
     const char *k = luaL_checkstring(L, 2);
-    while (keys[i] && strcmp(keys[i], k)) i++;
-    if (keys[i]) i++;
+    while (i < nk && strcmp(kids[i].key, k)) i++;
+    if (i < nk) i++;
   }
-  for (; keys[i]; i++) {
-    index_field(L, v, keys[i]);
-    if (!lua_isnil(L, -1)) { lua_pushstring(L, keys[i]); lua_insert(L, -2); return 2; }
+  for (; i < nk; i++) {
+    push_field(L, v, &kids[i]);
+    if (!lua_isnil(L, -1)) { lua_pushstring(L, kids[i].key); lua_insert(L, -2); return 2; }
     lua_pop(L, 1);
   }
   return 0;
@@ -922,8 +893,8 @@ void pw_facts_push_view(lua_State *L, const pw_facts *f, const uint32_t *gen) {
     if (v->f == f && v->gen == gen && v->made == *gen) return;
   }
   lua_pop(L, 1);
-  view root = {f, gen, *gen, V_ROOT, 0};
-  push_view(L, &root, V_ROOT, 0);
+  view root = {f, gen, *gen, &pw_facts_schema, (const char *)f, 0};
+  push_view(L, &root, &pw_facts_schema, (const char *)f, 0);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &root_key);
 }

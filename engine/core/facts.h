@@ -2,6 +2,12 @@
 ** facts.h: the patient-facts model, its validation, and its read-only
 ** view for protocol scripts.
 **
+** One table describes the facts (pw_facts_schema, in facts_schema.c):
+** each field's path, kind, range or names, and where it lives in pw_facts.
+** Validation, the canonical JSON, pw_facts_describe, the Lua views, the
+** JSON Schema (docs/schema/facts.schema.json) and the cohort generator all
+** walk that table; adding a field is a member of pw_facts and one entry.
+**
 ** pw_facts_from_lua validates a decoded JSON object (a Lua table, read
 ** with raw access only, so no metamethod ever runs) into a pw_facts. The
 ** safety kernel decides on that C copy alone. Protocols see it through
@@ -14,6 +20,7 @@
 #include <lua.h>
 #include <stdint.h>
 #include "arena.h"
+#include "buf.h"
 #include "pathwise.h"
 
 #define PW_UNKNOWN (-1)
@@ -59,6 +66,53 @@ typedef struct pw_facts {
   int nunknown;                      /* unknown fields: warnings */
   const char *unknown[PW_FACTS_MAX_UNKNOWN];
 } pw_facts;
+
+/* ---- the one description of the facts ---- */
+
+typedef enum pw_fkind {
+  PW_FK_OBJECT,    /* an object of fields (kids); stored in place */
+  PW_FK_RECORDS,   /* a list of objects: items of item_size at off, count at count_off */
+  PW_FK_INT,       /* int at off, lo..hi; below lo (PW_UNKNOWN, or 0 in a record) is unknown */
+  PW_FK_BOOL,      /* int at off: 1, 0 or PW_UNKNOWN */
+  PW_FK_ENUM,      /* int at off: 1-based position in names, 0 unknown */
+  PW_FK_STRING,    /* const char * at off, NULL unknown */
+  PW_FK_SET,       /* a list of names: unsigned bit set at off */
+  PW_FK_RT_SITES,  /* prior radiation sites: const char *[] at off, count at count_off */
+  PW_FK_ORDERS,    /* proposed orders: pw_order_fact[] at off, count at count_off */
+  PW_FK_SURGERY    /* planned_surgery_in_days: surgery state at off, days at count_off */
+} pw_fkind;
+
+typedef struct pw_field pw_field;
+struct pw_field {
+  const char *key;            /* member name, "site" */
+  size_t klen;                /* strlen(key) */
+  const char *path;           /* "primary.site", "metastases[].site" */
+  pw_fkind kind;
+  size_t off;                 /* into pw_facts, or into the record for a record's fields */
+  int lo, hi;                 /* INT, SURGERY */
+  const char *const *names;   /* ENUM, SET */
+  int nnames;
+  int unknown_name;           /* ENUM: 1-based position of a name meaning unknown, or 0 */
+  size_t known_off;           /* SET, RECORDS, RT_SITES, ORDERS: int "present" flag */
+  size_t count_off;           /* RECORDS, RT_SITES, ORDERS: int count; SURGERY: int days */
+  size_t item_size;           /* RECORDS */
+  const char *absent;         /* RECORDS: what describe says of an item not there */
+  const pw_field *kids;       /* OBJECT, RECORDS */
+  int nkids;
+  const char *expected;       /* what an error says was expected */
+  const char *doc;            /* one line for the JSON Schema */
+};
+
+/* The root object; its kids in canonical order. */
+extern const pw_field pw_facts_schema;
+
+/* The field at a schema path ("molecular.kras", "metastases[].site",
+** "" for the root), or NULL. */
+const pw_field *pw_facts_field(const char *path);
+
+/* The JSON Schema (draft 2020-12) of the facts, as committed in
+** docs/schema/facts.schema.json. */
+void pw_facts_schema_json(pw_buf *out);
 
 void pw_facts_clear(pw_facts *f);
 

@@ -6,6 +6,12 @@
 ** and a count give byte-identical output everywhere. The proportions are
 ** those of usage_cohort below; tests/integration/experiments checks them
 ** on a generated cohort.
+**
+** The generator walks the facts table (pw_facts_schema, facts.h): field
+** names and enum names come from it, each field with a tuned generator
+** below (the proportions of the help) is drawn by it, and any other field
+** of the table, at any level, gets a plain draw by its kind (gen_field),
+** so a field added to the table appears in cohorts without an edit here.
 */
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +20,7 @@
 #include <string.h>
 #include "exp.h"
 #include "experiments.h"
+#include "facts.h"
 
 static const char *const usage_cohort =
   "usage: pathwise cohort [options]\n"
@@ -130,7 +137,8 @@ typedef struct gen {
   rng r;
   pw_buf *b;
   int first;
-  int bad;   /* which field to spoil, 0 = none */
+  int bad;      /* which field to spoil, 0 = none */
+  int pelvic;   /* prior pelvic radiation drawn for the primary: 1, 0, -1 unknown */
 } gen;
 
 enum { BAD_NONE, BAD_ECOG, BAD_KRAS, BAD_SITE, BAD_LINE, BAD_ORDER, BAD_SURGERY, BAD_TRUNCATE, BAD_KINDS };
@@ -180,13 +188,87 @@ static void gen_ecog(gen *g) {
   else { key(g, "ecog"); num(g, v); }
 }
 
-static int gen_primary(gen *g) {
-  static const char *const sites[] = {"rectum", "colon_left", "colon_right"};
-  static const char *const syms[] = {"bleeding", "obstruction", "intractable_pain"};
+/* ---- plain draws for fields without a tuned generator ---- */
+
+static void gen_field(gen *g, const pw_field *fd);
+
+/* The fields of obj not named in done (NULL-terminated), each drawn plainly. */
+static void gen_rest(gen *g, const pw_field *obj, const char *const *done) {
+  for (int i = 0; i < obj->nkids; i++) {
+    int tuned = 0;
+    for (const char *const *d = done; *d && !tuned; d++) tuned = !strcmp(*d, obj->kids[i].key);
+    if (!tuned) gen_field(g, &obj->kids[i]);
+  }
+}
+
+/* One plain record or object's members. */
+static void gen_members(gen *g, const pw_field *obj) {
+  static const char *const none[] = {NULL};
+  open_obj(g);
+  gen_rest(g, obj, none);
+  close_obj(g);
+}
+
+/* Unknown in 10%; otherwise a value of the field's kind, range and names. */
+static void gen_field(gen *g, const pw_field *fd) {
+  if (chance(&g->r, PCT(10))) { unknown(g, fd->key); return; }
+  key(g, fd->key);
+  switch (fd->kind) {
+  case PW_FK_INT: num(g, uniform(&g->r, fd->lo, fd->hi - fd->lo > 9 ? fd->lo + 9 : fd->hi)); break;
+  case PW_FK_BOOL: boolean(g, chance(&g->r, PCT(50))); break;
+  case PW_FK_ENUM: str(g, fd->names[uniform(&g->r, 0, fd->nnames - 1)]); break;
+  case PW_FK_STRING: str(g, "synthetic"); break;
+  case PW_FK_SET: {
+    unsigned bits = 0;
+    for (int i = 0; i < fd->nnames; i++) bits |= chance(&g->r, PCT(20)) ? 1u << i : 0;
+    name_list(g, fd->names, fd->nnames, bits);
+    break;
+  }
+  case PW_FK_OBJECT: gen_members(g, fd); break;
+  case PW_FK_RECORDS: {
+    int n = uniform(&g->r, 0, 2);
+    pw_buf_adds(g->b, "[");
+    for (int i = 0; i < n; i++) {
+      if (i) pw_buf_adds(g->b, ",");
+      gen_members(g, fd);
+    }
+    pw_buf_adds(g->b, "]");
+    break;
+  }
+  default: pw_buf_adds(g->b, "[]"); break;   /* sites and orders have tuned generators */
+  }
+  g->first = 0;
+}
+
+/* ---- tuned generators ---- */
+
+static const pw_field *field(const char *path) { return pw_facts_field(path); }
+
+static void gen_patient_id(gen *g, const pw_field *fd, uint64_t seed, long i) {
+  if (!chance(&g->r, PCT(0.5))) {
+    char id[64];
+    snprintf(id, sizeof id, "syn-%llu-%06ld", (unsigned long long)seed, i);
+    key(g, fd->key);
+    str(g, id);
+  }
+}
+
+static void gen_metastatic(gen *g) {
+  static const uint32_t met_w[] = {94, 3, 3};
+  int m = PICK(&g->r, met_w);
+  if (m == 2) unknown(g, "metastatic");
+  else { key(g, "metastatic"); boolean(g, m == 0); }
+}
+
+static void gen_primary(gen *g) {
+  static const char *const done[] = {"site", "resected", "prior_pelvic_radiation", "symptoms", NULL};
+  const pw_field *fd = field("primary"), *site_fd = field("primary.site"), *sym_fd = field("primary.symptoms");
+  const char *const *sites = site_fd->names, *const *syms = sym_fd->names;
   static const uint32_t site_w[] = {70, 15, 12, 3};
   static const uint32_t sym_w[] = {78, 7, 4, 3, 3, 5};
   int site = PICK(&g->r, site_w), pelvic = -1;
-  if (chance(&g->r, PCT(1))) { unknown(g, "primary"); return -1; }
+  g->pelvic = -1;
+  if (chance(&g->r, PCT(1))) { unknown(g, "primary"); return; }
   key(g, "primary");
   open_obj(g);
   if (site == 3) unknown(g, "site");
@@ -206,17 +288,29 @@ static int gen_primary(gen *g) {
       bits = 7u & ~(1u << skip);
     }
     key(g, "symptoms");
-    name_list(g, syms, 3, bits);
+    name_list(g, syms, sym_fd->nnames, bits);
   }
+  gen_rest(g, fd, done);
   close_obj(g);
   g->first = 0;
-  return pelvic;
+  g->pelvic = pelvic;
+}
+
+/* The position of name among fd's names (the tuned weights below name
+** the values they weigh; the table says how they are spelled). */
+static const char *name_of(const pw_field *fd, const char *name) {
+  for (int i = 0; i < fd->nnames; i++)
+    if (!strcmp(fd->names[i], name)) return fd->names[i];
+  return name;   /* not in the table: the cohort then shows it, as invalid */
 }
 
 static void gen_regimens(gen *g) {
+  static const char *const done[] = {"name", "line", "outcome", NULL};
   static const char *const names[] = {"FOLFOX", "mFOLFOX6", "FOLFOX4", "CAPOX", "FOLFOXIRI"};
   static const uint32_t name_w[] = {70, 15, 3, 7, 5};
-  static const char *const outcomes[] = {"progression", "intolerance", "ongoing"};
+  const pw_field *fd = field("prior_regimens"), *out_fd = field("prior_regimens[].outcome");
+  const char *const outcomes[] = {name_of(out_fd, "progression"), name_of(out_fd, "intolerance"),
+                                  name_of(out_fd, "ongoing")};
   static const uint32_t out_w[] = {75, 12, 6, 7};
   if (chance(&g->r, PCT(3))) { unknown(g, "prior_regimens"); return; }
   key(g, "prior_regimens");
@@ -230,6 +324,7 @@ static void gen_regimens(gen *g) {
   else if (line_known) { key(g, "line"); num(g, 1); }
   int o = PICK(&g->r, out_w);
   if (o < 3) { key(g, "outcome"); str(g, outcomes[o]); }
+  gen_rest(g, fd, done);
   close_obj(g);
   if (chance(&g->r, PCT(8))) {
     pw_buf_adds(g->b, ",");
@@ -239,7 +334,8 @@ static void gen_regimens(gen *g) {
     key(g, "line");
     num(g, 2);
     key(g, "outcome");
-    str(g, chance(&g->r, PCT(50)) ? "progression" : "ongoing");
+    str(g, chance(&g->r, PCT(50)) ? outcomes[0] : outcomes[2]);
+    gen_rest(g, fd, done);
     close_obj(g);
   }
   pw_buf_adds(g->b, "]");
@@ -247,6 +343,7 @@ static void gen_regimens(gen *g) {
 }
 
 static void gen_neuropathy(gen *g) {
+  static const char *const done[] = {"grade", "persistent", NULL};
   static const uint32_t w[] = {30, 35, 18, 8, 2, 7};
   int grade = PICK(&g->r, w);
   if (chance(&g->r, PCT(1))) { unknown(g, "neuropathy"); return; }
@@ -256,6 +353,7 @@ static void gen_neuropathy(gen *g) {
   else { key(g, "grade"); num(g, grade); }
   if (grade >= 2 && grade <= 4) tri(g, "persistent", PCT(60) * 100 / 95, PCT(5));
   else tri(g, "persistent", PCT(10), PCT(10));
+  gen_rest(g, field("neuropathy"), done);
   close_obj(g);
   g->first = 0;
 }
@@ -275,6 +373,7 @@ static void mol(gen *g, const char *k, const char *value, uint32_t p_unknown) {
 }
 
 static void gen_molecular(gen *g) {
+  static const char *const done[] = {"kras", "nras", "braf_v600e", "msi", NULL};
   /* biology first, then what was reported */
   uint32_t x = ppm(&g->r);
   int kras_mut = x < PCT(40), nras_mut = !kras_mut && x < PCT(45);
@@ -288,19 +387,22 @@ static void gen_molecular(gen *g) {
   mol(g, "nras", nras_mut ? "mutant" : "wild_type", PCT(12));
   mol(g, "braf_v600e", braf ? "mutant" : "wild_type", PCT(25));
   mol(g, "msi", msi ? "msi_high" : "mss", PCT(20));
+  gen_rest(g, field("molecular"), done);
   close_obj(g);
   g->first = 0;
 }
 
 static void gen_metastases(gen *g) {
+  /* sites and symptoms in the order of the table's names */
   enum { BONE, INGUINAL, RETRO, LIVER, LUNG, PERITONEUM, BRAIN, OTHER, NSITES };
-  static const char *const sites[] = {"bone", "inguinal_nodes", "retroperitoneal", "liver",
-                                      "lung", "peritoneum", "brain", "other"};
+  enum { NSYMS = 6 };
+  static const char *const done[] = {"site", "symptoms", NULL};
+  const pw_field *fd = field("metastases"), *site_fd = field("metastases[].site"),
+                 *sym_fd = field("metastases[].symptoms");
+  const char *const *sites = site_fd->names, *const *syms = sym_fd->names;
   static const uint32_t p_site[] = {PCT(20), PCT(8), PCT(15), PCT(55), PCT(30), PCT(15), PCT(3), PCT(5)};
-  static const char *const syms[] = {"pain", "fracture_risk", "skin_breakdown",
-                                     "lymphedema", "obstruction", "neurologic"};
   /* per site: ppm of each symptom, in the order of syms */
-  static const uint32_t p_sym[NSITES][6] = {
+  static const uint32_t p_sym[NSITES][NSYMS] = {
     [BONE] = {PCT(55), PCT(20), 0, 0, 0, 0},
     [INGUINAL] = {PCT(25), 0, PCT(10), PCT(15), 0, 0},
     [RETRO] = {PCT(20), 0, 0, 0, PCT(10), PCT(8)},
@@ -323,21 +425,24 @@ static void gen_metastases(gen *g) {
     key(g, "site");
     str(g, g->bad == BAD_SITE ? "skin" : sites[i]);
     if (chance(&g->r, PCT(4))) {
+      gen_rest(g, fd, done);
       close_obj(g);
       continue;
     }
     unsigned bits = 0;
-    for (int s = 0; s < 6; s++)
+    for (int s = 0; s < NSYMS; s++)
       if (p_sym[i][s] && chance(&g->r, p_sym[i][s])) bits |= 1u << s;
     key(g, "symptoms");
-    name_list(g, syms, 6, bits);
+    name_list(g, syms, NSYMS, bits);
+    gen_rest(g, fd, done);
     close_obj(g);
   }
   pw_buf_adds(g->b, "]");
   g->first = 0;
 }
 
-static void gen_radiation(gen *g, int pelvic) {
+static void gen_radiation(gen *g) {
+  int pelvic = g->pelvic;
   static const char *const extra[] = {"groin", "inguinal", "bone"};
   static const uint32_t p_extra[] = {PCT(5), PCT(2), PCT(4)};
   if (chance(&g->r, PCT(4))) { unknown(g, "prior_radiation_sites"); return; }
@@ -389,28 +494,25 @@ static void gen_orders(gen *g) {
   pw_buf_adds(g->b, "]");
 }
 
+/* The tuned generators, by field; the facts table gives the order. */
+static const struct tuned { const char *key; void (*fn)(gen *g); } tuned[] = {
+  {"ecog", gen_ecog}, {"metastatic", gen_metastatic}, {"primary", gen_primary},
+  {"prior_regimens", gen_regimens}, {"neuropathy", gen_neuropathy}, {"molecular", gen_molecular},
+  {"metastases", gen_metastases}, {"prior_radiation_sites", gen_radiation},
+  {"planned_surgery_in_days", gen_surgery}, {"proposed_orders", gen_orders}};
+
 static void gen_case(gen *g, uint64_t seed, long i) {
   size_t start = g->b->len;
+  const pw_field *root = &pw_facts_schema;
   open_obj(g);
-  if (!chance(&g->r, PCT(0.5))) {
-    char id[64];
-    snprintf(id, sizeof id, "syn-%llu-%06ld", (unsigned long long)seed, i);
-    key(g, "patient_id");
-    str(g, id);
+  for (int k = 0; k < root->nkids; k++) {
+    const pw_field *fd = &root->kids[k];
+    size_t t = 0, nt = sizeof tuned / sizeof tuned[0];
+    if (!strcmp(fd->key, "patient_id")) { gen_patient_id(g, fd, seed, i); continue; }
+    while (t < nt && strcmp(tuned[t].key, fd->key)) t++;
+    if (t < nt) tuned[t].fn(g);
+    else gen_field(g, fd);
   }
-  gen_ecog(g);
-  static const uint32_t met_w[] = {94, 3, 3};
-  int m = PICK(&g->r, met_w);
-  if (m == 2) unknown(g, "metastatic");
-  else { key(g, "metastatic"); boolean(g, m == 0); }
-  int pelvic = gen_primary(g);
-  gen_regimens(g);
-  gen_neuropathy(g);
-  gen_molecular(g);
-  gen_metastases(g);
-  gen_radiation(g, pelvic);
-  gen_surgery(g);
-  gen_orders(g);
   if (chance(&g->r, PCT(1))) { key(g, "notes"); str(g, "referral letter scanned, see PDF"); }
   close_obj(g);
   if (g->bad == BAD_TRUNCATE) g->b->len = start + (g->b->len - start) / 2;

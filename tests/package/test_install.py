@@ -68,8 +68,8 @@ def test_layout(dest, prefix):
     for f in expected_files(prefix, sysconf):
         check(os.path.isfile(os.path.join(dest, f)), "not installed: /" + f)
     schemas = os.path.join(dest, prefix.lstrip("/"), "share/pathwise/schemas")
-    check(os.path.isdir(schemas) and any(n.endswith(".schema.json") for n in os.listdir(schemas)),
-          "no JSON Schemas installed in " + schemas)
+    for name in ("result", "rpc", "decision-log", "facts"):
+        check(os.path.isfile(os.path.join(schemas, name + ".schema.json")), "not installed: %s.schema.json" % name)
     unit = open(os.path.join(dest, prefix.lstrip("/"), "lib/systemd/system/pathwise.service")).read()
     check(re.search(r"^ExecStart=%s/bin/pathwise serve" % re.escape(prefix), unit, re.M) is not None,
           "the unit does not start %s/bin/pathwise" % prefix)
