@@ -36,6 +36,15 @@ getent group pathwise-clients >/dev/null || fail "postinst did not create the gr
 [[ -d /var/lib/pathwise && $(stat -c %U:%a /var/lib/pathwise) == pathwise:700 ]] ||
   fail "tmpfiles.d: /var/lib/pathwise is not pathwise:700"
 
+if command -v systemd-analyze >/dev/null; then
+  out=$(systemd-analyze verify /usr/lib/systemd/system/pathwise.service /usr/lib/systemd/system/pathwise.socket 2>&1) ||
+    fail "systemd-analyze verify: $out"
+  [[ -z $out ]] || fail "systemd-analyze verify: $out"
+fi
+logrotate --debug /etc/logrotate.d/pathwise >/dev/null 2>&1 || fail "logrotate refuses /etc/logrotate.d/pathwise"
+[[ $(dpkg-query -W -f='${Conffiles}' pathwise) == *"/etc/logrotate.d/pathwise"* ]] ||
+  fail "/etc/logrotate.d/pathwise is not a conffile"
+
 work=$(mktemp -d)
 cp "$root/examples/index_case.json" "$work/case.json"
 want_sha=$(sha256sum /usr/share/pathwise/scripts/mrc_second_line.lua | cut -d' ' -f1)
