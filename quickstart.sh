@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev
-          libuv1-dev lua-busted python3 socat
+          libuv1-dev lua-busted python3 socat valgrind
           help2man dpkg-dev file logrotate python3-jsonschema python3-distributed)
 
 install_deps() {

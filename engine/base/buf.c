@@ -13,18 +13,24 @@
 #include <string.h>
 #include "buf.h"
 
-static void buf_grow(pw_buf *b, size_t need) {
-  if (b->len + need + 1 <= b->cap) return;
+/* Room for need more bytes and a NUL. Returns 0, or -1 (and sets the
+** sticky failed flag) when the memory cannot be had: a failed buffer
+** takes no more bytes, so its owner sees the flag, never a half reply. */
+static int buf_grow(pw_buf *b, size_t need) {
+  if (b->failed) return -1;
+  if (need < SIZE_MAX / 2 - b->len && b->len + need + 1 <= b->cap) return 0;
+  if (need >= SIZE_MAX / 4 - b->len) { b->failed = 1; return -1; }
   size_t cap = b->cap ? b->cap : 256;
   while (cap < b->len + need + 1) cap *= 2;
   char *p = realloc(b->data, cap);
-  if (!p) abort();   /* out of host memory: nothing sane to do */
+  if (!p) { b->failed = 1; return -1; }
   b->data = p;
   b->cap = cap;
+  return 0;
 }
 
 void pw_buf_add(pw_buf *b, const char *s, size_t n) {
-  buf_grow(b, n);
+  if (buf_grow(b, n)) return;
   memcpy(b->data + b->len, s, n);
   b->len += n;
   b->data[b->len] = '\0';
@@ -34,13 +40,13 @@ void pw_buf_adds(pw_buf *b, const char *s) { pw_buf_add(b, s, strlen(s)); }
 
 void pw_buf_addf(pw_buf *b, const char *fmt, ...) {
   va_list ap;
-  buf_grow(b, 64);
+  if (buf_grow(b, 64)) return;
   va_start(ap, fmt);
   int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
   va_end(ap);
   if (n < 0) { b->data[b->len] = '\0'; return; }
   if ((size_t)n >= b->cap - b->len) {   /* did not fit: grow, format again */
-    buf_grow(b, (size_t)n);
+    if (buf_grow(b, (size_t)n)) { b->data[b->len] = '\0'; return; }
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -62,7 +68,7 @@ void pw_buf_json_str(pw_buf *b, const char *s) {
   static const char hex[] = "0123456789abcdef";
   if (!s) { pw_buf_add(b, "null", 4); return; }
   size_t n = strlen(s);
-  buf_grow(b, n * 6 + 2);
+  if (n > SIZE_MAX / 8 || buf_grow(b, n * 6 + 2)) { b->failed = 1; return; }
   char *o = b->data + b->len;
   *o++ = '"';
   const unsigned char *p = (const unsigned char *)s, *end = p + n;
@@ -114,6 +120,7 @@ void pw_buf_json_str(pw_buf *b, const char *s) {
 
 void pw_buf_reset(pw_buf *b) {
   b->len = 0;
+  b->failed = 0;
   if (b->data) b->data[0] = '\0';
 }
 
@@ -121,4 +128,5 @@ void pw_buf_free(pw_buf *b) {
   free(b->data);
   b->data = NULL;
   b->len = b->cap = 0;
+  b->failed = 0;
 }

@@ -3,11 +3,14 @@
 */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "command.h"
 #include "engine.h"
 #include "locate.h"
+#include "file.h"
 
 int pw_cmd_exit_code(pw_status s) {
   switch (s) {
@@ -20,16 +23,15 @@ int pw_cmd_exit_code(pw_status s) {
 }
 
 int pw_cmd_read(const char *path, pw_buf *b) {
-  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-  if (!f) return -1;
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) pw_buf_add(b, chunk, n);
-  int bad = ferror(f);
-  if (f != stdin) fclose(f);
-  if (!b->data) pw_buf_add(b, "", 0);
-  if (bad) { errno = EIO; return -1; }
-  return 0;
+  return pw_file_read(path, 0, b, NULL) == PW_OK ? 0 : -1;
+}
+
+int pw_cmd_cores(void) {
+  cpu_set_t set;
+  int n = 0;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+  if (n < 1) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > PW_MAX_JOBS ? PW_MAX_JOBS : n;
 }
 
 /* Resolved once (locate.h: $PATHWISE_PROTOCOL, $PATHWISE_PATH, the installed
@@ -79,4 +81,44 @@ long long pw_cmd_number(const char *s) {
   long long v = strtoll(s, &end, 10);
   if (errno || end == s || *end || v < 0) return -1;
   return v;
+}
+
+int pw_cmd_option(int c, const char *arg, pw_cmd_opts *o, char *msg, size_t n) {
+  long long v;
+  switch (c) {
+  case PW_OPT_PROTOCOL: o->protocol = arg; return 1;
+  case PW_OPT_FORMAT:
+    if (strcmp(arg, "text") && strcmp(arg, "json")) break;
+    o->format = arg;
+    return 1;
+  case PW_OPT_PLUGIN:
+    if (o->nplugins == PW_MAX_PLUGINS) break;
+    o->plugins[o->nplugins++] = arg;
+    return 1;
+  case PW_OPT_MEMORY:
+    if ((v = pw_cmd_number(arg)) < 65536) break;
+    o->lim.memory = (size_t)v;
+    return 1;
+  case PW_OPT_INSTRUCTIONS:
+    if ((v = pw_cmd_number(arg)) < 1) break;
+    o->lim.instructions = (uint64_t)v;
+    return 1;
+  case PW_OPT_JOBS:
+    if ((v = pw_cmd_number(arg)) < 1 || v > PW_MAX_JOBS) break;
+    o->jobs = (int)v;
+    return 1;
+  default: return 0;
+  }
+  switch (c) {   /* a bad value: say why */
+  case PW_OPT_FORMAT: snprintf(msg, n, "--format takes text or json, got '%s'", arg); break;
+  case PW_OPT_PLUGIN: snprintf(msg, n, "at most %d plugins", PW_MAX_PLUGINS); break;
+  case PW_OPT_MEMORY: snprintf(msg, n, "--memory takes a byte count >= 65536, got '%s'", arg); break;
+  case PW_OPT_INSTRUCTIONS: snprintf(msg, n, "--instructions takes a positive count, got '%s'", arg); break;
+  default: snprintf(msg, n, "--jobs takes a number of threads 1..%d, got '%s'", PW_MAX_JOBS, arg); break;
+  }
+  return -1;
+}
+
+int pw_cmd_json(const pw_cmd_opts *o) {
+  return o->format ? !strcmp(o->format, "json") : -1;
 }

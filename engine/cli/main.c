@@ -11,10 +11,11 @@
 #include "command.h"
 #include "engine.h"
 #include "experiments.h"
+#include "fhir.h"
+#include "file.h"
 #include "server.h"
+#include "whatif.h"
 #include "version.h"
-
-#define MAX_PLUGINS 8
 
 static const char *const usage_main =
   "usage: pathwise <command> [options]\n"
@@ -23,6 +24,8 @@ static const char *const usage_main =
   "\n"
   "commands:\n"
   "  eval     evaluate one patient's facts (JSON) with a protocol\n"
+  "           (--from fhir: facts derived from a FHIR R4 Bundle)\n"
+  "  facts    --from fhir: the facts a FHIR R4 Bundle gives, with their sources\n"
   "  check    load a protocol in the sandbox and run its example cases\n"
   "  rules    list the safety rules no protocol can switch off\n"
   "  serve    serve evaluations over a local Unix socket (JSON-RPC)\n"
@@ -47,8 +50,12 @@ static const char *const usage_eval =
   "      --plugin FILE       add a local-rules plugin (repeatable; may only tighten)\n"
   "  -f, --format text|json  output format (default: text on a terminal, else json)\n"
   "  -t, --trace             explain: branches taken, facts used, rules that blocked\n"
+  "  -w, --what-if           also: which values of each missing or unknown fact\n"
+  "                          (and each test panel) would change the plan\n"
   "      --memory BYTES      memory cap of the Lua state (default 64 MiB)\n"
   "      --instructions N    instruction budget per evaluation (default 5000000)\n"
+  "      --from fhir         FILE is a FHIR R4 Bundle: derive the facts first\n"
+  "                          (pathwise eval --from fhir --help)\n"
   "  -h, --help              this help\n"
   "\n"
   "exit codes: 0 ok, 64 usage, 65 invalid facts, 66 file not found,\n"
@@ -73,10 +80,9 @@ static const char *const usage_rules =
   "List the safety rules applied to every recommendation and proposed order.\n";
 
 typedef struct opts {
-  const char *protocol, *format, *file;
-  const char *plugins[MAX_PLUGINS];
-  int nplugins, trace;
-  pw_limits lim;
+  pw_cmd_opts c;      /* the shared flags */
+  const char *file;
+  int trace, what_if;
 } opts;
 
 static int bad_usage(const char *usage, const char *fmt, const char *arg) {
@@ -86,42 +92,23 @@ static int bad_usage(const char *usage, const char *fmt, const char *arg) {
   return PW_EX_USAGE;
 }
 
-/* Options shared by eval and check. Returns -1 to continue, else an exit code. */
+/* Options of eval and check. Returns -1 to continue, else an exit code. */
 static int parse(int argc, char **argv, const char *usage, opts *o) {
   static const struct option longs[] = {
-    {"protocol", required_argument, 0, 'p'}, {"plugin", required_argument, 0, 'P'},
-    {"format", required_argument, 0, 'f'}, {"trace", no_argument, 0, 't'},
-    {"memory", required_argument, 0, 'm'}, {"instructions", required_argument, 0, 'i'},
+    PW_OPT_LONG_PROTOCOL, PW_OPT_LONG_PLUGIN, PW_OPT_LONG_FORMAT, PW_OPT_LONG_MEMORY,
+    PW_OPT_LONG_INSTRUCTIONS, {"trace", no_argument, 0, 't'}, {"what-if", no_argument, 0, 'w'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  char msg[200];
   int c;
-  long long v;
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "p:f:th", longs, NULL)) != -1) {
-    switch (c) {
-    case 'p': o->protocol = optarg; break;
-    case 'P':
-      if (o->nplugins == MAX_PLUGINS) return bad_usage(usage, "at most %s plugins", "8");
-      o->plugins[o->nplugins++] = optarg;
-      break;
-    case 'f':
-      if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-        return bad_usage(usage, "--format takes text or json, got '%s'", optarg);
-      o->format = optarg;
-      break;
-    case 't': o->trace = 1; break;
-    case 'm':
-      if ((v = pw_cmd_number(optarg)) < 65536) return bad_usage(usage, "--memory takes a byte count >= 65536, got '%s'", optarg);
-      o->lim.memory = (size_t)v;
-      break;
-    case 'i':
-      if ((v = pw_cmd_number(optarg)) < 1) return bad_usage(usage, "--instructions takes a positive count, got '%s'", optarg);
-      o->lim.instructions = (uint64_t)v;
-      break;
-    case 'h': fputs(usage, stdout); return PW_EX_OK;
-    default:
-      return bad_usage(usage, "unknown or incomplete option '%s'", argv[optind - 1]);
-    }
+  while ((c = getopt_long(argc, argv, "p:f:twh", longs, NULL)) != -1) {
+    if (c == 't') { o->trace = 1; continue; }
+    if (c == 'w') { o->what_if = 1; continue; }
+    if (c == 'h') { fputs(usage, stdout); return PW_EX_OK; }
+    int r = c == '?' ? 0 : pw_cmd_option(c, optarg, &o->c, msg, sizeof msg);
+    if (r < 0) return bad_usage(usage, "%s", msg);
+    if (r == 0) return bad_usage(usage, "unknown or incomplete option '%s'", argv[optind - 1]);
   }
   if (optind != argc - 1) return bad_usage(usage, "expected exactly one %s", "FILE (or - for stdin)");
   o->file = argv[optind];
@@ -129,6 +116,7 @@ static int parse(int argc, char **argv, const char *usage, opts *o) {
 }
 
 static int write_out(const pw_buf *b) {
+  if (b->failed) { fputs("pathwise: out of memory\n", stderr); return PW_EX_OSERR; }
   if (fwrite(b->data, 1, b->len, stdout) != b->len || fflush(stdout)) {
     fprintf(stderr, "pathwise: cannot write output: %s\n", strerror(errno));
     return PW_EX_IOERR;
@@ -137,25 +125,29 @@ static int write_out(const pw_buf *b) {
 }
 
 static int cmd_eval(int argc, char **argv) {
+  if (pw_fhir_wanted(argc, argv)) return pw_fhir_eval_main(argc, argv);
   opts o = {0};
   int code = parse(argc, argv, usage_eval, &o);
   if (code >= 0) return code;
   pw_buf in = {0}, out = {0};
   if (pw_cmd_read(o.file, &in)) {
-    fprintf(stderr, "pathwise: cannot read %s: %s\n", o.file, strerror(errno));
-    return PW_EX_NOINPUT;
+    fprintf(stderr, "pathwise: cannot read %s: %s\n", o.file, pw_file_why(errno));
+    return errno == ENOMEM ? PW_EX_OSERR : PW_EX_NOINPUT;
   }
-  pw_engine *e = pw_cmd_engine(o.protocol, o.plugins, o.nplugins, &o.lim, &code);
+  pw_engine *e = pw_cmd_engine(o.c.protocol, o.c.plugins, o.c.nplugins, &o.c.lim, &code);
   if (!e) { pw_buf_free(&in); return code; }
-  int json = o.format ? !strcmp(o.format, "json") : !isatty(STDOUT_FILENO);
+  int json = pw_cmd_json(&o.c);
+  if (json < 0) json = !isatty(STDOUT_FILENO);
   pw_error err;
-  pw_status rc = pw_engine_eval(e, in.data, in.len, o.trace ? PW_EVAL_TRACE : 0, json ? &out : NULL, &err);
+  unsigned flags = o.trace ? PW_EVAL_TRACE : 0;
+  pw_status rc = o.what_if ? pw_whatif_eval(e, in.data, in.len, flags, !json, NULL, &out, &err)
+                           : pw_engine_eval(e, in.data, in.len, flags, json ? &out : NULL, &err);
   if (rc != PW_OK) {
     fprintf(stderr, "pathwise: %s: %s\n", strcmp(o.file, "-") ? o.file : "stdin", err.msg);
     code = pw_cmd_exit_code(rc);
   } else {
     if (json) pw_buf_add(&out, "\n", 1);
-    else pw_engine_render_text(e, &out);
+    else if (!o.what_if) pw_engine_render_text(e, &out);
     code = write_out(&out);
   }
   pw_buf_free(&in);
@@ -170,7 +162,8 @@ static int cmd_check(int argc, char **argv) {
     if (!strcmp(argv[i], "--coverage")) return pw_coverage_main(argc, argv);
   int code = parse(argc, argv, usage_check, &o);
   if (code >= 0) return code;
-  pw_engine *e = pw_cmd_engine(o.file, o.plugins, o.nplugins, &o.lim, &code);
+  if (o.what_if) return bad_usage(usage_check, "%s", "--what-if is an option of eval");
+  pw_engine *e = pw_cmd_engine(o.file, o.c.plugins, o.c.nplugins, &o.c.lim, &code);
   if (!e) return code;
   pw_buf out = {0};
   pw_error err;
@@ -188,18 +181,21 @@ static int cmd_check(int argc, char **argv) {
 }
 
 static int cmd_rules(int argc, char **argv) {
-  int json = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(usage_rules, stdout); return PW_EX_OK; }
-    if ((!strcmp(argv[i], "--format") || !strcmp(argv[i], "-f")) && i + 1 < argc &&
-        (!strcmp(argv[i + 1], "json") || !strcmp(argv[i + 1], "text"))) {
-      json = !strcmp(argv[++i], "json");
-      continue;
-    }
-    return bad_usage(usage_rules, "unexpected argument '%s'", argv[i]);
+  static const struct option longs[] = {PW_OPT_LONG_FORMAT, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  pw_cmd_opts o = {0};
+  char msg[200];
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "f:h", longs, NULL)) != -1) {
+    if (c == 'h') { fputs(usage_rules, stdout); return PW_EX_OK; }
+    int r = c == '?' ? 0 : pw_cmd_option(c, optarg, &o, msg, sizeof msg);
+    if (r < 0) return bad_usage(usage_rules, "%s", msg);
+    if (r == 0) return bad_usage(usage_rules, "unknown or incomplete option '%s'", argv[optind - 1]);
   }
+  if (optind < argc) return bad_usage(usage_rules, "unexpected argument '%s'", argv[optind]);
   pw_buf out = {0};
-  if (json) { pw_rules_json(&out); pw_buf_add(&out, "\n", 1); }
+  if (pw_cmd_json(&o) == 1) { pw_rules_json(&out); pw_buf_add(&out, "\n", 1); }
   else pw_rules_text(&out);
   int code = write_out(&out);
   pw_buf_free(&out);
@@ -212,6 +208,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage_main, stdout); return 0; }
   if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) return pw_version_main();
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+  if (!strcmp(cmd, "facts")) return pw_fhir_facts_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
   if (!strcmp(cmd, "rules")) return cmd_rules(argc - 1, argv + 1);
   if (!strcmp(cmd, "serve")) return pw_serve_main(argc - 1, argv + 1);

@@ -1,7 +1,9 @@
 /*
-** engine.h: the engine's internals shared by the CLI, the Lua module and
-** the server. pathwise.h is the public face; this adds access to the
-** engine's own Lua state for callers that already decoded JSON there.
+** engine.h: what the CLI, the experiments, the Lua module and the server
+** may use beyond pathwise.h: the engine's own Lua state (for callers that
+** decode JSON there), evaluation from a decoded table, line coverage and
+** the protocol's identity as JSON. The runtime's private state is in
+** runtime.h, which only engine/core includes.
 */
 #ifndef PW_ENGINE_H
 #define PW_ENGINE_H

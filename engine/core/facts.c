@@ -20,7 +20,7 @@
 
 /* ---- the one description of the facts ---- */
 
-static const char *const prim_sites[] = {"rectum", "colon_left", "colon_right"};
+static const char *const prim_sites[] = {"rectum", "colon_left", "colon_right", "colon", "non_colorectal"};
 static const char *const mol_vals[] = {"wild_type", "mutant", "unknown"};
 static const char *const msi_vals[] = {"msi_high", "mss", "unknown"};
 static const char *const outcomes[] = {"progression", "ongoing", "intolerance"};
@@ -29,6 +29,9 @@ static const char *const met_sites[] = {"bone", "inguinal_nodes", "retroperitone
 static const char *const psyms[] = {"bleeding", "obstruction", "intractable_pain"};
 static const char *const msyms[] = {"pain", "fracture_risk", "skin_breakdown",
                                     "lymphedema", "obstruction", "neurologic"};
+static const char *const rt_bases[] = {"pelvis", "groin", "inguinal", "spine", "retroperitoneum", "bone",
+                                       "brain", "liver", "lung", "chest", "abdomen", "other"};
+static const char *const rt_sides[] = {"left", "right", "bilateral"};
 
 #define COUNT(a) ((int)(sizeof a / sizeof a[0]))
 #define FO(m) offsetof(pw_facts, m)
@@ -45,8 +48,10 @@ static const char *const msyms[] = {"pain", "fracture_risk", "skin_breakdown",
   .known_off = FO(known), .count_off = FO(n), .item_size = sizeof(type), .kids = kd, .nkids = COUNT(kd), \
   .absent = absent_text, .expected = "an array", .doc = d}
 
+
 static const pw_field primary_fields[] = {
-  ENUM("site", "primary.site", FO(primary.site), prim_sites, 0, "where the primary tumour is"),
+  ENUM("site", "primary.site", FO(primary.site), prim_sites, 0,
+       "where the primary tumour is; colon: side not known; non_colorectal: the guideline does not apply"),
   BOOL("resected", "primary.resected", FO(primary.resected), "the primary tumour was resected"),
   BOOL("prior_pelvic_radiation", "primary.prior_pelvic_radiation", FO(primary.prior_pelvic_radiation),
        "the pelvis was irradiated before"),
@@ -79,6 +84,17 @@ static const pw_field met_fields[] = {
   ENUM("site", "metastases[].site", offsetof(pw_met_fact, site), met_sites, 0, "where the metastasis is"),
   SET("symptoms", "metastases[].symptoms", offsetof(pw_met_fact, symptoms), offsetof(pw_met_fact, symptoms_known),
       msyms, "symptoms the metastasis causes; [] for none"),
+  {F("spine", "metastases[].spine", PW_FK_BOOL), .off = offsetof(pw_met_fact, spine), .expected = "true or false",
+   .only_key = "site", .only_value = PW_SITE_BONE, .doc = "the bone metastasis involves the spine (bone sites only)"},
+};
+
+/* prior_radiation_sites as read, one record per site (views and describe) */
+static const pw_field rt_fields[] = {
+  STRING("text", "prior_radiation[].text", offsetof(pw_rt_fact, text), "the site as written"),
+  ENUM("site", "prior_radiation[].site", offsetof(pw_rt_fact, site), rt_bases, 0, "the base site; absent when not recognised"),
+  ENUM("laterality", "prior_radiation[].laterality", offsetof(pw_rt_fact, side), rt_sides, 0, "left, right or bilateral, when said"),
+  BOOL("recognised", "prior_radiation[].recognised", offsetof(pw_rt_fact, recognised),
+       "the site is in the vocabulary; if not, it may include the groin"),
 };
 
 static const pw_field root_fields[] = {
@@ -93,8 +109,14 @@ static const pw_field root_fields[] = {
   RECORDS("metastases", pw_met_fact, mets, mets_known, nmets, met_fields, "absent",
           "the metastatic sites; [] for none"),
   {F("prior_radiation_sites", "prior_radiation_sites", PW_FK_RT_SITES), .off = FO(rt_sites),
-   .known_off = FO(rt_known), .count_off = FO(nrt), .expected = "an array of strings",
-   .doc = "body sites irradiated before, e.g. pelvis, groin"},
+   .known_off = FO(rt_known), .count_off = FO(nrt), .expected = "an array of strings", .names = rt_bases,
+   .nnames = COUNT(rt_bases),
+   .doc = "body sites irradiated before: pelvis, groin, inguinal, spine, retroperitoneum, bone, brain, liver, lung, "
+          "chest, abdomen or other, optionally after left, right or bilateral (\"left groin\"); any other text is "
+          "accepted with a warning and taken as possibly including the groin"},
+  {F("prior_radiation", "prior_radiation", PW_FK_RECORDS), .off = FO(rt), .known_off = FO(rt_known),
+   .count_off = FO(nrt), .item_size = sizeof(pw_rt_fact), .kids = rt_fields, .nkids = COUNT(rt_fields),
+   .absent = "absent", .derived = 1, .doc = "prior_radiation_sites as read: base site and laterality"},
   {F("planned_surgery_in_days", "planned_surgery_in_days", PW_FK_SURGERY), .off = FO(surgery),
    .count_off = FO(surgery_days), .lo = 0, .hi = INT_MAX, .expected = "integer >= 0 or null",
    .doc = "days until planned surgery; null: none planned"},
@@ -149,15 +171,41 @@ typedef struct vctx {
   pw_arena *a;
   char *err;
   size_t errlen;
+  int oom;   /* the host refused memory: not the input's fault */
 } vctx;
 
+/* The arena could not grow: "path: out of memory", reported as -2. */
+static int facts_oom(vctx *c, const char *path) {
+  snprintf(c->err, c->errlen, "%s: out of memory", *path ? path : "facts");
+  c->oom = 1;
+  return -1;
+}
+
 /* ---- describing what came, for error messages ---- */
+
+/* ---- {} and []: lua-cjson decodes both as the same empty table ---- */
+
+enum { EMPTY_UNMARKED, EMPTY_OBJECT, EMPTY_ARRAY };
+
+/* What the empty table at idx was in the JSON text (pw_facts_mark_empty,
+** facts_mark.c);
+** unmarked when it did not come from JSON text (a Lua caller's table). */
+static int empty_kind(lua_State *L, int idx) {
+  int kind = EMPTY_UNMARKED;
+  if (!lua_getmetatable(L, idx)) return kind;
+  luaL_getmetatable(L, PW_FACTS_EMPTY_OBJECT_MT);
+  luaL_getmetatable(L, PW_FACTS_EMPTY_ARRAY_MT);
+  if (lua_rawequal(L, -3, -2)) kind = EMPTY_OBJECT;
+  else if (lua_rawequal(L, -3, -1)) kind = EMPTY_ARRAY;
+  lua_pop(L, 3);
+  return kind;
+}
 
 static int is_list(lua_State *L, int idx) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) { lua_pop(L, 1); count++; }
-  return count == n;
+  return count == n && (n > 0 || empty_kind(L, idx) != EMPTY_OBJECT);
 }
 
 static void describe(lua_State *L, int idx, char *b, size_t n) {
@@ -176,7 +224,9 @@ static void describe(lua_State *L, int idx, char *b, size_t n) {
     break;
   }
   case LUA_TBOOLEAN: snprintf(b, n, "%s", lua_toboolean(L, idx) ? "true" : "false"); break;
-  case LUA_TTABLE: snprintf(b, n, "%s", lua_rawlen(L, idx) > 0 ? "an array" : "an object"); break;
+  case LUA_TTABLE:
+    snprintf(b, n, "%s", lua_rawlen(L, idx) > 0 || empty_kind(L, idx) == EMPTY_ARRAY ? "an array" : "an object");
+    break;
   case LUA_TLIGHTUSERDATA: snprintf(b, n, "null"); break;
   default: snprintf(b, n, "a %s", lua_typename(L, lua_type(L, idx)));
   }
@@ -244,7 +294,7 @@ static int get_str(vctx *c, int idx, const char *path, const char **out) {
   const char *s = lua_tolstring(c->L, idx, &n);
   if (n == 0 || n > MAX_STR || strlen(s) != n) return fail(c, idx, path, "a string of 1..256 characters");
   *out = pw_arena_strdup(c->a, s, n);
-  return *out ? 0 : -1;
+  return *out ? 0 : facts_oom(c, path);
 }
 
 /* enum: returns 1-based position in nm, via *out */
@@ -292,7 +342,8 @@ static int unknown_field(vctx *c, const char *prefix, const char *key) {
   int shown = (int)(klen > 64 ? pw_utf8_cut(key, 64) : klen);
   snprintf(p, sizeof p, "%s%s%.*s%s", prefix, *prefix ? "." : "", shown, key, (size_t)shown < klen ? "..." : "");
   f->unknown[f->nunknown] = pw_arena_strdup(c->a, p, strlen(p));
-  if (f->unknown[f->nunknown]) f->nunknown++;
+  if (!f->unknown[f->nunknown]) return facts_oom(c, p);   /* never drop the warning silently */
+  f->nunknown++;
   return 0;
 }
 
@@ -323,8 +374,7 @@ static int each_member(vctx *c, int idx, const char *path, member_fn fn, void *u
       mkey *more = pw_arena_alloc(c->a, 2 * cap * sizeof *more);
       if (!more) {
         lua_pop(L, 1);
-        snprintf(c->err, c->errlen, "%s: out of memory", *path ? path : "facts");
-        return -1;
+        return facts_oom(c, path);
       }
       memcpy(more, keys, n * sizeof *keys);
       keys = more;
@@ -334,6 +384,7 @@ static int each_member(vctx *c, int idx, const char *path, member_fn fn, void *u
     n++;
   }
   if (n > 1) qsort(keys, n, sizeof *keys, mkey_cmp);
+  if (n == 0 && empty_kind(L, idx) == EMPTY_ARRAY) return fail(c, idx, *path ? path : "facts", "an object");
   for (size_t i = 0; i < n; i++) {
     lua_pushlstring(L, keys[i].s, keys[i].n);
     lua_rawget(L, idx);
@@ -348,6 +399,45 @@ static int each_member(vctx *c, int idx, const char *path, member_fn fn, void *u
 
 typedef struct obj_ctx { const pw_field *obj; char *base; int in_record; } obj_ctx;
 
+static int is_unknown(lua_State *L, int idx) {
+  size_t n;
+  const char *s;
+  return lua_type(L, idx) == LUA_TSTRING && (s = lua_tolstring(L, idx, &n)) && n == 7 && !memcmp(s, "unknown", 7);
+}
+
+/* Is the value of field fd (in base) known? */
+static int field_known(const pw_field *fd, const char *base) {
+  int v = *(const int *)(const void *)(base + fd->off);
+  switch (fd->kind) {
+  case PW_FK_INT: return v >= fd->lo;
+  case PW_FK_BOOL: return v != PW_UNKNOWN;
+  case PW_FK_ENUM: return v != 0;
+  case PW_FK_STRING: return *(const char *const *)(const void *)(base + fd->off) != NULL;
+  default: return fd->known_off ? *(const int *)(const void *)(base + fd->known_off) : 1;
+  }
+}
+
+/* Fields allowed only with a sibling's value (a record's spine only on a
+** bone site), checked once the whole object is read. */
+static int check_only(vctx *c, const pw_field *obj, const char *base, const char *path) {
+  for (int i = 0; i < obj->nkids; i++) {
+    const pw_field *k = &obj->kids[i], *sib;
+    if (!k->only_key || !field_known(k, base) || !(sib = kid_n(obj, k->only_key, strlen(k->only_key)))) continue;
+    int v = *(const int *)(const void *)(base + sib->off);
+    if (v == k->only_value) continue;
+    snprintf(c->err, c->errlen, "%s%s%s: expected only when %s is %s, got %s %s", path, *path ? "." : "", k->key,
+             sib->key, sib->names[k->only_value - 1], sib->key, v ? sib->names[v - 1] : "unknown");
+    return -1;
+  }
+  return 0;
+}
+
+/* A record's booleans start unknown (memset made them false). */
+static void clear_record(const pw_field *rec, char *item) {
+  for (int i = 0; i < rec->nkids; i++)
+    if (rec->kids[i].kind == PW_FK_BOOL) *(int *)(void *)(item + rec->kids[i].off) = PW_UNKNOWN;
+}
+
 static int read_field(vctx *c, const pw_field *fd, int v, const char *path, char *base, int in_record);
 
 /* A member of an object: its field in the table, or an unknown-field
@@ -356,7 +446,8 @@ static int object_member(vctx *c, const char *key, int v, const char *pre, void 
   const obj_ctx *o = ud;
   const pw_field *fd = kid_n(o->obj, key, strlen(key));
   if (is_null(c->L, v) && !(fd && fd->kind == PW_FK_SURGERY)) return 0;
-  if (!fd) return unknown_field(c, pre, key);
+  if (!fd || fd->derived) return unknown_field(c, pre, key);
+  if (is_unknown(c->L, v)) return 0;   /* "unknown", on every field, as absent */
   if (!o->in_record) return read_field(c, fd, v, fd->path, o->base, 0);
   char path[96];
   path_join(path, sizeof path, pre, key);
@@ -380,7 +471,9 @@ static int get_records(vctx *c, int idx, const char *path, const pw_field *fd, c
       lua_pop(L, 1);
       return -1;
     }
+    clear_record(fd, o.base);
     int r = each_member(c, top, p, object_member, &o);
+    if (!r) r = check_only(c, fd, o.base, p);
     lua_pop(L, 1);
     if (r) return -1;
   }
@@ -424,6 +517,48 @@ static int orders_from(vctx *c, int idx) {
   return 0;
 }
 
+/* ---- prior radiation sites: a controlled vocabulary ---- */
+
+/* "[left |right |bilateral ]base", any case; anything else is not recognised. */
+static void rt_read(const char *s, pw_rt_fact *r) {
+  r->text = s;
+  r->site = r->side = r->recognised = 0;
+  for (int i = 0; i < COUNT(rt_sides); i++) {
+    size_t n = strlen(rt_sides[i]);
+    if (!strncasecmp(s, rt_sides[i], n) && s[n] == ' ') { r->side = i + 1; s += n + 1; break; }
+  }
+  for (int i = 0; i < COUNT(rt_bases); i++)
+    if (!strcasecmp(s, rt_bases[i])) { r->site = i + 1; r->recognised = 1; return; }
+  r->side = 0;
+}
+
+static void warn(vctx *c, const char *id, const char *text) {
+  pw_facts *f = c->f;
+  if (f->nwarnings >= PW_FACTS_MAX_UNKNOWN) return;
+  const char *t = pw_arena_strdup(c->a, text, strlen(text));
+  if (!t) return;
+  f->warnings[f->nwarnings].id = id;
+  f->warnings[f->nwarnings++].text = t;
+}
+
+static int rt_read_all(vctx *c, const char *path) {
+  pw_facts *f = c->f;
+  for (int i = 0; i < f->nrt; i++) {
+    pw_rt_fact *r = &f->rt[i];
+    rt_read(f->rt_sites[i], r);
+    if (r->recognised) continue;
+    char t[400];
+    size_t len = strlen(r->text);
+    int shown = (int)(len > 64 ? pw_utf8_cut(r->text, 64) : len);
+    snprintf(t, sizeof t, "%s[%d]: '%.*s%s' is not a recognised radiation site (pelvis, groin, inguinal, spine, "
+             "retroperitoneum, bone, brain, liver, lung, chest, abdomen or other, optionally after left, right "
+             "or bilateral): it is taken as possibly including the groin, so no standard inguinal course is "
+             "offered; review the radiation history", path, i, shown, r->text, (size_t)shown < len ? "..." : "");
+    warn(c, "prior_radiation_site_unrecognised", t);
+  }
+  return 0;
+}
+
 static int read_field(vctx *c, const pw_field *fd, int v, const char *path, char *base, int in_record) {
   char *slot = base + fd->off;
   switch (fd->kind) {
@@ -441,14 +576,16 @@ static int read_field(vctx *c, const pw_field *fd, int v, const char *path, char
     return get_symptoms(c, v, path, FNAMES(fd), (unsigned *)slot);
   case PW_FK_OBJECT: {
     obj_ctx o = {fd, base, in_record};
-    return each_member(c, v, path, object_member, &o);
+    if (each_member(c, v, path, object_member, &o)) return -1;
+    return check_only(c, fd, base, path);
   }
   case PW_FK_RECORDS:
     *(int *)(base + fd->known_off) = 1;
     return get_records(c, v, path, fd, base);
   case PW_FK_RT_SITES:
     *(int *)(base + fd->known_off) = 1;
-    return get_str_list(c, v, path, (const char **)(void *)slot, (int *)(base + fd->count_off));
+    if (get_str_list(c, v, path, (const char **)(void *)slot, (int *)(base + fd->count_off))) return -1;
+    return rt_read_all(c, path);
   case PW_FK_ORDERS: return orders_from(c, v);
   case PW_FK_SURGERY:
     if (is_null(c->L, v)) { *(int *)slot = PW_SURGERY_NONE; return 0; }
@@ -459,26 +596,30 @@ static int read_field(vctx *c, const pw_field *fd, int v, const char *path, char
 }
 
 int pw_facts_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a, char *err, size_t errlen) {
-  vctx c = {L, f, a, err, errlen};
+  vctx c = {L, f, a, err, errlen, 0};
   obj_ctx root = {&pw_facts_schema, (char *)f, 0};
   idx = lua_absindex(L, idx);
   pw_facts_clear(f);
   if (!lua_checkstack(L, 8)) { snprintf(err, errlen, "facts: too deeply nested"); return -1; }
   if (!lua_istable(L, idx) || (lua_rawlen(L, idx) > 0))
     return fail(&c, idx, "facts", "a JSON object");
-  return each_member(&c, idx, "", object_member, &root);
+  int rc = each_member(&c, idx, "", object_member, &root);
+  return rc && c.oom ? -2 : rc;
 }
 
 int pw_facts_orders_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a, char *err, size_t errlen) {
-  vctx c = {L, f, a, err, errlen};
-  return orders_from(&c, lua_absindex(L, idx));
+  vctx c = {L, f, a, err, errlen, 0};
+  int rc = orders_from(&c, lua_absindex(L, idx));
+  return rc && c.oom ? -2 : rc;
 }
 
 int pw_facts_prior_groin_rt(const pw_facts *f) {
-  for (int i = 0; i < f->nrt; i++)
-    if (strcasecmp(f->rt_sites[i], "groin") == 0 || strcasecmp(f->rt_sites[i], "inguinal") == 0)
-      return 1;
-  return 0;
+  int possibly = 0;
+  for (int i = 0; i < f->nrt; i++) {
+    if (f->rt[i].site == PW_RT_GROIN || f->rt[i].site == PW_RT_INGUINAL) return 1;
+    possibly |= !f->rt[i].recognised;
+  }
+  return possibly ? 2 : 0;
 }
 
 /* ---- names and canonical form ---- */
@@ -489,8 +630,8 @@ const char *pw_facts_site_name(int site) {
 const char *pw_facts_mol_name(int v) { return v ? mol_vals[v - 1] : "unknown"; }
 const char *pw_facts_msi_name(int v) { return v ? msi_vals[v - 1] : "unknown"; }
 
-#define AT(type, base, fd) (*(const type *)(const void *)((base) + (fd)->off))
-#define AT_OFF(type, base, o) (*(const type *)(const void *)((base) + (o)))
+#define AT(type, base, fd) (*(type const *)(const void *)((base) + (fd)->off))
+#define AT_OFF(type, base, o) (*(type const *)(const void *)((base) + (o)))
 
 static void canon_object(const pw_field *obj, const char *base, pw_buf *b);
 
@@ -555,14 +696,16 @@ static void canon_value(const pw_field *fd, const char *base, pw_buf *b) {
 
 /* {"k":v,...} in table order (keys and names here need no escaping) */
 static void canon_object(const pw_field *obj, const char *base, pw_buf *b) {
-  for (int i = 0; i < obj->nkids; i++) {
+  for (int i = 0, first = 1; i < obj->nkids; i++) {
     const pw_field *k = &obj->kids[i];
-    pw_buf_add(b, i ? ",\"" : "{\"", 2);
+    if (k->derived) continue;
+    pw_buf_add(b, first ? "{\"" : ",\"", 2);
+    first = 0;
     pw_buf_add(b, k->key, k->klen);
     pw_buf_add(b, "\":", 2);
     canon_value(k, base, b);
   }
-  pw_buf_adds(b, obj->nkids ? "}" : "{}");
+  pw_buf_adds(b, "}");
 }
 
 void pw_facts_canonical(const pw_facts *f, pw_buf *b) {
@@ -633,7 +776,12 @@ static const char *describe_value(const pw_field *fd, const char *base, char *bu
     else { snprintf(buf, n, "%d %s", count, fd->kind == PW_FK_ORDERS ? "proposed" : "listed"); return buf; }
     break;
   case PW_FK_RT_SITES:
-    s = !known ? "unknown" : pw_facts_prior_groin_rt((const pw_facts *)(const void *)base) ? "includes the groin" : "no groin";
+    if (!known) s = "unknown";
+    else switch (pw_facts_prior_groin_rt((const pw_facts *)(const void *)base)) {
+      case 1: s = "includes the groin"; break;
+      case 2: s = "may include the groin (a site not recognised)"; break;
+      default: s = "no groin";
+      }
     break;
   case PW_FK_SURGERY: {
     int st = AT(int, base, fd);
@@ -850,6 +998,7 @@ static int view_next(lua_State *L) {
     if (i < nk) i++;
   }
   for (; i < nk; i++) {
+    if (kids[i].derived) continue;
     push_field(L, v, &kids[i]);
     if (!lua_isnil(L, -1)) { lua_pushstring(L, kids[i].key); lua_insert(L, -2); return 2; }
     lua_pop(L, 1);

@@ -27,7 +27,10 @@
 #define PW_FACTS_MAX_LIST 64
 #define PW_FACTS_MAX_UNKNOWN 32
 
-enum { PW_PRIM_UNKNOWN, PW_PRIM_RECTUM, PW_PRIM_COLON_LEFT, PW_PRIM_COLON_RIGHT };
+/* primary.site: colon = colon, side not known; non_colorectal = the
+** guideline does not apply */
+enum { PW_PRIM_UNKNOWN, PW_PRIM_RECTUM, PW_PRIM_COLON_LEFT, PW_PRIM_COLON_RIGHT, PW_PRIM_COLON,
+       PW_PRIM_NON_COLORECTAL };
 enum { PW_MOL_UNKNOWN, PW_MOL_WILD_TYPE, PW_MOL_MUTANT };
 enum { PW_MSI_UNKNOWN, PW_MSI_HIGH, PW_MSI_MSS };
 enum { PW_OUTCOME_UNKNOWN, PW_OUTCOME_PROGRESSION, PW_OUTCOME_ONGOING, PW_OUTCOME_INTOLERANCE };
@@ -36,6 +39,12 @@ enum {
   PW_SITE_BONE = 1, PW_SITE_INGUINAL, PW_SITE_RETROPERITONEAL, PW_SITE_LIVER,
   PW_SITE_LUNG, PW_SITE_PERITONEUM, PW_SITE_BRAIN, PW_SITE_OTHER
 };
+/* prior_radiation_sites: base site (0 = not recognised) and laterality */
+enum {
+  PW_RT_PELVIS = 1, PW_RT_GROIN, PW_RT_INGUINAL, PW_RT_SPINE, PW_RT_RETROPERITONEUM, PW_RT_BONE,
+  PW_RT_BRAIN, PW_RT_LIVER, PW_RT_LUNG, PW_RT_CHEST, PW_RT_ABDOMEN, PW_RT_OTHER
+};
+enum { PW_SIDE_UNSPECIFIED, PW_SIDE_LEFT, PW_SIDE_RIGHT, PW_SIDE_BILATERAL };
 /* symptom bits */
 enum { PW_PSYM_BLEEDING = 1, PW_PSYM_OBSTRUCTION = 2, PW_PSYM_PAIN = 4 };
 enum {
@@ -43,8 +52,13 @@ enum {
   PW_MSYM_LYMPHEDEMA = 8, PW_MSYM_OBSTRUCTION = 16, PW_MSYM_NEUROLOGIC = 32
 };
 
+/* line is 0 when unknown; spine is 1, 0 or PW_UNKNOWN (only on a bone site) */
 typedef struct pw_regimen_fact { const char *name; int line, outcome; } pw_regimen_fact;
-typedef struct pw_met_fact { int site, symptoms_known; unsigned symptoms; } pw_met_fact;
+typedef struct pw_met_fact { int site, symptoms_known; unsigned symptoms; int spine; } pw_met_fact;
+/* One prior radiation site as written (text) and as read: site is a PW_RT_
+** value, 0 when not recognised (then it may include the groin). */
+typedef struct pw_rt_fact { const char *text; int site, side, recognised; } pw_rt_fact;
+typedef struct pw_facts_warning { const char *id, *text; } pw_facts_warning;
 typedef struct pw_order_fact { const char *id; uint32_t agents; int action, kind; } pw_order_fact;
 
 typedef struct pw_facts {
@@ -59,12 +73,15 @@ typedef struct pw_facts {
   int mets_known, nmets;
   pw_met_fact mets[PW_FACTS_MAX_LIST];
   int rt_known, nrt;
-  const char *rt_sites[PW_FACTS_MAX_LIST];
+  const char *rt_sites[PW_FACTS_MAX_LIST];   /* as written */
+  pw_rt_fact rt[PW_FACTS_MAX_LIST];          /* as read; views: facts.prior_radiation */
   int surgery, surgery_days;
   int orders_known, norders;
   pw_order_fact orders[PW_FACTS_MAX_LIST];
   int nunknown;                      /* unknown fields: warnings */
   const char *unknown[PW_FACTS_MAX_UNKNOWN];
+  int nwarnings;                     /* other warnings about the facts (e.g. an */
+  pw_facts_warning warnings[PW_FACTS_MAX_UNKNOWN];   /* unrecognised radiation site) */
 } pw_facts;
 
 /* ---- the one description of the facts ---- */
@@ -101,6 +118,9 @@ struct pw_field {
   int nkids;
   const char *expected;       /* what an error says was expected */
   const char *doc;            /* one line for the JSON Schema */
+  const char *only_key;       /* allowed only when sibling only_key ... */
+  int only_value;             /* ... (an ENUM) has this value */
+  int derived;                /* read, not written: views and describe only */
 };
 
 /* The root object; its kids in canonical order. */
@@ -117,7 +137,9 @@ void pw_facts_schema_json(pw_buf *out);
 void pw_facts_clear(pw_facts *f);
 
 /* Validate the table at idx into f (strings go to arena a). On error
-** returns -1 with "path: expected ..., got ..." in err. */
+** returns -1 with "path: expected ..., got ..." in err, or -2 with
+** "path: out of memory" when the arena could not grow (not the input's
+** fault: the caller reports PW_EMEMORY). Same for the orders below. */
 int pw_facts_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a,
                       char *err, size_t errlen);
 
@@ -125,8 +147,18 @@ int pw_facts_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a,
 int pw_facts_orders_from_lua(lua_State *L, int idx, pw_facts *f, pw_arena *a,
                              char *err, size_t errlen);
 
-/* Does any prior radiation site name the groin? */
+/* Prior groin radiation: 1 when a site is the groin or inguinal (any
+** laterality), else 2 when a site is not recognised (it may include the
+** groin), else 0. */
 int pw_facts_prior_groin_rt(const pw_facts *f);
+
+/* After lua-cjson decoded the JSON text json[0..len) (which passed the
+** gate) into the value at idx: marks each empty table with what it was,
+** {} or [] (cjson makes both the same empty table), so that validation can
+** refuse an empty object where a list belongs and the reverse. */
+void pw_facts_mark_empty(lua_State *L, int idx, const char *json, size_t len);
+#define PW_FACTS_EMPTY_OBJECT_MT "pathwise.empty_object"
+#define PW_FACTS_EMPTY_ARRAY_MT "pathwise.empty_array"
 
 /* Canonical JSON of the validated facts (fixed key order). */
 void pw_facts_canonical(const pw_facts *f, pw_buf *out);

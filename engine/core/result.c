@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "engine.h"
+#include "jsonw.h"
 #include "knowledge.h"
 #include "result.h"
 
@@ -30,6 +31,8 @@ void pw_result_reset(pw_result *r) {
   r->items.n = r->missing.n = 0;
   r->warnings.n = r->followup.n = r->outcomes.n = r->trace.n = 0;
   r->facts_sha256[0] = '\0';
+  r->text_bytes = 0;
+  r->nnotes = 0;
 }
 
 void pw_result_free(pw_result *r) {
@@ -86,203 +89,211 @@ static const char *source_name(pw_source s) {
   return names[s];
 }
 
-static void j_cites(pw_buf *b, const pw_cites *c) {
-  pw_buf_add(b, "[", 1);
-  for (int i = 0; i < c->n; i++) {
-    if (i) pw_buf_add(b, ",", 1);
-    pw_buf_add_int(b, c->v[i]);
-  }
-  pw_buf_add(b, "]", 1);
+static void j_cites(pw_jsonw *w, const char *key, const pw_cites *c) {
+  pw_jsonw_key(w, key);
+  pw_jsonw_begin_array(w);
+  for (int i = 0; i < c->n; i++) pw_jsonw_int(w, c->v[i]);
+  pw_jsonw_end_array(w);
 }
 
-static void j_key(pw_buf *b, const char *k) {
-  pw_buf_add(b, ",\"", 2);
-  pw_buf_adds(b, k);
-  pw_buf_add(b, "\":", 2);
+static void j_strings(pw_jsonw *w, const char *key, const char *const *v, int n) {
+  pw_jsonw_key(w, key);
+  pw_jsonw_begin_array(w);
+  for (int i = 0; i < n; i++) pw_jsonw_str(w, v[i]);
+  pw_jsonw_end_array(w);
 }
 
-static void j_key_str(pw_buf *b, const char *k, const char *v) {
-  j_key(b, k);
-  pw_buf_json_str(b, v);
+static void j_agents(pw_jsonw *w, uint32_t agents) {
+  pw_jsonw_key(w, "agents");
+  pw_jsonw_begin_array(w);
+  for (int i = 0; i < PW_AG_COUNT; i++)
+    if (agents & PW_AGENT_BIT(i)) pw_jsonw_str(w, pw_knowledge_agent(i)->id);
+  pw_jsonw_end_array(w);
 }
 
-static void j_agents(pw_buf *b, uint32_t agents) {
-  ADDL(b, ",\"agents\":[");
-  for (int i = 0, first = 1; i < PW_AG_COUNT; i++)
-    if (agents & PW_AGENT_BIT(i)) {
-      if (!first) pw_buf_add(b, ",", 1);
-      pw_buf_json_str(b, pw_knowledge_agent(i)->id);
-      first = 0;
-    }
-  ADDL(b, "]");
+static void j_recommendation(pw_jsonw *w, const pw_item *it, int tracing) {
+  pw_jsonw_begin_object(w);
+  pw_jsonw_field_str(w, "id", it->id);
+  pw_jsonw_field_str(w, "kind", it->kind);   /* resolved when the item was built */
+  pw_jsonw_field_str(w, "strength", it->strength);
+  pw_jsonw_field_str(w, "text", it->text);
+  pw_jsonw_field_str(w, "rationale", it->rationale);
+  j_cites(w, "citations", &it->cites);
+  j_agents(w, it->agents);
+  if (it->group) pw_jsonw_field_str(w, "group", it->group);
+  if (it->group) pw_jsonw_field_bool(w, "preferred", it->preferred);
+  if (it->target) pw_jsonw_field_int(w, "target", it->target);
+  if (tracing && it->evidence) pw_jsonw_field_str(w, "evidence", it->evidence);
+  if (tracing && it->nfacts) j_strings(w, "facts", it->facts, it->nfacts);
+  pw_jsonw_field_str(w, "source", source_name(it->source));
+  pw_jsonw_field_int(w, "line", it->line);
+  pw_jsonw_end_object(w);
 }
 
-static void j_recommendation(pw_buf *b, const pw_item *it, int tracing) {
-  ADDL(b, "{\"id\":");
-  pw_buf_json_str(b, it->id);
-  j_key_str(b, "kind", it->kind);   /* resolved when the item was built */
-  j_key_str(b, "strength", it->strength);
-  j_key_str(b, "text", it->text);
-  j_key_str(b, "rationale", it->rationale);
-  ADDL(b, ",\"citations\":");
-  j_cites(b, &it->cites);
-  j_agents(b, it->agents);
-  if (it->group) j_key_str(b, "group", it->group);
-  if (it->group) pw_buf_adds(b, it->preferred ? ",\"preferred\":true" : ",\"preferred\":false");
-  if (it->target) { j_key(b, "target"); pw_buf_add_int(b, it->target); }
-  if (tracing && it->evidence) j_key_str(b, "evidence", it->evidence);
-  if (tracing && it->nfacts) {
-    ADDL(b, ",\"facts\":[");
-    for (int i = 0; i < it->nfacts; i++) {
-      if (i) ADDL(b, ",");
-      pw_buf_json_str(b, it->facts[i]);
-    }
-    ADDL(b, "]");
-  }
-  j_key_str(b, "source", source_name(it->source));
-  j_key(b, "line");
-  pw_buf_add_int(b, it->line);
-  pw_buf_add(b, "}", 1);
+static void j_blocked(pw_jsonw *w, const pw_item *it, int tracing) {
+  pw_jsonw_begin_object(w);
+  pw_jsonw_field_str(w, "id", it->id);
+  j_agents(w, it->agents);
+  pw_jsonw_field_str(w, "source", source_name(it->source));
+  pw_jsonw_field_str(w, "rule", it->rule);
+  pw_jsonw_field_str(w, "reason", it->reason);
+  j_cites(w, "citations", &it->rule_cites);
+  if (it->text) pw_jsonw_field_str(w, "text", it->text);
+  if (it->line) pw_jsonw_field_int(w, "line", it->line);
+  if (tracing && it->rule_evidence) pw_jsonw_field_str(w, "evidence", it->rule_evidence);
+  pw_jsonw_end_object(w);
 }
 
-static void j_blocked(pw_buf *b, const pw_item *it, int tracing) {
-  ADDL(b, "{\"id\":");
-  pw_buf_json_str(b, it->id);
-  j_agents(b, it->agents);
-  j_key_str(b, "source", source_name(it->source));
-  j_key_str(b, "rule", it->rule);
-  j_key_str(b, "reason", it->reason);
-  ADDL(b, ",\"citations\":");
-  j_cites(b, &it->rule_cites);
-  if (it->text) j_key_str(b, "text", it->text);
-  if (it->line) { j_key(b, "line"); pw_buf_add_int(b, it->line); }
-  if (tracing && it->rule_evidence) j_key_str(b, "evidence", it->rule_evidence);
-  ADDL(b, "}");
+static void j_missing(pw_jsonw *w, const pw_missing *m) {
+  pw_jsonw_begin_object(w);
+  pw_jsonw_field_str(w, "fact", m->fact);
+  pw_jsonw_field_str(w, "reason", m->why);
+  pw_jsonw_field_str(w, "order", m->order);
+  pw_jsonw_field_str(w, "test", m->test);
+  j_cites(w, "citations", &m->cites);
+  pw_jsonw_field_str(w, "source", source_name(m->source));
+  pw_jsonw_end_object(w);
 }
 
-static void j_notes(pw_buf *b, const char *key, const pw_note *v, int n, int with_id) {
-  j_key(b, key);
-  pw_buf_add(b, "[", 1);
+static void j_notes(pw_jsonw *w, const char *key, const pw_note *v, int n, int with_id) {
+  pw_jsonw_key(w, key);
+  pw_jsonw_begin_array(w);
   for (int i = 0; i < n; i++) {
-    pw_buf_adds(b, i ? ",{" : "{");
-    if (with_id) { ADDL(b, "\"id\":"); pw_buf_json_str(b, v[i].id); ADDL(b, ","); }
-    ADDL(b, "\"text\":");
-    pw_buf_json_str(b, v[i].text);
-    ADDL(b, ",\"citations\":");
-    j_cites(b, &v[i].cites);
-    if (with_id) j_key_str(b, "source", source_name(v[i].source));
-    ADDL(b, "}");
+    pw_jsonw_begin_object(w);
+    if (with_id) pw_jsonw_field_str(w, "id", v[i].id);
+    pw_jsonw_field_str(w, "text", v[i].text);
+    j_cites(w, "citations", &v[i].cites);
+    if (with_id) pw_jsonw_field_str(w, "source", source_name(v[i].source));
+    pw_jsonw_end_object(w);
   }
-  ADDL(b, "]");
+  pw_jsonw_end_array(w);
 }
 
-static void j_alternatives(pw_buf *b, const pw_result *r) {
-  ADDL(b, ",\"alternatives\":[");
-  int first = 1;
+/* Is o an unblocked protocol item of group g? */
+static int in_group(const pw_item *o, const char *g) {
+  return o->group && !o->blocked && o->source == PW_SRC_PROTOCOL && (!g || !strcmp(o->group, g));
+}
+
+static void j_alternatives(pw_jsonw *w, const pw_result *r) {
+  pw_jsonw_key(w, "alternatives");
+  pw_jsonw_begin_array(w);
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
-    if (!it->group || it->blocked || it->source != PW_SRC_PROTOCOL) continue;
+    if (!in_group(it, NULL)) continue;
     int seen = 0, count = 0;
     for (int j = 0; j < r->items.n; j++) {
-      const pw_item *o = &r->items.v[j];
-      if (!o->group || o->blocked || o->source != PW_SRC_PROTOCOL || strcmp(o->group, it->group)) continue;
+      if (!in_group(&r->items.v[j], it->group)) continue;
       if (j < i) seen = 1;
       count++;
     }
     if (seen || count < 2) continue;
-    pw_buf_adds(b, first ? "{\"group\":" : ",{\"group\":");
-    first = 0;
-    pw_buf_json_str(b, it->group);
-    ADDL(b, ",\"choose\":\"one\",\"items\":[");
-    for (int j = i, k = 0; j < r->items.n; j++) {
-      const pw_item *o = &r->items.v[j];
-      if (!o->group || o->blocked || o->source != PW_SRC_PROTOCOL || strcmp(o->group, it->group)) continue;
-      if (k++) ADDL(b, ",");
-      pw_buf_json_str(b, o->id);
-    }
-    ADDL(b, "]}");
+    pw_jsonw_begin_object(w);
+    pw_jsonw_field_str(w, "group", it->group);
+    pw_jsonw_field_str(w, "choose", "one");
+    pw_jsonw_key(w, "items");
+    pw_jsonw_begin_array(w);
+    for (int j = i; j < r->items.n; j++)
+      if (in_group(&r->items.v[j], it->group)) pw_jsonw_str(w, r->items.v[j].id);
+    pw_jsonw_end_array(w);
+    pw_jsonw_end_object(w);
   }
-  ADDL(b, "]");
+  pw_jsonw_end_array(w);
+}
+
+static void j_protocol(pw_jsonw *w, const pw_protocol_info *p) {
+  pw_jsonw_begin_object(w);
+  pw_jsonw_field_str(w, "id", p->id);
+  pw_jsonw_field_str(w, "version", p->version);
+  pw_jsonw_field_str(w, "title", p->title);
+  pw_jsonw_field_str(w, "sha256", p->sha256);
+  pw_jsonw_end_object(w);
 }
 
 void pw_protocol_info_json(const pw_protocol_info *p, pw_buf *b) {
-  ADDL(b, "{\"id\":");
-  pw_buf_json_str(b, p->id);
-  j_key_str(b, "version", p->version);
-  j_key_str(b, "title", p->title);
-  j_key_str(b, "sha256", p->sha256);
-  ADDL(b, "}");
+  pw_jsonw w;
+  pw_jsonw_init(&w, b);
+  j_protocol(&w, p);
 }
 
-void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
-  pw_buf_addf(b, "{\"schema_version\":%d,\"engine\":{\"name\":\"pathwise\",\"version\":\"" PW_VERSION "\"},\"protocol\":",
-              PW_RESULT_SCHEMA);
-  pw_protocol_info_json(p, b);
-  j_key_str(b, "patient_id", r->patient_id);
-  pw_buf_adds(b, r->applicable < 0 ? ",\"applicable\":null" : r->applicable ? ",\"applicable\":true" : ",\"applicable\":false");
-  j_key_str(b, "applicability", r->applicability);
-  j_key_str(b, "pathway", r->pathway);
-  ADDL(b, ",\"pathway_detail\":{\"rationale\":");
-  pw_buf_json_str(b, r->pathway_rationale);
-  ADDL(b, ",\"citations\":");
-  j_cites(b, &r->pathway_cites);
-  ADDL(b, "},\"recommendations\":[");
-  int k = 0;
-  for (int i = 0; i < r->items.n; i++) {
-    const pw_item *it = &r->items.v[i];
-    if (it->source != PW_SRC_PROTOCOL || it->blocked) continue;
-    if (k++) ADDL(b, ",");
-    j_recommendation(b, it, r->tracing);
-  }
-  ADDL(b, "],\"blocked\":[");
-  k = 0;
-  for (int i = 0; i < r->items.n; i++) {
-    if (!r->items.v[i].blocked) continue;
-    if (k++) ADDL(b, ",");
-    j_blocked(b, &r->items.v[i], r->tracing);
-  }
-  ADDL(b, "],\"missing\":[");
-  for (int i = 0; i < r->missing.n; i++) {
-    const pw_missing *m = &r->missing.v[i];
-    pw_buf_adds(b, i ? ",{\"fact\":" : "{\"fact\":");
-    pw_buf_json_str(b, m->fact);
-    j_key_str(b, "reason", m->why);
-    j_key_str(b, "order", m->order);
-    j_key_str(b, "test", m->test);
-    ADDL(b, ",\"citations\":");
-    j_cites(b, &m->cites);
-    j_key_str(b, "source", source_name(m->source));
-    ADDL(b, "}");
-  }
-  ADDL(b, "]");
-  j_notes(b, "warnings", r->warnings.v, r->warnings.n, 1);
-  j_notes(b, "followup", r->followup.v, r->followup.n, 1);
-  j_notes(b, "outcomes", r->outcomes.v, r->outcomes.n, 0);
-  j_alternatives(b, r);
-  ADDL(b, ",\"orders\":[");
-  k = 0;
+/* The head: engine, protocol, patient, applicability and pathway. */
+static void j_head(pw_jsonw *w, const pw_result *r, const pw_protocol_info *p) {
+  pw_jsonw_field_int(w, "schema_version", PW_RESULT_SCHEMA);
+  pw_jsonw_key(w, "engine");
+  pw_jsonw_begin_object(w);
+  pw_jsonw_field_str(w, "name", "pathwise");
+  pw_jsonw_field_str(w, "version", PW_VERSION);
+  pw_jsonw_end_object(w);
+  pw_jsonw_key(w, "protocol");
+  j_protocol(w, p);
+  pw_jsonw_field_str(w, "patient_id", r->patient_id);
+  pw_jsonw_key(w, "applicable");
+  if (r->applicable < 0) pw_jsonw_null(w);
+  else pw_jsonw_bool(w, r->applicable);
+  pw_jsonw_field_str(w, "applicability", r->applicability);
+  pw_jsonw_field_str(w, "pathway", r->pathway);
+  pw_jsonw_key(w, "pathway_detail");
+  pw_jsonw_begin_object(w);
+  pw_jsonw_field_str(w, "rationale", r->pathway_rationale);
+  j_cites(w, "citations", &r->pathway_cites);
+  pw_jsonw_end_object(w);
+}
+
+static void j_orders(pw_jsonw *w, const pw_result *r) {
+  pw_jsonw_key(w, "orders");
+  pw_jsonw_begin_array(w);
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
     if (it->source != PW_SRC_ORDER) continue;
-    pw_buf_adds(b, k++ ? ",{\"id\":" : "{\"id\":");
-    pw_buf_json_str(b, it->id);
-    j_agents(b, it->agents);
-    pw_buf_adds(b, it->blocked ? ",\"status\":\"blocked\"}" : ",\"status\":\"allowed\"}");
+    pw_jsonw_begin_object(w);
+    pw_jsonw_field_str(w, "id", it->id);
+    j_agents(w, it->agents);
+    pw_jsonw_field_str(w, "status", it->blocked ? "blocked" : "allowed");
+    pw_jsonw_end_object(w);
   }
-  ADDL(b, "]");
-  if (r->tracing) {
-    ADDL(b, ",\"trace\":[");
-    for (int i = 0; i < r->trace.n; i++) {
-      const pw_note *n = &r->trace.v[i];
-      pw_buf_adds(b, i ? ",{\"text\":" : "{\"text\":");
-      pw_buf_json_str(b, n->text);
-      if (n->id) j_key_str(b, "rule", n->id);
-      if (n->line) { j_key(b, "line"); pw_buf_add_int(b, n->line); }
-      ADDL(b, "}");
-    }
-    ADDL(b, "]");
+  pw_jsonw_end_array(w);
+}
+
+static void j_trace(pw_jsonw *w, const pw_result *r) {
+  pw_jsonw_key(w, "trace");
+  pw_jsonw_begin_array(w);
+  for (int i = 0; i < r->trace.n; i++) {
+    const pw_note *n = &r->trace.v[i];
+    pw_jsonw_begin_object(w);
+    pw_jsonw_field_str(w, "text", n->text);
+    if (n->id) pw_jsonw_field_str(w, "rule", n->id);
+    if (n->line) pw_jsonw_field_int(w, "line", n->line);
+    pw_jsonw_end_object(w);
   }
-  ADDL(b, "}");
+  pw_jsonw_end_array(w);
+}
+
+void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
+  pw_jsonw w;
+  pw_jsonw_init(&w, b);
+  pw_jsonw_begin_object(&w);
+  j_head(&w, r, p);
+  pw_jsonw_key(&w, "recommendations");
+  pw_jsonw_begin_array(&w);
+  for (int i = 0; i < r->items.n; i++)
+    if (r->items.v[i].source == PW_SRC_PROTOCOL && !r->items.v[i].blocked)
+      j_recommendation(&w, &r->items.v[i], r->tracing);
+  pw_jsonw_end_array(&w);
+  pw_jsonw_key(&w, "blocked");
+  pw_jsonw_begin_array(&w);
+  for (int i = 0; i < r->items.n; i++)
+    if (r->items.v[i].blocked) j_blocked(&w, &r->items.v[i], r->tracing);
+  pw_jsonw_end_array(&w);
+  pw_jsonw_key(&w, "missing");
+  pw_jsonw_begin_array(&w);
+  for (int i = 0; i < r->missing.n; i++) j_missing(&w, &r->missing.v[i]);
+  pw_jsonw_end_array(&w);
+  j_notes(&w, "warnings", r->warnings.v, r->warnings.n, 1);
+  j_notes(&w, "followup", r->followup.v, r->followup.n, 1);
+  j_notes(&w, "outcomes", r->outcomes.v, r->outcomes.n, 0);
+  j_alternatives(&w, r);
+  j_orders(&w, r);
+  if (r->tracing) j_trace(&w, r);
+  pw_jsonw_end_object(&w);
 }
 
 /* ---- text for people ---- */

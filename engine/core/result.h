@@ -71,6 +71,8 @@ struct pw_result {
   PW_VEC(pw_missing) missing;
   PW_VEC(pw_note) warnings, followup, outcomes, trace;
   int tracing;
+  size_t text_bytes;            /* text the scripts gave (the bound on output) */
+  int nnotes;                   /* out.note calls, traced or not */
   char facts_sha256[65];        /* of the canonical validated facts */
 };
 

@@ -214,10 +214,11 @@ static int groin_rt_prior_radiation(kctx *k) {
              "prior radiotherapy fields are unknown: the 50 Gy inguinal course needs no prior groin radiation");
     return missing(k, "prior_radiation_sites", "needed before %s (rule groin_rt_prior_radiation)", k->it->id);
   }
-  if (!pw_facts_prior_groin_rt(k->f)) return 0;
-  snprintf(k->reason, sizeof k->reason,
-           "prior groin radiation: the 50 Gy in 25 fractions course is only for a non-irradiated groin; "
-           "re-irradiation needs radiation oncology specialist review");
+  int groin = pw_facts_prior_groin_rt(k->f);   /* 2: a site not recognised, possibly the groin */
+  if (!groin) return 0;
+  snprintf(k->reason, sizeof k->reason, "%s: the 50 Gy in 25 fractions course is only for a non-irradiated groin; "
+           "re-irradiation needs radiation oncology specialist review",
+           groin == 1 ? "prior groin radiation" : "a prior radiation site is not recognised and may include the groin");
   return 1;
 }
 
@@ -334,6 +335,12 @@ static const rule rules[] = {
 
 const pw_rule_info *pw_safety_rule(int i) { return i >= 0 && i < NRULES ? &rules[i].info : NULL; }
 int pw_safety_count(void) { return NRULES; }
+
+const pw_rule_info *pw_safety_rule_by_id(const char *id) {
+  for (int i = 0; i < NRULES; i++)
+    if (!strcmp(rules[i].info.id, id)) return &rules[i].info;
+  return NULL;
+}
 
 static void block(pw_result *r, pw_item *it, const rule *ru, const char *reason) {
   it->blocked = 1;

@@ -20,8 +20,12 @@ typedef struct pw_rule_info {
   const char *guideline;   /* the guideline sentence(s) it enforces, verbatim */
 } pw_rule_info;
 
+/* The rules in order, for listing them (pathwise rules, coverage). */
 const pw_rule_info *pw_safety_rule(int i);   /* NULL past the end */
 int pw_safety_count(void);
+/* A rule by its id (NULL if none): how code refers to one rule, never by
+** its position in the table. */
+const pw_rule_info *pw_safety_rule_by_id(const char *id);
 
 void pw_safety_apply(const pw_facts *f, pw_result *r);
 

@@ -8,13 +8,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "pathwise.h"
 #include "sandbox.h"
 
 #define HOOK_STEP 1000
 #define PATTERN_MAX_SUBJECT 2048
 
+static void sb_mark_chunk(pw_sandbox *sb);
+
 static pw_sandbox *sb_of(lua_State *L) { return *(pw_sandbox **)lua_getextraspace(L); }
+
+static uint64_t sb_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Has the deadline passed? Sticky once it has. */
+static int sb_past_deadline(pw_sandbox *sb) {
+  if (sb->deadline_tripped) return 1;
+  if (!sb->deadline_ns || sb_now_ns() < sb->deadline_ns) return 0;
+  sb->deadline_tripped = 1;
+  return 1;
+}
 
 static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   pw_sandbox *sb = ud;
@@ -24,12 +41,15 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     sb->used -= osize;
     return NULL;
   }
+  /* a long library call that allocates (concatenation, a growing table)
+  ** is stopped here at the deadline: the refusal unwinds it */
+  if (nsize > osize && (++sb->alloc_tick & 63) == 0 && sb_past_deadline(sb)) return NULL;
   if (nsize > osize && sb->used + (nsize - osize) > sb->limit) {
     sb->mem_tainted = 1;
     return NULL;
   }
   void *p = realloc(ptr, nsize);
-  if (!p) { sb->mem_tainted = 1; return NULL; }
+  if (!p) { sb->mem_tainted = 2; return NULL; }   /* the host, not the cap */
   sb->used = sb->used - osize + nsize;
   return p;
 }
@@ -39,16 +59,59 @@ static void sb_count_line(pw_sandbox *sb, lua_State *L, lua_Debug *ar) {
   if (ar->currentline > 0 && ar->currentline < sb->cov_n) sb->cov_counts[ar->currentline]++;
 }
 
+static unsigned sb_deadline_ms(const pw_sandbox *sb) {
+  return sb->deadline_ms ? sb->deadline_ms : PW_SANDBOX_DEADLINE_MS;
+}
+
+static void sb_hook(lua_State *L, lua_Debug *ar);
+
+/* From now on every instruction raises again: the script's pcall cannot
+** swallow an exhausted budget or a passed deadline. */
+static void sb_trip(pw_sandbox *sb, lua_State *L) {
+  if (!sb->budget_tripped) {
+    sb->budget_tripped = 1;
+    lua_sethook(L, sb_hook, LUA_MASKCOUNT | (sb->cov_chunk ? LUA_MASKLINE : 0), 1);
+  }
+}
+
+/* Raise the budget or deadline error, prefixed with the script line
+** running at stack level `level` (0 in the hook: the interrupted
+** function; 1 in a library call: its caller). */
+static int sb_budget_error(pw_sandbox *sb, lua_State *L, int level, const char *what) {
+  char msg[200];
+  sb_trip(sb, L);
+  if (sb->deadline_tripped)
+    snprintf(msg, sizeof msg, "deadline of %u ms exceeded", sb_deadline_ms(sb));
+  else if (what)
+    snprintf(msg, sizeof msg, "%s exceeds the instruction budget of %llu", what, (unsigned long long)sb->budget);
+  else   /* lua_pushfstring knows no %llu */
+    snprintf(msg, sizeof msg, "instruction budget of %llu exceeded", (unsigned long long)sb->budget);
+  luaL_where(L, level);
+  lua_pushstring(L, msg);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
 static void sb_hook(lua_State *L, lua_Debug *ar) {
   pw_sandbox *sb = sb_of(L);
   if (ar->event == LUA_HOOKLINE) { sb_count_line(sb, L, ar); return; }
   sb->spent += sb->budget_tripped ? 1 : HOOK_STEP;
-  if (sb->spent < sb->budget && !sb->budget_tripped) return;
-  if (!sb->budget_tripped) {
-    sb->budget_tripped = 1;
-    lua_sethook(L, sb_hook, LUA_MASKCOUNT | (sb->cov_chunk ? LUA_MASKLINE : 0), 1);   /* sticky */
-  }
-  luaL_error(L, "instruction budget of %llu exceeded", (unsigned long long)sb->budget);
+  if (sb->spent < sb->budget && !sb->budget_tripped && !sb_past_deadline(sb)) return;
+  sb_budget_error(sb, L, 0, NULL);
+}
+
+/* Charge work a library call is about to do without running the count
+** hook (elements moved, bytes compared, in units of about one
+** instruction); raise the budget error, naming the caller's line, when
+** it would not fit in what is left. */
+static void sb_charge(lua_State *L, double units, const char *what) {
+  pw_sandbox *sb = sb_of(L);
+  if (!sb->budget) return;   /* outside an evaluation (host code) */
+  double left = sb->spent < sb->budget ? (double)(sb->budget - sb->spent) : 0;
+  if (units <= left && !sb_past_deadline(sb)) { sb->spent += (uint64_t)units; return; }
+  char w[80];
+  snprintf(w, sizeof w, "%s (about %.3g units of work)", what, units);
+  sb_budget_error(sb, L, 1, w);
 }
 
 void pw_sandbox_begin(pw_sandbox *sb, uint64_t instructions) {
@@ -56,6 +119,8 @@ void pw_sandbox_begin(pw_sandbox *sb, uint64_t instructions) {
   sb->spent = 0;
   sb->budget_tripped = 0;
   sb->mem_tainted = 0;
+  sb->deadline_tripped = 0;
+  sb->deadline_ns = sb_now_ns() + (uint64_t)sb_deadline_ms(sb) * 1000000ull;
   lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT | (sb->cov_chunk ? LUA_MASKLINE : 0), HOOK_STEP);
 }
 
@@ -71,7 +136,11 @@ int pw_sandbox_coverage(pw_sandbox *sb, const char *name, int nlines) {
   return 0;
 }
 
-void pw_sandbox_end(pw_sandbox *sb) { lua_sethook(sb->L, NULL, 0, 0); }
+void pw_sandbox_end(pw_sandbox *sb) {
+  lua_sethook(sb->L, NULL, 0, 0);
+  sb->deadline_ns = 0;
+  sb->budget = 0;   /* host code after this is not charged */
+}
 
 /* ---- replacements for unsafe functions ---- */
 
@@ -136,6 +205,65 @@ static void wrap_pattern(lua_State *L, int strlib, const char *name, int is_find
   lua_pushinteger(L, is_find);
   lua_pushcclosure(L, sb_pattern_call, 2);
   lua_setfield(L, strlib, name);
+}
+
+/* ---- library calls whose work the count hook does not see ---- */
+
+/* Call the original (upvalue 1) with the arguments as given. */
+static int sb_call_original(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* table.move(a1, f, e [, t [, a2]]): e - f + 1 element moves, even over
+** nils that allocate nothing (table.move({}, 1, math.maxinteger - 1, 1, {})) */
+static int sb_table_move(lua_State *L) {
+  lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
+  if (e >= f) sb_charge(L, (double)e - (double)f + 1, "table.move");
+  return sb_call_original(L);
+}
+
+/* string.rep(s, n [, sep]): n copies, even of an empty string. A result
+** beyond the memory left fails at once in its first allocation, so only
+** one that fits is charged. */
+static int sb_string_rep(lua_State *L) {
+  size_t l, lsep = 0;
+  luaL_checklstring(L, 1, &l);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  if (lua_type(L, 3) == LUA_TSTRING) lua_tolstring(L, 3, &lsep);
+  pw_sandbox *sb = sb_of(L);
+  double total = ((double)l + (double)lsep) * (double)n;
+  if (n > 0 && total <= (double)(sb->limit - (sb->used < sb->limit ? sb->used : sb->limit)))
+    sb_charge(L, (double)n / 16 + total / 1024, "string.rep");
+  return sb_call_original(L);
+}
+
+/* string.find(s, p, init, true): a plain search compares up to
+** (#s - #p + 1) * #p bytes (a megabyte needle over a long haystack);
+** pattern searches are bounded by the pattern checks above. */
+static int sb_string_find(lua_State *L) {
+  size_t hn, nn;
+  luaL_checklstring(L, 1, &hn);
+  luaL_checklstring(L, 2, &nn);
+  if (lua_toboolean(L, 4) && nn > 1 && nn <= hn)
+    sb_charge(L, ((double)(hn - nn) + 1) * (double)nn / 256 + (double)hn / 256, "string.find");
+  return sb_call_original(L);
+}
+
+static void wrap_bounded(lua_State *L, const char *lib, const char *name, lua_CFunction f) {
+  lua_getglobal(L, lib);
+  lua_getfield(L, -1, name);
+  lua_pushcclosure(L, f, 1);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 1);
+}
+
+static void sb_bound_library_calls(lua_State *L) {
+  wrap_bounded(L, "table", "move", sb_table_move);
+  wrap_bounded(L, "string", "rep", sb_string_rep);
+  wrap_bounded(L, "string", "find", sb_string_find);   /* over the pattern check */
 }
 
 static int sb_readonly(lua_State *L) {
@@ -213,6 +341,7 @@ static int sb_setup(lua_State *L) {
   wrap_pattern(L, strlib, "match", 0);
   wrap_pattern(L, strlib, "gmatch", 0);
   wrap_pattern(L, strlib, "gsub", 0);
+  sb_bound_library_calls(L);
   lua_pushliteral(L, "");
   lua_getmetatable(L, -1);
   lua_pushboolean(L, 0);
@@ -265,7 +394,7 @@ int pw_sandbox_init(pw_sandbox *sb, size_t memory, char *err, size_t errlen) {
   memset(sb, 0, sizeof *sb);
   sb->limit = memory;
   sb->L = lua_newstate(sb_alloc, sb);
-  if (!sb->L) { snprintf(err, errlen, "cannot create a Lua state (memory cap %zu bytes)", memory); return -1; }
+  if (!sb->L) { snprintf(err, errlen, "cannot create a Lua state: out of memory (cap %zu bytes)", memory); return -1; }
   *(pw_sandbox **)lua_getextraspace(sb->L) = sb;
   lua_atpanic(sb->L, sb_panic);
   lua_gc(sb->L, LUA_GCGEN, 0, 0);
@@ -321,6 +450,7 @@ int pw_sandbox_load(pw_sandbox *sb, const char *name, const char *src, size_t le
   }
   push_env(L, sb->libs_ref);
   lua_setupvalue(L, -2, 1);   /* the chunk's _ENV */
+  sb_mark_chunk(sb);
   return PW_OK;
 }
 
@@ -334,19 +464,232 @@ static void error_text(lua_State *L, char *err, size_t errlen) {
     snprintf(err, errlen, "script raised an error object that is not a string (a %s value)", lua_typename(L, t));
 }
 
+
+/* ---- known-good state: snapshot and restore of upvalues ---- */
+
+static char sb_nil_mark;   /* stands for nil in a snapshot */
+
+#define SNAP_DEPTH 64
+
+/* Record the upvalues of the closure at fi (each shared cell once), then
+** walk their values. Stack: seen at seen, snapshot at snap (weak keys:
+** closure -> {[i] = value}), envs at envs (list of {closure, i, env}). */
+static void snap_value(lua_State *L, int v, int seen, int snap, int envs, int depth);
+
+static void snap_closure(lua_State *L, int fi, int seen, int snap, int envs, int depth) {
+  lua_createtable(L, 0, 0);
+  int rec = lua_gettop(L), any = 0;
+  for (int i = 1;; i++) {
+    const char *name = lua_getupvalue(L, fi, i);
+    if (!name) break;
+    lua_pushlightuserdata(L, lua_upvalueid(L, fi, i));
+    if (lua_rawget(L, seen) != LUA_TNIL) { lua_pop(L, 2); continue; }   /* cell done */
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, lua_upvalueid(L, fi, i));
+    lua_pushboolean(L, 1);
+    lua_rawset(L, seen);
+    int val = lua_gettop(L);
+    if (lua_isnil(L, val)) lua_pushlightuserdata(L, &sb_nil_mark); else lua_pushvalue(L, val);
+    lua_rawseti(L, rec, i);
+    any = 1;
+    if (!strcmp(name, "_ENV")) {   /* checked after every call */
+      lua_createtable(L, 3, 0);
+      lua_pushvalue(L, fi); lua_rawseti(L, -2, 1);
+      lua_pushinteger(L, i); lua_rawseti(L, -2, 2);
+      lua_pushvalue(L, val); lua_rawseti(L, -2, 3);
+      lua_rawseti(L, envs, (lua_Integer)lua_rawlen(L, envs) + 1);
+    }
+    snap_value(L, val, seen, snap, envs, depth + 1);
+    lua_pop(L, 1);
+  }
+  if (any) { lua_pushvalue(L, fi); lua_pushvalue(L, rec); lua_rawset(L, snap); }
+  lua_pop(L, 1);
+}
+
+static void snap_value(lua_State *L, int v, int seen, int snap, int envs, int depth) {
+  int t = lua_type(L, v);
+  if ((t != LUA_TFUNCTION && t != LUA_TTABLE) || (t == LUA_TFUNCTION && lua_iscfunction(L, v)) ||
+      depth > SNAP_DEPTH)
+    return;
+  luaL_checkstack(L, 12, "snapshot");
+  lua_pushvalue(L, v);
+  if (lua_rawget(L, seen) != LUA_TNIL) { lua_pop(L, 1); return; }
+  lua_pop(L, 1);
+  lua_pushvalue(L, v);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, seen);
+  if (t == LUA_TFUNCTION) { snap_closure(L, v, seen, snap, envs, depth); return; }
+  lua_pushnil(L);
+  while (lua_next(L, v)) {   /* raw: no metamethods run */
+    snap_value(L, lua_gettop(L) - 1, seen, snap, envs, depth + 1);
+    snap_value(L, lua_gettop(L), seen, snap, envs, depth + 1);
+    lua_pop(L, 1);
+  }
+  if (lua_getmetatable(L, v)) {
+    snap_value(L, lua_gettop(L), seen, snap, envs, depth + 1);
+    lua_pop(L, 1);
+  }
+}
+
+/* (protected) snapshot what the chunk returned: arguments 1..n. */
+static int sb_snapshot(lua_State *L) {
+  pw_sandbox *sb = lua_touserdata(L, 1);
+  int n = lua_gettop(L);
+  lua_newtable(L);
+  int seen = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->snap_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->envs_ref);
+  for (int i = 2; i <= n; i++) snap_value(L, i, seen, seen + 1, seen + 2, 0);
+  return 0;
+}
+
+/* Weak-keyed table in the registry (closures that are gone drop out). */
+static int sb_weak_table(lua_State *L, const char *mode) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, mode);
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static int sb_restore_all(lua_State *L) {
+  pw_sandbox *sb = lua_touserdata(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->snap_ref);
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {   /* closure -> {[i] = value} */
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_touserdata(L, -1) == &sb_nil_mark) { lua_pop(L, 1); lua_pushnil(L); }
+      lua_setupvalue(L, -4, (int)lua_tointeger(L, -2));
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+void pw_sandbox_restore(pw_sandbox *sb) {
+  lua_State *L = sb->L;
+  if (sb->snap_ref == LUA_NOREF || sb->snap_ref == 0) return;
+  lua_pushcfunction(L, sb_restore_all);
+  lua_pushlightuserdata(L, sb);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) { lua_pop(L, 1); return; }   /* retried next call */
+  sb->restore_pending = 0;
+}
+
+/* Did a call change an _ENV cell? (a legitimate script never assigns _ENV) */
+static int sb_env_changed(pw_sandbox *sb) {
+  lua_State *L = sb->L;
+  if (!sb->envs_ref || sb->envs_ref == LUA_NOREF || !lua_checkstack(L, 6)) return 0;
+  int changed = 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->envs_ref);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+  for (lua_Integer k = 1; k <= n && !changed; k++) {
+    lua_rawgeti(L, -1, k);
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    int i = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (lua_getupvalue(L, -1, i)) {
+      lua_rawgeti(L, -3, 3);
+      changed = !lua_rawequal(L, -1, -2);
+      lua_pop(L, 2);
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  return changed;
+}
+
+/* After a chunk from pw_sandbox_load returned nresults values (on the
+** stack top): snapshot them as the known-good state. */
+static void sb_snapshot_results(pw_sandbox *sb, int nresults) {
+  lua_State *L = sb->L;
+  if (nresults <= 0 || !lua_checkstack(L, nresults + 4)) return;
+  if (!sb->snap_ref) { sb->snap_ref = sb_weak_table(L, "k"); sb->envs_ref = sb_weak_table(L, "v"); }
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, sb_snapshot);
+  lua_pushlightuserdata(L, sb);
+  for (int i = top - nresults + 1; i <= top; i++) lua_pushvalue(L, i);
+  if (lua_pcall(L, nresults + 1, 0, 0) != LUA_OK) lua_pop(L, 1);   /* out of memory: no snapshot */
+}
+
+/* Is the function about to be called a chunk pw_sandbox_load made? */
+static int sb_is_chunk(pw_sandbox *sb, int fidx) {
+  lua_State *L = sb->L;
+  if (!sb->chunks_ref) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->chunks_ref);
+  lua_pushvalue(L, fidx);
+  int is = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return is;
+}
+
+static void sb_mark_chunk(pw_sandbox *sb) {
+  lua_State *L = sb->L;
+  if (!sb->chunks_ref) sb->chunks_ref = sb_weak_table(L, "k");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sb->chunks_ref);
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* A deep recursion leaves a 16 MB stack and 200,000 CallInfos behind;
+** each full collection frees half of the unused CallInfos, so collect
+** until the heap is back near where the call began or stops shrinking. */
+static void sb_settle(pw_sandbox *sb) {
+  size_t slack = 1u << 20;
+  for (int i = 0; i < 32 && sb->used > sb->used_before + slack; i++) {
+    size_t was = sb->used;
+    lua_gc(sb->L, LUA_GCCOLLECT);
+    if (sb->used >= was - was / 64) break;
+  }
+}
+
+int pw_sandbox_raise_oom(lua_State *L, const char *what) {
+  sb_of(L)->mem_tainted = 2;
+  return luaL_error(L, "%s: out of memory", what);
+}
+
+/* The budget or deadline error: the raised message when it is ours (it
+** names the script line: "file.lua:6: deadline of 10000 ms exceeded"),
+** else the plain statement. */
+static void sb_budget_text(pw_sandbox *sb, char *err, size_t errlen, uint64_t instructions) {
+  const char *s = lua_type(sb->L, -1) == LUA_TSTRING ? lua_tostring(sb->L, -1) : NULL;
+  if (s && (strstr(s, "deadline of ") || strstr(s, "instruction budget of ")) && strlen(s) < 400)
+    snprintf(err, errlen, "%s", s);
+  else if (sb->deadline_tripped)
+    snprintf(err, errlen, "deadline of %u ms exceeded", sb_deadline_ms(sb));
+  else
+    snprintf(err, errlen, "instruction budget of %llu exceeded", (unsigned long long)instructions);
+}
+
 int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructions,
                      char *err, size_t errlen) {
+  if (sb->restore_pending) pw_sandbox_restore(sb);
+  int chunk = sb_is_chunk(sb, lua_gettop(sb->L) - nargs);
+  sb->used_before = sb->used;
   pw_sandbox_begin(sb, instructions);
   int rc = lua_pcall(sb->L, nargs, nresults, 0);
   pw_sandbox_end(sb);
-  if (sb->budget_tripped) {
+  if (rc != LUA_OK || sb->budget_tripped || sb->deadline_tripped || sb->mem_tainted || sb_env_changed(sb))
+    sb->restore_pending = 1;
+  if (rc != LUA_OK) sb_settle(sb);
+  else if (chunk && !sb->budget_tripped && !sb->deadline_tripped && !sb->mem_tainted)
+    sb_snapshot_results(sb, nresults);
+  if (sb->budget_tripped || sb->deadline_tripped) {
+    if (rc != LUA_OK) sb_budget_text(sb, err, errlen, instructions);
+    else snprintf(err, errlen, "instruction budget of %llu exceeded", (unsigned long long)instructions);
     if (rc != LUA_OK) lua_pop(sb->L, 1); else lua_pop(sb->L, nresults);
-    snprintf(err, errlen, "instruction budget of %llu exceeded", (unsigned long long)instructions);
     return PW_EBUDGET;
   }
   if (sb->mem_tainted) {
+    const char *m = rc != LUA_OK && lua_type(sb->L, -1) == LUA_TSTRING ? lua_tostring(sb->L, -1) : NULL;
+    if (sb->mem_tainted == 2 && m && strstr(m, ": out of memory") && strlen(m) < 300) snprintf(err, errlen, "%s", m);
+    else if (sb->mem_tainted == 2) snprintf(err, errlen, "out of memory (the host refused an allocation)");
+    else snprintf(err, errlen, "memory cap of %zu bytes reached", sb->limit);
     if (rc != LUA_OK) lua_pop(sb->L, 1); else lua_pop(sb->L, nresults);
-    snprintf(err, errlen, "memory cap of %zu bytes reached", sb->limit);
     lua_gc(sb->L, LUA_GCCOLLECT);
     return PW_EMEMORY;
   }

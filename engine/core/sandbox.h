@@ -29,7 +29,22 @@ typedef struct pw_sandbox {
   char *cov_chunk;           /* "@path" of the chunk to count */
   uint32_t *cov_counts;      /* cov_counts[line], line < cov_n */
   int cov_n;
+  /* wall-clock deadline of one pw_sandbox_begin..end, checked in the count
+  ** hook and every 64th allocation; library calls whose work would not
+  ** show in either (table.move, string.rep, a plain string.find) charge
+  ** their work to the instruction budget before they run */
+  unsigned deadline_ms;      /* 0 = PW_SANDBOX_DEADLINE_MS */
+  uint64_t deadline_ns;      /* CLOCK_MONOTONIC_COARSE; 0 = off */
+  int deadline_tripped;
+  unsigned alloc_tick;
+  /* known-good state: the upvalues of the closures a loaded chunk returned
+  ** (see pw_sandbox_restore) */
+  int chunks_ref, snap_ref, envs_ref;   /* registry; LUA_NOREF before set-up */
+  int restore_pending;       /* an error or a changed _ENV since the last restore */
+  size_t used_before;        /* heap at the start of the current call */
 } pw_sandbox;
+
+#define PW_SANDBOX_DEADLINE_MS 10000u
 
 /* Count executed lines of the chunk loaded under name (see pw_sandbox_load).
 ** Returns -1 when out of memory. */
@@ -47,10 +62,26 @@ void pw_sandbox_end(pw_sandbox *sb);
 int pw_sandbox_load(pw_sandbox *sb, const char *name, const char *src, size_t len,
                     char *err, size_t errlen);
 
-/* pcall under the budget; on error leaves a message in err (never calls
-** a metamethod on the error object). Returns a pw_status. */
+/* pcall under the budget and the deadline; on error leaves a message in
+** err (never calls a metamethod on the error object; a budget or deadline
+** error names the script line it stopped). Returns a pw_status: an
+** exhausted budget or a passed deadline is PW_EBUDGET. */
 int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructions,
                      char *err, size_t errlen);
+
+/* Put back every upvalue of every Lua closure reachable from what a chunk
+** loaded by pw_sandbox_load returned (its _ENV, its local helpers and
+** tables), as it was when the chunk returned: a script that set _ENV = nil
+** or reassigned a helper cannot poison later evaluations. The sandbox does
+** it by itself before the next call after an error or after a call that
+** changed an _ENV; a caller may also do it at the start of each
+** evaluation. (The contents of tables are not restored.) */
+void pw_sandbox_restore(pw_sandbox *sb);
+
+/* Raise "WHAT: out of memory" from a C function the script called when the
+** host refused an allocation: the call then fails as PW_EMEMORY (the
+** script's pcall cannot turn it into a success), not as a protocol error. */
+int pw_sandbox_raise_oom(lua_State *L, const char *what);
 
 /* Replace the table at the top of the stack by a read-only proxy of it
 ** (reads, #, pairs and ipairs work; writes raise an error). */

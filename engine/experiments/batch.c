@@ -11,6 +11,7 @@
 #include <string.h>
 #include "exp.h"
 #include "experiments.h"
+#include "whatif_count.h"
 
 static const char *const usage_batch =
   "usage: pathwise batch [options] COHORT.jsonl|-\n"
@@ -23,6 +24,8 @@ static const char *const usage_batch =
   "  -p, --protocol FILE     protocol script (default: the bundled guideline,\n"
   "                          scripts/mrc_second_line.lua, or $PATHWISE_PROTOCOL)\n"
   "  -t, --trace             add each result's trace (branches, facts, rules)\n"
+  "  -w, --what-if           add each result's what_if (eval --what-if) and count,\n"
+  "                          per missing test, how often it would change the plan\n"
   "      --summary FILE      also write the summary as JSON to FILE\n"
   "  -q, --quiet             no summary on stderr\n"
   "      --strict            exit 65 when any line failed (70 when one failed in\n"
@@ -54,6 +57,8 @@ typedef struct bworker {
   exp_counter pathways, recs, blocks, missing, err_fields, err_status;
   first_error first[FIRST_ERRORS];
   int nfirst;
+  pw_whatif *wi;   /* --what-if */
+  exp_wicount wic;
 } bworker;
 
 static void count_result(bworker *w, const pw_result *r) {
@@ -78,10 +83,12 @@ static void count_result(bworker *w, const pw_result *r) {
 static void batch_line(void *arg, const char *line, size_t len, long lineno, pw_buf *out) {
   bworker *w = arg;
   pw_error err;
-  pw_status rc = pw_engine_eval(w->e, line, len, w->flags, out, &err);
+  pw_status rc = w->wi ? pw_whatif_eval(w->e, line, len, w->flags, 0, w->wi, out, &err)
+                       : pw_engine_eval(w->e, line, len, w->flags, out, &err);
   if (rc == PW_OK) {
     pw_buf_add(out, "\n", 1);
     count_result(w, pw_engine_result(w->e));
+    if (w->wi) exp_wicount_add(&w->wic, w->wi);
     return;
   }
   char field[128];
@@ -124,6 +131,7 @@ static void merge(bworker *w, int n) {
     exp_count_merge(&w[0].missing, &w[i].missing);
     exp_count_merge(&w[0].err_fields, &w[i].err_fields);
     exp_count_merge(&w[0].err_status, &w[i].err_status);
+    exp_wicount_merge(&w[0].wic, &w[i].wic);
   }
 }
 
@@ -147,37 +155,49 @@ static void summary_text(pw_buf *b, const bworker *w, const exp_pipeline *p, int
     pw_buf_adds(b, "first errors:\n");
     for (int i = 0; i < w->nfirst; i++) pw_buf_addf(b, "  line %ld: %s\n", w->first[i].line, w->first[i].msg);
   }
+  if (w->wi) exp_wicount_text(b, &w->wic);
 }
 
 static void summary_json(pw_buf *b, const bworker *w, const exp_pipeline *p, int jobs) {
   uint64_t n = w->ok + w->failed;
-  pw_buf_addf(b, "{\"cases\":%llu,\"evaluated\":%llu,\"errors\":%llu,\"blank_lines\":%ld,"
-              "\"seconds\":%.3f,\"cases_per_second\":%.1f,\"jobs\":%d,\"protocol\":",
-              (unsigned long long)n, (unsigned long long)w->ok, (unsigned long long)w->failed, p->blank,
-              p->seconds, p->seconds > 0 ? (double)n / p->seconds : 0.0, jobs);
-  pw_engine_protocol_json(w->e, b);
-  pw_buf_addf(b, ",\"applicable\":{\"yes\":%llu,\"no\":%llu,\"cannot_tell\":%llu}",
-              (unsigned long long)w->applicable[0], (unsigned long long)w->applicable[1],
-              (unsigned long long)w->applicable[2]);
-  pw_buf_adds(b, ",\"pathways\":");
-  exp_json_counts(b, &w->pathways);
-  pw_buf_adds(b, ",\"recommendations\":");
-  exp_json_counts(b, &w->recs);
-  pw_buf_adds(b, ",\"blocks\":");
-  exp_json_counts(b, &w->blocks);
-  pw_buf_adds(b, ",\"missing\":");
-  exp_json_counts(b, &w->missing);
-  pw_buf_adds(b, ",\"errors_by_status\":");
-  exp_json_counts(b, &w->err_status);
-  pw_buf_adds(b, ",\"errors_by_field\":");
-  exp_json_counts(b, &w->err_fields);
-  pw_buf_adds(b, ",\"first_errors\":[");
+  pw_jsonw j;
+  pw_jsonw_init(&j, b);
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_field_int(&j, "cases", (long long)n);
+  pw_jsonw_field_int(&j, "evaluated", (long long)w->ok);
+  pw_jsonw_field_int(&j, "errors", (long long)w->failed);
+  pw_jsonw_field_int(&j, "blank_lines", p->blank);
+  pw_jsonw_key(&j, "seconds");
+  pw_jsonw_rawf(&j, "%.3f", p->seconds);
+  pw_jsonw_key(&j, "cases_per_second");
+  pw_jsonw_rawf(&j, "%.1f", p->seconds > 0 ? (double)n / p->seconds : 0.0);
+  pw_jsonw_field_int(&j, "jobs", jobs);
+  pw_jsonw_key(&j, "protocol");
+  pw_engine_protocol_json(w->e, pw_jsonw_value(&j));
+  pw_jsonw_key(&j, "applicable");
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_field_int(&j, "yes", (long long)w->applicable[0]);
+  pw_jsonw_field_int(&j, "no", (long long)w->applicable[1]);
+  pw_jsonw_field_int(&j, "cannot_tell", (long long)w->applicable[2]);
+  pw_jsonw_end_object(&j);
+  exp_json_field_counts(&j, "pathways", &w->pathways);
+  exp_json_field_counts(&j, "recommendations", &w->recs);
+  exp_json_field_counts(&j, "blocks", &w->blocks);
+  exp_json_field_counts(&j, "missing", &w->missing);
+  exp_json_field_counts(&j, "errors_by_status", &w->err_status);
+  exp_json_field_counts(&j, "errors_by_field", &w->err_fields);
+  pw_jsonw_key(&j, "first_errors");
+  pw_jsonw_begin_array(&j);
   for (int i = 0; i < w->nfirst; i++) {
-    pw_buf_addf(b, "%s{\"line\":%ld,\"message\":", i ? "," : "", w->first[i].line);
-    pw_buf_json_str(b, w->first[i].msg);
-    pw_buf_adds(b, "}");
+    pw_jsonw_begin_object(&j);
+    pw_jsonw_field_int(&j, "line", w->first[i].line);
+    pw_jsonw_field_str(&j, "message", w->first[i].msg);
+    pw_jsonw_end_object(&j);
   }
-  pw_buf_adds(b, "]}\n");
+  pw_jsonw_end_array(&j);
+  if (w->wi) { pw_jsonw_key(&j, "what_if"); exp_wicount_json(pw_jsonw_value(&j), &w->wic); }
+  pw_jsonw_end_object(&j);
+  pw_buf_add(b, "\n", 1);
 }
 
 static void free_worker(bworker *w) {
@@ -189,36 +209,39 @@ static void free_worker(bworker *w) {
   exp_count_free(&w->err_fields);
   exp_count_free(&w->err_status);
   for (int i = 0; i < w->nfirst; i++) free(w->first[i].msg);
+  pw_whatif_free(w->wi);
+  exp_wicount_free(&w->wic);
 }
 
 int pw_batch_main(int argc, char **argv) {
   static const struct option longs[] = {
-    {"protocol", required_argument, 0, 'p'}, {"trace", no_argument, 0, 't'},
+    PW_OPT_LONG_PROTOCOL, {"trace", no_argument, 0, 't'},
     {"summary", required_argument, 0, 'S'}, {"quiet", no_argument, 0, 'q'},
-    {"strict", no_argument, 0, 'X'}, {"help", no_argument, 0, 'h'},
+    {"strict", no_argument, 0, 'X'}, {"what-if", no_argument, 0, 'w'}, {"help", no_argument, 0, 'h'},
     EXP_LONG_OPTIONS, {0, 0, 0, 0}};
   exp_opts o;
   const char *protocol = NULL, *summary = NULL;
-  int trace = 0, quiet = 0, strict = 0, c, code;
+  int trace = 0, quiet = 0, strict = 0, what_if = 0, c, code;
   exp_opts_init(&o);
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, "p:tqj:h", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "p:tqwj:h", longs, NULL)) != -1) {
     switch (c) {
-    case 'p': protocol = optarg; break;
     case 't': trace = 1; break;
     case 'S': summary = optarg; break;
     case 'q': quiet = 1; break;
     case 'X': strict = 1; break;
+    case 'w': what_if = 1; break;
     case 'h': fputs(usage_batch, stdout); return PW_EX_OK;
     default:
-      if ((code = exp_shared_opt(c, optarg, &o, usage_batch)) != -2) {
+      if ((code = exp_shared_opt(c, optarg, &o, "batch", usage_batch)) != -2) {
         if (code >= 0) return code;
         break;
       }
       return exp_usage("batch", usage_batch, "unknown or incomplete option '%s'", argv[optind - 1]);
     }
   }
+  protocol = o.cmd.protocol;
   if (optind != argc - 1) return exp_usage("batch", usage_batch, "expected exactly one COHORT.jsonl (or - for stdin)");
   int jobs = exp_jobs(&o);
   bworker *w = calloc((size_t)jobs, sizeof *w);
@@ -228,6 +251,7 @@ int pw_batch_main(int argc, char **argv) {
   for (int i = 0; i < jobs && code == PW_EX_OK; i++) {
     w[i].e = exp_engine(protocol, &o, NULL, 0, &code);
     w[i].flags = trace ? PW_EVAL_TRACE : 0;
+    if (what_if && code == PW_EX_OK && !(w[i].wi = pw_whatif_new())) code = PW_EX_SOFTWARE;
     states[i] = &w[i];
   }
   if (code == PW_EX_OK) {

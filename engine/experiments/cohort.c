@@ -36,7 +36,8 @@ static const char *const usage_cohort =
   "  -s, --seed S            seed, 0..2^64-1 (default 1)\n"
   "      --invalid PCT       make about PCT percent of the lines invalid on\n"
   "                          purpose (a value out of range, an unknown enum\n"
-  "                          value or id, broken JSON) to exercise error\n"
+  "                          value or id, spine on a site that is not bone,\n"
+  "                          {} for a list, broken JSON) to exercise error\n"
   "                          handling (default 0)\n"
   "  -o, --output FILE       write to FILE instead of stdout\n"
   "  -h, --help              this help\n"
@@ -49,7 +50,10 @@ static const char *const usage_cohort =
   "                   no molecular record at all in 2% more\n"
   "  ECOG             0: 25%, 1: 40%, 2: 17%, 3: 8%, 4: 3%, unknown 7%\n"
   "  metastatic       yes 94%, no 3%, unknown 3%\n"
-  "  primary          rectum 70%, left colon 15%, right colon 12%, unknown 3%;\n"
+  "  primary          rectum 70%, left colon 15%, right colon 12%, not\n"
+  "                   colorectal (\"non_colorectal\") 0.5%, unknown 2.5%; of\n"
+  "                   colon primaries 15% recorded as \"colon\" (side not\n"
+  "                   known);\n"
   "                   resected 85% (unknown 3%); prior pelvic radiation in 70%\n"
   "                   of rectal and 5% of colon primaries (unknown 3%);\n"
   "                   symptoms none 78%, bleeding 7%, obstruction 4%,\n"
@@ -72,9 +76,13 @@ static const char *const usage_cohort =
   "                   10%, lymphedema 15%; retroperitoneal: obstruction 10%,\n"
   "                   pain 20%, neurological 8%; brain: neurological 60%;\n"
   "                   peritoneum: obstruction 15%, pain 10%; liver, other:\n"
-  "                   pain 10%; lung: pain 5%; other: skin breakdown 5%\n"
+  "                   pain 10%; lung: pain 5%; other: skin breakdown 5%;\n"
+  "                   bone in the spine 40%, not 45%, unknown 15%\n"
   "  prior radiation  pelvis (when pelvic radiation), groin 5%, inguinal 2%,\n"
-  "                   bone 4%; history unknown 4%\n"
+  "                   bone 4%, spine 3%, retroperitoneum, brain, lung 1%,\n"
+  "                   liver, chest, abdomen, other 0.5%; 30% of all but\n"
+  "                   the pelvis with left, right or bilateral; text\n"
+  "                   outside the vocabulary 1%; history unknown 4%\n"
   "  surgery          none planned 80%, planned in 0-120 days 8%, unknown 12%\n"
   "  proposed orders  none recorded 75%, empty list 5%, one 15%, two 5%, drawn\n"
   "                   from every agent, regimen and action pathwise knows\n"
@@ -135,13 +143,16 @@ static int pick(rng *r, const uint32_t *w, int n) {
 
 typedef struct gen {
   rng r;
+  rng r2;       /* a second stream for what later fields added (colon, spine, laterality,
+                   unrecognised sites), so the draws of the first stay as they were */
   pw_buf *b;
   int first;
   int bad;      /* which field to spoil, 0 = none */
   int pelvic;   /* prior pelvic radiation drawn for the primary: 1, 0, -1 unknown */
 } gen;
 
-enum { BAD_NONE, BAD_ECOG, BAD_KRAS, BAD_SITE, BAD_LINE, BAD_ORDER, BAD_SURGERY, BAD_TRUNCATE, BAD_KINDS };
+enum { BAD_NONE, BAD_ECOG, BAD_KRAS, BAD_SITE, BAD_LINE, BAD_ORDER, BAD_SURGERY, BAD_TRUNCATE, BAD_SPINE,
+       BAD_EMPTY_OBJECT, BAD_KINDS };
 
 static void key(gen *g, const char *k) {
   pw_buf_adds(g->b, g->first ? "\"" : ",\"");
@@ -155,9 +166,13 @@ static void str(gen *g, const char *s) { pw_buf_json_str(g->b, s); }
 static void num(gen *g, int v) { pw_buf_addf(g->b, "%d", v); }
 static void boolean(gen *g, int v) { pw_buf_adds(g->b, v ? "true" : "false"); }
 
-/* An unknown field: left out (2 in 3) or null. */
+/* An unknown field: left out, null or "unknown" (1 in 3 each). */
 static void unknown(gen *g, const char *k) {
-  if (uniform(&g->r, 0, 2) == 0) { key(g, k); pw_buf_adds(g->b, "null"); }
+  int form = uniform(&g->r, 0, 2);
+  if (form == 2) return;
+  key(g, k);
+  if (form == 0) pw_buf_adds(g->b, "null");
+  else str(g, "unknown");
 }
 
 /* A yes/no fact, unknown with p_unknown. */
@@ -197,7 +212,7 @@ static void gen_rest(gen *g, const pw_field *obj, const char *const *done) {
   for (int i = 0; i < obj->nkids; i++) {
     int tuned = 0;
     for (const char *const *d = done; *d && !tuned; d++) tuned = !strcmp(*d, obj->kids[i].key);
-    if (!tuned) gen_field(g, &obj->kids[i]);
+    if (!tuned && !obj->kids[i].derived) gen_field(g, &obj->kids[i]);
   }
 }
 
@@ -242,6 +257,15 @@ static void gen_field(gen *g, const pw_field *fd) {
 
 /* ---- tuned generators ---- */
 
+/* The position of name among fd's names (the tuned weights below name
+** the values they weigh; the table says how they are spelled). */
+static const char *name_of(const pw_field *fd, const char *name) {
+  for (int i = 0; i < fd->nnames; i++)
+    if (!strcmp(fd->names[i], name)) return fd->names[i];
+  return name;   /* not in the table: the cohort then shows it, as invalid */
+}
+
+
 static const pw_field *field(const char *path) { return pw_facts_field(path); }
 
 static void gen_patient_id(gen *g, const pw_field *fd, uint64_t seed, long i) {
@@ -271,8 +295,16 @@ static void gen_primary(gen *g) {
   if (chance(&g->r, PCT(1))) { unknown(g, "primary"); return; }
   key(g, "primary");
   open_obj(g);
-  if (site == 3) unknown(g, "site");
-  else { key(g, "site"); str(g, sites[site]); }
+  int side_unknown = chance(&g->r2, PCT(15)), non_crc = site == 3 && chance(&g->r2, PCT(100) / 6);
+  if (non_crc) {   /* drawn from the unknown share; the form of unknown is still drawn */
+    (void)uniform(&g->r, 0, 2);
+    key(g, "site");
+    str(g, name_of(site_fd, "non_colorectal"));
+  } else if (site == 3) unknown(g, "site");
+  else {
+    key(g, "site");
+    str(g, (site == 1 || site == 2) && side_unknown ? name_of(site_fd, "colon") : sites[site]);
+  }
   tri(g, "resected", PCT(85) * 100 / 97, PCT(3));
   if (!chance(&g->r, PCT(3))) {
     pelvic = chance(&g->r, site == 0 ? PCT(70) : PCT(5));
@@ -296,14 +328,6 @@ static void gen_primary(gen *g) {
   g->pelvic = pelvic;
 }
 
-/* The position of name among fd's names (the tuned weights below name
-** the values they weigh; the table says how they are spelled). */
-static const char *name_of(const pw_field *fd, const char *name) {
-  for (int i = 0; i < fd->nnames; i++)
-    if (!strcmp(fd->names[i], name)) return fd->names[i];
-  return name;   /* not in the table: the cohort then shows it, as invalid */
-}
-
 static void gen_regimens(gen *g) {
   static const char *const done[] = {"name", "line", "outcome", NULL};
   static const char *const names[] = {"FOLFOX", "mFOLFOX6", "FOLFOX4", "CAPOX", "FOLFOXIRI"};
@@ -314,6 +338,7 @@ static void gen_regimens(gen *g) {
   static const uint32_t out_w[] = {75, 12, 6, 7};
   if (chance(&g->r, PCT(3))) { unknown(g, "prior_regimens"); return; }
   key(g, "prior_regimens");
+  if (g->bad == BAD_EMPTY_OBJECT) { pw_buf_adds(g->b, "{}"); return; }   /* {} is not an empty list */
   if (chance(&g->r, PCT(1))) { pw_buf_adds(g->b, "[]"); return; }
   pw_buf_adds(g->b, "[");
   open_obj(g);
@@ -392,11 +417,24 @@ static void gen_molecular(gen *g) {
   g->first = 0;
 }
 
+/* A bone metastasis in the spine: yes 40%, no 45%, unknown 15% (absent,
+** null or "unknown"); BAD_SPINE puts it on the first site, whatever it is. */
+static void gen_spine(gen *g) {
+  static const uint32_t w[] = {40, 45, 5, 5, 5};
+  int v = PICK(&g->r2, w);
+  if (v == 4) return;
+  key(g, "spine");
+  if (g->bad == BAD_SPINE || v == 0) boolean(g, 1);
+  else if (v == 1) boolean(g, 0);
+  else if (v == 2) pw_buf_adds(g->b, "null");
+  else str(g, "unknown");
+}
+
 static void gen_metastases(gen *g) {
   /* sites and symptoms in the order of the table's names */
   enum { BONE, INGUINAL, RETRO, LIVER, LUNG, PERITONEUM, BRAIN, OTHER, NSITES };
   enum { NSYMS = 6 };
-  static const char *const done[] = {"site", "symptoms", NULL};
+  static const char *const done[] = {"site", "symptoms", "spine", NULL};
   const pw_field *fd = field("metastases"), *site_fd = field("metastases[].site"),
                  *sym_fd = field("metastases[].symptoms");
   const char *const *sites = site_fd->names, *const *syms = sym_fd->names;
@@ -424,6 +462,7 @@ static void gen_metastases(gen *g) {
     open_obj(g);
     key(g, "site");
     str(g, g->bad == BAD_SITE ? "skin" : sites[i]);
+    if (i == BONE || (g->bad == BAD_SPINE && k == 1)) gen_spine(g);
     if (chance(&g->r, PCT(4))) {
       gen_rest(g, fd, done);
       close_obj(g);
@@ -441,6 +480,15 @@ static void gen_metastases(gen *g) {
   g->first = 0;
 }
 
+/* A radiation site, with its laterality in 30%: left, right or bilateral. */
+static void gen_rt_site(gen *g, const char *site) {
+  static const char *const sides[] = {"left ", "right ", "bilateral "};
+  char s[64];
+  int side = chance(&g->r2, PCT(30)) ? uniform(&g->r2, 0, 2) : -1;
+  snprintf(s, sizeof s, "%s%s", side >= 0 ? sides[side] : "", site);
+  str(g, s);
+}
+
 static void gen_radiation(gen *g) {
   int pelvic = g->pelvic;
   static const char *const extra[] = {"groin", "inguinal", "bone"};
@@ -453,7 +501,17 @@ static void gen_radiation(gen *g) {
   for (int i = 0; i < 3; i++)
     if (chance(&g->r, p_extra[i])) {
       if (k++) pw_buf_adds(g->b, ",");
-      str(g, extra[i]);
+      gen_rt_site(g, extra[i]);
+    }
+  /* more of the vocabulary, and text outside it (taken as possibly the groin) */
+  static const char *const more[] = {"spine", "retroperitoneum", "brain", "liver", "lung", "chest", "abdomen",
+                                     "other", "Groin (L)", "para-aortic nodes"};
+  static const uint32_t p_more[] = {PCT(3), PCT(1), PCT(1), PCT(0.5), PCT(1), PCT(0.5), PCT(0.5),
+                                    PCT(0.5), PCT(0.5), PCT(0.5)};
+  for (int i = 0; i < (int)(sizeof more / sizeof more[0]); i++)
+    if (chance(&g->r2, p_more[i])) {
+      if (k++) pw_buf_adds(g->b, ",");
+      gen_rt_site(g, more[i]);
     }
   pw_buf_adds(g->b, "]");
 }
@@ -511,7 +569,7 @@ static void gen_case(gen *g, uint64_t seed, long i) {
     if (!strcmp(fd->key, "patient_id")) { gen_patient_id(g, fd, seed, i); continue; }
     while (t < nt && strcmp(tuned[t].key, fd->key)) t++;
     if (t < nt) tuned[t].fn(g);
-    else gen_field(g, fd);
+    else if (!fd->derived) gen_field(g, fd);
   }
   if (chance(&g->r, PCT(1))) { key(g, "notes"); str(g, "referral letter scanned, see PDF"); }
   close_obj(g);
@@ -572,6 +630,7 @@ int pw_cohort_main(int argc, char **argv) {
   memset(&g, 0, sizeof g);
   g.b = &b;
   rng_seed(&g.r, seed);
+  rng_seed(&g.r2, seed ^ 0x5eed2f0c75ull);
   uint32_t p_invalid = (uint32_t)(invalid * 10000 + 0.5);
   int code = PW_EX_OK;
   for (uint64_t i = 1; i <= n && code == PW_EX_OK; i++) {

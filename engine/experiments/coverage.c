@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "exp.h"
+#include "file.h"
 #include "experiments.h"
 #include "safety.h"
 
@@ -367,50 +368,107 @@ static void report_text(pw_buf *b, const report *r, int annotate) {
   }
 }
 
-static void report_json(pw_buf *b, const report *r, double thr, double bthr, int pass) {
-  pw_buf_adds(b, "{\"protocol\":");
-  pw_engine_protocol_json(r->e, b);
-  pw_buf_adds(b, ",\"file\":");
-  pw_buf_json_str(b, r->protocol);
-  pw_buf_addf(b, ",\"cases\":{\"evaluated\":%llu,\"failed\":%llu,\"by_status\":", (unsigned long long)r->ok,
-              (unsigned long long)r->failed);
-  exp_json_counts(b, &r->errors);
-  pw_buf_addf(b, "},\"lines\":{\"active\":%d,\"ran\":%d,\"percent\":%.2f,\"never_ran\":[", r->nactive, r->nran,
-              exp_pct((uint64_t)r->nran, (uint64_t)r->nactive));
-  for (int l = 1, k = 0; l <= r->nlines; l++)
+static void json_never_ran(pw_jsonw *j, const report *r) {
+  pw_jsonw_key(j, "never_ran");
+  pw_jsonw_begin_array(j);
+  for (int l = 1; l <= r->nlines; l++)
     if (r->active[l] && !r->counts[l]) {
-      pw_buf_addf(b, "%s{\"line\":%d,\"source\":", k++ ? "," : "", l);
       pw_buf t = {0};
       line_text(&t, r, l);
-      pw_buf_json_str(b, t.data ? t.data : "");
+      pw_jsonw_begin_object(j);
+      pw_jsonw_field_int(j, "line", l);
+      pw_jsonw_field_str(j, "source", t.data ? t.data : "");
+      pw_jsonw_end_object(j);
       pw_buf_free(&t);
-      pw_buf_adds(b, "}");
     }
-  pw_buf_adds(b, "],\"counts\":{");
-  for (int l = 1, k = 0; l <= r->nlines; l++)
-    if (r->active[l]) pw_buf_addf(b, "%s\"%d\":%u", k++ ? "," : "", l, r->counts[l]);
-  pw_buf_addf(b, "}},\"branches\":{\"arms\":%d,\"covered\":%d,\"percent\":%.2f,\"list\":[", r->nbranches, r->ncovered,
-              exp_pct((uint64_t)r->ncovered, (uint64_t)r->nbranches));
-  for (int i = 0, k = 0; i < r->narms; i++) {
+  pw_jsonw_end_array(j);
+}
+
+static void json_lines(pw_jsonw *j, const report *r) {
+  char key[16];
+  pw_jsonw_key(j, "lines");
+  pw_jsonw_begin_object(j);
+  pw_jsonw_field_int(j, "active", r->nactive);
+  pw_jsonw_field_int(j, "ran", r->nran);
+  pw_jsonw_key(j, "percent");
+  pw_jsonw_rawf(j, "%.2f", exp_pct((uint64_t)r->nran, (uint64_t)r->nactive));
+  json_never_ran(j, r);
+  pw_jsonw_key(j, "counts");
+  pw_jsonw_begin_object(j);
+  for (int l = 1; l <= r->nlines; l++)
+    if (r->active[l]) {
+      snprintf(key, sizeof key, "%d", l);
+      pw_jsonw_field_int(j, key, r->counts[l]);
+    }
+  pw_jsonw_end_object(j);
+  pw_jsonw_end_object(j);
+}
+
+static void json_branches(pw_jsonw *j, const report *r) {
+  pw_jsonw_key(j, "branches");
+  pw_jsonw_begin_object(j);
+  pw_jsonw_field_int(j, "arms", r->nbranches);
+  pw_jsonw_field_int(j, "covered", r->ncovered);
+  pw_jsonw_key(j, "percent");
+  pw_jsonw_rawf(j, "%.2f", exp_pct((uint64_t)r->ncovered, (uint64_t)r->nbranches));
+  pw_jsonw_key(j, "list");
+  pw_jsonw_begin_array(j);
+  for (int i = 0; i < r->narms; i++) {
     if (!r->arm_line[i]) continue;
     const arm *a = &r->arms[i];
-    pw_buf_addf(b, "%s{\"line\":%d,\"kind\":\"%s\",\"if_line\":%d,\"first_line\":%d,\"count\":%u}", k++ ? "," : "",
-                a->line, arm_names[a->kind], a->if_line, r->arm_line[i], r->counts[r->arm_line[i]]);
+    pw_jsonw_begin_object(j);
+    pw_jsonw_field_int(j, "line", a->line);
+    pw_jsonw_field_str(j, "kind", arm_names[a->kind]);
+    pw_jsonw_field_int(j, "if_line", a->if_line);
+    pw_jsonw_field_int(j, "first_line", r->arm_line[i]);
+    pw_jsonw_field_int(j, "count", r->counts[r->arm_line[i]]);
+    pw_jsonw_end_object(j);
   }
-  pw_buf_adds(b, "]},\"rules\":[");
+  pw_jsonw_end_array(j);
+  pw_jsonw_end_object(j);
+}
+
+static void json_rules(pw_jsonw *j, const report *r) {
   const char *ids[256];
   int n = rule_list(r, ids, 256);
+  pw_jsonw_key(j, "rules");
+  pw_jsonw_begin_array(j);
   for (int i = 0; i < n; i++) {
-    pw_buf_addf(b, "%s{\"id\":", i ? "," : "");
-    pw_buf_json_str(b, ids[i]);
-    pw_buf_addf(b, ",\"items\":%llu,\"cases\":%llu}", (unsigned long long)exp_count_get(&r->items, ids[i]),
-                (unsigned long long)exp_count_get(&r->cases, ids[i]));
+    pw_jsonw_begin_object(j);
+    pw_jsonw_field_str(j, "id", ids[i]);
+    pw_jsonw_field_int(j, "items", (long long)exp_count_get(&r->items, ids[i]));
+    pw_jsonw_field_int(j, "cases", (long long)exp_count_get(&r->cases, ids[i]));
+    pw_jsonw_end_object(j);
   }
-  pw_buf_adds(b, "],\"threshold\":{\"lines\":");
-  if (thr >= 0) pw_buf_addf(b, "%g", thr); else pw_buf_adds(b, "null");
-  pw_buf_adds(b, ",\"branches\":");
-  if (bthr >= 0) pw_buf_addf(b, "%g", bthr); else pw_buf_adds(b, "null");
-  pw_buf_addf(b, ",\"passed\":%s}}\n", pass ? "true" : "false");
+  pw_jsonw_end_array(j);
+}
+
+static void report_json(pw_buf *b, const report *r, double thr, double bthr, int pass) {
+  pw_jsonw j;
+  pw_jsonw_init(&j, b);
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_key(&j, "protocol");
+  pw_engine_protocol_json(r->e, pw_jsonw_value(&j));
+  pw_jsonw_field_str(&j, "file", r->protocol);
+  pw_jsonw_key(&j, "cases");
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_field_int(&j, "evaluated", (long long)r->ok);
+  pw_jsonw_field_int(&j, "failed", (long long)r->failed);
+  exp_json_field_counts(&j, "by_status", &r->errors);
+  pw_jsonw_end_object(&j);
+  json_lines(&j, r);
+  json_branches(&j, r);
+  json_rules(&j, r);
+  pw_jsonw_key(&j, "threshold");
+  pw_jsonw_begin_object(&j);
+  pw_jsonw_key(&j, "lines");
+  if (thr >= 0) pw_jsonw_rawf(&j, "%g", thr); else pw_jsonw_null(&j);
+  pw_jsonw_key(&j, "branches");
+  if (bthr >= 0) pw_jsonw_rawf(&j, "%g", bthr); else pw_jsonw_null(&j);
+  pw_jsonw_field_bool(&j, "passed", pass);
+  pw_jsonw_end_object(&j);
+  pw_jsonw_end_object(&j);
+  pw_buf_add(b, "\n", 1);
 }
 
 static int parse_pct(const char *s, double *v) {
@@ -434,55 +492,131 @@ static int split_lines(report *r) {
   return 0;
 }
 
-int pw_coverage_main(int argc, char **argv) {
+typedef struct copts {
+  exp_opts o;
+  double thr, bthr;   /* -1 = none */
+  int json, annotate;
+} copts;
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_coverage_opts(int argc, char **argv, copts *co) {
   static const struct option longs[] = {
     {"coverage", no_argument, 0, 'C'}, {"threshold", required_argument, 0, 'T'},
-    {"branch-threshold", required_argument, 0, 'B'}, {"format", required_argument, 0, 'f'},
+    {"branch-threshold", required_argument, 0, 'B'}, PW_OPT_LONG_FORMAT,
     {"annotate", no_argument, 0, 'a'}, {"help", no_argument, 0, 'h'},
     EXP_LONG_OPTIONS, {0, 0, 0, 0}};
-  exp_opts o;
-  double thr = -1, bthr = -1;
-  int json = 0, annotate = 0, c, code;
-  exp_opts_init(&o);
+  int c, code;
+  exp_opts_init(&co->o);
+  co->thr = co->bthr = -1;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "f:j:h", longs, NULL)) != -1) {
     switch (c) {
     case 'C': break;
     case 'T':
-      if (parse_pct(optarg, &thr)) return exp_usage("check", usage_coverage, "--threshold takes a percentage 0..100, got '%s'", optarg);
+      if (parse_pct(optarg, &co->thr)) return exp_usage("check", usage_coverage, "--threshold takes a percentage 0..100, got '%s'", optarg);
       break;
     case 'B':
-      if (parse_pct(optarg, &bthr)) return exp_usage("check", usage_coverage, "--branch-threshold takes a percentage 0..100, got '%s'", optarg);
+      if (parse_pct(optarg, &co->bthr)) return exp_usage("check", usage_coverage, "--branch-threshold takes a percentage 0..100, got '%s'", optarg);
       break;
-    case 'f':
-      if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-        return exp_usage("check", usage_coverage, "--format takes text or json, got '%s'", optarg);
-      json = !strcmp(optarg, "json");
-      break;
-    case 'a': annotate = 1; break;
+    case 'a': co->annotate = 1; break;
     case 'h': fputs(usage_coverage, stdout); return PW_EX_OK;
     default:
-      if ((code = exp_shared_opt(c, optarg, &o, usage_coverage)) != -2) {
+      if ((code = exp_shared_opt(c, optarg, &co->o, "check", usage_coverage)) != -2) {
         if (code >= 0) return code;
         break;
       }
       return exp_usage("check", usage_coverage, "unknown or incomplete option '%s'", argv[optind - 1]);
     }
   }
+  co->json = pw_cmd_json(&co->o.cmd) == 1;
   if (optind != argc - 2) return exp_usage("check", usage_coverage, "expected PROTOCOL.lua and COHORT.jsonl (or - for stdin)");
+  return -1;
+}
+
+/* The workers' counts summed into r, and the protocol's lines and arms. */
+static void merge_workers(report *r, cworker *w, int jobs, const pw_buf *src) {
+  int n;   /* lines of the file the engine loaded, plus one */
+  pw_engine_coverage_counts(w[0].e, &n);
+  r->e = w[0].e;
+  r->src = src->data;
+  r->counts = calloc((size_t)n + 1, sizeof *r->counts);
+  r->active = calloc((size_t)n + 1, 1);
+  r->arms = calloc(4096, sizeof *r->arms);
+  r->arm_line = calloc(4096, sizeof *r->arm_line);
+  if (!r->counts || !r->active || !r->arms || !r->arm_line || split_lines(r)) abort();
+  for (int i = 0; i < jobs; i++) {
+    int m;
+    const uint32_t *wc = pw_engine_coverage_counts(w[i].e, &m);
+    for (int l = 0; l < m && l < n; l++) r->counts[l] += wc[l];
+    r->ok += w[i].ok;
+    r->failed += w[i].failed;
+    exp_count_merge(&r->items, &w[i].items);
+    exp_count_merge(&r->cases, &w[i].cases);
+    exp_count_merge(&r->errors, &w[i].errors);
+  }
+  pw_engine_coverage_active(w[0].e, r->active, n);
+  if (r->nlines > n - 1) r->nlines = n - 1;   /* the engine counted the file it loaded */
+  r->narms = find_arms(src->data, src->len, r->arms, 4096);
+  analyse(r);
+}
+
+/* Write the report; PW_EX_FAIL when a threshold is not met. */
+static int write_report(const report *r, const copts *co) {
+  double lp = exp_pct((uint64_t)r->nran, (uint64_t)r->nactive), bp = exp_pct((uint64_t)r->ncovered, (uint64_t)r->nbranches);
+  double thr = co->thr, bthr = co->bthr;
+  int pass = !(thr >= 0 && lp < thr) && !(bthr >= 0 && bp < bthr);
+  pw_buf b = {0};
+  if (co->json) report_json(&b, r, thr, bthr, pass);
+  else {
+    report_text(&b, r, co->annotate);
+    if (thr >= 0) pw_buf_addf(&b, "threshold: line coverage %.1f%% %s %g%%\n", lp, lp < thr ? "is below" : ">=", thr);
+    if (bthr >= 0) pw_buf_addf(&b, "threshold: branch coverage %.1f%% %s %g%%\n", bp, bp < bthr ? "is below" : ">=", bthr);
+  }
+  int code = exp_write(stdout, "stdout", &b);
+  pw_buf_free(&b);
+  if (code == PW_EX_OK && !pass) {
+    if (thr >= 0 && lp < thr) fprintf(stderr, "pathwise: check: line coverage %.1f%% is below the threshold %g%%\n", lp, thr);
+    if (bthr >= 0 && bp < bthr) fprintf(stderr, "pathwise: check: branch coverage %.1f%% is below the threshold %g%%\n", bp, bthr);
+    code = PW_EX_FAIL;
+  }
+  return code;
+}
+
+static void free_report(report *r, cworker *w, int jobs) {
+  for (int i = 0; i < jobs; i++) {
+    pw_engine_free(w[i].e);
+    exp_count_free(&w[i].items);
+    exp_count_free(&w[i].cases);
+    exp_count_free(&w[i].errors);
+  }
+  exp_count_free(&r->items);
+  exp_count_free(&r->cases);
+  exp_count_free(&r->errors);
+  free(r->counts);
+  free(r->active);
+  free(r->arms);
+  free(r->arm_line);
+  free(r->lines);
+}
+
+int pw_coverage_main(int argc, char **argv) {
+  copts co;
+  memset(&co, 0, sizeof co);
+  int code = parse_coverage_opts(argc, argv, &co);
+  if (code >= 0) return code;
   report r;
   memset(&r, 0, sizeof r);
   r.protocol = argv[optind];
   r.cohort = argv[optind + 1];
-  int jobs = exp_jobs(&o);
+  int jobs = exp_jobs(&co.o);
   cworker *w = calloc((size_t)jobs, sizeof *w);
   void **states = calloc((size_t)jobs, sizeof *states);
   if (!w || !states) { free(w); free(states); fprintf(stderr, "pathwise: out of memory\n"); return PW_EX_SOFTWARE; }
   code = PW_EX_OK;
   for (int i = 0; i < jobs && code == PW_EX_OK; i++) {
     pw_error err;
-    w[i].e = exp_engine(r.protocol, &o, NULL, 0, &code);
+    w[i].e = exp_engine(r.protocol, &co.o, NULL, 0, &code);
     if (code == PW_EX_OK && pw_engine_coverage_start(w[i].e, &err) != PW_OK) {
       fprintf(stderr, "pathwise: check: %s\n", err.msg);
       code = pw_cmd_exit_code(err.code);
@@ -491,73 +625,23 @@ int pw_coverage_main(int argc, char **argv) {
   }
   pw_buf src = {0};
   if (code == PW_EX_OK && pw_cmd_read(r.protocol, &src)) {
-    fprintf(stderr, "pathwise: cannot read %s: %s\n", r.protocol, strerror(errno));
+    fprintf(stderr, "pathwise: cannot read %s: %s\n", r.protocol, pw_file_why(errno));
     code = PW_EX_NOINPUT;
   }
   if (code == PW_EX_OK) {
     exp_pipeline p = {0};
     p.input = r.cohort;
     p.jobs = jobs;
-    p.progress = exp_show_progress(&o);
+    p.progress = exp_show_progress(&co.o);
     p.workers = states;
     p.process = coverage_line;
     code = exp_pipeline_run(&p);
   }
   if (code == PW_EX_OK) {
-    int n;   /* lines of the file the engine loaded, plus one */
-    pw_engine_coverage_counts(w[0].e, &n);
-    r.e = w[0].e;
-    r.src = src.data;
-    r.counts = calloc((size_t)n + 1, sizeof *r.counts);
-    r.active = calloc((size_t)n + 1, 1);
-    r.arms = calloc(4096, sizeof *r.arms);
-    r.arm_line = calloc(4096, sizeof *r.arm_line);
-    if (!r.counts || !r.active || !r.arms || !r.arm_line || split_lines(&r)) abort();
-    for (int i = 0; i < jobs; i++) {
-      int m;
-      const uint32_t *wc = pw_engine_coverage_counts(w[i].e, &m);
-      for (int l = 0; l < m && l < n; l++) r.counts[l] += wc[l];
-      r.ok += w[i].ok;
-      r.failed += w[i].failed;
-      exp_count_merge(&r.items, &w[i].items);
-      exp_count_merge(&r.cases, &w[i].cases);
-      exp_count_merge(&r.errors, &w[i].errors);
-    }
-    pw_engine_coverage_active(w[0].e, r.active, n);
-    if (r.nlines > n - 1) r.nlines = n - 1;   /* the engine counted the file it loaded */
-    r.narms = find_arms(src.data, src.len, r.arms, 4096);
-    analyse(&r);
-    double lp = exp_pct((uint64_t)r.nran, (uint64_t)r.nactive), bp = exp_pct((uint64_t)r.ncovered, (uint64_t)r.nbranches);
-    int pass = !(thr >= 0 && lp < thr) && !(bthr >= 0 && bp < bthr);
-    pw_buf b = {0};
-    if (json) report_json(&b, &r, thr, bthr, pass);
-    else {
-      report_text(&b, &r, annotate);
-      if (thr >= 0) pw_buf_addf(&b, "threshold: line coverage %.1f%% %s %g%%\n", lp, lp < thr ? "is below" : ">=", thr);
-      if (bthr >= 0) pw_buf_addf(&b, "threshold: branch coverage %.1f%% %s %g%%\n", bp, bp < bthr ? "is below" : ">=", bthr);
-    }
-    code = exp_write(stdout, "stdout", &b);
-    pw_buf_free(&b);
-    if (code == PW_EX_OK && !pass) {
-      if (thr >= 0 && lp < thr) fprintf(stderr, "pathwise: check: line coverage %.1f%% is below the threshold %g%%\n", lp, thr);
-      if (bthr >= 0 && bp < bthr) fprintf(stderr, "pathwise: check: branch coverage %.1f%% is below the threshold %g%%\n", bp, bthr);
-      code = PW_EX_FAIL;
-    }
+    merge_workers(&r, w, jobs, &src);
+    code = write_report(&r, &co);
   }
-  for (int i = 0; i < jobs; i++) {
-    pw_engine_free(w[i].e);
-    exp_count_free(&w[i].items);
-    exp_count_free(&w[i].cases);
-    exp_count_free(&w[i].errors);
-  }
-  exp_count_free(&r.items);
-  exp_count_free(&r.cases);
-  exp_count_free(&r.errors);
-  free(r.counts);
-  free(r.active);
-  free(r.arms);
-  free(r.arm_line);
-  free(r.lines);
+  free_report(&r, w, jobs);
   pw_buf_free(&src);
   free(w);
   free(states);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include "exp.h"
 #include "experiments.h"
+#include "resultdiff.h"
 
 static const char *const usage_diff =
   "usage: pathwise diff --a PROTOCOL_A --b PROTOCOL_B [options] COHORT.jsonl|-\n"
@@ -53,8 +54,10 @@ static const char *const usage_diff =
   "exit codes: 0 done (whether or not cases changed), 64 usage, 66 input not\n"
   "            found, 74 read or write error, 78 protocol or plugin failed to load\n";
 
-enum { CAT_APPLICABILITY, CAT_PATHWAY, CAT_ADDED, CAT_REMOVED, CAT_MODIFIED, CAT_BLOCKED,
-       CAT_UNBLOCKED, CAT_ERROR, NCATS };
+/* The comparison itself is resultdiff.c's; diff adds the error category. */
+enum { CAT_APPLICABILITY = PW_RDIFF_APPLICABILITY, CAT_PATHWAY = PW_RDIFF_PATHWAY, CAT_ADDED = PW_RDIFF_ADDED,
+       CAT_REMOVED = PW_RDIFF_REMOVED, CAT_MODIFIED = PW_RDIFF_MODIFIED, CAT_BLOCKED = PW_RDIFF_BLOCKED,
+       CAT_UNBLOCKED = PW_RDIFF_UNBLOCKED, CAT_ERROR = PW_RDIFF_NCATS, NCATS };
 static const char *const cat_names[NCATS] = {
   "applicability", "pathway", "added", "removed", "modified", "newly blocked",
   "no longer blocked", "error"};
@@ -72,7 +75,7 @@ static const char *const cat_help[NCATS] = {
   "the case fails on one side only"};
 
 #define HTML_CASES 200
-#define MAX_KEYS 256
+#define MAX_KEYS PW_RDIFF_MAX_KEYS
 
 typedef struct kept { long line; char *html; } kept;
 
@@ -85,30 +88,9 @@ typedef struct dworker {
   int nkept;
 } dworker;
 
-/* ---- matching items ---- */
+/* ---- matching items: resultdiff.c ---- */
 
-typedef struct keyed { char key[112]; const pw_item *it; int matched; } keyed;
-
-static int keys_of(const pw_result *r, keyed *k) {
-  int n = 0;
-  for (int i = 0; i < r->items.n && n < MAX_KEYS; i++) {
-    const pw_item *it = &r->items.v[i];
-    char base[100];
-    exp_item_key(it, base, sizeof base);
-    int rep = 1;
-    for (int j = 0; j < n; j++)
-      if (k[j].it->source == it->source && !strcmp(k[j].it->id, it->id) && k[j].it->target == it->target) rep++;
-    snprintf(k[n].key, sizeof k[n].key, "%s%s", it->source == PW_SRC_ORDER ? "order:" : "", base);
-    if (rep > 1) {
-      size_t l = strlen(k[n].key);
-      snprintf(k[n].key + l, sizeof k[n].key - l, "#%d", rep);
-    }
-    k[n].it = it;
-    k[n].matched = 0;
-    n++;
-  }
-  return n;
-}
+typedef pw_rdiff_key keyed;
 
 /* A key without "@target" and "#n": the summary counts by id. */
 static void base_key(const char *key, char *out, size_t n) {
@@ -116,29 +98,9 @@ static void base_key(const char *key, char *out, size_t n) {
   out[strcspn(out, "@#")] = '\0';
 }
 
-static int str_differs(const char *x, const char *y) {
-  if (!x || !y) return x != y;
-  return strcmp(x, y) != 0;
-}
-
-/* The fields of two recommendations that differ, comma separated. */
-static void differences(const pw_item *x, const pw_item *y, char *out, size_t n) {
-  size_t k = 0;
-  out[0] = '\0';
-#define DIFF(cond, name) \
-  if ((cond) && k < n) k += (size_t)snprintf(out + k, n - k, "%s%s", k ? ", " : "", name)
-  DIFF(str_differs(x->strength, y->strength), "strength");
-  DIFF(str_differs(x->text, y->text), "text");
-  DIFF(str_differs(x->rationale, y->rationale), "rationale");
-  DIFF(x->cites.n != y->cites.n || memcmp(x->cites.v, y->cites.v, x->cites.n), "citations");
-  DIFF(str_differs(x->group, y->group), "group");
-  DIFF(x->preferred != y->preferred, "preferred");
-#undef DIFF
-}
-
 /* ---- one case ---- */
 
-typedef struct change { int cat; const char *key; const pw_item *a, *b; char what[80]; } change;
+typedef pw_rdiff_change change;
 
 typedef struct dcase {
   long line;
@@ -154,47 +116,10 @@ typedef struct dcase {
 static const char *applic_name(int a) { return a == 1 ? "yes" : a == 0 ? "no" : "cannot tell"; }
 static const char *pw_name(const char *p) { return p ? p : "none"; }
 
-static void add_change(dcase *d, int cat, const char *key, const pw_item *a, const pw_item *b, const char *what) {
-  change *c = &d->ch[d->nch++];
-  c->cat = cat;
-  c->key = key;
-  c->a = a;
-  c->b = b;
-  snprintf(c->what, sizeof c->what, "%s", what ? what : "");
-  d->cats[cat] = 1;
-}
-
 static void compare(dcase *d, keyed *ka, int na, keyed *kb, int nb) {
-  const pw_result *a = d->a, *b = d->b;
-  if (a->applicable != b->applicable) d->cats[CAT_APPLICABILITY] = 1;
-  if (str_differs(a->pathway, b->pathway)) d->cats[CAT_PATHWAY] = 1;
-  for (int i = 0; i < na; i++) {
-    const pw_item *x = ka[i].it, *y = NULL;
-    const char *key = ka[i].key;
-    for (int j = 0; j < nb; j++)
-      if (!kb[j].matched && !strcmp(kb[j].key, key)) { kb[j].matched = 1; y = kb[j].it; break; }
-    int a_rec = !x->blocked && x->source == PW_SRC_PROTOCOL;
-    if (!y) {
-      if (x->blocked) add_change(d, CAT_UNBLOCKED, key, x, NULL, NULL);
-      else if (a_rec) add_change(d, CAT_REMOVED, key, x, NULL, NULL);
-      continue;
-    }
-    if (!x->blocked && y->blocked) add_change(d, CAT_BLOCKED, key, x, y, NULL);
-    else if (x->blocked && !y->blocked) add_change(d, CAT_UNBLOCKED, key, x, y, NULL);
-    else if (x->blocked && y->blocked) {
-      if (str_differs(x->rule, y->rule)) add_change(d, CAT_MODIFIED, key, x, y, "rule");
-    } else if (a_rec) {
-      char what[80];
-      differences(x, y, what, sizeof what);
-      if (what[0]) add_change(d, CAT_MODIFIED, key, x, y, what);
-    }
-  }
-  for (int j = 0; j < nb; j++) {
-    if (kb[j].matched) continue;
-    const pw_item *y = kb[j].it;
-    if (y->blocked) add_change(d, CAT_BLOCKED, kb[j].key, NULL, y, NULL);
-    else if (y->source == PW_SRC_PROTOCOL) add_change(d, CAT_ADDED, kb[j].key, NULL, y, NULL);
-  }
+  pw_rdiff rd = {d->ch, 0, d->cats};
+  pw_rdiff_compare(&rd, d->a, ka, na, d->b, kb, nb);
+  d->nch = rd.nch;
 }
 
 /* ---- writing one case ---- */
@@ -230,68 +155,90 @@ static void case_text(pw_buf *o, const dcase *d) {
   list_text(o, d, CAT_UNBLOCKED, "  no longer blocked: ");
 }
 
+static void json_applic(pw_jsonw *j, const char *key, int applicable) {
+  pw_jsonw_key(j, key);
+  if (applicable < 0) pw_jsonw_null(j);
+  else pw_jsonw_bool(j, applicable);
+}
+
+/* A pair {"a":..,"b":..} of strings. */
+static void json_ab(pw_jsonw *j, const char *key, const char *a, const char *b) {
+  pw_jsonw_key(j, key);
+  pw_jsonw_begin_object(j);
+  pw_jsonw_field_str(j, "a", a);
+  pw_jsonw_field_str(j, "b", b);
+  pw_jsonw_end_object(j);
+}
+
+static void json_head(pw_jsonw *j, const dcase *d) {
+  pw_jsonw_field_int(j, "line", d->line);
+  pw_jsonw_field_str(j, "patient_id", d->patient_id);
+  pw_jsonw_key(j, "changes");
+  pw_jsonw_begin_array(j);
+  for (int c = 0; c < NCATS; c++)
+    if (d->cats[c]) pw_jsonw_str(j, cat_json[c]);
+  pw_jsonw_end_array(j);
+  if (d->cats[CAT_ERROR]) {
+    pw_jsonw_key(j, "error");
+    pw_jsonw_begin_object(j);
+    pw_jsonw_field_str(j, "side", d->ra != PW_OK ? "a" : "b");
+    pw_jsonw_field_str(j, "status", pw_status_name(d->ra != PW_OK ? d->ra : d->rb));
+    pw_jsonw_field_str(j, "message", d->err);
+    pw_jsonw_end_object(j);
+  } else {
+    pw_jsonw_key(j, "applicable");
+    pw_jsonw_begin_object(j);
+    json_applic(j, "a", d->a->applicable);
+    json_applic(j, "b", d->b->applicable);
+    pw_jsonw_end_object(j);
+    json_ab(j, "pathway", d->a->pathway, d->b->pathway);
+  }
+}
+
+/* One change of category cat (not added or removed: those are plain keys). */
+static void json_change(pw_jsonw *j, const change *c, int cat) {
+  pw_jsonw_begin_object(j);
+  pw_jsonw_field_str(j, "item", c->key);
+  if (cat == CAT_MODIFIED) {
+    pw_jsonw_key(j, "fields");
+    pw_jsonw_begin_array(j);
+    for (const char *s = c->what; *s;) {   /* "text, citations" -> ["text","citations"] */
+      char f[64];
+      size_t l = strcspn(s, ",");
+      snprintf(f, sizeof f, "%.*s", (int)l, s);
+      pw_jsonw_str(j, f);
+      s += l;
+      while (*s == ',' || *s == ' ') s++;
+    }
+    pw_jsonw_end_array(j);
+    if (c->a->blocked) json_ab(j, "rule", c->a->rule, c->b->rule);
+  } else {
+    const pw_item *it = cat == CAT_BLOCKED ? c->b : c->a;
+    pw_jsonw_field_str(j, "rule", it->rule);
+    pw_jsonw_field_str(j, "reason", it->reason);
+  }
+  pw_jsonw_end_object(j);
+}
+
 /* Each case starts with a comma; emit_out drops the very first one. */
 static void case_json(pw_buf *o, const dcase *d) {
-  pw_buf_addf(o, ",\n{\"line\":%ld,\"patient_id\":", d->line);
-  pw_buf_json_str(o, d->patient_id);
-  pw_buf_adds(o, ",\"changes\":[");
-  for (int c = 0, k = 0; c < NCATS; c++)
-    if (d->cats[c]) { pw_buf_addf(o, "%s\"%s\"", k++ ? "," : "", cat_json[c]); }
-  pw_buf_adds(o, "]");
-  if (d->cats[CAT_ERROR]) {
-    pw_buf_addf(o, ",\"error\":{\"side\":\"%s\",\"status\":\"%s\",\"message\":", d->ra != PW_OK ? "a" : "b",
-                pw_status_name(d->ra != PW_OK ? d->ra : d->rb));
-    pw_buf_json_str(o, d->err);
-    pw_buf_adds(o, "}");
-  } else {
-    pw_buf_adds(o, ",\"applicable\":{\"a\":");
-    pw_buf_adds(o, d->a->applicable < 0 ? "null" : d->a->applicable ? "true" : "false");
-    pw_buf_adds(o, ",\"b\":");
-    pw_buf_adds(o, d->b->applicable < 0 ? "null" : d->b->applicable ? "true" : "false");
-    pw_buf_adds(o, "},\"pathway\":{\"a\":");
-    pw_buf_json_str(o, d->a->pathway);
-    pw_buf_adds(o, ",\"b\":");
-    pw_buf_json_str(o, d->b->pathway);
-    pw_buf_adds(o, "}");
-  }
+  pw_jsonw j;
+  pw_buf_add(o, ",\n", 2);
+  pw_jsonw_init(&j, o);
+  pw_jsonw_begin_object(&j);
+  json_head(&j, d);
   for (int cat = CAT_ADDED; cat <= CAT_UNBLOCKED; cat++) {
-    pw_buf_addf(o, ",\"%s\":[", cat_json[cat]);
-    for (int i = 0, k = 0; i < d->nch; i++) {
+    pw_jsonw_key(&j, cat_json[cat]);
+    pw_jsonw_begin_array(&j);
+    for (int i = 0; i < d->nch; i++) {
       const change *c = &d->ch[i];
       if (c->cat != cat) continue;
-      if (k++) pw_buf_adds(o, ",");
-      if (cat == CAT_ADDED || cat == CAT_REMOVED) { pw_buf_json_str(o, c->key); continue; }
-      pw_buf_adds(o, "{\"item\":");
-      pw_buf_json_str(o, c->key);
-      if (cat == CAT_MODIFIED) {
-        pw_buf_adds(o, ",\"fields\":[");
-        const char *s = c->what;
-        for (int f = 0; *s; f++) {   /* "text, citations" -> ["text","citations"] */
-          size_t l = strcspn(s, ",");
-          pw_buf_addf(o, "%s\"%.*s\"", f ? "," : "", (int)l, s);
-          s += l;
-          while (*s == ',' || *s == ' ') s++;
-        }
-        pw_buf_adds(o, "]");
-        if (c->a->blocked) {
-          pw_buf_adds(o, ",\"rule\":{\"a\":");
-          pw_buf_json_str(o, c->a->rule);
-          pw_buf_adds(o, ",\"b\":");
-          pw_buf_json_str(o, c->b->rule);
-          pw_buf_adds(o, "}");
-        }
-      } else {
-        const pw_item *it = cat == CAT_BLOCKED ? c->b : c->a;
-        pw_buf_adds(o, ",\"rule\":");
-        pw_buf_json_str(o, it->rule);
-        pw_buf_adds(o, ",\"reason\":");
-        pw_buf_json_str(o, it->reason);
-      }
-      pw_buf_adds(o, "}");
+      if (cat == CAT_ADDED || cat == CAT_REMOVED) pw_jsonw_str(&j, c->key);
+      else json_change(&j, c, cat);
     }
-    pw_buf_adds(o, "]");
+    pw_jsonw_end_array(&j);
   }
-  pw_buf_adds(o, "}");
+  pw_jsonw_end_object(&j);
 }
 
 static void list_html(pw_buf *o, const dcase *d, int cat) {
@@ -398,7 +345,7 @@ static void diff_line(void *arg, const char *line, size_t len, long lineno, pw_b
     d.cats[CAT_ERROR] = 1;
     d.err = d.ra != PW_OK ? ea.msg : eb.msg;
   } else {
-    int na = keys_of(d.a, ka), nb = keys_of(d.b, kb);
+    int na = pw_rdiff_keys(d.a, ka), nb = pw_rdiff_keys(d.b, kb);
     compare(&d, ka, na, kb, nb);
   }
   int changed = 0;
@@ -418,7 +365,7 @@ static void diff_line(void *arg, const char *line, size_t len, long lineno, pw_b
 
 /* ---- the summary ---- */
 
-typedef struct side { const char *path; const char *plugins[2 * EXP_MAX_PLUGINS]; int nplugins; } side;
+typedef struct side { const char *path; const char *plugins[2 * PW_MAX_PLUGINS]; int nplugins; } side;
 
 static const char *base_name(const char *p) {
   const char *s = strrchr(p, '/');
@@ -431,15 +378,16 @@ static void side_text(pw_buf *o, const char *label, pw_engine *e, const side *s)
   pw_buf_adds(o, "\n");
 }
 
-static void side_json(pw_buf *o, pw_engine *e, const side *s) {
-  pw_buf_adds(o, "{\"protocol\":");
-  pw_engine_protocol_json(e, o);
-  pw_buf_adds(o, ",\"plugins\":[");
-  for (int i = 0; i < s->nplugins; i++) {
-    if (i) pw_buf_adds(o, ",");
-    pw_buf_json_str(o, base_name(s->plugins[i]));
-  }
-  pw_buf_adds(o, "]}");
+static void side_json(pw_jsonw *j, const char *key, pw_engine *e, const side *s) {
+  pw_jsonw_key(j, key);
+  pw_jsonw_begin_object(j);
+  pw_jsonw_key(j, "protocol");
+  pw_engine_protocol_json(e, pw_jsonw_value(j));
+  pw_jsonw_key(j, "plugins");
+  pw_jsonw_begin_array(j);
+  for (int i = 0; i < s->nplugins; i++) pw_jsonw_str(j, base_name(s->plugins[i]));
+  pw_jsonw_end_array(j);
+  pw_jsonw_end_object(j);
 }
 
 static void summary_text(pw_buf *o, const dworker *w) {
@@ -462,28 +410,25 @@ static void summary_text(pw_buf *o, const dworker *w) {
   if (w->errors.used) exp_text_top(o, "errors:", &w->errors, 10, w->cases);
 }
 
-static void summary_json(pw_buf *o, const dworker *w) {
-  pw_buf_addf(o, "{\"cases\":%llu,\"invalid\":%llu,\"unchanged\":%llu,\"changed\":%llu,\"categories\":{",
-              (unsigned long long)w->cases, (unsigned long long)w->invalid,
-              (unsigned long long)(w->cases - w->invalid - w->changed), (unsigned long long)w->changed);
-  for (int c = 0; c < NCATS; c++) pw_buf_addf(o, "%s\"%s\":%llu", c ? "," : "", cat_json[c], (unsigned long long)w->cat[c]);
-  pw_buf_adds(o, "},\"pathway_changes\":");
-  exp_json_counts(o, &w->transitions);
-  pw_buf_adds(o, ",\"applicability_changes\":");
-  exp_json_counts(o, &w->applic);
-  pw_buf_adds(o, ",\"added\":");
-  exp_json_counts(o, &w->added);
-  pw_buf_adds(o, ",\"removed\":");
-  exp_json_counts(o, &w->removed);
-  pw_buf_adds(o, ",\"modified\":");
-  exp_json_counts(o, &w->modified);
-  pw_buf_adds(o, ",\"newly_blocked\":");
-  exp_json_counts(o, &w->blocked);
-  pw_buf_adds(o, ",\"no_longer_blocked\":");
-  exp_json_counts(o, &w->unblocked);
-  pw_buf_adds(o, ",\"errors\":");
-  exp_json_counts(o, &w->errors);
-  pw_buf_adds(o, "}");
+static void summary_json(pw_jsonw *j, const dworker *w) {
+  pw_jsonw_begin_object(j);
+  pw_jsonw_field_int(j, "cases", (long long)w->cases);
+  pw_jsonw_field_int(j, "invalid", (long long)w->invalid);
+  pw_jsonw_field_int(j, "unchanged", (long long)(w->cases - w->invalid - w->changed));
+  pw_jsonw_field_int(j, "changed", (long long)w->changed);
+  pw_jsonw_key(j, "categories");
+  pw_jsonw_begin_object(j);
+  for (int c = 0; c < NCATS; c++) pw_jsonw_field_int(j, cat_json[c], (long long)w->cat[c]);
+  pw_jsonw_end_object(j);
+  exp_json_field_counts(j, "pathway_changes", &w->transitions);
+  exp_json_field_counts(j, "applicability_changes", &w->applic);
+  exp_json_field_counts(j, "added", &w->added);
+  exp_json_field_counts(j, "removed", &w->removed);
+  exp_json_field_counts(j, "modified", &w->modified);
+  exp_json_field_counts(j, "newly_blocked", &w->blocked);
+  exp_json_field_counts(j, "no_longer_blocked", &w->unblocked);
+  exp_json_field_counts(j, "errors", &w->errors);
+  pw_jsonw_end_object(j);
 }
 
 /* ---- the HTML page ---- */
@@ -638,89 +583,133 @@ static int emit_out(void *ud, const char *data, size_t len) {
   return fwrite(data, 1, len, stdout) == len ? 0 : -1;
 }
 
-int pw_diff_main(int argc, char **argv) {
+typedef struct dopts {
+  exp_opts o;
+  side a, b;
+  const char *html;
+  int json, summary_only;
+} dopts;
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_diff_opts(int argc, char **argv, dopts *d) {
   static const struct option longs[] = {
     {"a", required_argument, 0, 'A'}, {"b", required_argument, 0, 'B'},
     {"a-plugin", required_argument, 0, 'x'}, {"b-plugin", required_argument, 0, 'y'},
-    {"format", required_argument, 0, 'f'}, {"html", required_argument, 0, 'H'},
+    PW_OPT_LONG_FORMAT, {"html", required_argument, 0, 'H'},
     {"summary-only", no_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
     EXP_LONG_OPTIONS, {0, 0, 0, 0}};
-  exp_opts o;
-  side sa = {0}, sb = {0};
-  const char *html = NULL;
-  int json = 0, summary_only = 0, c, code;
-  exp_opts_init(&o);
+  int c, code;
+  exp_opts_init(&d->o);
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "f:sj:h", longs, NULL)) != -1) {
     switch (c) {
-    case 'A': sa.path = optarg; break;
-    case 'B': sb.path = optarg; break;
+    case 'A': d->a.path = optarg; break;
+    case 'B': d->b.path = optarg; break;
     case 'x': case 'y': {
-      side *s = c == 'x' ? &sa : &sb;
-      if (s->nplugins == EXP_MAX_PLUGINS) return exp_usage("diff", usage_diff, "at most %d plugins a side", EXP_MAX_PLUGINS);
+      side *s = c == 'x' ? &d->a : &d->b;
+      if (s->nplugins == PW_MAX_PLUGINS) return exp_usage("diff", usage_diff, "at most %d plugins a side", PW_MAX_PLUGINS);
       s->plugins[s->nplugins++] = optarg;
       break;
     }
-    case 'f':
-      if (strcmp(optarg, "text") && strcmp(optarg, "json"))
-        return exp_usage("diff", usage_diff, "--format takes text or json, got '%s'", optarg);
-      json = !strcmp(optarg, "json");
-      break;
-    case 'H': html = optarg; break;
-    case 's': summary_only = 1; break;
+    case 'H': d->html = optarg; break;
+    case 's': d->summary_only = 1; break;
     case 'h': fputs(usage_diff, stdout); return PW_EX_OK;
     default:
-      if ((code = exp_shared_opt(c, optarg, &o, usage_diff)) != -2) {
+      if ((code = exp_shared_opt(c, optarg, &d->o, "diff", usage_diff)) != -2) {
         if (code >= 0) return code;
         break;
       }
       return exp_usage("diff", usage_diff, "unknown or incomplete option '%s'", argv[optind - 1]);
     }
   }
-  if (!sa.path || !sb.path) return exp_usage("diff", usage_diff, "both --a and --b are required");
+  d->json = pw_cmd_json(&d->o.cmd) == 1;
+  if (!d->a.path || !d->b.path) return exp_usage("diff", usage_diff, "both --a and --b are required");
   if (optind != argc - 1) return exp_usage("diff", usage_diff, "expected exactly one COHORT.jsonl (or - for stdin)");
-  int ns = sa.nplugins;
-  for (int s = 0; s < 2; s++) {   /* the shared --plugin list, for display */
-    side *sd = s ? &sb : &sa;
-    for (int i = 0; i < o.nplugins && sd->nplugins < 2 * EXP_MAX_PLUGINS; i++) sd->plugins[sd->nplugins++] = o.plugins[i];
+  return -1;
+}
+
+/* What goes before the cases: the two sides. */
+static int write_head(const dopts *d, const dworker *w) {
+  pw_buf head = {0};
+  if (d->json) {   /* {"a":..,"b":..,"cases":[ then the cases as they come */
+    pw_jsonw j;
+    pw_jsonw_init(&j, &head);
+    pw_jsonw_begin_object(&j);
+    side_json(&j, "a", w->a, &d->a);
+    side_json(&j, "b", w->b, &d->b);
+    pw_jsonw_key(&j, "cases");
+    pw_jsonw_begin_array(&j);
+  } else {
+    pw_buf_adds(&head, "pathwise diff\n");
+    side_text(&head, "A", w->a, &d->a);
+    side_text(&head, "B", w->b, &d->b);
+    pw_buf_adds(&head, "\n");
   }
-  int jobs = exp_jobs(&o);
+  int code = exp_write(stdout, "stdout", &head);
+  pw_buf_free(&head);
+  return code;
+}
+
+/* What goes after the cases: the summary, then the HTML page if asked. */
+static int write_tail(const dopts *d, const dworker *w) {
+  pw_buf b = {0};
+  if (d->json) {   /* close the cases, then the summary and the document */
+    pw_jsonw j;
+    pw_buf_adds(&b, "\n]");
+    pw_jsonw_init_in(&j, &b);
+    pw_jsonw_key(&j, "summary");
+    summary_json(&j, w);
+    pw_jsonw_end_object(&j);
+    pw_buf_add(&b, "\n", 1);
+  } else {
+    summary_text(&b, w);
+  }
+  int code = exp_write(stdout, "stdout", &b);
+  if (d->html && code == PW_EX_OK) {
+    pw_buf_reset(&b);
+    html_page(&b, w, w->a, &d->a, w->b, &d->b);
+    FILE *f = fopen(d->html, "wb");
+    if (!f) { perror(d->html); code = PW_EX_IOERR; }
+    else {
+      code = exp_write(f, d->html, &b);
+      if (fclose(f) && code == PW_EX_OK) code = PW_EX_IOERR;
+    }
+  }
+  pw_buf_free(&b);
+  return code;
+}
+
+int pw_diff_main(int argc, char **argv) {
+  dopts d;
+  memset(&d, 0, sizeof d);
+  int code = parse_diff_opts(argc, argv, &d);
+  if (code >= 0) return code;
+  int ns = d.a.nplugins;
+  for (int s = 0; s < 2; s++) {   /* the shared --plugin list, for display */
+    side *sd = s ? &d.b : &d.a;
+    for (int i = 0; i < d.o.cmd.nplugins && sd->nplugins < 2 * PW_MAX_PLUGINS; i++) sd->plugins[sd->nplugins++] = d.o.cmd.plugins[i];
+  }
+  int jobs = exp_jobs(&d.o);
   dworker *w = calloc((size_t)jobs, sizeof *w);
   void **states = calloc((size_t)jobs, sizeof *states);
   if (!w || !states) { free(w); free(states); fprintf(stderr, "pathwise: out of memory\n"); return PW_EX_SOFTWARE; }
   code = PW_EX_OK;
   for (int i = 0; i < jobs && code == PW_EX_OK; i++) {
-    w[i].a = exp_engine(sa.path, &o, sa.plugins, ns, &code);
-    if (code == PW_EX_OK) w[i].b = exp_engine(sb.path, &o, sb.plugins, sb.nplugins - o.nplugins, &code);
-    w[i].format_json = json;
-    w[i].summary_only = summary_only;
-    w[i].html = html != NULL;
+    w[i].a = exp_engine(d.a.path, &d.o, d.a.plugins, ns, &code);
+    if (code == PW_EX_OK) w[i].b = exp_engine(d.b.path, &d.o, d.b.plugins, d.b.nplugins - d.o.cmd.nplugins, &code);
+    w[i].format_json = d.json;
+    w[i].summary_only = d.summary_only;
+    w[i].html = d.html != NULL;
     states[i] = &w[i];
   }
+  if (code == PW_EX_OK) code = write_head(&d, &w[0]);
   if (code == PW_EX_OK) {
-    pw_buf head = {0};
-    if (json) {
-      pw_buf_adds(&head, "{\"a\":");
-      side_json(&head, w[0].a, &sa);
-      pw_buf_adds(&head, ",\"b\":");
-      side_json(&head, w[0].b, &sb);
-      pw_buf_adds(&head, ",\"cases\":[");
-    } else {
-      pw_buf_adds(&head, "pathwise diff\n");
-      side_text(&head, "A", w[0].a, &sa);
-      side_text(&head, "B", w[0].b, &sb);
-      pw_buf_adds(&head, "\n");
-    }
-    code = exp_write(stdout, "stdout", &head);
-    pw_buf_free(&head);
-  }
-  if (code == PW_EX_OK) {
-    emitter em = {json, 0};
+    emitter em = {d.json, 0};
     exp_pipeline p = {0};
     p.input = argv[optind];
     p.jobs = jobs;
-    p.progress = exp_show_progress(&o);
+    p.progress = exp_show_progress(&d.o);
     p.workers = states;
     p.process = diff_line;
     p.emit = emit_out;
@@ -728,26 +717,7 @@ int pw_diff_main(int argc, char **argv) {
     code = exp_pipeline_run(&p);
     if (code == PW_EX_OK) {
       merge(w, jobs);
-      pw_buf b = {0};
-      if (json) {
-        pw_buf_adds(&b, "\n],\"summary\":");
-        summary_json(&b, &w[0]);
-        pw_buf_adds(&b, "}\n");
-      } else {
-        summary_text(&b, &w[0]);
-      }
-      code = exp_write(stdout, "stdout", &b);
-      if (html && code == PW_EX_OK) {
-        pw_buf_reset(&b);
-        html_page(&b, &w[0], w[0].a, &sa, w[0].b, &sb);
-        FILE *f = fopen(html, "wb");
-        if (!f) { perror(html); code = PW_EX_IOERR; }
-        else {
-          code = exp_write(f, html, &b);
-          if (fclose(f) && code == PW_EX_OK) code = PW_EX_IOERR;
-        }
-      }
-      pw_buf_free(&b);
+      code = write_tail(&d, &w[0]);
     }
   }
   for (int i = 0; i < jobs; i++) free_worker(&w[i]);

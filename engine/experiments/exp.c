@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,41 +30,19 @@ int exp_usage(const char *cmd, const char *usage, const char *fmt, ...) {
   return PW_EX_USAGE;
 }
 
-int exp_shared_opt(int c, const char *arg, exp_opts *o, const char *usage) {
-  long long v;
-  switch (c) {
-  case EXP_OPT_PLUGIN:
-    if (o->nplugins == EXP_MAX_PLUGINS) return exp_usage("option", usage, "at most %d plugins", EXP_MAX_PLUGINS);
-    o->plugins[o->nplugins++] = arg;
+int exp_shared_opt(int c, const char *arg, exp_opts *o, const char *cmd, const char *usage) {
+  char msg[200];
+  if (c == EXP_OPT_PROGRESS || c == EXP_OPT_NO_PROGRESS) {
+    o->progress = c == EXP_OPT_PROGRESS;
     return -1;
-  case EXP_OPT_MEMORY:
-    if ((v = pw_cmd_number(arg)) < 65536)
-      return exp_usage("option", usage, "--memory takes a byte count >= 65536, got '%s'", arg);
-    o->lim.memory = (size_t)v;
-    return -1;
-  case EXP_OPT_INSTRUCTIONS:
-    if ((v = pw_cmd_number(arg)) < 1)
-      return exp_usage("option", usage, "--instructions takes a positive count, got '%s'", arg);
-    o->lim.instructions = (uint64_t)v;
-    return -1;
-  case 'j':
-    if ((v = pw_cmd_number(arg)) < 1 || v > 256)
-      return exp_usage("option", usage, "--jobs takes a number of threads 1..256, got '%s'", arg);
-    o->jobs = (int)v;
-    return -1;
-  case EXP_OPT_PROGRESS: o->progress = 1; return -1;
-  case EXP_OPT_NO_PROGRESS: o->progress = 0; return -1;
   }
-  return -2;
+  int r = c == '?' ? 0 : pw_cmd_option(c, arg, &o->cmd, msg, sizeof msg);
+  if (r < 0) return exp_usage(cmd, usage, "%s", msg);
+  return r ? -1 : -2;
 }
 
 int exp_jobs(const exp_opts *o) {
-  if (o->jobs > 0) return o->jobs;
-  cpu_set_t set;
-  int n = 0;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
-  if (n < 1) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : n > 256 ? 256 : n;
+  return o->cmd.jobs > 0 ? o->cmd.jobs : pw_cmd_cores();
 }
 
 int exp_show_progress(const exp_opts *o) {
@@ -74,18 +51,18 @@ int exp_show_progress(const exp_opts *o) {
 
 pw_engine *exp_engine(const char *protocol, const exp_opts *o, const char *const *extra,
                       int nextra, int *code) {
-  const char *all[2 * EXP_MAX_PLUGINS];
+  const char *all[PW_MAX_PLUGINS];
   int n = 0;
-  for (int i = 0; i < nextra && n < EXP_MAX_PLUGINS; i++) all[n++] = extra[i];
-  for (int i = 0; i < o->nplugins; i++) {
-    if (n == EXP_MAX_PLUGINS) {
-      fprintf(stderr, "pathwise: plugin: at most %d plugins per engine\n", EXP_MAX_PLUGINS);
+  for (int i = 0; i < nextra && n < PW_MAX_PLUGINS; i++) all[n++] = extra[i];
+  for (int i = 0; i < o->cmd.nplugins; i++) {
+    if (n == PW_MAX_PLUGINS) {
+      fprintf(stderr, "pathwise: plugin: at most %d plugins per engine\n", PW_MAX_PLUGINS);
       *code = PW_EX_USAGE;
       return NULL;
     }
-    all[n++] = o->plugins[i];
+    all[n++] = o->cmd.plugins[i];
   }
-  return pw_cmd_engine(protocol, all, n, &o->lim, code);
+  return pw_cmd_engine(protocol, all, n, &o->cmd.lim, code);
 }
 
 double exp_now(void) {
@@ -315,6 +292,7 @@ static void *worker_main(void *arg) {
 }
 
 static int emit(exp_pipeline *p, chunk *c) {
+  if (c->in.failed || c->out.failed) { errno = ENOMEM; return -1; }   /* records lost: never emit part */
   if (!c->out.len) return 0;
   if (p->emit) return p->emit(p->ud, c->out.data, c->out.len);
   return fwrite(c->out.data, 1, c->out.len, stdout) == c->out.len && !fflush(stdout) ? 0 : -1;
@@ -328,140 +306,167 @@ static int open_input(const char *path, uint64_t *size) {
   return fd;
 }
 
-int exp_pipeline_run(exp_pipeline *p) {
+/* One run of the pipeline: its input, output slots and errors. */
+typedef struct run {
+  exp_pipeline *p;
   reader r;
-  progress pg = {0};
+  progress pg;
+  chunk *slots;
+  int nslots, more, werr, rerr, code;
+} run;
+
+/* jobs <= 1: read, process and write one chunk at a time on this thread. */
+static void run_serial(run *x) {
+  exp_pipeline *p = x->p;
+  chunk *c = &x->slots[0];
+  while (x->more > 0 && !x->werr) {
+    x->more = fill_chunk(&x->r, c, p);
+    run_chunk(p, p->workers[0], c);
+    p->processed += c->n;
+    if (emit(p, c)) x->werr = errno ? errno : EIO;
+    progress_draw(&x->pg, p, c->bytes_end, 0);
+  }
+  if (x->more < 0) x->rerr = errno;
+}
+
+/* Write every finished chunk, in order; wait (holding s->mu) while the
+** ring is full, the input has ended, or reading would block: results of
+** a slow stream go out before more comes. */
+static void write_done(run *x, shared *s, long *written) {
+  exp_pipeline *p = x->p;
+  for (;;) {
+    chunk *c = &x->slots[*written % x->nslots];
+    if (*written < s->fill && c->state == SLOT_DONE) {
+      pthread_mutex_unlock(&s->mu);
+      if (!x->werr && emit(p, c)) x->werr = errno ? errno : EIO;
+      p->processed += c->n;
+      progress_draw(&x->pg, p, c->bytes_end, 0);
+      pthread_mutex_lock(&s->mu);
+      c->state = SLOT_EMPTY;
+      (*written)++;
+      continue;
+    }
+    int must_wait = *written < s->fill &&
+      (s->fill - *written >= x->nslots || x->more <= 0 || x->werr || !reader_ready(&x->r));
+    if (!must_wait) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 200000000L;
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    pthread_cond_timedwait(&s->done, &s->mu, &ts);
+    pthread_mutex_unlock(&s->mu);
+    progress_draw(&x->pg, p, x->r.bytes, 0);
+    pthread_mutex_lock(&s->mu);
+  }
+}
+
+/* The calling thread reads and writes; the workers process chunks. */
+static void feed(run *x, shared *s) {
+  long written = 0;
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    write_done(x, s, &written);
+    if (x->more <= 0 || x->werr) {
+      int finished = written == s->fill;
+      pthread_mutex_unlock(&s->mu);
+      if (finished) break;
+      continue;
+    }
+    pthread_mutex_unlock(&s->mu);
+    chunk *c = &x->slots[s->fill % x->nslots];   /* empty: fewer than nslots are out */
+    x->more = fill_chunk(&x->r, c, x->p);
+    if (x->more < 0) x->rerr = errno;
+    pthread_mutex_lock(&s->mu);
+    if (c->n > 0) {
+      c->state = SLOT_QUEUED;
+      s->fill++;
+      pthread_cond_signal(&s->work);
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
+static void run_parallel(run *x) {
+  exp_pipeline *p = x->p;
+  shared s;
+  memset(&s, 0, sizeof s);
+  s.p = p;
+  s.slots = x->slots;
+  s.nslots = x->nslots;
+  pthread_mutex_init(&s.mu, NULL);
+  pthread_cond_init(&s.work, NULL);
+  pthread_cond_init(&s.done, NULL);
+  worker_arg *args = calloc((size_t)p->jobs, sizeof *args);
+  pthread_t *tids = calloc((size_t)p->jobs, sizeof *tids);
+  int started = 0;
+  for (; args && tids && started < p->jobs; started++) {
+    args[started].s = &s;
+    args[started].state = p->workers[started];
+    if (pthread_create(&tids[started], NULL, worker_main, &args[started])) break;
+  }
+  if (started < p->jobs) {
+    fprintf(stderr, "pathwise: cannot start %d threads (started %d)\n", p->jobs, started);
+    x->code = PW_EX_SOFTWARE;
+    x->more = 0;
+  }
+  feed(x, &s);
+  pthread_mutex_lock(&s.mu);
+  s.closed = 1;
+  pthread_cond_broadcast(&s.work);
+  pthread_mutex_unlock(&s.mu);
+  for (int i = 0; i < started; i++) pthread_join(tids[i], NULL);
+  pthread_mutex_destroy(&s.mu);
+  pthread_cond_destroy(&s.work);
+  pthread_cond_destroy(&s.done);
+  free(args);
+  free(tids);
+}
+
+int exp_pipeline_run(exp_pipeline *p) {
+  run x;
   uint64_t size;
-  int code = PW_EX_OK, more = 1, werr = 0, rerr = 0;
-  memset(&r, 0, sizeof r);
+  memset(&x, 0, sizeof x);
+  x.p = p;
+  x.code = PW_EX_OK;
+  x.more = 1;
   p->lines = p->blank = p->processed = 0;
-  r.fd = open_input(p->input, &size);
-  if (r.fd < 0) {
+  x.r.fd = open_input(p->input, &size);
+  if (x.r.fd < 0) {
     fprintf(stderr, "pathwise: cannot read %s: %s\n", p->input, strerror(errno));
     return PW_EX_NOINPUT;
   }
-  r.cap = 1u << 20;
-  r.buf = malloc(r.cap);
-  pg.on = p->progress;
-  pg.total = size;
-  pg.start = exp_now();
-  pg.last = pg.start - 1;   /* draw at the first chance */
-  int nslots = p->jobs > 1 ? 4 * p->jobs : 1;
-  chunk *slots = calloc((size_t)nslots, sizeof *slots);
-  if (!r.buf || !slots) {
-    free(r.buf);
-    free(slots);
-    if (r.fd != STDIN_FILENO) close(r.fd);
+  x.r.cap = 1u << 20;
+  x.r.buf = malloc(x.r.cap);
+  x.pg.on = p->progress;
+  x.pg.total = size;
+  x.pg.start = exp_now();
+  x.pg.last = x.pg.start - 1;   /* draw at the first chance */
+  x.nslots = p->jobs > 1 ? 4 * p->jobs : 1;
+  x.slots = calloc((size_t)x.nslots, sizeof *x.slots);
+  if (!x.r.buf || !x.slots) {
+    free(x.r.buf);
+    free(x.slots);
+    if (x.r.fd != STDIN_FILENO) close(x.r.fd);
     fprintf(stderr, "pathwise: out of memory\n");
     return PW_EX_SOFTWARE;
   }
-
-  if (p->jobs <= 1) {
-    chunk *c = &slots[0];
-    while (more > 0 && !werr) {
-      more = fill_chunk(&r, c, p);
-      run_chunk(p, p->workers[0], c);
-      p->processed += c->n;
-      if (emit(p, c)) werr = errno ? errno : EIO;
-      progress_draw(&pg, p, c->bytes_end, 0);
-    }
-    if (more < 0) rerr = errno;
-  } else {
-    shared s;
-    memset(&s, 0, sizeof s);
-    s.p = p;
-    s.slots = slots;
-    s.nslots = nslots;
-    pthread_mutex_init(&s.mu, NULL);
-    pthread_cond_init(&s.work, NULL);
-    pthread_cond_init(&s.done, NULL);
-    worker_arg *args = calloc((size_t)p->jobs, sizeof *args);
-    pthread_t *tids = calloc((size_t)p->jobs, sizeof *tids);
-    int started = 0;
-    for (; args && tids && started < p->jobs; started++) {
-      args[started].s = &s;
-      args[started].state = p->workers[started];
-      if (pthread_create(&tids[started], NULL, worker_main, &args[started])) break;
-    }
-    if (started < p->jobs) {
-      fprintf(stderr, "pathwise: cannot start %d threads (started %d)\n", p->jobs, started);
-      code = PW_EX_SOFTWARE;
-      more = 0;
-    }
-    long written = 0;
-    for (;;) {
-      /* write every finished chunk, in order; wait when the ring is full
-      ** or the input has ended and chunks are still out */
-      pthread_mutex_lock(&s.mu);
-      for (;;) {
-        chunk *c = &slots[written % nslots];
-        if (written < s.fill && c->state == SLOT_DONE) {
-          pthread_mutex_unlock(&s.mu);
-          if (!werr && emit(p, c)) werr = errno ? errno : EIO;
-          p->processed += c->n;
-          progress_draw(&pg, p, c->bytes_end, 0);
-          pthread_mutex_lock(&s.mu);
-          c->state = SLOT_EMPTY;
-          written++;
-          continue;
-        }
-        /* wait when the ring is full, the input has ended, or reading
-        ** would block: results of a slow stream go out before more comes */
-        int must_wait = written < s.fill && (s.fill - written >= nslots || more <= 0 || werr || !reader_ready(&r));
-        if (!must_wait) break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200000000L;
-        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-        pthread_cond_timedwait(&s.done, &s.mu, &ts);
-        pthread_mutex_unlock(&s.mu);
-        progress_draw(&pg, p, r.bytes, 0);
-        pthread_mutex_lock(&s.mu);
-      }
-      if (more <= 0 || werr) {
-        int finished = written == s.fill;
-        pthread_mutex_unlock(&s.mu);
-        if (finished) break;
-        continue;
-      }
-      pthread_mutex_unlock(&s.mu);
-      chunk *c = &slots[s.fill % nslots];   /* empty: fewer than nslots are out */
-      more = fill_chunk(&r, c, p);
-      if (more < 0) rerr = errno;
-      pthread_mutex_lock(&s.mu);
-      if (c->n > 0) {
-        c->state = SLOT_QUEUED;
-        s.fill++;
-        pthread_cond_signal(&s.work);
-      }
-      pthread_mutex_unlock(&s.mu);
-    }
-    pthread_mutex_lock(&s.mu);
-    s.closed = 1;
-    pthread_cond_broadcast(&s.work);
-    pthread_mutex_unlock(&s.mu);
-    for (int i = 0; i < started; i++) pthread_join(tids[i], NULL);
-    pthread_mutex_destroy(&s.mu);
-    pthread_cond_destroy(&s.work);
-    pthread_cond_destroy(&s.done);
-    free(args);
-    free(tids);
+  if (p->jobs <= 1) run_serial(&x);
+  else run_parallel(&x);
+  progress_draw(&x.pg, p, x.r.bytes, 1);
+  p->seconds = exp_now() - x.pg.start;
+  if (!x.werr && !p->emit && fflush(stdout)) x.werr = errno;
+  if (x.rerr) {
+    fprintf(stderr, "pathwise: cannot read %s: %s\n", strcmp(p->input, "-") ? p->input : "stdin", strerror(x.rerr));
+    x.code = PW_EX_IOERR;
+  } else if (x.werr) {
+    fprintf(stderr, "pathwise: cannot write output: %s\n", strerror(x.werr));
+    x.code = x.werr == ENOMEM ? PW_EX_OSERR : PW_EX_IOERR;
   }
-  progress_draw(&pg, p, r.bytes, 1);
-  p->seconds = exp_now() - pg.start;
-  if (!werr && !p->emit && fflush(stdout)) werr = errno;
-  if (rerr) {
-    fprintf(stderr, "pathwise: cannot read %s: %s\n", strcmp(p->input, "-") ? p->input : "stdin", strerror(rerr));
-    code = PW_EX_IOERR;
-  } else if (werr) {
-    fprintf(stderr, "pathwise: cannot write output: %s\n", strerror(werr));
-    code = PW_EX_IOERR;
-  }
-  for (int i = 0; i < nslots; i++) { pw_buf_free(&slots[i].in); pw_buf_free(&slots[i].out); }
-  free(slots);
-  free(r.buf);
-  if (r.fd != STDIN_FILENO) close(r.fd);
-  return code;
+  for (int i = 0; i < x.nslots; i++) { pw_buf_free(&x.slots[i].in); pw_buf_free(&x.slots[i].out); }
+  free(x.slots);
+  free(x.r.buf);
+  if (x.r.fd != STDIN_FILENO) close(x.r.fd);
+  return x.code;
 }
 
 /* ---- counters: open addressing on FNV-1a ---- */
@@ -482,7 +487,7 @@ void exp_count_add(exp_counter *c, const char *key, uint64_t n) {
   if (2 * (c->used + 1) > c->cap) {
     size_t cap = c->cap ? 2 * c->cap : 64;
     exp_count_entry *v = calloc(cap, sizeof *v);
-    if (!v) abort();
+    if (!v) { c->failed = 1; return; }   /* reported with the counts */
     for (size_t i = 0; i < c->cap; i++)
       if (c->v[i].key) *slot_of(v, cap, c->v[i].key) = c->v[i];
     free(c->v);
@@ -491,7 +496,7 @@ void exp_count_add(exp_counter *c, const char *key, uint64_t n) {
   }
   exp_count_entry *e = slot_of(c->v, c->cap, key);
   if (!e->key) {
-    if (!(e->key = strdup(key))) abort();
+    if (!(e->key = strdup(key))) { c->failed = 1; return; }
     c->used++;
   }
   e->n += n;
@@ -516,7 +521,7 @@ static int by_count(const void *a, const void *b) {
 
 exp_count_entry *exp_count_sorted(const exp_counter *c, size_t *n) {
   exp_count_entry *v = malloc((c->used ? c->used : 1) * sizeof *v);
-  if (!v) abort();
+  if (!v) { *n = 0; return NULL; }   /* callers then list nothing */
   size_t k = 0;
   for (size_t i = 0; i < c->cap; i++)
     if (c->v[i].key) v[k++] = c->v[i];
@@ -535,6 +540,7 @@ void exp_text_top(pw_buf *b, const char *title, const exp_counter *c, size_t top
   size_t n, width = 8;
   exp_count_entry *v = exp_count_sorted(c, &n);
   pw_buf_addf(b, "%s\n", title);
+  if (c->failed || (!v && c->used)) pw_buf_adds(b, "  (incomplete: out of memory)\n");
   if (n == 0) pw_buf_adds(b, "  (none)\n");
   for (size_t i = 0; i < n && i < top; i++)
     if (strlen(v[i].key) > width) width = strlen(v[i].key);
@@ -546,17 +552,19 @@ void exp_text_top(pw_buf *b, const char *title, const exp_counter *c, size_t top
   free(v);
 }
 
-void exp_json_counts(pw_buf *b, const exp_counter *c) {
+void exp_json_counts(pw_jsonw *w, const exp_counter *c) {
   size_t n;
   exp_count_entry *v = exp_count_sorted(c, &n);
-  pw_buf_adds(b, "{");
-  for (size_t i = 0; i < n; i++) {
-    if (i) pw_buf_adds(b, ",");
-    pw_buf_json_str(b, v[i].key);
-    pw_buf_addf(b, ":%llu", (unsigned long long)v[i].n);
-  }
-  pw_buf_adds(b, "}");
+  if (c->failed || (!v && c->used)) w->b->failed = 1;   /* never write counts as if whole */
+  pw_jsonw_begin_object(w);
+  for (size_t i = 0; i < n; i++) pw_jsonw_field_int(w, v[i].key, (long long)v[i].n);
+  pw_jsonw_end_object(w);
   free(v);
+}
+
+void exp_json_field_counts(pw_jsonw *w, const char *key, const exp_counter *c) {
+  pw_jsonw_key(w, key);
+  exp_json_counts(w, c);
 }
 
 /* ---- results, errors, output ---- */
@@ -572,11 +580,18 @@ void exp_error_field(const char *msg, char *field, size_t n) {
 }
 
 void exp_error_record(pw_buf *out, long lineno, const pw_error *err, const char *field) {
-  pw_buf_addf(out, "{\"line\":%ld,\"error\":{\"status\":\"%s\",\"field\":", lineno, pw_status_name(err->code));
-  pw_buf_json_str(out, field);   /* NULL writes null */
-  pw_buf_adds(out, ",\"message\":");
-  pw_buf_json_str(out, err->msg);
-  pw_buf_adds(out, "}}\n");
+  pw_jsonw w;
+  pw_jsonw_init(&w, out);
+  pw_jsonw_begin_object(&w);
+  pw_jsonw_field_int(&w, "line", lineno);
+  pw_jsonw_key(&w, "error");
+  pw_jsonw_begin_object(&w);
+  pw_jsonw_field_str(&w, "status", pw_status_name(err->code));
+  pw_jsonw_field_str(&w, "field", field);   /* NULL writes null */
+  pw_jsonw_field_str(&w, "message", err->msg);
+  pw_jsonw_end_object(&w);
+  pw_jsonw_end_object(&w);
+  pw_buf_add(out, "\n", 1);
 }
 
 void exp_item_key(const pw_item *it, char *buf, size_t n) {
@@ -598,6 +613,10 @@ void exp_html(pw_buf *b, const char *s) {
 }
 
 int exp_write(FILE *f, const char *what, const pw_buf *b) {
+  if (b->failed) {
+    fprintf(stderr, "pathwise: cannot write %s: out of memory\n", what);
+    return PW_EX_OSERR;
+  }
   if ((b->len && fwrite(b->data, 1, b->len, f) != b->len) || fflush(f)) {
     fprintf(stderr, "pathwise: cannot write %s: %s\n", what, strerror(errno));
     return PW_EX_IOERR;

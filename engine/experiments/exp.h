@@ -17,31 +17,24 @@
 #include <stdio.h>
 #include "command.h"
 #include "engine.h"
+#include "jsonw.h"
 
-#define EXP_MAX_PLUGINS 8
 #define EXP_MAX_LINE (16u << 20)   /* longer lines are cut here (and then refused) */
 
 /* ---- options shared by batch, diff and check --coverage ---- */
 
 typedef struct exp_opts {
-  const char *plugins[EXP_MAX_PLUGINS];
-  int nplugins;
-  pw_limits lim;
-  int jobs;       /* 0 = one per available core */
-  int progress;   /* -1 = when stderr is a terminal, 0 = never, 1 = always */
+  pw_cmd_opts cmd;   /* the shared flags (command.h): plugins, limits, jobs, ... */
+  int progress;      /* -1 = when stderr is a terminal, 0 = never, 1 = always */
 } exp_opts;
 
-enum {
-  EXP_OPT_PLUGIN = 0x100, EXP_OPT_MEMORY, EXP_OPT_INSTRUCTIONS,
-  EXP_OPT_PROGRESS, EXP_OPT_NO_PROGRESS, EXP_OPT_FIRST_FREE
-};
+enum { EXP_OPT_PROGRESS = PW_OPT_FIRST_FREE, EXP_OPT_NO_PROGRESS, EXP_OPT_FIRST_FREE };
 
-/* getopt_long entries of the shared options; -j, --jobs is 'j'. */
+/* getopt_long entries of the options every experiment takes; -j, --jobs
+** is 'j'. --protocol and --format are the command's choice (PW_OPT_LONG_*). */
 #define EXP_LONG_OPTIONS                                                    \
-  {"plugin", required_argument, 0, EXP_OPT_PLUGIN},                         \
-  {"memory", required_argument, 0, EXP_OPT_MEMORY},                         \
-  {"instructions", required_argument, 0, EXP_OPT_INSTRUCTIONS},             \
-  {"jobs", required_argument, 0, 'j'},                                      \
+  PW_OPT_LONG_PLUGIN, PW_OPT_LONG_MEMORY, PW_OPT_LONG_INSTRUCTIONS,         \
+  PW_OPT_LONG_JOBS,                                                         \
   {"progress", no_argument, 0, EXP_OPT_PROGRESS},                           \
   {"no-progress", no_argument, 0, EXP_OPT_NO_PROGRESS}
 
@@ -57,15 +50,16 @@ enum {
 
 void exp_opts_init(exp_opts *o);
 
-/* Handle one shared option. Returns -1 when handled, an exit code after a
-** usage error (printed), or -2 when c is not a shared option. */
-int exp_shared_opt(int c, const char *arg, exp_opts *o, const char *usage);
+/* Handle one shared option (pw_cmd_option's, or --progress). Returns -1
+** when handled, an exit code after a usage error (printed as
+** "pathwise: <cmd>: ..."), or -2 when c is not a shared option. */
+int exp_shared_opt(int c, const char *arg, exp_opts *o, const char *cmd, const char *usage);
 
 /* Print "pathwise: <cmd>: <message>" and the usage to stderr; PW_EX_USAGE. */
 int exp_usage(const char *cmd, const char *usage, const char *fmt, ...)
   __attribute__((format(printf, 3, 4)));
 
-/* The number of worker threads to run (o->jobs or the cores available). */
+/* The number of worker threads to run (--jobs, else pw_cmd_cores). */
 int exp_jobs(const exp_opts *o);
 int exp_show_progress(const exp_opts *o);
 
@@ -107,6 +101,7 @@ typedef struct exp_count_entry {
 typedef struct exp_counter {
   exp_count_entry *v;
   size_t cap, used;
+  int failed;   /* sticky: out of memory, some counts are missing */
 } exp_counter;
 
 void exp_count_add(exp_counter *c, const char *key, uint64_t n);
@@ -118,8 +113,10 @@ void exp_count_free(exp_counter *c);
 
 /* Text table of the top entries: "  key  count  pct%" (pct of denom). */
 void exp_text_top(pw_buf *b, const char *title, const exp_counter *c, size_t top, uint64_t denom);
-/* A JSON object {"key": count, ...}, largest first. */
-void exp_json_counts(pw_buf *b, const exp_counter *c);
+/* A JSON object {"key": count, ...}, largest first, as the next value. */
+void exp_json_counts(pw_jsonw *w, const exp_counter *c);
+/* key, then exp_json_counts */
+void exp_json_field_counts(pw_jsonw *w, const char *key, const exp_counter *c);
 
 /* ---- results, errors and output ---- */
 

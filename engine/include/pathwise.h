@@ -20,6 +20,13 @@
 ** when a key is removed or changes meaning. */
 #define PW_RESULT_SCHEMA 1
 
+/* Plugins one engine can load (pw_engine_add_plugin refuses more). */
+#define PW_MAX_PLUGINS 8
+
+/* The guideline's "within 6 weeks" of planned surgery, in days: no
+** bevacizumab when surgery is planned this many days ahead or fewer. */
+#define PW_BEV_SURGERY_WINDOW_DAYS 42
+
 typedef enum pw_status {
   PW_OK = 0,
   PW_EINPUT,     /* facts JSON malformed or invalid */
@@ -38,10 +45,14 @@ typedef struct pw_error {
 /* "ok", "input", "protocol", "budget", "memory", "io" or "internal". */
 const char *pw_status_name(pw_status s);
 
-/* A growable byte buffer; free with pw_buf_free. */
+/* A growable byte buffer; free with pw_buf_free. When an allocation
+** fails, failed is set and stays set (later appends are dropped) until
+** pw_buf_reset or pw_buf_free: whoever finishes a reply, record or output
+** checks it and reports PW_EMEMORY ("out of memory") instead. */
 typedef struct pw_buf {
   char *data;
   size_t len, cap;
+  int failed;   /* sticky: an allocation failed, the content is incomplete */
 } pw_buf;
 
 typedef struct pw_limits {
@@ -84,7 +95,10 @@ const pw_result *pw_engine_result(const pw_engine *e);
 void pw_engine_render_text(const pw_engine *e, pw_buf *out);
 
 /* Run the example cases the protocol declares; a report goes to out.
-** Returns PW_OK when all pass, PW_EPROTOCOL when one fails. */
+** Returns PW_OK when all pass, PW_EPROTOCOL when one fails or there are
+** none. An example fails too when it cannot check anything: an unknown key
+** in it or in its expect, an id or fact path pathwise does not know, a
+** value of the wrong type (see scripts/README.md, "Example cases"). */
 pw_status pw_engine_check_examples(pw_engine *e, pw_buf *out, pw_error *err);
 
 /* The safety rules, as a JSON array, appended to out. */

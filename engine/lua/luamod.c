@@ -6,10 +6,13 @@
 ** Results come back as tables decoded from the engine's own JSON output, so
 ** specs test exactly what programs receive. Each engine has its own
 ** sandboxed state; the caller's state only holds results.
+**   local input, err, facts_json = pathwise.fhir(bundle_json, {adapter=, codes={..}, as_of=})
+** runs the FHIR input adapter (engine/core/adapter.h) the same way.
 */
 #include <lauxlib.h>
 #include <lua.h>
 #include <string.h>
+#include "adapter.h"
 #include "engine.h"
 
 #define ENGINE_MT "pathwise.engine"
@@ -150,6 +153,47 @@ static int m_close(lua_State *L) {
   return 0;
 }
 
+/* pathwise.fhir(document, {adapter=, codes={...}, as_of=, max_bytes=, max_members=})
+** -> input (as in a result's "input"), nil, facts JSON | nil, message, status */
+static int m_fhir(lua_State *L) {
+  size_t n;
+  const char *json = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : encode(L, 1, &n);
+  int doc = lua_gettop(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  pw_adapter_limits lim = {0};
+  lim.max_bytes = (size_t)opt_int(L, 2, "max_bytes");
+  lim.max_members = opt_int(L, 2, "max_members");
+  lua_getfield(L, 2, "as_of");
+  const char *as_of = luaL_checkstring(L, -1);
+  lua_getfield(L, 2, "adapter");
+  const char *path = luaL_checkstring(L, -1);
+  pw_error err;
+  pw_adapter *a = pw_adapter_new(&lim, &err);
+  if (!a) return luaL_error(L, "%s", err.msg);
+  pw_status rc = pw_adapter_load(a, path, &err);
+  lua_getfield(L, 2, "codes");
+  for (int i = 1; rc == PW_OK && lua_istable(L, -1) && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+    rc = pw_adapter_add_codes(a, lua_tostring(L, -1), &err);
+    lua_pop(L, 1);
+  }
+  pw_adapter_output out = {0};
+  if (rc == PW_OK) rc = pw_adapter_run(a, json, n, as_of, &out, &err);
+  pw_adapter_free(a);
+  (void)doc;
+  if (rc != PW_OK) {
+    pw_adapter_output_free(&out);
+    lua_pushnil(L);
+    lua_pushstring(L, err.msg);
+    lua_pushstring(L, pw_status_name(rc));
+    return 3;
+  }
+  push_decoded(L, out.meta.data, out.meta.len);
+  lua_pushnil(L);
+  lua_pushlstring(L, out.facts.data, out.facts.len);
+  pw_adapter_output_free(&out);
+  return 3;
+}
+
 static int m_rules(lua_State *L) {
   pw_buf out = {0};
   pw_rules_json(&out);
@@ -162,7 +206,7 @@ int luaopen_pathwise(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"eval", m_eval}, {"text", m_text}, {"check", m_check}, {"info", m_info},
     {"close", m_close}, {NULL, NULL}};
-  static const luaL_Reg funcs[] = {{"new", m_new}, {"rules", m_rules}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"new", m_new}, {"rules", m_rules}, {"fhir", m_fhir}, {NULL, NULL}};
   luaL_checkversion(L);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "cjson");

@@ -20,14 +20,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "adapter.h"
 #include "engine.h"
 #include "result.h"
+#include "whatif.h"
 
 /* ==================================================================== */
 /* {====== method table and error kinds                                 */
 
 static const char *const rpc_methods[PW_M__COUNT] = {
-  NULL, "evaluate", "check_orders", "protocols", "rules", "reload", "health", "stats"
+  NULL, "evaluate", "check_orders", "protocols", "rules", "reload", "health", "stats",
+  "evaluate_fhir"
 };
 
 int pw_rpc_method_num(const char *s, size_t n) {
@@ -278,6 +281,7 @@ struct pw_rpc {
   rpc_engine *eng;
   int n;
   pw_buf text;
+  pw_adapter *fhir;     /* evaluate_fhir: made on first use (rpc_fhir.c part below) */
 };
 
 static void rpc_engine_clear(rpc_engine *re) {
@@ -377,6 +381,7 @@ void pw_rpc_free(pw_rpc *r) {
   for (int i = 0; i < r->n; i++) rpc_engine_clear(&r->eng[i]);
   free(r->eng);
   pw_buf_free(&r->text);
+  pw_adapter_free(r->fhir);
   free(r);
 }
 
@@ -506,8 +511,11 @@ static int absent(lua_State *L, int idx) {
   return t == LUA_TNIL || t == LUA_TLIGHTUSERDATA;
 }
 
+static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw_rpc_outcome *oc);
+
 void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *out,
                    pw_rpc_outcome *oc) {
+  if (method == PW_M_EVALUATE_FHIR) { handle_fhir(r, line, len, out, oc); return; }
   size_t start = out->len;
   const char *id = NULL;
   size_t idlen = 0;
@@ -563,7 +571,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
     int ok = k && (strcmp(k, "facts") == 0 || strcmp(k, "protocol") == 0 ||
                    (method == PW_M_EVALUATE &&
-                    (strcmp(k, "format") == 0 || strcmp(k, "trace") == 0)) ||
+                    (strcmp(k, "format") == 0 || strcmp(k, "trace") == 0 || strcmp(k, "what_if") == 0)) ||
                    (method == PW_M_CHECK_ORDERS && strcmp(k, "orders") == 0));
     if (!ok) {
       code = PW_RPC_INVALID_PARAMS;
@@ -605,7 +613,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
     }
   }
   unsigned flags = 0;
-  int text = 0, orders = 0;
+  int text = 0, orders = 0, what_if = 0;
   if (method == PW_M_EVALUATE) {
     lua_pushliteral(L, "format");
     lua_rawget(L, params);                                /* base+5 */
@@ -628,6 +636,14 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
       }
       if (lua_toboolean(L, -1)) flags |= PW_EVAL_TRACE;
     }
+    lua_pushliteral(L, "what_if");
+    lua_rawget(L, params);                                /* base+7 */
+    if (!absent(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) {
+      code = PW_RPC_INVALID_PARAMS;
+      snprintf(msg, sizeof msg, "params.what_if: expected true or false");
+      goto fail;
+    }
+    what_if = lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1);   /* issue 17 */
   } else {
     flags |= PW_EVAL_ORDERS_ONLY;
     lua_pushliteral(L, "orders");
@@ -663,7 +679,14 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
   if (id) pw_buf_add(out, id, idlen);
   else pw_buf_add(out, "null", 4);
   pw_buf_add(out, ",\"result\":", 10);
-  if (text) {
+  if (what_if) {   /* the result with its what_if member, or the text report with its section */
+    pw_buf_reset(&r->text);
+    st = pw_whatif_eval_table(re->e, facts, flags, text, NULL, text ? &r->text : out, &err);
+    if (st == PW_OK && text) {
+      pw_buf_add(&r->text, "", 0);
+      pw_buf_json_str(out, r->text.data);
+    }
+  } else if (text) {
     st = pw_engine_eval_table(re->e, facts, orders, flags, NULL, &err);   /* no JSON needed */
     if (st == PW_OK) {
       pw_buf_reset(&r->text);
@@ -699,6 +722,185 @@ fail:
     char e2[256];
     if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1; /* respawn me */
   }
+}
+
+/* }====== */
+
+/* ==================================================================== */
+/* {====== evaluate_fhir: a FHIR document through the input adapter     */
+/*
+** params: {bundle: a FHIR document (Bundle, resource, prefetch object),
+**          as_of?: "YYYY-MM-DD" (default today, UTC), protocol?, format?, trace?}
+** The request is gated and decoded with the adapter's limits (16 MiB,
+** 100,000 members; the line must also fit --max-line), the adapter derives
+** the facts, the engine evaluates them; the result gains "input" (as of,
+** sources, unmapped), as `pathwise eval --from fhir` prints it.
+*/
+
+typedef struct fhir_params {
+  char as_of[16];
+  int text, trace, what_if;
+  int bundle;            /* stack index in the adapter's state */
+} fhir_params;
+
+static int fhir_params_read(lua_State *L, int req, fhir_params *p, char *msg, size_t n) {
+  lua_pushliteral(L, "params");
+  if (lua_rawget(L, req) != LUA_TTABLE) { snprintf(msg, n, "params: expected an object with member 'bundle'"); return PW_RPC_INVALID_PARAMS; }
+  int params = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, params)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    if (strcmp(k, "bundle") && strcmp(k, "as_of") && strcmp(k, "protocol") && strcmp(k, "format") &&
+        strcmp(k, "trace") && strcmp(k, "what_if")) {
+      snprintf(msg, n, "params: unknown member '%.60s' for evaluate_fhir", k);
+      lua_pop(L, 2);
+      return PW_RPC_INVALID_PARAMS;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushliteral(L, "as_of");
+  lua_rawget(L, params);
+  if (!absent(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING || !pw_adapter_date_ok(lua_tostring(L, -1))) {
+      snprintf(msg, n, "params.as_of: expected a date \"YYYY-MM-DD\"");
+      return PW_RPC_INVALID_PARAMS;
+    }
+    snprintf(p->as_of, sizeof p->as_of, "%s", lua_tostring(L, -1));
+  }
+  lua_pushliteral(L, "format");
+  lua_rawget(L, params);
+  const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (!absent(L, -1) && (!f || (strcmp(f, "json") && strcmp(f, "text")))) {
+    snprintf(msg, n, "params.format: expected \"json\" or \"text\"");
+    return PW_RPC_INVALID_PARAMS;
+  }
+  p->text = f && !strcmp(f, "text");
+  lua_pushliteral(L, "trace");
+  lua_rawget(L, params);
+  if (!absent(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) {
+    snprintf(msg, n, "params.trace: expected true or false");
+    return PW_RPC_INVALID_PARAMS;
+  }
+  p->trace = lua_toboolean(L, -1);
+  lua_pushliteral(L, "what_if");
+  lua_rawget(L, params);
+  if (!absent(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) {
+    snprintf(msg, n, "params.what_if: expected true or false");
+    return PW_RPC_INVALID_PARAMS;
+  }
+  p->what_if = lua_toboolean(L, -1);
+  lua_pushliteral(L, "protocol");
+  lua_rawget(L, params);
+  if (!absent(L, -1) && lua_type(L, -1) != LUA_TSTRING) {
+    snprintf(msg, n, "params.protocol: expected a protocol id string");
+    return PW_RPC_INVALID_PARAMS;
+  }
+  lua_pushliteral(L, "bundle");
+  if (lua_rawget(L, params) != LUA_TTABLE || lua_rawlen(L, -1) > 0) {
+    snprintf(msg, n, "params.bundle: expected a FHIR document (an object)");
+    return PW_RPC_INVALID_PARAMS;
+  }
+  p->bundle = lua_gettop(L);
+  return 0;
+}
+
+static pw_adapter *fhir_adapter(pw_rpc *r, char *msg, size_t n) {
+  pw_error err;
+  if (r->fhir) return r->fhir;
+  pw_adapter *a = pw_adapter_new(NULL, &err);
+  if (a && (pw_adapter_load(a, PW_DEFAULT_ADAPTER, &err) != PW_OK ||
+            pw_adapter_add_codes(a, PW_DEFAULT_ADAPTER_CODES, &err) != PW_OK)) {
+    pw_adapter_free(a);
+    a = NULL;
+  }
+  if (!a) snprintf(msg, n, "FHIR adapter: %s", err.msg);
+  return r->fhir = a;
+}
+
+/* Evaluate the derived facts with engine ei and write the response. */
+static int fhir_eval(pw_rpc *r, int ei, const fhir_params *p, const pw_adapter_output *in,
+                     const char *id, size_t idlen, pw_buf *out, char *msg, size_t n) {
+  pw_error err;
+  pw_buf res = {0};
+  pw_engine *e = r->eng[ei].e;
+  unsigned flags = p->trace ? PW_EVAL_TRACE : 0;
+  pw_buf_reset(&r->text);
+  pw_status st = p->what_if ? pw_whatif_eval(e, in->facts.data, in->facts.len, flags, p->text, NULL,
+                                             p->text ? &r->text : &res, &err)
+                            : pw_engine_eval(e, in->facts.data, in->facts.len, flags, p->text ? NULL : &res, &err);
+  if (st != PW_OK) {
+    pw_buf_free(&res);
+    snprintf(msg, n, "facts from FHIR: %.500s", err.msg);
+    return status_code(st);
+  }
+  pw_buf_adds(out, "{\"jsonrpc\":\"2.0\",\"id\":");
+  if (id) pw_buf_add(out, id, idlen);
+  else pw_buf_add(out, "null", 4);
+  pw_buf_adds(out, ",\"result\":");
+  if (p->text) {
+    if (!p->what_if) pw_engine_render_text(e, &r->text);
+    pw_buf_adds(&r->text, "\n");
+    pw_buf_add(&r->text, in->text.data, in->text.len);
+    pw_buf_add(&r->text, "", 0);
+    pw_buf_json_str(out, r->text.data);
+  } else {
+    pw_adapter_splice(&res, in);
+    pw_buf_add(out, res.data, res.len);
+  }
+  pw_buf_add(out, "}\n", 2);
+  pw_buf_free(&res);
+  return 0;
+}
+
+static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw_rpc_outcome *oc) {
+  size_t start = out->len;
+  char msg[600];
+  pw_error err;
+  pw_gate_info gi;
+  fhir_params p;
+  pw_adapter_output in = {0};
+  const char *id = NULL;
+  size_t idlen = 0;
+  int code = 0, unknown = 0, ei = r->n > 1 ? pick_engine(r, line, len, &unknown) : 0;
+  memset(oc, 0, sizeof *oc);
+  memset(&p, 0, sizeof p);
+  memset(&gi, 0, sizeof gi);
+  oc->protocol = -1;
+  pw_adapter *a = fhir_adapter(r, msg, sizeof msg);
+  if (!a) { code = PW_RPC_INTERNAL; goto fail; }
+  lua_State *L = pw_adapter_lua(a);
+  int base = lua_gettop(L);
+  pw_status st = pw_adapter_decode(a, line, len, &gi, &err);
+  if (st != PW_OK) {
+    code = st == PW_EMEMORY ? PW_RPC_MEMORY : PW_RPC_PARSE_ERROR;
+    snprintf(msg, sizeof msg, "%s%.500s", code == PW_RPC_PARSE_ERROR ? "Parse error: " : "", err.msg);
+    goto fail;
+  }
+  if (gi.has_id) { id = line + gi.id_off; idlen = gi.id_len; }
+  if (lua_type(L, base + 1) != LUA_TTABLE) { code = PW_RPC_INVALID_REQUEST; snprintf(msg, sizeof msg, "request: expected an object"); goto done; }
+  if ((code = fhir_params_read(L, base + 1, &p, msg, sizeof msg))) goto done;
+  if (unknown) { code = PW_RPC_UNKNOWN_PROTOCOL; snprintf(msg, sizeof msg, "params.protocol: no loaded protocol has that id"); goto done; }
+  if (!p.as_of[0]) pw_adapter_today(p.as_of);
+  st = pw_adapter_run_value(a, p.bundle, p.as_of, &in, &err);
+  if (st != PW_OK) { code = status_code(st); snprintf(msg, sizeof msg, "%.580s", err.msg); goto done; }
+  code = fhir_eval(r, ei, &p, &in, id, idlen, out, msg, sizeof msg);
+done:
+  lua_settop(L, base);
+  lua_gc(L, LUA_GCCOLLECT);
+  if (!code) {
+    oc->resp_len = out->len - start;
+    oc->protocol = ei;
+    if (r->cfg.log) log_fragment(r, ei, line, len, out);
+    pw_adapter_output_free(&in);
+    return;
+  }
+fail:
+  pw_adapter_output_free(&in);
+  buf_cut(out, start);
+  pw_rpc_error_line(out, id, idlen, code, msg);
+  oc->code = code;
+  oc->protocol = ei;
+  oc->resp_len = out->len - start;
 }
 
 /* }====== */

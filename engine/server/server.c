@@ -1662,7 +1662,7 @@ static void handle_line(conn *c, const char *p, size_t n) {
     bad = "method: expected a method name string";
   else m = pw_rpc_method_num(method, strlen(method));
 
-  if (m == PW_M_EVALUATE || m == PW_M_CHECK_ORDERS) {
+  if (m == PW_M_EVALUATE || m == PW_M_CHECK_ORDERS || m == PW_M_EVALUATE_FHIR) {
     s->by_method[m]++;
     if (s->log && pw_declog_error(s->log)) {
       char msg[512];

@@ -21,6 +21,9 @@
 **   items); canonical facts + sha256; JSON encode (pw_result_json);
 **   evaluation without the protocol (PW_EVAL_ORDERS_ONLY) and with it.
 **   The protocol's share is (eval - eval orders-only - kernel).
+** - what-if (index case): eval --what-if's work (pw_whatif_eval, JSON out):
+**   the patient, each value of each missing fact and panel, the patient
+**   again; the number of evaluations and the median time per what-if.
 **
 ** The process pins itself to one CPU (default: the last one) with
 ** sched_setaffinity and reports where it ran.
@@ -46,6 +49,7 @@
 #include "gate.h"
 #include "result.h"
 #include "safety.h"
+#include "whatif.h"
 
 #ifndef PW_SOURCE_DIR
 #define PW_SOURCE_DIR "."
@@ -330,6 +334,22 @@ static uint64_t run_full(const bcase *cases, int nc, long n, uint64_t *lat, pw_b
   return now_ns() - t0;
 }
 
+/* One what-if of the index case, timed iters times: the median in us. */
+static double run_whatif(const bcase *c, long iters, uint64_t *t, int *evals) {
+  pw_whatif *w = pw_whatif_new();
+  pw_buf out = {0};
+  for (long i = 0; i < iters; i++) {
+    pw_buf_reset(&out);
+    uint64_t a = now_ns();
+    if (pw_whatif_eval(E, c->json, c->len, 0, 0, w, &out, &ERR)) die_eval("what-if", c->name);
+    t[i] = now_ns() - a;
+  }
+  *evals = pw_whatif_evaluations(w);
+  pw_whatif_free(w);
+  pw_buf_free(&out);
+  return median_ns(t, iters) / 1000.0;
+}
+
 static void usage(FILE *f) {
   fprintf(f, "usage: pw_bench [--protocol FILE] [--reps R] [--index-iters N] [--mixed-iters N]\n"
              "                [--stage-iters N] [--cpu K|-1] [--warmup-ms MS] [--json OUT] [--quiet]\n"
@@ -423,6 +443,9 @@ int main(int argc, char **argv) {
   series st[ST_N];
   memset(st, 0, sizeof st);
   series *percase = calloc((size_t)nc, sizeof *percase);
+  series wi = {0};
+  int wi_evals = 0;
+  long wi_iters = index_iters / 40 > 100 ? index_iters / 40 : 100;
   uint64_t t_start = now_ns();
 
   for (int r = 0; r < reps; r++) {
@@ -444,6 +467,7 @@ int main(int argc, char **argv) {
     double s[ST_N];
     stages(&cases[0], stage_iters, lat, s);
     for (int k = 0; k < ST_N; k++) put(&st[k], s[k] / 1000.0);
+    put(&wi, run_whatif(&cases[0], wi_iters, lat, &wi_evals));
   }
   double elapsed = (double)(now_ns() - t_start) / 1e9;
 
@@ -490,6 +514,9 @@ int main(int argc, char **argv) {
     printf("  %-44s %7.2f\n", "other (reset, unknown fields, glue)", other);
     printf("  %-44s %7.2f\n", "full path, measured", full);
     printf("  (eval without protocol %.2f, with protocol %.2f, no encode)\n", oo, ev);
+    printf("\nwhat-if, index case (eval --what-if, JSON out): %d evaluations + 2 of the patient,\n"
+           "  %.1f us per what-if [%.1f..%.1f], %.2f us per evaluation\n", wi_evals, med(&wi),
+           vmin(wi.v, wi.n), vmax(wi.v, wi.n), med(&wi) / (wi_evals + 2));
     printf("\nper case, median us:\n");
     for (int c = 0; c < nc; c++) printf("  %-44s %7.2f\n", cases[c].name, med(&percase[c]));
     printf("\nLua heap after the run: %d KiB; peak RSS %ld KiB\n", lua_kb, ru.ru_maxrss);
@@ -517,6 +544,8 @@ int main(int argc, char **argv) {
     fprintf(f, ",\"breakdown_us\":{\"gate\":%.3f,\"cjson_decode\":%.3f,\"validate\":%.3f,\"protocol\":%.3f,"
                "\"kernel\":%.3f,\"facts_sha256\":%.3f,\"encode\":%.3f,\"other\":%.3f,\"full\":%.3f},",
             g, dec - g, val, proto, ker, sha, enc, other, full);
+    fprintf(f, "\"what_if\":{\"evaluations\":%d,\"us\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f}},",
+            wi_evals, med(&wi), vmin(wi.v, wi.n), vmax(wi.v, wi.n));
     fprintf(f, "\"stages_us\":{");
     for (int k = 0; k < ST_N; k++) json_series(f, stage_key[k], &st[k], k == ST_N - 1);
     fprintf(f, "},\"per_case_p50_us\":{");

@@ -420,6 +420,10 @@ class Bench:
                          "facts sha256 %.2f | encode %.2f | other %.2f | full %.2f" % (
                              b["gate"], b["cjson_decode"], b["validate"], b["protocol"], b["kernel"],
                              b["facts_sha256"], b["encode"], b["other"], b["full"]))
+            if "what_if" in ip:   # issue 17
+                w = ip["what_if"]
+                lines.append("  what-if of the index case (eval --what-if): %d evaluations, %.1f us [%.1f..%.1f]" % (
+                    w["evaluations"], w["us"]["median"], w["us"]["min"], w["us"]["max"]))
         S = self.res["socket"]
         if S.get("server"):
             lines.append("")

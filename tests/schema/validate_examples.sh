@@ -34,12 +34,30 @@ refused=(
   '{"prior_regimens": [{"name": "FOLFOX", "line": 0}]}'
   '{"planned_surgery_in_days": -1}'
   '{"molecular": {"kras": "positive"}}'
+  '{"prior_regimens": {}}'
+  '{"primary": []}'
+  '{"metastases": [{"site": "liver", "spine": true}]}'
+  '{"metastases": [{"spine": false}]}'
+  '{"primary": {"site": "sigmoid colon"}}'
+  '{"ecog": "Unknown"}'
+)
+accepted=(
+  '{"ecog": "unknown", "primary": "unknown", "prior_regimens": "unknown", "planned_surgery_in_days": "unknown"}'
+  '{"primary": {"site": "colon"}, "metastases": [{"site": "bone", "spine": true}, {"site": "liver"}]}'
+  '{"primary": {"site": "non_colorectal"}, "metastases": [{"site": "bone", "spine": "unknown"}]}'
+  '{"prior_radiation_sites": ["left groin", "pelvis", "Groin (L)"], "planned_surgery_in_days": null}'
+  '{"prior_regimens": [], "primary": {}, "metastases": [{"site": "liver", "spine": null}]}'
 )
 i=0
 for doc in "${refused[@]}"; do
   i=$((i + 1))
   printf '%s\n' "$doc" > "$tmp/bad$i.json"
   if "$js" -i "$tmp/bad$i.json" "$schema" >/dev/null 2>&1; then bad "schema accepted $doc"; else ok; fi
+done
+for doc in "${accepted[@]}"; do
+  i=$((i + 1))
+  printf '%s\n' "$doc" > "$tmp/good$i.json"
+  if out=$("$js" -i "$tmp/good$i.json" "$schema" 2>&1); then ok; else bad "schema refused $doc: $out"; fi
 done
 echo "$pass passed, $fail failed"
 ((fail == 0))

@@ -25,6 +25,7 @@ H.cjson = require "cjson"
 H.protocol = H.root .. "/scripts/mrc_second_line.lua"
 H.local_protocol = H.root .. "/examples/local-protocol/mrc_second_line_local.lua"
 H.examples = H.root .. "/examples"
+H.guideline = H.root .. "/docs/guideline.txt"   -- the guideline, verbatim (docs/README.md)
 
 function H.read(path)
   local f = assert(io.open(path, "rb"))
@@ -166,10 +167,92 @@ function H.eval(facts, opts, path)
 end
 
 ------------------------------------------------------------------------
+-- Ids a test may look for. A lookup with an id pathwise does not know is
+-- an error, not a nil: `assert.is_nil(H.rec(r, "FOLFIRl"))` would pass
+-- for ever, so every helper below checks its id first.
+------------------------------------------------------------------------
+
+local known = { id = {}, agent = {}, fact = {}, text = nil }
+
+-- A knowledge id (agent, regimen, action or a '+' combination): the engine
+-- accepts it as a proposed order exactly when it knows it.
+function H.known_id(id)
+  if known.id[id] == nil then
+    local r = H.engine():eval(H.json({ proposed_orders = { id } }))
+    known.id[id] = r ~= nil
+    known.agent[id] = r ~= nil and #r.orders == 1 and #r.orders[1].agents == 1
+      and r.orders[1].agents[1] == id
+  end
+  return known.id[id]
+end
+
+function H.known_agent(id)
+  H.known_id(id)
+  return known.agent[id]
+end
+
+-- A fact path: the builder's out.missing refuses a path it does not know.
+local FACT_PROBE = [[
+return {
+  id = "fact_probe", version = "1", title = "fact path probe", references = { [1] = "-" },
+  applies = function() return true end,
+  evaluate = function(f, out) out.missing{ fact = f.patient_id, why = "probe" } end,
+}]]
+
+function H.known_fact(path)
+  if known.fact[path] == nil then
+    if not known.probe then
+      known.probe = os.tmpname()
+      local f = assert(io.open(known.probe, "wb"))
+      f:write(FACT_PROBE)
+      f:close()
+      known.probe_engine = H.pathwise.new{ protocol = known.probe }
+      os.remove(known.probe)
+    end
+    known.fact[path] = known.probe_engine:eval(H.json({ patient_id = path })) ~= nil
+  end
+  return known.fact[path]
+end
+
+-- A safety rule of the kernel, or a plugin's "plugin_id/rule".
+function H.known_rule(id)
+  for _, rule in ipairs(H.pathwise.rules()) do
+    if rule.id == id then
+      return true
+    end
+  end
+  return id:match("^[a-z0-9_.-]+/[a-z0-9_.-]+$") ~= nil
+end
+
+-- A warning id: written as a string literal in a protocol, a plugin or
+-- the engine's C core (warnings are free-form ids, no table lists them).
+function H.known_warning(id)
+  if not known.text then
+    local parts = {}
+    local ls = io.popen("ls " .. H.root .. "/scripts/*.lua " .. H.root .. "/examples/*/*.lua "
+      .. H.root .. "/plugins/*.lua " .. H.root .. "/tests/plugins/*.lua " .. H.root .. "/engine/core/*.c")
+    for path in ls:lines() do
+      parts[#parts + 1] = H.read(path)
+    end
+    ls:close()
+    known.text = table.concat(parts, "\n")
+  end
+  return known.text:find('"' .. id .. '"', 1, true) ~= nil
+end
+
+local function must_know(what, ok, id)
+  if not ok then
+    error(string.format("%s '%s' is not one pathwise knows: a lookup for it could never match", what,
+      tostring(id)), 3)
+  end
+end
+
+------------------------------------------------------------------------
 -- Looking things up in a result
 ------------------------------------------------------------------------
 
 function H.rec(r, id, target)
+  must_know("id", H.known_id(id), id)
   for _, item in ipairs(r.recommendations) do
     if item.id == id and (target == nil or item.target == target) then
       return item
@@ -187,6 +270,7 @@ function H.rec_ids(r)
 end
 
 function H.blocked(r, id)
+  must_know("id", H.known_id(id), id)
   for _, item in ipairs(r.blocked) do
     if item.id == id then
       return item
@@ -197,6 +281,7 @@ end
 
 -- Is some blocked item refused by this rule?
 function H.blocked_by(r, rule)
+  must_know("rule", H.known_rule(rule), rule)
   for _, item in ipairs(r.blocked) do
     if item.rule == rule then
       return item
@@ -206,6 +291,7 @@ function H.blocked_by(r, rule)
 end
 
 function H.missing(r, fact)
+  must_know("fact path", H.known_fact(fact), fact)
   for _, m in ipairs(r.missing) do
     if m.fact == fact then
       return m
@@ -215,6 +301,7 @@ function H.missing(r, fact)
 end
 
 function H.warning(r, id)
+  must_know("warning id", H.known_warning(id), id)
   for _, w in ipairs(r.warnings) do
     if w.id == id then
       return w
@@ -224,6 +311,7 @@ function H.warning(r, id)
 end
 
 function H.followup(r, id)
+  must_know("id", H.known_id(id), id)
   for _, f in ipairs(r.followup) do
     if f.id == id then
       return f
@@ -243,6 +331,7 @@ end
 
 -- Does any recommendation contain this agent (directly or in a regimen)?
 function H.has_agent(r, agent)
+  must_know("agent", H.known_agent(agent), agent)
   for _, item in ipairs(r.recommendations) do
     for _, a in ipairs(item.agents or {}) do
       if a == agent then

@@ -160,12 +160,12 @@ describe("sandbox: facts are read-only", function()
 
   it("invalidates facts kept past their evaluation", function()
     local e = pathwise.new{ name = "stash.lua", source = [[
-      local stash
+      local stash = {}   -- a table: upvalues are put back before each evaluation
       return { id = "stash", version = "0", title = "t", references = { [1] = "r" },
         applies = function(facts) return true end,
         evaluate = function(facts, out)
-          if stash then local x = stash.ecog end
-          stash = facts
+          if stash.f then local x = stash.f.ecog end
+          stash.f = facts
           out.recommend{ id = "FOLFIRI", text = "FOLFIRI", citations = { 1 } }
         end }
     ]] }
@@ -174,6 +174,25 @@ describe("sandbox: facts are read-only", function()
     assert.is_nil(r)
     assert.are.equal("protocol", code)
     assert.matches("after their evaluation ended", err)
+  end)
+end)
+
+describe("sandbox: every evaluation starts from the loaded state", function()
+  it("puts back upvalues a previous evaluation changed", function()
+    local e = pathwise.new{ name = "counter.lua", source = [[
+      local calls = 0
+      return { id = "counter", version = "0", title = "t", references = { [1] = "r" },
+        applies = function(facts) return true end,
+        evaluate = function(facts, out)
+          calls = calls + 1
+          out.pathway("call_" .. calls, { citations = { 1 } })
+          if calls == 1 then _ENV = nil end
+        end }
+    ]] }
+    for _ = 1, 3 do
+      local r = assert(e:eval(GOOD))
+      assert.are.equal("call_1", r.pathway)
+    end
   end)
 end)
 

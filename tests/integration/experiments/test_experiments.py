@@ -39,6 +39,11 @@ def tmp(name):
     return os.path.join(TMP, name)
 
 
+def unk(v):
+    """"unknown" means unknown, as absent and null do."""
+    return None if v == "unknown" else v
+
+
 def cohort(n, seed, *extra):
     """Path of a generated cohort (made once per n/seed/extra)."""
     path = tmp("cohort_%d_%d%s.jsonl" % (n, seed, "".join(extra).replace("-", "_")))
@@ -103,30 +108,37 @@ class Cohort(unittest.TestCase):
             for k in ("ecog", "metastatic", "planned_surgery_in_days"):
                 if k in f:
                     see(k, f[k] if f[k] is None or k != "planned_surgery_in_days" else "int")
-            p = f.get("primary") or {}
+            p = unk(f.get("primary")) or {}
             for k in ("site", "resected", "prior_pelvic_radiation"):
                 see("primary." + k, p.get(k, "<absent>"))
-            for s in p.get("symptoms") or []:
+            for s in unk(p.get("symptoms")) or []:
                 see("primary.symptoms[]", s)
-            for r in f.get("prior_regimens") or []:
+            for r in unk(f.get("prior_regimens")) or []:
                 see("prior_regimens[].name", r.get("name"))
                 see("prior_regimens[].line", r.get("line", "<absent>"))
                 see("prior_regimens[].outcome", r.get("outcome", "<absent>"))
-            n = f.get("neuropathy") or {}
+            n = unk(f.get("neuropathy")) or {}
             see("neuropathy.grade", n.get("grade", "<absent>"))
             see("neuropathy.persistent", n.get("persistent", "<absent>"))
-            m = f.get("molecular") or {}
+            m = unk(f.get("molecular")) or {}
             for k in ("kras", "nras", "braf_v600e", "msi"):
                 see("molecular." + k, m.get(k, "<absent>"))
-            for met in f.get("metastases") or []:
+            for k in top:
+                if f.get(k) == "unknown":
+                    see("whole field \"unknown\"", k)
+            for met in unk(f.get("metastases")) or []:
                 see("metastases[].site", met["site"])
+                if met["site"] == "bone":
+                    see("metastases[].spine", met.get("spine", "<absent>"))
+                else:
+                    self.assertNotIn("spine", met, "spine only on a bone site")
                 if "symptoms" not in met:
                     see("metastases[].symptoms", "<absent>")
-                for s in met.get("symptoms") or []:
+                for s in unk(met.get("symptoms")) or []:
                     see("metastases[].symptoms[]", s)
-            for s in f.get("prior_radiation_sites") or []:
+            for s in unk(f.get("prior_radiation_sites")) or []:
                 see("prior_radiation_sites[]", s)
-            for o in f.get("proposed_orders") or []:
+            for o in unk(f.get("proposed_orders")) or []:
                 see("proposed_orders[]", o)
             if f.get("proposed_orders") == []:
                 see("proposed_orders", "[]")
@@ -136,7 +148,7 @@ class Cohort(unittest.TestCase):
             "ecog": {0, 1, 2, 3, 4, None},
             "metastatic": {True, False, None},
             "planned_surgery_in_days": {None, "int"},
-            "primary.site": {"rectum", "colon_left", "colon_right", "<absent>"},
+            "primary.site": {"rectum", "colon_left", "colon_right", "colon", "non_colorectal", "<absent>"},
             "primary.resected": {True, False, "<absent>"},
             "primary.prior_pelvic_radiation": {True, False, "<absent>"},
             "primary.symptoms[]": {"bleeding", "obstruction", "intractable_pain"},
@@ -151,9 +163,13 @@ class Cohort(unittest.TestCase):
             "metastases[].site": {"bone", "inguinal_nodes", "retroperitoneal", "liver", "lung", "peritoneum",
                                   "brain", "other"},
             "metastases[].symptoms": {"<absent>"},
+            "metastases[].spine": {True, False, None, "unknown", "<absent>"},
+            "whole field \"unknown\"": {"ecog", "metastatic", "primary", "prior_regimens", "neuropathy",
+                                        "molecular", "metastases", "prior_radiation_sites"},
             "metastases[].symptoms[]": {"pain", "fracture_risk", "skin_breakdown", "lymphedema", "obstruction",
                                         "neurologic"},
-            "prior_radiation_sites[]": {"pelvis", "groin", "inguinal"},
+            "prior_radiation_sites[]": {"pelvis", "groin", "inguinal", "spine", "chest", "Groin (L)",
+                                        "para-aortic nodes"},
             "proposed_orders": {"[]"},
             "unknown field": {"notes"},
         }
@@ -169,6 +185,9 @@ class Cohort(unittest.TestCase):
         for o in seen["proposed_orders[]"]:
             parts |= set(o.split("+"))
         self.assertTrue(agents | actions | {"FOLFIRI", "FOLFOX"} <= parts, (agents | actions) - parts)
+        sites = seen["prior_radiation_sites[]"]
+        for side in ("left ", "right ", "bilateral "):   # laterality
+            self.assertTrue(any(x.startswith(side) for x in sites), side)
         for k in top:   # every field is sometimes absent (unknown)
             self.assertIn(k, absent, k)
         # unknown and invalid-looking names appear only where the model allows
@@ -184,7 +203,7 @@ class Cohort(unittest.TestCase):
             sel = [f for f in facts if among(f)]
             return 100.0 * sum(1 for f in sel if pred(f)) / len(sel)
 
-        mol = lambda f: f.get("molecular") or {}
+        mol = lambda f: unk(f.get("molecular")) or {}
         known = lambda v: v in ("wild_type", "mutant", "msi_high", "mss")
         both_ras = lambda f: known(mol(f).get("kras")) and known(mol(f).get("nras"))
         ras_mut = share(lambda f: "mutant" in (mol(f).get("kras"), mol(f).get("nras")), both_ras)
@@ -200,13 +219,13 @@ class Cohort(unittest.TestCase):
                                 "mutant" in (mol(f).get("kras"), mol(f).get("nras"))))
         for grade, pct in ((0, 25), (1, 40), (2, 17), (3, 8), (4, 3)):
             self.assertAlmostEqual(share(lambda f: f.get("ecog") == grade), pct, delta=1.2)
-        self.assertAlmostEqual(share(lambda f: f.get("ecog") is None), 7, delta=1)
+        self.assertAlmostEqual(share(lambda f: unk(f.get("ecog")) is None), 7, delta=1)
         self.assertAlmostEqual(share(lambda f: f.get("metastatic") is True), 94, delta=1)
-        self.assertAlmostEqual(share(lambda f: (f.get("primary") or {}).get("site") == "rectum"), 70, delta=1.5)
+        self.assertAlmostEqual(share(lambda f: (unk(f.get("primary")) or {}).get("site") == "rectum"), 70, delta=1.5)
         self.assertAlmostEqual(share(lambda f: f.get("planned_surgery_in_days", 0) is None), 80, delta=1.5)
         self.assertAlmostEqual(share(lambda f: "planned_surgery_in_days" not in f), 12, delta=1)
         self.assertAlmostEqual(share(lambda f: "proposed_orders" not in f), 75, delta=1.5)
-        bone = lambda f: any(m["site"] == "bone" for m in f.get("metastases") or [])
+        bone = lambda f: any(m["site"] == "bone" for m in unk(f.get("metastases")) or [])
         self.assertAlmostEqual(share(bone, lambda f: f.get("metastases")), 20, delta=1.5)
 
     def test_all_generated_lines_are_valid(self):

@@ -1,0 +1,20 @@
+-- A hostile protocol (issue 12, "never hang"): the budget error caught by the script's own pcall, then a C call again
+-- One long C call that neither allocates nor runs the count hook. The test
+-- (test_hostile.py) runs it in every mode and, from a copy with at_load =
+-- true, at load time; each must end with a budget or deadline error that
+-- names this file and line, well before ctest's timeout.
+local at_load = false
+local function trick()
+  for _ = 1, 100 do pcall(table.move, {}, 1, math.maxinteger - 1, 1, {}) end
+  while true do end
+end
+if at_load then trick() end
+return {
+  id = "hostile_swallow", version = "0.1.0", title = "Hostile: swallow",
+  references = { [1] = "Hostile protocol: no guideline sentence." },
+  applies = function(facts, out) return true end,
+  evaluate = function(facts, out)
+    trick()
+    out.pathway("never_reached", { 1 })
+  end,
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""`pathwise check` refuses example cases that check nothing (issue 9): an
+unknown key in `expect` or in the example, an id pathwise does not know, a
+fact path that does not exist, a value of the wrong type; `strength`,
+`preferred` and `order` are asserted. A server reload runs the same check,
+so a protocol with such an example is refused and the old one keeps serving.
+"""
+import os
+import subprocess
+
+from srvlib import Server, check, read, run
+
+# A protocol recommending msi_testing (preferred, in group g) then
+# ras_testing (strength consider): actions, allowed whatever the facts.
+PROTOCOL = """return {
+  id = "strict_examples", version = "%(version)s", title = "strict examples",
+  references = { [1] = "ref" },
+  applies = function(f) return true end,
+  evaluate = function(f, out)
+    out.pathway("p")
+    out.recommend{ id = "msi_testing", text = "x", citations = {1}, group = "g", preferred = true }
+    out.recommend{ id = "ras_testing", text = "y", citations = {1}, strength = "consider" }
+  end,
+  examples = {
+    { name = "good", facts = {}, expect = { pathway = "p", recommend = { "msi_testing" },
+      not_recommend = { "FOLFIRI" }, preferred = { "msi_testing" }, order = { "msi_testing", "ras_testing" },
+      strength = { msi_testing = "recommended", ras_testing = "consider" } } },
+    %(extra)s
+  },
+}
+"""
+
+# (example, what the report must say). Each passed `pathwise check` before.
+BAD = [
+    ('{ name = "bad", facts = {}, expect = { recomend = { "NOT_AN_ID" } } }',
+     "expect has unknown key 'recomend'"),
+    ('{ name = "bad", facts = {}, expect = { not_recommend = { "FOLFIRl" } } }',
+     "expect.not_recommend: unknown id 'FOLFIRl'"),
+    ('{ name = "bad", facts = {}, expect = { blocked = { "bevacizumab+NOPE" } } }',
+     "expect.blocked:"),
+    ('{ name = "bad", facts = {}, expect = { missing = { "molecular.kraz" } } }',
+     "expect.missing: 'molecular.kraz' is not a fact path"),
+    ('{ name = "bad", facts = {}, expct = { pathway = "p" }, expect = { pathway = "p" } }',
+     "the example has unknown key 'expct'"),
+    ('{ name = "bad", facts = {}, expect = { recommend = "msi_testing" } }',
+     "expect.recommend must be a list of ids"),
+    ('{ name = "bad", facts = {}, expect = { order = { "ras_testing", "msi_testing" } } }',
+     "expect.order: 'msi_testing' comes before"),
+    ('{ name = "bad", facts = {}, expect = { strength = { ras_testing = "recommended" } } }',
+     "expect.strength: 'ras_testing' has strength consider"),
+    ('{ name = "bad", facts = {}, expect = { preferred = { "ras_testing" } } }',
+     "expect.preferred 'ras_testing' does not hold"),
+]
+
+
+def write(tmp, name, extra="", version="1.0.0"):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(PROTOCOL % {"extra": extra, "version": version})
+    return path
+
+
+def check_cli(args, path):
+    p = subprocess.run([args.pathwise, "check", path], capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_check_refuses_examples_that_check_nothing(args, tmp):
+    code, out = check_cli(args, write(tmp, "good.lua"))
+    check(code == 0 and "ok   good" in out, "the good example fails: %d %s" % (code, out))
+    for i, (example, says) in enumerate(BAD):
+        code, out = check_cli(args, write(tmp, "bad%d.lua" % i, example + ","))
+        check(code == 1, "exit %d for %s (wanted 1): %s" % (code, example, out))
+        check(says in out, "%r not in the report for %s: %s" % (says, example, out))
+        check("ok   good" in out and "1 failed" in out, "report: %s" % out)
+
+
+def test_reload_runs_the_same_check(args, tmp):
+    proto = write(tmp, "p.lua")
+    srv = Server(args, tmp, ["--protocol", proto]).start()
+    with open(proto, "w") as f:
+        f.write(PROTOCOL % {"extra": BAD[0][0] + ",", "version": "9.9.9"})
+    r = srv.call("reload")
+    check(r.get("error", {}).get("code") == -32012 and "recomend" in r["error"]["message"],
+          "a protocol whose example has a misspelt key was reloaded: %r" % r)
+    versions = [p["version"] for p in srv.call("protocols")["result"]]
+    check(versions == ["1.0.0"], "old protocol replaced: %r" % versions)
+    check(srv.stop() == 0, "exit status")
+
+
+if __name__ == "__main__":
+    run([test_check_refuses_examples_that_check_nothing, test_reload_runs_the_same_check])

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Soak `pathwise serve` (issue 12): mixed valid, invalid and adversarial
+traffic for a while, with reloads and kill -9 of workers; prints requests,
+replies by kind, and the RSS of each process at the start and the end.
+Exits 1 when a request went unanswered, the server died, an ordinary
+case failed, the supervisor's memory grew (more than 25% and 8 MiB over
+the start) or a worker's passed twice the Lua memory cap.
+Not part of ctest: see run.sh.
+"""
+import argparse, glob, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+from collections import Counter
+
+LOCK = threading.Lock()
+COUNTS = Counter()
+FAILS = []
+
+
+def rss_kb(pid):
+    try:
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def children(pid):
+    try:
+        return [int(x) for x in open("/proc/%d/task/%d/children" % (pid, pid)).read().split()]
+    except OSError:
+        return []
+
+
+def one_line(path):
+    return b" ".join(open(path, "rb").read().split())
+
+
+def traffic(root):
+    """(weight, kind, request line) candidates."""
+    ex = [one_line(p) for p in [os.path.join(root, "examples/index_case.json")] +
+          sorted(glob.glob(os.path.join(root, "examples/cases/*.json")))]
+    def ev(facts, proto="mrc_second_line", rid=1):
+        return (b'{"jsonrpc":"2.0","id":%d,"method":"evaluate","params":{"protocol":"%s","facts":' % (rid, proto.encode())
+                + facts + b"}}\n")
+    out = [(40, "valid", ev(f)) for f in ex]
+    out += [(3, "invalid_facts", ev(b'{"ecog":9}')), (3, "invalid_facts", ev(b'{"ecog":1,"ecog":2}')),
+            (2, "invalid_facts", ev(b'{"metastases":{}}')),
+            (3, "malformed", b"garbage\n"), (2, "malformed", b'{"jsonrpc":"2.0","id":1,"method":"evaluate"\n'),
+            (2, "malformed", b"[" * 100 + b"\n"), (2, "malformed", b'{"jsonrpc":"2.0","id":1e400,"method":"health"}\n'),
+            (2, "malformed", b'{"jsonrpc":"2.0","id":"' + b"x" * 1024 + b'","method":"health"}\n'),
+            (2, "unknown_method", b'{"jsonrpc":"2.0","id":7,"method":"nope"}\n'),
+            (2, "health", b'{"jsonrpc":"2.0","id":8,"method":"health"}\n'),
+            (4, "soak_ordinary", ev(b'{"patient_id":"x","ecog":1}', "soak"))]
+    for t in ("move", "loop", "poison", "deep", "many", "raise", "memory"):
+        out.append((2, "soak_" + t, ev(b'{"patient_id":"%s","ecog":1}' % t.encode(), "soak")))
+    return out
+
+
+def client(sock_path, cands, deadline, seed):
+    rnd = random.Random(seed)
+    weights = [c[0] for c in cands]
+    s = f = None
+    while time.time() < deadline:
+        try:
+            if s is None:
+                s = socket.socket(socket.AF_UNIX)
+                s.settimeout(30)
+                s.connect(sock_path)
+                f = s.makefile("rwb")
+            _, kind, line = rnd.choices(cands, weights)[0]
+            f.write(line)
+            f.flush()
+            reply = f.readline()
+            if not reply:
+                raise ConnectionError("closed")
+            r = json.loads(reply)
+            key = "ok" if "result" in r else "error:" + str(r.get("error", {}).get("data", {}).get("kind", r.get("error", {}).get("code")))
+            with LOCK:
+                COUNTS["requests"] += 1
+                COUNTS[key] += 1
+                COUNTS["sent:" + kind] += 1
+                # kill -9 in flight, or queued behind adversarial work past the deadline:
+                # not poisoning; anything else after an adversarial case is
+                if kind == "soak_ordinary" and key not in ("ok", "error:worker_crash", "error:deadline"):
+                    COUNTS["ordinary_not_ok:" + key] += 1
+        except (OSError, ValueError, ConnectionError) as e:
+            with LOCK:
+                COUNTS["connection_errors"] += 1
+                if isinstance(e, socket.timeout):
+                    FAILS.append("no reply within 30 s")
+            try:
+                s.close()
+            except Exception:
+                pass
+            s = f = None
+            time.sleep(0.05)
+
+
+def rpc(sock_path, line):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(sock_path)
+    f = s.makefile("rwb")
+    f.write(line)
+    f.flush()
+    r = json.loads(f.readline())
+    s.close()
+    return r
+
+
+def snapshot(pid):
+    procs = {pid: ("supervisor", rss_kb(pid))}
+    for c in children(pid):
+        procs[c] = ("worker", rss_kb(c))
+    return procs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pathwise", required=True)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--seconds", type=float, default=float(os.environ.get("PW_SOAK_SECONDS", 600)))
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="pwsoak")
+    pdir = os.path.join(tmp, "p")
+    os.mkdir(pdir)
+    shutil.copy(os.path.join(a.root, "scripts/mrc_second_line.lua"), pdir)
+    shutil.copy(os.path.join(a.root, "tests/soak/soak_protocol.lua"), pdir)
+    sock = os.path.join(tmp, "s.sock")
+    err = open(os.path.join(tmp, "serve.err"), "wb")
+    srv = subprocess.Popen([a.pathwise, "serve", "--socket", sock, "--workers", str(a.workers),
+                            "--protocols", pdir, "--log", os.path.join(tmp, "decisions.log")], stderr=err)
+    status = 0
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.1)
+        time.sleep(1)
+        cands = traffic(a.root)
+        # warm up, then the start figures
+        client(sock, cands, time.time() + 2, 0)
+        COUNTS.clear()
+        start = snapshot(srv.pid)
+        t0 = time.time()
+        deadline = t0 + a.seconds
+        threads = [threading.Thread(target=client, args=(sock, cands, deadline, i + 1)) for i in range(a.clients)]
+        for t in threads:
+            t.start()
+        rnd = random.Random(99)
+        next_reload, next_kill, next_touch = t0 + 5, t0 + 3, t0 + 11
+        while time.time() < deadline and srv.poll() is None:
+            now = time.time()
+            if now >= next_reload:
+                r = rpc(sock, b'{"jsonrpc":"2.0","id":"r","method":"reload"}\n')
+                COUNTS["reloads_ok" if "result" in r else "reloads_refused"] += 1
+                next_reload = now + 7
+            if now >= next_kill:
+                ws = children(srv.pid)
+                if ws:
+                    os.kill(rnd.choice(ws), signal.SIGKILL)
+                    COUNTS["workers_killed"] += 1
+                next_kill = now + 4
+            if now >= next_touch:   # the file watcher's reload
+                os.utime(os.path.join(pdir, "soak_protocol.lua"))
+                COUNTS["protocol_touched"] += 1
+                next_touch = now + 13
+            time.sleep(0.2)
+        for t in threads:
+            t.join()
+        alive = srv.poll() is None
+        if alive:
+            client(sock, cands, time.time() + 2, 1000)   # settle with the same traffic
+            time.sleep(1)
+        end = snapshot(srv.pid) if alive else {}
+        elapsed = time.time() - t0
+        print("soak: %.0f s, %d clients, %d workers" % (elapsed, a.clients, a.workers))
+        print("requests: %d (%.0f/s)" % (COUNTS["requests"], COUNTS["requests"] / max(elapsed, 1)))
+        for k in sorted(COUNTS):
+            if k != "requests":
+                print("  %-28s %d" % (k, COUNTS[k]))
+        print("RSS (KiB) at start:", ", ".join("%s %d: %s" % (v[0], p, v[1]) for p, v in sorted(start.items())))
+        print("RSS (KiB) at end:  ", ", ".join("%s %d: %s" % (v[0], p, v[1]) for p, v in sorted(end.items())))
+        if not alive:
+            FAILS.append("the server died (exit %s)" % srv.returncode)
+        else:
+            s0, s1 = start[srv.pid][1], end[srv.pid][1]
+            if s1 > s0 * 1.25 and s1 - s0 > 8192:
+                FAILS.append("supervisor RSS grew from %d to %d KiB" % (s0, s1))
+            # a worker's Lua state may use its whole cap (64 MiB) at times and
+            # glibc keeps freed pages: bounded, not flat, is the property
+            w1 = max([v[1] or 0 for v in end.values() if v[0] == "worker"] or [0])
+            if w1 > 2 * 64 * 1024:
+                FAILS.append("a worker's RSS is %d KiB, over twice the Lua memory cap" % w1)
+        bad = [k for k in COUNTS if k.startswith("ordinary_not_ok")]
+        if bad:   # an ordinary case after an adversarial one must still be answered
+            FAILS.append("ordinary soak cases failed: %s" % ", ".join("%s %d" % (k, COUNTS[k]) for k in bad))
+        for f in FAILS:
+            print("FAIL", f)
+        status = 1 if FAILS else 0
+    finally:
+        if srv.poll() is None:
+            srv.send_signal(signal.SIGTERM)
+            try:
+                srv.wait(10)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+        err.close()
+        if status:
+            print("server stderr kept in", tmp)
+        else:
+            shutil.rmtree(tmp)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
