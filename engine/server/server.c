@@ -56,6 +56,7 @@
 #include "declog.h"
 #include "engine.h"
 #include "rpc.h"
+#include "sd.h"
 #include "worker.h"
 
 #define SUN_PATH_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
@@ -240,6 +241,7 @@ struct srv {
   int stopping, finishing;
   int exit_code;
   int lock_fd;
+  int activated_fd;     /* > 0: the listening socket systemd passed (sd.h) */
   dev_t sock_dev;
   ino_t sock_ino;
   int sock_bound;
@@ -282,15 +284,19 @@ static void conn_alloc(uv_handle_t *h, size_t sug, uv_buf_t *b);
 static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 static void wake(srv *s);
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
+/* Log lines: under systemd (stderr is the journal stream) each starts with
+** its syslog priority, <6> information, <4> warning, <3> error (sd.h). */
+static void say_at(int prio, const char *fmt, va_list ap) {
   char m[2048];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(m, sizeof m, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "pathwise serve: %s\n", m);
+  fprintf(stderr, "%spathwise serve: %s\n", pw_sd_prefix(pw_sd_stderr_is_journal(), prio), m);
 }
+#define SAY_FN(name, prio) \
+  static void name(const char *fmt, ...) __attribute__((format(printf, 1, 2))); \
+  static void name(const char *fmt, ...) { va_list ap; va_start(ap, fmt); say_at(prio, fmt, ap); va_end(ap); }
+SAY_FN(say, PW_SD_INFO)
+SAY_FN(say_warn, PW_SD_WARNING)
+SAY_FN(say_err, PW_SD_ERR)
 
 static uint64_t now_ns(void) { return pw_worker_now_ns(); }
 
@@ -655,7 +661,7 @@ static void on_log_done(void *arg, uint64_t upto, int ok) {
 
 static void on_log_note(void *arg, const char *msg) {
   (void)arg;
-  say("decision log: %s", msg);
+  say_warn("decision log: %s", msg);
 }
 
 /* }====== */
@@ -805,7 +811,7 @@ static void worker_lost(worker *w, const char *why) {
   if (w->killed) s->w_kills++;
   else s->w_crashes++;
   if (g->state != G_DRAINING || w->nq)
-    say("worker %d (pid %d, generation %u) %s", w->idx, (int)w->pid, g->num, desc);
+    say_warn("worker %d (pid %d, generation %u) %s", w->idx, (int)w->pid, g->num, desc);
 
   /* its requests: the one being evaluated gets the blame, the rest go back */
   req *r = w->qh, *rh = NULL, *rt = NULL;
@@ -1044,7 +1050,7 @@ static void worker_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
         if (w->g->state == G_LOADING) {
           gen_fail(w->g, msg);
         } else {
-          say("worker %d could not load the protocols: %s", w->idx, msg);
+          say_warn("worker %d could not load the protocols: %s", w->idx, msg);
           worker_lost(w, "could not load the protocols");
         }
         return;
@@ -1086,7 +1092,7 @@ static worker *worker_start(gen *g, int idx, int check) {
   int fd = -1;
   w->pid = pw_worker_spawn(&g->wcfg, w->slot, &fd);
   if (w->pid < 0) {
-    say("cannot fork a worker: %s", strerror(errno));
+    say_err("cannot fork a worker: %s", strerror(errno));
     munmap(w->slot, sizeof *w->slot);
     free(w);
     return NULL;
@@ -1316,21 +1322,23 @@ static void waiters_answer(srv *s, waiter **list, int code, const char *msg, con
   }
 }
 
-static void notify_systemd(const char *msg) {
-  const char *path = getenv("NOTIFY_SOCKET");
-  if (!path || !*path) return;
-  struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  size_t l = strlen(path);
-  if (l >= sizeof sa.sun_path) return;
-  memcpy(sa.sun_path, path, l);
-  if (sa.sun_path[0] == '@') sa.sun_path[0] = '\0';
-  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  (void)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + l));
-  close(fd);
+static void notify_systemd(const char *msg) { (void)pw_sd_notify(msg); }
+
+/* A reload of a serving server: RELOADING=1 now, READY=1 when it ends. */
+static void notify_reloading(srv *s, const char *reason) {
+  if (!s->active) return;
+  char m[160];
+  char st[96];
+  snprintf(st, sizeof st, "reloading (%s)", reason);
+  pw_sd_reloading_msg(m, sizeof m, st);
+  notify_systemd(m);
+}
+
+static void notify_reload_refused(srv *s) {
+  char m[1200];
+  snprintf(m, sizeof m, "READY=1\nSTATUS=serving generation %u; reload refused: %s", s->active->num,
+           s->last_reload_error);
+  notify_systemd(m);
 }
 
 static int sock_listen(srv *s);
@@ -1405,11 +1413,12 @@ static void gen_fail(gen *g, const char *msg) {
   }
   char m[1200];
   if (s->active) {
-    say("reload refused (%s): %s; generation %u keeps serving", s->last_reload_reason, msg,
+    say_warn("reload refused (%s): %s; generation %u keeps serving", s->last_reload_reason, msg,
         s->active->num);
     snprintf(m, sizeof m, "reload refused, the loaded protocols keep serving: %s", msg);
+    notify_reload_refused(s);
   } else {
-    say("cannot start: %s", msg);
+    say_err("cannot start: %s", msg);
     snprintf(m, sizeof m, "%s", msg);
     if (!s->exit_code) s->exit_code = PW_EX_CONFIG;
   }
@@ -1443,12 +1452,14 @@ static void reload_start(srv *s, const char *reason, conn *c, const char *id, si
     s->reloads_failed++;
     snprintf(s->last_reload_error, sizeof s->last_reload_error, "%s", err);
     if (s->active) {
-      say("reload refused (%s): %s; generation %u keeps serving", reason, err, s->active->num);
+      notify_reloading(s, reason);
+      say_warn("reload refused (%s): %s; generation %u keeps serving", reason, err, s->active->num);
+      notify_reload_refused(s);
       char m[1200];
       snprintf(m, sizeof m, "reload refused, the loaded protocols keep serving: %s", err);
       waiters_answer(s, &s->next_waiters, PW_RPC_RELOAD_FAILED, m, NULL);
     } else {
-      say("cannot start: %s", err);
+      say_err("cannot start: %s", err);
       s->exit_code = PW_EX_NOINPUT;
       waiters_answer(s, &s->next_waiters, PW_RPC_RELOAD_FAILED, err, NULL);
       begin_shutdown(s, "no protocol");
@@ -1467,6 +1478,7 @@ static void reload_start(srv *s, const char *reason, conn *c, const char *id, si
   g->state = G_LOADING;
   g->started_ns = now_ns();
   s->loading = g;
+  notify_reloading(s, reason);
   spawn_missing(g);
 }
 
@@ -1836,7 +1848,7 @@ static void on_connection(uv_stream_t *server, int status) {
   if (status < 0) {   /* EMFILE: libuv's reserve descriptor sheds it */
     s->accept_errors++;
     if (uv_now(s->loop) - s->accept_error_ms >= 1000) {
-      say("accept: %s (%llu so far)", uv_strerror(status), (unsigned long long)s->accept_errors);
+      say_warn("accept: %s (%llu so far)", uv_strerror(status), (unsigned long long)s->accept_errors);
       s->accept_error_ms = uv_now(s->loop);
     }
     return;
@@ -1887,7 +1899,7 @@ static void on_connection(uv_stream_t *server, int status) {
     s->conns_rejected++;
     snprintf(msg, sizeof msg, "uid %ld (gid %ld) is not allowed to use this server", c->uid,
              c->gid);
-    say("refused a connection from uid %ld gid %ld pid %ld", c->uid, c->gid, c->pid);
+    say_warn("refused a connection from uid %ld gid %ld pid %ld", c->uid, c->gid, c->pid);
     conn_error(c, NULL, 0, PW_RPC_FORBIDDEN, msg);
     c->close_after_flush = 1;
     return;
@@ -2043,7 +2055,7 @@ static void on_sigchld(uv_signal_t *h, int sig) {
       if (w->lost && !w->killed && !w->retiring) {
         char d[160];
         describe_status(st, d, sizeof d);
-        say("worker pid %d: %s", (int)p, d);
+        say_warn("worker pid %d: %s", (int)p, d);
       }
       if (!w->lost && !w->retiring) {
         char d[160];
@@ -2109,7 +2121,7 @@ static void start_watching(srv *s) {
     s->watch[s->nwatch].data = s;
     int rc = uv_fs_event_start(&s->watch[s->nwatch], on_fs_event, dirs[i], 0);
     if (rc != 0) {
-      say("cannot watch %s for protocol changes: %s", dirs[i], uv_strerror(rc));
+      say_warn("cannot watch %s for protocol changes: %s", dirs[i], uv_strerror(rc));
       uv_close((uv_handle_t *)&s->watch[s->nwatch], NULL);
       continue;
     }
@@ -2127,7 +2139,7 @@ static int sock_prepare(srv *s) {
   const char *path = s->o.socket;
   size_t l = strlen(path);
   if (l == 0 || (int)l > SUN_PATH_MAX) {
-    say("socket path is %zu bytes long; a Unix socket path must be 1 to %d bytes: %s", l,
+    say_err("socket path is %zu bytes long; a Unix socket path must be 1 to %d bytes: %s", l,
         SUN_PATH_MAX, path);
     return PW_EX_USAGE;
   }
@@ -2136,12 +2148,12 @@ static int sock_prepare(srv *s) {
   sprintf(lock, "%s.lock", path);
   s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (s->lock_fd < 0) {
-    say("cannot open the lock file %s: %s", lock, strerror(errno));
+    say_err("cannot open the lock file %s: %s", lock, strerror(errno));
     free(lock);
     return PW_EX_CANTCREAT;
   }
   if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    say("another pathwise server holds %s: is one already serving %s?", lock, path);
+    say_err("another pathwise server holds %s: is one already serving %s?", lock, path);
     free(lock);
     return PW_EX_UNAVAILABLE;
   }
@@ -2149,20 +2161,20 @@ static int sock_prepare(srv *s) {
   struct stat st;
   if (lstat(path, &st) != 0) {
     if (errno == ENOENT) return 0;
-    say("%s: %s", path, strerror(errno));
+    say_err("%s: %s", path, strerror(errno));
     return PW_EX_CANTCREAT;
   }
   if (!S_ISSOCK(st.st_mode)) {
-    say("%s exists and is not a socket; refusing to replace it", path);
+    say_err("%s exists and is not a socket; refusing to replace it", path);
     return PW_EX_CANTCREAT;
   }
   if (st.st_uid != geteuid()) {
-    say("%s belongs to uid %ld, not to us; refusing to replace it", path, (long)st.st_uid);
+    say_err("%s belongs to uid %ld, not to us; refusing to replace it", path, (long)st.st_uid);
     return PW_EX_CANTCREAT;
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    say("socket: %s", strerror(errno));
+    say_err("socket: %s", strerror(errno));
     return PW_EX_OSERR;
   }
   struct sockaddr_un sa;
@@ -2173,18 +2185,18 @@ static int sock_prepare(srv *s) {
   int e = errno;
   close(fd);
   if (rc == 0 || e == EAGAIN) {
-    say("a server is already listening on %s", path);
+    say_err("a server is already listening on %s", path);
     return PW_EX_UNAVAILABLE;
   }
   if (e != ECONNREFUSED) {
-    say("cannot tell whether %s is in use: %s", path, strerror(e));
+    say_err("cannot tell whether %s is in use: %s", path, strerror(e));
     return PW_EX_UNAVAILABLE;
   }
   if (unlink(path) != 0) {
-    say("cannot remove the stale socket %s: %s", path, strerror(errno));
+    say_err("cannot remove the stale socket %s: %s", path, strerror(errno));
     return PW_EX_CANTCREAT;
   }
-  say("removed a stale socket file %s", path);
+  say_warn("removed a stale socket file %s", path);
   return 0;
 }
 
@@ -2192,12 +2204,18 @@ static int sock_listen(srv *s) {
   uv_pipe_init(s->loop, &s->listener, 0);
   s->listener.data = s;
   s->listener_init = 1;
+  if (s->activated_fd > 0) {   /* systemd owns the file: adopt, never unlink */
+    int rc = uv_pipe_open(&s->listener, s->activated_fd);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 256, on_connection);
+    if (rc != 0) say_err("cannot listen on the socket from systemd: %s", uv_strerror(rc));
+    return rc != 0 ? -1 : 0;
+  }
   /* the file is born with its final mode: no chmod after, no widening */
   mode_t old = umask((mode_t)(~s->o.socket_mode & 0777));
   int rc = uv_pipe_bind(&s->listener, s->o.socket);
   umask(old);
   if (rc != 0) {
-    say("cannot bind %s: %s", s->o.socket, uv_strerror(rc));
+    say_err("cannot bind %s: %s", s->o.socket, uv_strerror(rc));
     return -1;
   }
   struct stat st;
@@ -2208,7 +2226,7 @@ static int sock_listen(srv *s) {
   }
   rc = uv_listen((uv_stream_t *)&s->listener, 256, on_connection);
   if (rc != 0) {
-    say("cannot listen on %s: %s", s->o.socket, uv_strerror(rc));
+    say_err("cannot listen on %s: %s", s->o.socket, uv_strerror(rc));
     return -1;
   }
   return 0;
@@ -2240,7 +2258,7 @@ static void on_stop_timer(uv_timer_t *t) {
   srv *s = t->data;
   if (!s->finishing) {
     /* in-flight work did not end in time: answer it and go */
-    say("stopping: giving up on %llu unanswered requests",
+    say_warn("stopping: giving up on %llu unanswered requests",
         (unsigned long long)(s->requests - s->responses));
     for (worker *w = s->workers; w; w = w->anext)
       if (!w->lost && !w->retiring) {
@@ -2271,7 +2289,7 @@ static void finish(srv *s) {
   if (s->log) {
     char err[300];
     if (pw_declog_close(s->log, err, sizeof err) != 0) {
-      say("decision log: %s", err);
+      say_err("decision log: %s", err);
       if (!s->exit_code) s->exit_code = PW_EX_CANTCREAT;
     }
     s->log = NULL;
@@ -2347,7 +2365,7 @@ static void on_signal(uv_signal_t *h, int sig) {
     }
   } else {
     if (s->stopping && !s->finishing) {
-      say("%s again: stopping now", strsignal(sig));
+      say_warn("%s again: stopping now", strsignal(sig));
       on_stop_timer(&s->stop_timer);
       return;
     }
@@ -2406,8 +2424,13 @@ static void usage(FILE *f) {
 "Signals: SIGHUP reloads the protocols, SIGUSR1 reopens the log, SIGTERM and\n"
 "SIGINT stop accepting, finish what is in flight, flush the log, remove the\n"
 "socket and exit 0.\n"
+"systemd: READY=1, RELOADING=1 then READY=1 on reload, STOPPING=1 ($NOTIFY_SOCKET);\n"
+"log lines carry <3>/<4>/<6> priorities when stderr is the journal\n"
+"($JOURNAL_STREAM); a socket passed by pathwise.socket ($LISTEN_FDS) is adopted\n"
+"when it is bound to --socket (exit 78 when it is not), and left in place.\n"
 "exit codes: 0 stopped cleanly, 64 usage, 66 no protocol file, 69 already\n"
-"running, 71/73 system errors, 78 a protocol did not load or pass its examples\n",
+"running, 71/73 system errors, 78 a protocol did not load or pass its examples\n"
+"or a passed socket does not fit\n",
           SUN_PATH_MAX);
 }
 
@@ -2511,19 +2534,19 @@ static int parse_opts(int argc, char **argv, opts *o) {
       case O_SOCKET: o->socket = a; break;
       case O_SOCKET_MODE:
         if (parse_u64(a, &v, 8) != 0 || v > 0777 || (v & 0600) != 0600) {
-          say("--socket-mode: expected an octal mode that lets the owner read and write, "
+          say_err("--socket-mode: expected an octal mode that lets the owner read and write, "
               "such as 0660 or 0600; got '%s'", a);
           return -1;
         }
         o->socket_mode = (unsigned)v;
         break;
       case O_PROTOCOL:
-        if (o->nprotocol_files >= 64) { say("--protocol: at most 64"); return -1; }
+        if (o->nprotocol_files >= 64) { say_err("--protocol: at most 64"); return -1; }
         o->protocol_files[o->nprotocol_files++] = a;
         break;
       case O_PROTOCOLS: o->protocols_dir = a; break;
       case O_PLUGIN:
-        if (o->nplugins >= 64) { say("--plugin: at most 64"); return -1; }
+        if (o->nplugins >= 64) { say_err("--plugin: at most 64"); return -1; }
         o->plugins[o->nplugins++] = a;
         break;
       case O_LOG: o->log_path = a; break;
@@ -2531,29 +2554,29 @@ static int parse_opts(int argc, char **argv, opts *o) {
         if (strcmp(a, "always") == 0) o->log_sync = PW_LOG_ALWAYS;
         else if (strcmp(a, "batch") == 0) o->log_sync = PW_LOG_BATCH;
         else if (strcmp(a, "none") == 0) o->log_sync = PW_LOG_NONE;
-        else { say("--log-sync: expected always, batch or none; got '%s'", a); return -1; }
+        else { say_err("--log-sync: expected always, batch or none; got '%s'", a); return -1; }
         break;
       case O_LOG_FACTS: o->log_facts = 1; break;
       case O_NO_WATCH: o->watch = 0; break;
       case O_ALLOW_UID:
         if (parse_ids(a, o->allow_uid, &o->nallow_uid) != 0) {
-          say("--allow-uid: expected numeric uids separated by commas; got '%s'", a);
+          say_err("--allow-uid: expected numeric uids separated by commas; got '%s'", a);
           return -1;
         }
         break;
       case O_ALLOW_GID:
         if (parse_ids(a, o->allow_gid, &o->nallow_gid) != 0) {
-          say("--allow-gid: expected numeric gids separated by commas; got '%s'", a);
+          say_err("--allow-gid: expected numeric gids separated by commas; got '%s'", a);
           return -1;
         }
         break;
       case '?':
-        if (optopt) say("option -%c: unknown or missing its value (see --help)", optopt);
-        else say("%s: unknown option or missing value (see --help)", argv[optind - 1]);
+        if (optopt) say_err("option -%c: unknown or missing its value (see --help)", optopt);
+        else say_err("%s: unknown option or missing value (see --help)", argv[optind - 1]);
         return -1;
       default: {
         if (parse_u64(a, &v, 10) != 0) {
-          say("%s: expected a non-negative integer; got '%s'", argv[optind - 1], a);
+          say_err("%s: expected a non-negative integer; got '%s'", argv[optind - 1], a);
           return -1;
         }
         int bad = 0;
@@ -2575,29 +2598,29 @@ static int parse_opts(int argc, char **argv, opts *o) {
           default: bad = 1;
         }
         if (bad) {
-          say("%s: %s is out of range (see --help)", argv[optind - 1], a);
+          say_err("%s: %s is out of range (see --help)", argv[optind - 1], a);
           return -1;
         }
       }
     }
   }
   if (optind < argc) {
-    say("unexpected argument '%s' (see --help)", argv[optind]);
+    say_err("unexpected argument '%s' (see --help)", argv[optind]);
     return -1;
   }
   if (!o->socket) {
-    say("--socket PATH is required (see --help)");
+    say_err("--socket PATH is required (see --help)");
     return -1;
   }
   if (o->protocols_dir && o->nprotocol_files) {
-    say("give --protocol FILE or --protocols DIR, not both");
+    say_err("give --protocol FILE or --protocols DIR, not both");
     return -1;
   }
   if (!o->protocols_dir && !o->nprotocol_files)
     o->protocol_files[o->nprotocol_files++] = pw_cmd_default_protocol();
   if (!o->workers) o->workers = default_workers();
   if (o->worker_as && o->memory && o->worker_as < o->memory * 2 + (64u << 20)) {
-    say("--worker-memory must leave room for --memory (at least twice it plus 64 MiB)");
+    say_err("--worker-memory must leave room for --memory (at least twice it plus 64 MiB)");
     return -1;
   }
   return 0;
@@ -2623,7 +2646,15 @@ int pw_serve_main(int argc, char **argv) {
   s->stall_ms = s->o.timeout_ms / 10;
   if (s->stall_ms < 10) s->stall_ms = 10;
   if (s->stall_ms > 200) s->stall_ms = 200;
-  rc = sock_prepare(s);
+  char sd_err[400];
+  s->activated_fd = pw_sd_listen_fd(s->o.socket, sd_err, sizeof sd_err);
+  if (s->activated_fd < 0) {
+    say_err("%s", sd_err);
+    free(s);
+    return PW_EX_CONFIG;
+  }
+  if (s->activated_fd > 0) say("socket activation: serving %s on the socket from systemd", s->o.socket);
+  rc = s->activated_fd > 0 ? 0 : sock_prepare(s);
   if (rc != 0) {
     if (s->lock_fd >= 0) close(s->lock_fd);
     free(s);
@@ -2645,12 +2676,12 @@ int pw_serve_main(int argc, char **argv) {
     lo.arg = s;
     s->log = pw_declog_open(s->loop, &lo, note, sizeof note);
     if (!s->log) {
-      say("cannot open the decision log: %s", note);
+      say_err("cannot open the decision log: %s", note);
       close(s->lock_fd);
       free(s);
       return PW_EX_CANTCREAT;
     }
-    if (note[0]) say("decision log: %s", note);
+    if (note[0]) say_warn("decision log: %s", note);
   }
   uv_check_init(s->loop, &s->check);
   s->check.data = s;
