@@ -17,7 +17,7 @@ _pathwise_files() {   # _pathwise_files EXT...: files with these extensions, and
 
 _pathwise() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-    local prog=${COMP_WORDS[0]} cmds="eval check rules serve client batch cohort diff"
+    local prog=${COMP_WORDS[0]} cmds="eval facts check rules serve client batch cohort diff"
     COMPREPLY=()
     if [[ $COMP_CWORD -eq 1 ]]; then
         COMPREPLY=($(compgen -W "$cmds --help --version" -- "$cur"))
@@ -29,6 +29,8 @@ _pathwise() {
             _pathwise_files "$cur" lua; return 0 ;;
         --protocols) COMPREPLY=($(compgen -d -- "$cur")); return 0 ;;
         -f|--format) COMPREPLY=($(compgen -W "text json" -- "$cur")); return 0 ;;
+        --from) COMPREPLY=($(compgen -W "fhir" -- "$cur")); return 0 ;;
+        --adapter|--codes) _pathwise_files "$cur" lua; return 0 ;;
         --log-sync) COMPREPLY=($(compgen -W "always batch none" -- "$cur")); return 0 ;;
         --socket|--log|--summary|--html|-o|--output)
             COMPREPLY=($(compgen -f -- "$cur")); compopt -o filenames 2>/dev/null; return 0 ;;
@@ -41,7 +43,7 @@ _pathwise() {
         return 0
     fi
     case $cmd in
-        eval|client) _pathwise_files "$cur" json ;;
+        eval|facts|client) _pathwise_files "$cur" json ;;
         check)
             local w has_lua=0
             for w in "${COMP_WORDS[@]:2:COMP_CWORD-2}"; do [[ $w == *.lua ]] && has_lua=1; done

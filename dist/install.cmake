@@ -56,6 +56,7 @@ if(HELP2MAN)
   set(PW_MAN_PAGES)
   set(PW_MAN_CMDS "pathwise:guideline-based treatment recommendations with reasons and citations"
     "eval:evaluate one patient's facts (JSON) with a protocol"
+    "facts:the facts a FHIR R4 Bundle gives, with their sources"
     "check:load a protocol in the sandbox and run its example cases"
     "rules:list the safety rules no protocol can switch off"
     "serve:serve evaluations over a local Unix socket (JSON-RPC)"

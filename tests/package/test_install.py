@@ -46,7 +46,7 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-COMMANDS = ["eval", "check", "rules", "serve", "client", "batch", "cohort", "diff"]
+COMMANDS = ["eval", "facts", "check", "rules", "serve", "client", "batch", "cohort", "diff"]
 
 
 def expected_files(prefix, sysconf):
