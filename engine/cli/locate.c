@@ -1,5 +1,5 @@
 /*
-** locate.c: find the default protocol; see locate.h.
+** locate.c: find the default protocol and the FHIR adapter; see locate.h.
 */
 #include <limits.h>
 #include <stdio.h>
@@ -10,6 +10,9 @@
 
 #ifndef PW_REL_SCRIPTS
 #define PW_REL_SCRIPTS "../share/pathwise/scripts"
+#endif
+#ifndef PW_REL_PLUGINS
+#define PW_REL_PLUGINS "../share/pathwise/plugins"
 #endif
 
 static int is_file(const char *p) { return access(p, R_OK) == 0; }
@@ -54,31 +57,57 @@ static int is_build_tree(const char *dir) {
 #endif
 }
 
-int pw_locate_default_protocol(char *out, size_t n) {
-  const char *env = getenv("PATHWISE_PROTOCOL");
-  if (env && *env) {
-    if (strlen(env) + 1 > n) { out[0] = 0; return -1; }
-    memcpy(out, env, strlen(env) + 1);
-    return 0;
+static int copy_out(char *out, size_t n, const char *s) {
+  if (strlen(s) + 1 > n) { out[0] = 0; return -1; }
+  memcpy(out, s, strlen(s) + 1);
+  return 0;
+}
+
+/* The installed file rel/name beside the binary (its path even when it is
+** missing, unless the binary is the build tree's own), else the source
+** tree's src/name when compiled in. */
+static int installed_or_source(const char *rel, const char *src, const char *name, char *out,
+                               size_t n) {
+  char dir[PATH_MAX], reldir[PATH_MAX], installed[PATH_MAX];
+  if (pw_locate_exe_dir(dir, sizeof dir) == 0 &&
+      join(reldir, sizeof reldir, dir, strlen(dir), rel) == 0 &&
+      join(installed, sizeof installed, reldir, strlen(reldir), name) == 0 &&
+      (is_file(installed) || !is_build_tree(dir))) {
+    char canon[PATH_MAX];
+    if (realpath(installed, canon)) memcpy(installed, canon, strlen(canon) + 1);
+    return copy_out(out, n, installed);
   }
-  if (from_search_path(getenv("PATHWISE_PATH"), out, n) == 0) return 0;
-  char dir[PATH_MAX], installed[PATH_MAX];
-  if (pw_locate_exe_dir(dir, sizeof dir) == 0) {
-    char rel[PATH_MAX];
-    if (join(rel, sizeof rel, dir, strlen(dir), PW_REL_SCRIPTS) == 0 &&
-        join(installed, sizeof installed, rel, strlen(rel), PW_PROTOCOL_FILE) == 0) {
-      if (is_file(installed) || !is_build_tree(dir)) {
-        char canon[PATH_MAX];
-        if (realpath(installed, canon)) memcpy(installed, canon, strlen(canon) + 1);
-        if (strlen(installed) + 1 > n) { out[0] = 0; return -1; }
-        memcpy(out, installed, strlen(installed) + 1);
-        return 0;
-      }
-    }
-  }
-#ifdef PW_SOURCE_SCRIPTS
-  if (join(out, n, PW_SOURCE_SCRIPTS, strlen(PW_SOURCE_SCRIPTS), PW_PROTOCOL_FILE) == 0) return 0;
-#endif
+  if (src && join(out, n, src, strlen(src), name) == 0) return 0;
   out[0] = 0;
   return -1;
+}
+
+int pw_locate_default_protocol(char *out, size_t n) {
+  const char *env = getenv("PATHWISE_PROTOCOL");
+  if (env && *env) return copy_out(out, n, env);
+  if (from_search_path(getenv("PATHWISE_PATH"), out, n) == 0) return 0;
+#ifdef PW_SOURCE_SCRIPTS
+  const char *src = PW_SOURCE_SCRIPTS;
+#else
+  const char *src = NULL;
+#endif
+  return installed_or_source(PW_REL_SCRIPTS, src, PW_PROTOCOL_FILE, out, n);
+}
+
+int pw_locate_default_adapter(char *out, size_t n) {
+  const char *env = getenv("PATHWISE_ADAPTER");
+  if (env && *env) return copy_out(out, n, env);
+#ifdef PW_SOURCE_PLUGINS
+  const char *src = PW_SOURCE_PLUGINS "/fhir";
+#else
+  const char *src = NULL;
+#endif
+  return installed_or_source(PW_REL_PLUGINS "/fhir", src, PW_ADAPTER_FILE, out, n);
+}
+
+int pw_locate_adapter_codes(const char *adapter, char *out, size_t n) {
+  const char *slash = strrchr(adapter, '/');
+  int dir = slash ? (int)(slash - adapter + 1) : 0;
+  int w = snprintf(out, n, "%.*scodes.lua", dir, adapter);
+  return w >= 0 && (size_t)w < n ? 0 : -1;
 }

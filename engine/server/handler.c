@@ -21,6 +21,7 @@
 
 #include "adapter.h"
 #include "engine.h"
+#include "locate.h"
 #include "result.h"
 #include "whatif.h"
 
@@ -597,9 +598,15 @@ static int fhir_params_read(lua_State *L, int req, fhir_params *p, char *msg, si
 static pw_adapter *fhir_adapter(pw_rpc *r, char *msg, size_t n) {
   pw_error err;
   if (r->fhir) return r->fhir;
+  char path[4096], codes[4096];
+  if (pw_locate_default_adapter(path, sizeof path) != 0 ||
+      pw_locate_adapter_codes(path, codes, sizeof codes) != 0) {
+    snprintf(msg, n, "FHIR adapter: cannot locate it (set PATHWISE_ADAPTER)");
+    return NULL;
+  }
   pw_adapter *a = pw_adapter_new(NULL, &err);
-  if (a && (pw_adapter_load(a, PW_DEFAULT_ADAPTER, &err) != PW_OK ||
-            pw_adapter_add_codes(a, PW_DEFAULT_ADAPTER_CODES, &err) != PW_OK)) {
+  if (a && (pw_adapter_load(a, path, &err) != PW_OK ||
+            pw_adapter_add_codes(a, codes, &err) != PW_OK)) {
     pw_adapter_free(a);
     a = NULL;
   }

@@ -12,7 +12,10 @@ installed files suffice and are where GNUInstallDirs puts them.
 - PATHWISE_PATH (colon-separated, first match wins) and PATHWISE_PROTOCOL
   override the default, in that order of precedence;
 - each man page documents every option its command's --help lists;
-- bash completion completes commands, options and protocol files.
+- bash completion completes commands, options and protocol files;
+- `eval --from fhir` runs from the installed adapter (share/pathwise/plugins/
+  fhir), as the build tree's binary does; a lone binary names the installed
+  adapter path, and PATHWISE_ADAPTER overrides it.
 """
 import argparse
 import gzip
@@ -100,6 +103,40 @@ def test_runs_from_install(dest, prefix, tmp):
     return binary, facts, elsewhere
 
 
+def test_fhir_from_install(dest, prefix, tmp):
+    """eval --from fhir finds the installed adapter beside the binary."""
+    binary = os.path.join(dest, prefix.lstrip("/"), "bin", "pathwise")
+    src = os.path.join(ARGS.root, "tests", "data", "fhir", "colorectal", "index_case.json")
+    check(os.path.isfile(src), "missing test bundle " + src)
+    bundle = os.path.join(tmp, "bundle.json")
+    shutil.copy(src, bundle)
+    elsewhere = tempfile.mkdtemp(dir=tmp)
+    argv = ["eval", "--from", "fhir", "--as-of", "2026-06-01", "--format", "json", bundle]
+    want = run([os.path.join(ARGS.build, "pathwise")] + argv).stdout
+    p = run([binary] + argv, cwd=elsewhere)
+    check(p.returncode == 0, "installed eval --from fhir exit %d: %s" % (p.returncode, p.stderr))
+    check(p.stdout == want and want, "installed eval --from fhir differs from the build tree's")
+    fhir = os.path.join(dest, prefix.lstrip("/"), "share/pathwise/plugins/fhir")
+    if p.returncode == 0:
+        r = json.loads(p.stdout)
+        check(r["input"]["from"] == "fhir" and r["recommendations"], "no FHIR result from the installed binary")
+    # a lone copy of the binary: names the installed adapter, never the source tree's
+    lone = os.path.join(tempfile.mkdtemp(dir=tmp), "bin")
+    os.makedirs(lone)
+    shutil.copy(binary, lone)
+    p = run([os.path.join(lone, "pathwise")] + argv, cwd=elsewhere,
+            env={"PATHWISE_PROTOCOL": os.path.join(ARGS.root, "scripts", "mrc_second_line.lua")})
+    check(p.returncode != 0, "lone binary evaluated FHIR without an adapter")
+    check(b"share/pathwise/plugins/fhir/adapter.lua" in p.stderr and
+          os.path.join(ARGS.root, "plugins").encode() not in p.stderr,
+          "lone binary does not name the installed adapter: %r" % p.stderr)
+    # PATHWISE_ADAPTER overrides the installed one
+    p = run([os.path.join(lone, "pathwise")] + argv, cwd=elsewhere,
+            env={"PATHWISE_PROTOCOL": os.path.join(ARGS.root, "scripts", "mrc_second_line.lua"),
+                 "PATHWISE_ADAPTER": os.path.join(fhir, "adapter.lua")})
+    check(p.returncode == 0 and p.stdout == want, "PATHWISE_ADAPTER was not used: %r" % p.stderr)
+
+
 def test_overrides(binary, facts, tmp):
     variant = os.path.join(ARGS.root, "examples", "local-protocol", "mrc_second_line_local.lua")
     site = tempfile.mkdtemp(dir=tmp)
@@ -181,6 +218,7 @@ def main():
         test_layout(dest, ARGS.prefix)
         binary, facts, _ = test_runs_from_install(dest, ARGS.prefix, tmp)
         test_overrides(binary, facts, tmp)
+        test_fhir_from_install(dest, ARGS.prefix, tmp)
         test_man_pages(dest, ARGS.prefix, binary)
         test_completion(binary, tmp)
     if FAILS:
