@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_deb.sh: build the Debian package (cpack -G DEB), install it with
-# dpkg -i, then run pathwise eval, check, serve and client from the
+# dpkg -i, then run pathwise eval (facts and FHIR), check, serve and client from the
 # installed files only, with the source tree (and the build tree in it)
 # hidden, and remove the package. Needs root; changes the system (installs
 # and purges the package pathwise; the service user stays, as Debian
@@ -47,6 +47,7 @@ logrotate --debug /etc/logrotate.d/pathwise >/dev/null 2>&1 || fail "logrotate r
 
 work=$(mktemp -d)
 cp "$root/examples/index_case.json" "$work/case.json"
+cp "$root/tests/data/fhir/colorectal/index_case.json" "$work/bundle.json"
 want_sha=$(sha256sum /usr/share/pathwise/scripts/mrc_second_line.lua | cut -d' ' -f1)
 
 # Runs with the source tree out of reach: every file comes from the package.
@@ -56,12 +57,17 @@ root=$1 work=$2 want_sha=$3
 fail() { echo "test_deb: FAIL: $*" >&2; exit 1; }
 [[ ! -e $root/scripts/mrc_second_line.lua ]] || fail "the source tree is still reachable"
 cd "$work"
-unset PATHWISE_PROTOCOL PATHWISE_PATH
+unset PATHWISE_PROTOCOL PATHWISE_PATH PATHWISE_ADAPTER
 /usr/bin/pathwise --version | head -1 | grep -qx 'pathwise [0-9.]*' || fail "--version"
 /usr/bin/pathwise eval case.json > eval.json || fail "eval exit $?"
 python3 -c 'import json,sys; r=json.load(open("eval.json")); sys.exit(r["protocol"]["sha256"]!=sys.argv[1] or not r["recommendations"])' "$want_sha" ||
   fail "eval did not use the installed protocol"
 /usr/bin/pathwise check /usr/share/pathwise/scripts/mrc_second_line.lua > check.txt || fail "check exit $?"
+# the FHIR adapter comes from /usr/share/pathwise/plugins/fhir (the source tree is hidden)
+/usr/bin/pathwise eval --from fhir --as-of 2026-06-01 --format json bundle.json > fhir.json ||
+  fail "eval --from fhir exit $?"
+python3 -c 'import json,sys; r=json.load(open("fhir.json")); sys.exit(r["input"]["from"]!="fhir" or r["patient_id"]!="index-001" or not r["recommendations"])' ||
+  fail "eval --from fhir gave no result for the bundle"
 /usr/bin/pathwise serve --socket "$work/s.sock" --log "$work/log.jsonl" --workers 1 2> serve.err &
 pid=$!
 for _ in $(seq 100); do [[ -S $work/s.sock ]] && break; sleep 0.05; done
@@ -72,7 +78,7 @@ kill -TERM "$pid"
 rc=0; wait "$pid" || rc=$?
 [[ $rc == 0 ]] || fail "serve exit $rc after SIGTERM: $(cat serve.err)"
 [[ $(wc -l < log.jsonl) == 1 ]] || fail "decision log: $(wc -l < log.jsonl) records, want 1"
-echo "test_deb: eval, check, serve+client+SIGTERM ran from the installed files"
+echo "test_deb: eval, eval --from fhir, check, serve+client+SIGTERM ran from the installed files"
 INNER
 if unshare --mount --propagation private true 2>/dev/null; then
   unshare --mount --propagation private bash -c \
