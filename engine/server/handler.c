@@ -21,6 +21,7 @@
 
 #include "adapter.h"
 #include "engine.h"
+#include "locate.h"
 #include "result.h"
 #include "whatif.h"
 
@@ -211,7 +212,7 @@ static int empty_was_object(const char *line, size_t len, const char *key) {
 static void log_fragment(pw_rpc *r, int ei, const char *line, size_t len, pw_buf *out) {
   rpc_engine *re = &r->eng[ei];
   const pw_result *res = pw_engine_result(re->e);
-  pw_buf_adds(out, "\"engine\":\"" PW_VERSION "\",");
+  pw_buf_addf(out, "\"schema_version\":%d,\"engine\":\"" PW_VERSION "\",", PW_RESULT_SCHEMA);
   pw_buf_add(out, re->ident.data, re->ident.len);
   pw_buf_adds(out, ",\"facts_sha256\":");
   pw_buf_json_str(out, res ? res->facts_sha256 : NULL);
@@ -597,9 +598,15 @@ static int fhir_params_read(lua_State *L, int req, fhir_params *p, char *msg, si
 static pw_adapter *fhir_adapter(pw_rpc *r, char *msg, size_t n) {
   pw_error err;
   if (r->fhir) return r->fhir;
+  char path[4096], codes[4096];
+  if (pw_locate_default_adapter(path, sizeof path) != 0 ||
+      pw_locate_adapter_codes(path, codes, sizeof codes) != 0) {
+    snprintf(msg, n, "FHIR adapter: cannot locate it (set PATHWISE_ADAPTER)");
+    return NULL;
+  }
   pw_adapter *a = pw_adapter_new(NULL, &err);
-  if (a && (pw_adapter_load(a, PW_DEFAULT_ADAPTER, &err) != PW_OK ||
-            pw_adapter_add_codes(a, PW_DEFAULT_ADAPTER_CODES, &err) != PW_OK)) {
+  if (a && (pw_adapter_load(a, path, &err) != PW_OK ||
+            pw_adapter_add_codes(a, codes, &err) != PW_OK)) {
     pw_adapter_free(a);
     a = NULL;
   }
