@@ -45,14 +45,15 @@ case "${1:-}" in
   test)
     install_deps
     build
-    (cd build && ctest --output-on-failure -j"$(nproc)")
     # The Debian package: build, dpkg -i, run from the installed files with
     # the source tree hidden, purge. It changes the system, so root only.
+    # It runs first so that ctest's summary closes the run.
     if [[ $(id -u) == 0 ]]; then
       bash tests/package/test_deb.sh
     else
       echo "quickstart: package test skipped (needs root: dpkg -i)" >&2
     fi
+    (cd build && ctest --output-on-failure -j"$(nproc)")
     ;;
   *)
     echo "usage: bash quickstart.sh demo|test" >&2
