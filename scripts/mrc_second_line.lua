@@ -102,7 +102,35 @@ local S = {
   goal = { { 1, 3 }, "The goal is quality of life and symptom control, not cure, given the extensive metastatic burden after first-line therapy failure." },
 }
 
-local BEV_WINDOW_DAYS = 42 -- "within 6 weeks"
+------------------------------------------------------------------------
+-- Local choices: what an institution changes (scripts/README.md). A
+-- protocol that `extends` this one names only the entries it changes.
+------------------------------------------------------------------------
+
+local policy = {
+  -- Days before planned surgery within which bevacizumab is withheld.
+  bev_window_days = 42, -- "within 6 weeks"
+  -- Anti-EGFR agents offered with FOLFIRI for RAS wild type, in order;
+  -- their label, an added rationale sentence and the sentences cited.
+  anti_egfr = { "cetuximab", "panitumumab" },
+  anti_egfr_label = "EGFR inhibitor",
+  anti_egfr_rationale = "",
+  anti_egfr_sentences = { "egfr" },
+  -- Bone-modifying agents offered for skeletal metastases, in order.
+  bone_agents = { "zoledronic_acid", "denosumab" },
+  -- Formulary exclusions: item ids never proposed (reported as a note).
+  excluded = {},
+}
+
+-- One named decision: the dose of palliative radiotherapy for a
+-- symptomatic site, and the sentences it cites and quotes.
+function policy.rt_dose(site, met, spec) -- luacheck: ignore site met
+  return spec.dose, { spec.sentence }, spec.evidence
+end
+
+------------------------------------------------------------------------
+-- Citation numbers (a speed detail: authors only call cites(...))
+------------------------------------------------------------------------
 
 -- Union of the citation numbers of the named sentences, ascending. The
 -- numbers of a sentence form a bit set (bit n-1 for reference n); the
@@ -115,15 +143,24 @@ local function numbers(set) -- the reference numbers in a bit set, ascending
   return list
 end
 
+local function sentence_bits(key)
+  local sentence = S[key]
+  if sentence == nil then error("cites: no sentence named '" .. tostring(key) .. "'", 3) end
+  local b = 0
+  for _, n in ipairs(sentence[1]) do b = b | (1 << (n - 1)) end
+  return b
+end
 local LIST, SET = {}, {}
 for set = 1, 255 do LIST[set] = numbers(set) end
-for key, sentence in pairs(S) do
-  SET[key] = 0
-  for _, n in ipairs(sentence[1]) do SET[key] = SET[key] | (1 << (n - 1)) end
+for key in pairs(S) do SET[key] = sentence_bits(key) end
+-- Sentences an extension adds are read each time (no cache: the counts of
+-- `check --coverage` do not depend on which engine saw them first).
+local function bits(key)
+  return SET[key] or sentence_bits(key)
 end
 local function cites(...)
   local set = 0
-  for i = 1, select("#", ...) do set = set | SET[select(i, ...)] end
+  for i = 1, select("#", ...) do set = set | bits(select(i, ...)) end
   return LIST[set] or numbers(set)
 end
 
@@ -596,7 +633,7 @@ local function second_line_regimens(facts, out, h)
   local kras, nras, braf = known(m.kras), known(m.nras), known(m.braf_v600e)
   local ras_wt = kras == "wild_type" and nras == "wild_type"
   local days = surgery_days(facts)
-  local bev_ok = days == nil or days > BEV_WINDOW_DAYS
+  local bev_ok = days == nil or days > policy.bev_window_days
   local biologic = false
 
   local function skip(id)
@@ -639,18 +676,19 @@ local function second_line_regimens(facts, out, h)
   end
 
   if ras_wt then
-    for _, agent in ipairs({ "cetuximab", "panitumumab" }) do
+    for _, agent in ipairs(policy.anti_egfr) do
       local id = "FOLFIRI+" .. agent
       if not skip(id) then
         biologic = true
         out.consider{
           id = id,
-          text = start_text(h, id, "FOLFIRI plus " .. agent .. " (EGFR inhibitor) instead of bevacizumab",
+          text = start_text(h, id, "FOLFIRI plus " .. agent .. " (" .. policy.anti_egfr_label .. ") instead of bevacizumab",
             " (KRAS and NRAS are wild type)"),
-          rationale = "RAS wild-type (KRAS and NRAS): an EGFR inhibitor may replace bevacizumab; never combined with it.",
-          citations = cites("egfr"),
+          rationale = "RAS wild-type (KRAS and NRAS): an EGFR inhibitor may replace bevacizumab; never combined with it." ..
+            policy.anti_egfr_rationale,
+          citations = cites(table.unpack(policy.anti_egfr_sentences)),
           group = "second_line_regimen",
-          evidence = evidence("egfr"),
+          evidence = evidence(table.unpack(policy.anti_egfr_sentences)),
           facts = { "molecular.kras", "molecular.nras" },
         }
       end
@@ -849,14 +887,15 @@ local function palliative_rt(facts, out)
     elseif site == "inguinal_nodes" and groin_irradiated(facts) ~= false then
       groin_review(facts, out, label, why)
     else
+      local dose, cited, quoted = policy.rt_dose(site, met, spec)
       local item = {
         id = spec.action,
         text = "Palliative radiotherapy to " .. SITE_NAME[site] .. " " .. label .. " for " ..
-          words(why) .. " (" .. spec.dose .. ").",
+          words(why) .. " (" .. dose .. ").",
         rationale = "Radiotherapy only for symptomatic sites: this site has " .. words(why) .. ".",
-        citations = cites(spec.sentence),
+        citations = cites(table.unpack(cited)),
         target = i,
-        evidence = evidence(table.unpack(spec.evidence)),
+        evidence = evidence(table.unpack(quoted)),
         facts = { path .. ".site", path .. ".symptoms",
           site == "inguinal_nodes" and "prior_radiation_sites" or nil },
       }
@@ -896,7 +935,7 @@ local function bone_agents(facts, out)
     return
   end
   local names = { zoledronic_acid = "Zoledronic acid (bisphosphonate)", denosumab = "Denosumab" }
-  for _, agent in ipairs({ "zoledronic_acid", "denosumab" }) do
+  for _, agent in ipairs(policy.bone_agents) do
     out.recommend{
       id = agent,
       text = names[agent] .. " for skeletal metastases, to prevent skeletal-related events.",
@@ -1039,7 +1078,7 @@ local function what_not_to_do(facts, out)
     surg = "Planned surgery not recorded."
   elseif d == false then
     surg = "No surgery planned."
-  elseif d <= BEV_WINDOW_DAYS then
+  elseif d <= policy.bev_window_days then
     surg, level = "Surgery is planned in " .. d .. " days: bevacizumab is withheld.", "patient"
   else
     surg, level = "Surgery is planned in " .. d ..
@@ -1057,7 +1096,26 @@ end
 -- Evaluation
 ------------------------------------------------------------------------
 
+-- `out` without the formulary's exclusions (policy.excluded).
+local function formulary(out)
+  if #policy.excluded == 0 then return out end
+  local excluded, o = {}, {}
+  for _, id in ipairs(policy.excluded) do excluded[id] = true end
+  for k, f in pairs(out) do o[k] = f end
+  for _, kind in ipairs({ "recommend", "consider" }) do
+    o[kind] = function(item)
+      if excluded[item.id] then
+        out.note(item.id .. " not proposed: excluded from the local formulary")
+      else
+        out[kind](item)
+      end
+    end
+  end
+  return o
+end
+
 local function evaluate(facts, out)
+  out = formulary(out)
   local ecog = facts.ecog
   local msi = known(facts.molecular.msi)
   local systemic = nil -- "chemo" | "ici" | nil
@@ -1355,4 +1413,6 @@ return {
   applies = applies,
   evaluate = evaluate,
   examples = examples,
+  policy = policy,
+  sentences = S,
 }

@@ -3,6 +3,15 @@
 ** table checked: id, version, title, references, applies, evaluate) and
 ** loading plugins (a table with an id and a check function). A protocol
 ** that fails to load leaves the previous one in place.
+**
+** A protocol may declare `extends = "<protocol id or file>"`: the host (not
+** the sandbox) loads that base from the protocol search path -- the
+** directory of the extending file, then the default scripts directory
+** (PW_SCRIPTS_DIR) -- and merges the extension into the base's table:
+** tables that are not lists (policy, sentences) merge key by key, at any
+** depth; `references` merge by number; anything else the extension names
+** (lists such as examples, strings, functions) replaces the base's. The
+** result records the base's id, version and sha256 beside its own.
 */
 #include <lauxlib.h>
 #include <lua.h>
@@ -13,9 +22,16 @@
 #include "knowledge.h"
 #include "runtime.h"
 #include "file.h"
+#include <unistd.h>
+
+#ifndef PW_SCRIPTS_DIR
+#define PW_SCRIPTS_DIR "scripts"
+#endif
+#define PW_MAX_EXTENDS 4   /* a chain of bases at most this deep */
 
 void pw_protocol_info_free(pw_protocol_info *p) {
   free(p->id); free(p->version); free(p->title);
+  free(p->base_id); free(p->base_version);
   for (int i = 0; i <= PW_MAX_REFS; i++) free(p->refs[i]);
   memset(p, 0, sizeof *p);
 }
@@ -95,19 +111,135 @@ static pw_status check_protocol_table(pw_engine *e, const char *name, pw_protoco
   return PW_OK;
 }
 
-pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src, size_t len, pw_error *err) {
+/* Merge the table at src into the table at dst (absolute indices). mode 0:
+** the protocol table (`extends` skipped, `references` by number); 1: a
+** nested table (lists and non-tables replace, other tables merge); 2: key
+** by key, values replace. */
+static void merge_table(lua_State *L, int dst, int src, int mode, int depth) {
+  lua_pushnil(L);
+  while (lua_next(L, src)) {
+    int sub = 0, kw = 0;
+    if (mode == 0 && lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -2);
+      if (!strcmp(k, "extends")) { lua_pop(L, 1); continue; }
+      kw = !strcmp(k, "references");
+    }
+    if (mode != 2 && depth < 8 && lua_type(L, -1) == LUA_TTABLE && (kw || lua_rawlen(L, -1) == 0)) {
+      lua_pushvalue(L, -2);
+      if (lua_rawget(L, dst) == LUA_TTABLE) sub = 1; else lua_pop(L, 1);
+    }
+    if (sub) {
+      int top = lua_gettop(L);
+      merge_table(L, top, top - 1, kw ? 2 : 1, depth + 1);
+      lua_pop(L, 2);
+    } else {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, dst);
+    }
+  }
+}
+
+/* The file a protocol's `extends` names, from the search path: the
+** directory of `from`, then PW_SCRIPTS_DIR. A name without '/' and not
+** ending in ".lua" is an id: <dir>/<id>.lua. */
+static int resolve_base(const char *from, const char *ref, char *out, size_t n) {
+  size_t rl = strlen(ref);
+  int is_file = strchr(ref, '/') != NULL || (rl > 4 && !strcmp(ref + rl - 4, ".lua"));
+  if (is_file && ref[0] == '/') { snprintf(out, n, "%s", ref); return access(out, R_OK) == 0; }
+  const char *slash = strrchr(from, '/');
+  int dl = slash ? (int)(slash - from) : 1;
+  const char *dirs[2] = { slash ? from : ".", PW_SCRIPTS_DIR };
+  int lens[2] = { dl, (int)strlen(PW_SCRIPTS_DIR) };
+  for (int i = 0; i < 2; i++) {
+    int w = snprintf(out, n, "%.*s/%s%s", lens[i], dirs[i], ref, is_file ? "" : ".lua");
+    if (w > 0 && (size_t)w < n && access(out, R_OK) == 0) return 1;
+  }
+  return 0;
+}
+
+static pw_status run_chunk(pw_engine *e, const char *name, const char *src, size_t len, pw_error *err);
+
+/* The table on top of the stack declares `extends`: load its base (which
+** may extend another), merge the extension into it and leave the merged
+** table in its place. base gets the base's identity. */
+static pw_status apply_extends(pw_engine *e, const char *name, pw_protocol_info *base, int depth, pw_error *err) {
   lua_State *L = e->sb.L;
+  int t = lua_gettop(L);
+  lua_pushliteral(L, "extends");
+  int ty = lua_rawget(L, t);
+  if (ty == LUA_TNIL) { lua_pop(L, 1); return PW_OK; }
+  char ref[256], path[1024];
+  if (ty != LUA_TSTRING || lua_rawlen(L, -1) == 0 || lua_rawlen(L, -1) >= sizeof ref) {
+    lua_pop(L, 1);
+    return pw_error_set(err, PW_EPROTOCOL, "%s: protocol field 'extends' must be a protocol id or file name", name);
+  }
+  snprintf(ref, sizeof ref, "%s", lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (depth >= PW_MAX_EXTENDS)
+    return pw_error_set(err, PW_EPROTOCOL, "%s: extends '%s': more than %d bases in a chain", name, ref, PW_MAX_EXTENDS);
+  if (!resolve_base(name, ref, path, sizeof path))
+    return pw_error_set(err, PW_EPROTOCOL, "%s: extends '%s': no such protocol beside it or in %s", name, ref, PW_SCRIPTS_DIR);
+  size_t len;
+  char *src = read_file(path, &len, err);
+  if (!src) return err ? err->code : PW_EIO;
+  pw_status rc = run_chunk(e, path, src, len, err);
+  if (rc == PW_OK) {
+    pw_protocol_info inner;
+    memset(&inner, 0, sizeof inner);
+    rc = apply_extends(e, path, &inner, depth + 1, err);
+    pw_protocol_info_free(&inner);
+  }
+  if (rc == PW_OK) {
+    rc = check_protocol_table(e, path, base, err);
+    if (rc == PW_OK) pw_sha256_hex(src, len, base->sha256);
+  }
+  free(src);
+  if (rc != PW_OK) { lua_settop(L, t); return rc; }
+  if (!strchr(ref, '/') && strcmp(ref, base->id) && strcmp(path + strlen(path) - strlen(ref), ref)) {
+    lua_settop(L, t);
+    return pw_error_set(err, PW_EPROTOCOL, "%s: extends '%s' but %s declares id '%s'", name, ref, path, base->id);
+  }
+  merge_table(L, t + 1, t, 0, 0);
+  lua_remove(L, t);
+  return PW_OK;
+}
+
+/* Run a protocol chunk; its returned value is left on the stack. */
+static pw_status run_chunk(pw_engine *e, const char *name, const char *src, size_t len, pw_error *err) {
   char msg[480];
-  pw_protocol_info p;
-  memset(&p, 0, sizeof p);
   int rc = pw_sandbox_load(&e->sb, name, src, len, msg, sizeof msg);
   if (rc != PW_OK) return pw_error_set(err, (pw_status)rc, "%s", msg);
   e->in_eval = 0;
   rc = pw_sandbox_pcall(&e->sb, 0, 1, e->lim.instructions, msg, sizeof msg);
   if (rc != PW_OK) return pw_error_set(err, (pw_status)rc, "%s", msg);
-  rc = check_protocol_table(e, name, &p, err);
-  if (rc != PW_OK) { lua_pop(L, 1); pw_protocol_info_free(&p); return (pw_status)rc; }
+  if (!lua_istable(e->sb.L, -1))
+    return pw_error_set(err, PW_EPROTOCOL, "%s: the file must return a protocol table", name);
+  return PW_OK;
+}
+
+pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src, size_t len, pw_error *err) {
+  lua_State *L = e->sb.L;
+  pw_protocol_info p, base;
+  memset(&p, 0, sizeof p);
+  memset(&base, 0, sizeof base);
+  int top = lua_gettop(L);
+  int rc = run_chunk(e, name, src, len, err);
+  if (rc == PW_OK) rc = apply_extends(e, name, &base, 0, err);
+  if (rc == PW_OK) rc = check_protocol_table(e, name, &p, err);
+  if (rc != PW_OK) {
+    lua_settop(L, top);
+    pw_protocol_info_free(&p);
+    pw_protocol_info_free(&base);
+    return (pw_status)rc;
+  }
   pw_sha256_hex(src, len, p.sha256);
+  if (base.id) {
+    p.base_id = base.id; p.base_version = base.version;
+    memcpy(p.base_sha256, base.sha256, sizeof p.base_sha256);
+    base.id = base.version = NULL;
+  }
+  pw_protocol_info_free(&base);
   /* commit: replace the old protocol */
   luaL_unref(L, LUA_REGISTRYINDEX, e->applies_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, e->evaluate_ref);

@@ -229,6 +229,14 @@ static void j_protocol(pw_jsonw *w, const pw_protocol_info *p) {
   pw_jsonw_field_str(w, "version", p->version);
   pw_jsonw_field_str(w, "title", p->title);
   pw_jsonw_field_str(w, "sha256", p->sha256);
+  if (p->base_id) {
+    pw_jsonw_key(w, "extends");
+    pw_jsonw_begin_object(w);
+    pw_jsonw_field_str(w, "id", p->base_id);
+    pw_jsonw_field_str(w, "version", p->base_version);
+    pw_jsonw_field_str(w, "sha256", p->base_sha256);
+    pw_jsonw_end_object(w);
+  }
   pw_jsonw_end_object(w);
 }
 
