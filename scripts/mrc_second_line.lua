@@ -648,8 +648,12 @@ local function second_line_regimens(facts, out, h)
     return false
   end
 
+  -- A local rule (plugin) that blocked FOLFIRI+bevacizumab: it is still
+  -- proposed (and reported withheld by local policy) and FOLFIRI without
+  -- bevacizumab follows, as when the guideline's own window applies.
+  local withheld = bev_ok and out.withheld("FOLFIRI+bevacizumab")
   if bev_ok and not skip("FOLFIRI+bevacizumab") then
-    biologic = true
+    biologic = not withheld
     out.recommend{
       id = "FOLFIRI+bevacizumab",
       text = start_text(h, "FOLFIRI+bevacizumab", "FOLFIRI (5-FU/leucovorin/irinotecan) plus bevacizumab", "",
@@ -657,20 +661,23 @@ local function second_line_regimens(facts, out, h)
       rationale = "FOLFIRI is the second-line regimen after FOLFOX failure at ECOG 0-2; bevacizumab is added regardless of RAS status, so unknown molecular results do not delay it.",
       citations = cites("folfiri", "bev"),
       group = "second_line_regimen",
-      preferred = true,
+      preferred = not withheld,
       evidence = evidence("folfiri", "bev", "seq_initiate"),
       facts = { "ecog", "prior_regimens", "planned_surgery_in_days" },
     }
-  elseif not bev_ok and not skip("FOLFIRI") then
+  end
+  if (not bev_ok or withheld) and not skip("FOLFIRI") then
     out.recommend{
       id = "FOLFIRI",
       text = start_text(h, "FOLFIRI", "FOLFIRI (5-FU/leucovorin/irinotecan) without bevacizumab",
-        " (surgery is planned in " .. tostring(days) .. " days)", ", started now as second-line therapy."),
-      rationale = "FOLFIRI is the second-line regimen after FOLFOX failure; bevacizumab is withheld because surgery is planned within 6 weeks.",
-      citations = cites("folfiri", "not_bev"),
+        withheld and " (bevacizumab is withheld by local policy " .. withheld .. ")"
+          or " (surgery is planned in " .. tostring(days) .. " days)", ", started now as second-line therapy."),
+      rationale = withheld and "FOLFIRI is the second-line regimen after FOLFOX failure; bevacizumab is withheld by local policy (" .. withheld .. ")."
+        or "FOLFIRI is the second-line regimen after FOLFOX failure; bevacizumab is withheld because surgery is planned within 6 weeks.",
+      citations = withheld and cites("folfiri") or cites("folfiri", "not_bev"),
       group = "second_line_regimen",
       preferred = true,
-      evidence = evidence("folfiri", "not_bev"),
+      evidence = withheld and evidence("folfiri") or evidence("folfiri", "not_bev"),
       facts = { "ecog", "prior_regimens", "planned_surgery_in_days" },
     }
   end
@@ -717,7 +724,7 @@ local function second_line_regimens(facts, out, h)
       }
     end
   end
-  return biologic, bev_ok and not already_failed(h, "FOLFIRI+bevacizumab")
+  return biologic, bev_ok and not withheld and not already_failed(h, "FOLFIRI+bevacizumab")
 end
 
 local function checkpoint_inhibitors(out, h)
@@ -1080,6 +1087,9 @@ local function what_not_to_do(facts, out)
     surg = "No surgery planned."
   elseif d <= policy.bev_window_days then
     surg, level = "Surgery is planned in " .. d .. " days: bevacizumab is withheld.", "patient"
+  elseif out.withheld("FOLFIRI+bevacizumab") then
+    surg, level = "Surgery is planned in " .. d .. " days: bevacizumab is withheld by local policy (" ..
+      out.withheld("FOLFIRI+bevacizumab") .. ").", "patient"
   else
     surg, level = "Surgery is planned in " .. d ..
       " days: no bevacizumab dose may fall within 6 weeks (42 days) of the operation.", "patient"

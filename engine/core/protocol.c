@@ -264,6 +264,35 @@ pw_status pw_engine_load(pw_engine *e, const char *path, pw_error *err) {
   return rc;
 }
 
+/* A plugin's own references ({[n] = text}, e.g. [6] "Institutional policy
+** 2026-03"), added to the protocol's so that its blocks may cite them. A
+** number the protocol already gives another text is refused. Returns NULL
+** or what is wrong. */
+static const char *plugin_references(pw_engine *e, lua_State *L, int t) {
+  lua_pushliteral(L, "references");
+  int ty = lua_rawget(L, t);
+  if (ty == LUA_TNIL) { lua_pop(L, 1); return NULL; }
+  if (ty != LUA_TTABLE) { lua_pop(L, 1); return "plugin field 'references' must be a table {[n] = text}"; }
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    int isint;
+    lua_Integer n = lua_tointegerx(L, -2, &isint);
+    if (lua_type(L, -2) != LUA_TNUMBER || !isint || n < 1 || n > PW_MAX_REFS || lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 3);
+      return "references must map numbers 1..32 to text";
+    }
+    const char *text = lua_tostring(L, -1);
+    if (e->info.refs[n] && strcmp(e->info.refs[n], text)) {
+      lua_pop(L, 3);
+      return "a reference number the protocol already uses for another text: choose a free number";
+    }
+    if (!e->info.refs[n] && !(e->info.refs[n] = strdup(text))) { lua_pop(L, 3); return "out of memory"; }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return NULL;
+}
+
 pw_status pw_engine_add_plugin(pw_engine *e, const char *path, pw_error *err) {
   lua_State *L = e->sb.L;
   char msg[480];
@@ -284,7 +313,13 @@ pw_status pw_engine_add_plugin(pw_engine *e, const char *path, pw_error *err) {
     return pw_error_set(err, PW_EPROTOCOL, "%s: a plugin returns a table with an 'id' of [a-z0-9_.-]", path);
   }
   pl->check_ref = table_fn(L, lua_gettop(L), "check");
+  const char *bad = plugin_references(e, L, lua_gettop(L));
   lua_pop(L, 1);
+  if (bad) {
+    free(pl->id);
+    luaL_unref(L, LUA_REGISTRYINDEX, pl->check_ref);
+    return pw_error_set(err, PW_EPROTOCOL, "%s: %s", path, bad);
+  }
   if (pl->check_ref == LUA_NOREF) {
     free(pl->id);
     return pw_error_set(err, PW_EPROTOCOL, "%s: plugin field 'check' must be a function(facts, items, out)", path);
