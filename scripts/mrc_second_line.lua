@@ -1111,7 +1111,7 @@ local function formulary(out)
   if #policy.excluded == 0 then return out end
   local excluded, o = {}, {}
   for _, id in ipairs(policy.excluded) do excluded[id] = true end
-  for k, f in pairs(out) do o[k] = f end
+  for _, k in ipairs({ "missing", "warn", "followup", "outcome", "note", "pathway", "withheld" }) do o[k] = out[k] end
   for _, kind in ipairs({ "recommend", "consider" }) do
     o[kind] = function(item)
       if excluded[item.id] then
