@@ -1124,14 +1124,18 @@ local function formulary(out)
   return o
 end
 
-local function evaluate(facts, out)
-  out = formulary(out)
+-- The plan's decisions as named rules, run in `rule_order`; each writes
+-- its items, with their guideline citations, through `out` and may leave
+-- what later rules need in `plan`. An extension replaces one by name
+-- (`rules = { bone_agents = function(facts, out, plan) ... end }`).
+local rules = {}
+
+-- Performance status and molecular results choose the pathway and the
+-- systemic therapy.
+function rules.pathway(facts, out, plan)
   local ecog = facts.ecog
   local msi = known(facts.molecular.msi)
-  local systemic = nil -- "chemo" | "ici" | nil
   local h = history(facts)
-  local biologic = false
-
   if ecog == nil then
     out.pathway("needs_assessment", {
       rationale = "ECOG performance status is unknown: second-line chemotherapy is only offered at ECOG 0-2, so it waits for the assessment; molecular tests go ahead.",
@@ -1167,7 +1171,7 @@ local function evaluate(facts, out)
     })
     checkpoint_inhibitors(out, h)
     order_tests(facts, out, false)
-    systemic = "ici"
+    plan.systemic = "ici"
   else
     local first = h.first or { name = "FOLFOX", outcome = "progression" }
     local ongoing = false
@@ -1181,17 +1185,31 @@ local function evaluate(facts, out)
       citations = cites("overview", "cornerstone", "ps_good"),
     })
     local folfiri_now
-    biologic, folfiri_now = second_line_regimens(facts, out, h)
+    plan.biologic, folfiri_now = second_line_regimens(facts, out, h)
     order_tests(facts, out, folfiri_now)
-    systemic = "chemo"
+    plan.systemic = "chemo"
   end
+end
 
-  local bone_rt = palliative_rt(facts, out)
+function rules.palliative_radiotherapy(facts, out, plan)
+  plan.bone_rt = palliative_rt(facts, out)
+end
+
+function rules.bone_agents(facts, out)
   bone_agents(facts, out)
-  primary_site(facts, out)
-  what_not_to_do(facts, out)
+end
 
-  if systemic ~= nil then
+function rules.primary_site(facts, out)
+  primary_site(facts, out)
+end
+
+function rules.what_not_to_do(facts, out)
+  what_not_to_do(facts, out)
+end
+
+-- Follow-up and the expected outcomes of what was proposed.
+function rules.followup_and_outcomes(_, out, plan)
+  if plan.systemic ~= nil then
     out.followup{
       id = "ct_reassessment",
       text = "Re-evaluate response with CT after 2-3 cycles (6-9 weeks); adjust therapy to response and tolerance.",
@@ -1200,13 +1218,13 @@ local function evaluate(facts, out)
     -- Planned surgery unknown: the C kernel itself warns to confirm none is
     -- planned within 42 days (rule bev_surgery_window), for every protocol.
   end
-  if systemic == "chemo" and biologic then
+  if plan.systemic == "chemo" and plan.biologic then
     out.outcome{
       text = "Median progression-free survival with second-line FOLFIRI plus biologics is approximately 5-8 months.",
       citations = cites("pfs"),
     }
   end
-  if bone_rt then
+  if plan.bone_rt then
     out.outcome{
       text = "Palliative radiotherapy relieves pain in 70-80% of patients with symptomatic bone metastases.",
       citations = cites("rt_relief"),
@@ -1216,6 +1234,17 @@ local function evaluate(facts, out)
     text = "The goal is quality of life and symptom control, not cure.",
     citations = cites("goal"),
   }
+end
+
+local rule_order = { "pathway", "palliative_radiotherapy", "bone_agents", "primary_site", "what_not_to_do",
+  "followup_and_outcomes" }
+
+local function evaluate(facts, out)
+  out = formulary(out)
+  local plan = { systemic = nil, biologic = false, bone_rt = false } -- systemic: "chemo" | "ici" | nil
+  for _, name in ipairs(rule_order) do
+    rules[name](facts, out, plan)
+  end
 end
 
 ------------------------------------------------------------------------
@@ -1425,4 +1454,6 @@ return {
   examples = examples,
   policy = policy,
   sentences = S,
+  rules = rules,
+  rule_order = rule_order,
 }

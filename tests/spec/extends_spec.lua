@@ -39,6 +39,15 @@ describe("extends", function()
     assert.matches("denosumab not proposed: excluded from the local formulary", H.cjson.encode(r))
   end)
 
+  it("replaces one named rule and keeps the others", function()
+    local p = write('return { extends = "mrc_second_line", id = "x", version = "9", title = "t",'
+      .. ' rules = { bone_agents = function() end } }')
+    local r = assert(assert(H.pathwise.new{ protocol = p }):eval(H.json(H.case())))
+    assert.is_nil(has(r.recommendations, "zoledronic_acid"))
+    assert.truthy(has(r.recommendations, "palliative_rt_bone"))
+    assert.truthy(has(r.recommendations, "FOLFIRI+bevacizumab"))
+  end)
+
   it("refuses a base it cannot find, naming it", function()
     local p = write('return { extends = "no_such_protocol", id = "x", version = "9", title = "t" }')
     local ok, err = pcall(H.pathwise.new, { protocol = p })
