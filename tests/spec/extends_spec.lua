@@ -91,3 +91,21 @@ describe("local references and citation errors", function()
     assert.matches("already uses", err)
   end)
 end)
+
+describe("a plan left without a systemic regimen", function()
+  it("is flagged when a local rule blocks every regimen", function()
+    local p = write('return { id = "no_irinotecan", check = function(f, items, out)'
+      .. ' for _, it in ipairs(items) do for _, a in ipairs(it.agents) do'
+      .. ' if a == "irinotecan" then out.block{ id = it.id, rule = "r", reason = "local", citations = { 1 } } end'
+      .. ' end end end }')
+    local e = assert(H.pathwise.new{ protocol = H.protocol, plugins = { p } })
+    local r = assert(e:eval(H.json(H.case())))
+    assert.equal("second_line_systemic", r.pathway)
+    local w = has(r.warnings, "no_systemic_regimen")
+    assert.truthy(w)
+    assert.equal("urgent", w.level)
+    -- and not without the plugin
+    local r0 = assert(assert(H.pathwise.new{ protocol = H.protocol }):eval(H.json(H.case())))
+    assert.is_nil(has(r0.warnings, "no_systemic_regimen"))
+  end)
+end)
