@@ -102,7 +102,35 @@ local S = {
   goal = { { 1, 3 }, "The goal is quality of life and symptom control, not cure, given the extensive metastatic burden after first-line therapy failure." },
 }
 
-local BEV_WINDOW_DAYS = 42 -- "within 6 weeks"
+------------------------------------------------------------------------
+-- Local choices: what an institution changes (scripts/README.md). A
+-- protocol that `extends` this one names only the entries it changes.
+------------------------------------------------------------------------
+
+local policy = {
+  -- Days before planned surgery within which bevacizumab is withheld.
+  bev_window_days = 42, -- "within 6 weeks"
+  -- Anti-EGFR agents offered with FOLFIRI for RAS wild type, in order;
+  -- their label, an added rationale sentence and the sentences cited.
+  anti_egfr = { "cetuximab", "panitumumab" },
+  anti_egfr_label = "EGFR inhibitor",
+  anti_egfr_rationale = "",
+  anti_egfr_sentences = { "egfr" },
+  -- Bone-modifying agents offered for skeletal metastases, in order.
+  bone_agents = { "zoledronic_acid", "denosumab" },
+  -- Formulary exclusions: item ids never proposed (reported as a note).
+  excluded = {},
+}
+
+-- One named decision: the dose of palliative radiotherapy for a
+-- symptomatic site, and the sentences it cites and quotes.
+function policy.rt_dose(site, met, spec) -- luacheck: ignore site met
+  return spec.dose, { spec.sentence }, spec.evidence
+end
+
+------------------------------------------------------------------------
+-- Citation numbers (a speed detail: authors only call cites(...))
+------------------------------------------------------------------------
 
 -- Union of the citation numbers of the named sentences, ascending. The
 -- numbers of a sentence form a bit set (bit n-1 for reference n); the
@@ -115,15 +143,24 @@ local function numbers(set) -- the reference numbers in a bit set, ascending
   return list
 end
 
+local function sentence_bits(key)
+  local sentence = S[key]
+  if sentence == nil then error("cites: no sentence named '" .. tostring(key) .. "'", 3) end
+  local b = 0
+  for _, n in ipairs(sentence[1]) do b = b | (1 << (n - 1)) end
+  return b
+end
 local LIST, SET = {}, {}
 for set = 1, 255 do LIST[set] = numbers(set) end
-for key, sentence in pairs(S) do
-  SET[key] = 0
-  for _, n in ipairs(sentence[1]) do SET[key] = SET[key] | (1 << (n - 1)) end
+for key in pairs(S) do SET[key] = sentence_bits(key) end
+-- Sentences an extension adds are read each time (no cache: the counts of
+-- `check --coverage` do not depend on which engine saw them first).
+local function bits(key)
+  return SET[key] or sentence_bits(key)
 end
 local function cites(...)
   local set = 0
-  for i = 1, select("#", ...) do set = set | SET[select(i, ...)] end
+  for i = 1, select("#", ...) do set = set | bits(select(i, ...)) end
   return LIST[set] or numbers(set)
 end
 
@@ -596,7 +633,7 @@ local function second_line_regimens(facts, out, h)
   local kras, nras, braf = known(m.kras), known(m.nras), known(m.braf_v600e)
   local ras_wt = kras == "wild_type" and nras == "wild_type"
   local days = surgery_days(facts)
-  local bev_ok = days == nil or days > BEV_WINDOW_DAYS
+  local bev_ok = days == nil or days > policy.bev_window_days
   local biologic = false
 
   local function skip(id)
@@ -611,8 +648,12 @@ local function second_line_regimens(facts, out, h)
     return false
   end
 
+  -- A local rule (plugin) that blocked FOLFIRI+bevacizumab: it is still
+  -- proposed (and reported withheld by local policy) and FOLFIRI without
+  -- bevacizumab follows, as when the guideline's own window applies.
+  local withheld = bev_ok and out.withheld("FOLFIRI+bevacizumab")
   if bev_ok and not skip("FOLFIRI+bevacizumab") then
-    biologic = true
+    biologic = not withheld
     out.recommend{
       id = "FOLFIRI+bevacizumab",
       text = start_text(h, "FOLFIRI+bevacizumab", "FOLFIRI (5-FU/leucovorin/irinotecan) plus bevacizumab", "",
@@ -620,37 +661,41 @@ local function second_line_regimens(facts, out, h)
       rationale = "FOLFIRI is the second-line regimen after FOLFOX failure at ECOG 0-2; bevacizumab is added regardless of RAS status, so unknown molecular results do not delay it.",
       citations = cites("folfiri", "bev"),
       group = "second_line_regimen",
-      preferred = true,
+      preferred = not withheld,
       evidence = evidence("folfiri", "bev", "seq_initiate"),
       facts = { "ecog", "prior_regimens", "planned_surgery_in_days" },
     }
-  elseif not bev_ok and not skip("FOLFIRI") then
+  end
+  if (not bev_ok or withheld) and not skip("FOLFIRI") then
     out.recommend{
       id = "FOLFIRI",
       text = start_text(h, "FOLFIRI", "FOLFIRI (5-FU/leucovorin/irinotecan) without bevacizumab",
-        " (surgery is planned in " .. tostring(days) .. " days)", ", started now as second-line therapy."),
-      rationale = "FOLFIRI is the second-line regimen after FOLFOX failure; bevacizumab is withheld because surgery is planned within 6 weeks.",
-      citations = cites("folfiri", "not_bev"),
+        withheld and " (bevacizumab is withheld by local policy " .. withheld .. ")"
+          or " (surgery is planned in " .. tostring(days) .. " days)", ", started now as second-line therapy."),
+      rationale = withheld and "FOLFIRI is the second-line regimen after FOLFOX failure; bevacizumab is withheld by local policy (" .. withheld .. ")."
+        or "FOLFIRI is the second-line regimen after FOLFOX failure; bevacizumab is withheld because surgery is planned within 6 weeks.",
+      citations = withheld and cites("folfiri") or cites("folfiri", "not_bev"),
       group = "second_line_regimen",
       preferred = true,
-      evidence = evidence("folfiri", "not_bev"),
+      evidence = withheld and evidence("folfiri") or evidence("folfiri", "not_bev"),
       facts = { "ecog", "prior_regimens", "planned_surgery_in_days" },
     }
   end
 
   if ras_wt then
-    for _, agent in ipairs({ "cetuximab", "panitumumab" }) do
+    for _, agent in ipairs(policy.anti_egfr) do
       local id = "FOLFIRI+" .. agent
       if not skip(id) then
         biologic = true
         out.consider{
           id = id,
-          text = start_text(h, id, "FOLFIRI plus " .. agent .. " (EGFR inhibitor) instead of bevacizumab",
+          text = start_text(h, id, "FOLFIRI plus " .. agent .. " (" .. policy.anti_egfr_label .. ") instead of bevacizumab",
             " (KRAS and NRAS are wild type)"),
-          rationale = "RAS wild-type (KRAS and NRAS): an EGFR inhibitor may replace bevacizumab; never combined with it.",
-          citations = cites("egfr"),
+          rationale = "RAS wild-type (KRAS and NRAS): an EGFR inhibitor may replace bevacizumab; never combined with it." ..
+            policy.anti_egfr_rationale,
+          citations = cites(table.unpack(policy.anti_egfr_sentences)),
           group = "second_line_regimen",
-          evidence = evidence("egfr"),
+          evidence = evidence(table.unpack(policy.anti_egfr_sentences)),
           facts = { "molecular.kras", "molecular.nras" },
         }
       end
@@ -679,7 +724,7 @@ local function second_line_regimens(facts, out, h)
       }
     end
   end
-  return biologic, bev_ok and not already_failed(h, "FOLFIRI+bevacizumab")
+  return biologic, bev_ok and not withheld and not already_failed(h, "FOLFIRI+bevacizumab")
 end
 
 local function checkpoint_inhibitors(out, h)
@@ -849,14 +894,15 @@ local function palliative_rt(facts, out)
     elseif site == "inguinal_nodes" and groin_irradiated(facts) ~= false then
       groin_review(facts, out, label, why)
     else
+      local dose, cited, quoted = policy.rt_dose(site, met, spec)
       local item = {
         id = spec.action,
         text = "Palliative radiotherapy to " .. SITE_NAME[site] .. " " .. label .. " for " ..
-          words(why) .. " (" .. spec.dose .. ").",
+          words(why) .. " (" .. dose .. ").",
         rationale = "Radiotherapy only for symptomatic sites: this site has " .. words(why) .. ".",
-        citations = cites(spec.sentence),
+        citations = cites(table.unpack(cited)),
         target = i,
-        evidence = evidence(table.unpack(spec.evidence)),
+        evidence = evidence(table.unpack(quoted)),
         facts = { path .. ".site", path .. ".symptoms",
           site == "inguinal_nodes" and "prior_radiation_sites" or nil },
       }
@@ -896,7 +942,7 @@ local function bone_agents(facts, out)
     return
   end
   local names = { zoledronic_acid = "Zoledronic acid (bisphosphonate)", denosumab = "Denosumab" }
-  for _, agent in ipairs({ "zoledronic_acid", "denosumab" }) do
+  for _, agent in ipairs(policy.bone_agents) do
     out.recommend{
       id = agent,
       text = names[agent] .. " for skeletal metastases, to prevent skeletal-related events.",
@@ -1039,8 +1085,11 @@ local function what_not_to_do(facts, out)
     surg = "Planned surgery not recorded."
   elseif d == false then
     surg = "No surgery planned."
-  elseif d <= BEV_WINDOW_DAYS then
+  elseif d <= policy.bev_window_days then
     surg, level = "Surgery is planned in " .. d .. " days: bevacizumab is withheld.", "patient"
+  elseif out.withheld("FOLFIRI+bevacizumab") then
+    surg, level = "Surgery is planned in " .. d .. " days: bevacizumab is withheld by local policy (" ..
+      out.withheld("FOLFIRI+bevacizumab") .. ").", "patient"
   else
     surg, level = "Surgery is planned in " .. d ..
       " days: no bevacizumab dose may fall within 6 weeks (42 days) of the operation.", "patient"
@@ -1057,13 +1106,36 @@ end
 -- Evaluation
 ------------------------------------------------------------------------
 
-local function evaluate(facts, out)
+-- `out` without the formulary's exclusions (policy.excluded).
+local function formulary(out)
+  if #policy.excluded == 0 then return out end
+  local excluded, o = {}, {}
+  for _, id in ipairs(policy.excluded) do excluded[id] = true end
+  for _, k in ipairs({ "missing", "warn", "followup", "outcome", "note", "pathway", "withheld" }) do o[k] = out[k] end
+  for _, kind in ipairs({ "recommend", "consider" }) do
+    o[kind] = function(item)
+      if excluded[item.id] then
+        out.note(item.id .. " not proposed: excluded from the local formulary")
+      else
+        out[kind](item)
+      end
+    end
+  end
+  return o
+end
+
+-- The plan's decisions as named rules, run in `rule_order`; each writes
+-- its items, with their guideline citations, through `out` and may leave
+-- what later rules need in `plan`. An extension replaces one by name
+-- (`rules = { bone_agents = function(facts, out, plan) ... end }`).
+local rules = {}
+
+-- Performance status and molecular results choose the pathway and the
+-- systemic therapy.
+function rules.pathway(facts, out, plan)
   local ecog = facts.ecog
   local msi = known(facts.molecular.msi)
-  local systemic = nil -- "chemo" | "ici" | nil
   local h = history(facts)
-  local biologic = false
-
   if ecog == nil then
     out.pathway("needs_assessment", {
       rationale = "ECOG performance status is unknown: second-line chemotherapy is only offered at ECOG 0-2, so it waits for the assessment; molecular tests go ahead.",
@@ -1099,7 +1171,7 @@ local function evaluate(facts, out)
     })
     checkpoint_inhibitors(out, h)
     order_tests(facts, out, false)
-    systemic = "ici"
+    plan.systemic = "ici"
   else
     local first = h.first or { name = "FOLFOX", outcome = "progression" }
     local ongoing = false
@@ -1113,17 +1185,31 @@ local function evaluate(facts, out)
       citations = cites("overview", "cornerstone", "ps_good"),
     })
     local folfiri_now
-    biologic, folfiri_now = second_line_regimens(facts, out, h)
+    plan.biologic, folfiri_now = second_line_regimens(facts, out, h)
     order_tests(facts, out, folfiri_now)
-    systemic = "chemo"
+    plan.systemic = "chemo"
   end
+end
 
-  local bone_rt = palliative_rt(facts, out)
+function rules.palliative_radiotherapy(facts, out, plan)
+  plan.bone_rt = palliative_rt(facts, out)
+end
+
+function rules.bone_agents(facts, out)
   bone_agents(facts, out)
-  primary_site(facts, out)
-  what_not_to_do(facts, out)
+end
 
-  if systemic ~= nil then
+function rules.primary_site(facts, out)
+  primary_site(facts, out)
+end
+
+function rules.what_not_to_do(facts, out)
+  what_not_to_do(facts, out)
+end
+
+-- Follow-up and the expected outcomes of what was proposed.
+function rules.followup_and_outcomes(_, out, plan)
+  if plan.systemic ~= nil then
     out.followup{
       id = "ct_reassessment",
       text = "Re-evaluate response with CT after 2-3 cycles (6-9 weeks); adjust therapy to response and tolerance.",
@@ -1132,13 +1218,13 @@ local function evaluate(facts, out)
     -- Planned surgery unknown: the C kernel itself warns to confirm none is
     -- planned within 42 days (rule bev_surgery_window), for every protocol.
   end
-  if systemic == "chemo" and biologic then
+  if plan.systemic == "chemo" and plan.biologic then
     out.outcome{
       text = "Median progression-free survival with second-line FOLFIRI plus biologics is approximately 5-8 months.",
       citations = cites("pfs"),
     }
   end
-  if bone_rt then
+  if plan.bone_rt then
     out.outcome{
       text = "Palliative radiotherapy relieves pain in 70-80% of patients with symptomatic bone metastases.",
       citations = cites("rt_relief"),
@@ -1148,6 +1234,17 @@ local function evaluate(facts, out)
     text = "The goal is quality of life and symptom control, not cure.",
     citations = cites("goal"),
   }
+end
+
+local rule_order = { "pathway", "palliative_radiotherapy", "bone_agents", "primary_site", "what_not_to_do",
+  "followup_and_outcomes" }
+
+local function evaluate(facts, out)
+  out = formulary(out)
+  local plan = { systemic = nil, biologic = false, bone_rt = false } -- systemic: "chemo" | "ici" | nil
+  for _, name in ipairs(rule_order) do
+    rules[name](facts, out, plan)
+  end
 end
 
 ------------------------------------------------------------------------
@@ -1355,4 +1452,8 @@ return {
   applies = applies,
   evaluate = evaluate,
   examples = examples,
+  policy = policy,
+  sentences = S,
+  rules = rules,
+  rule_order = rule_order,
 }

@@ -99,8 +99,17 @@ static void arg_cites(lua_State *L, pw_engine *e, const char *fn, int required, 
     lua_rawgeti(L, -1, i);
     int isnum;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum || lua_type(L, -1) != LUA_TNUMBER || v < 1 || v > PW_MAX_REFS || !e->info.refs[v])
-      luaL_error(L, "out.%s: citation %d is not a number listed in the protocol's references", fn, (int)i);
+    if (!isnum || lua_type(L, -1) != LUA_TNUMBER) {
+      int ty = lua_type(L, -1);
+      char shown[64];
+      if (ty == LUA_TSTRING) snprintf(shown, sizeof shown, "'%.40s'", lua_tostring(L, -1));
+      else if (ty == LUA_TNUMBER) snprintf(shown, sizeof shown, "%g", (double)lua_tonumber(L, -1));
+      else snprintf(shown, sizeof shown, "(a %s)", lua_typename(L, ty));
+      luaL_error(L, "out.%s: citation %s (citations[%d]) is not a reference number", fn, shown, (int)i);
+    }
+    if (v < 1 || v > PW_MAX_REFS || !e->info.refs[v])
+      luaL_error(L, "out.%s: citation %d is not a number listed in the protocol's references "
+                 "(a plugin or extension adds its own in 'references')", fn, (int)v);
     c->v[c->n++] = (uint8_t)v;
     lua_pop(L, 1);
   }
@@ -340,6 +349,18 @@ static int p_block(lua_State *L) {
   return 0;
 }
 
+/* out.withheld(id): the "plugin/rule" that blocked the protocol's item id
+** on this evaluation's first pass, or nil; the protocol then offers its
+** next alternative, as when the kernel's rule applies. */
+static int b_withheld(lua_State *L) {
+  pw_engine *e = engine_of(L);
+  const char *id = luaL_checkstring(L, 1);
+  for (int i = 0; i < e->nwithheld; i++)
+    if (!strcmp(e->withheld[i][0], id)) { lua_pushstring(L, e->withheld[i][1]); return 1; }
+  lua_pushnil(L);
+  return 1;
+}
+
 static int p_refuse(lua_State *L) {   /* __index (2 arguments) or __newindex (3) */
   const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?";
   if (lua_gettop(L) >= 3) return luaL_error(L, "plugins may only tighten: out is read-only (tried to set out.%s)", k);
@@ -381,7 +402,7 @@ void pw_builder_open(lua_State *L, pw_engine *e) {
   static const luaL_Reg out_fns[] = {
     {"recommend", b_recommend}, {"consider", b_consider}, {"missing", b_missing},
     {"warn", b_warn}, {"followup", b_followup}, {"outcome", b_outcome},
-    {"note", b_note}, {"pathway", b_pathway}, {NULL, NULL}};
+    {"note", b_note}, {"pathway", b_pathway}, {"withheld", b_withheld}, {NULL, NULL}};
   static const luaL_Reg pout_fns[] = {
     {"block", p_block}, {"warn", b_warn}, {"note", b_note}, {NULL, NULL}};
   e->out_ref = push_builder(L, e, out_fns, b_refuse);

@@ -219,6 +219,53 @@ static void add_unknown_fields(pw_engine *e) {
   }
 }
 
+/* Remember the protocol items plugins blocked (rule "plugin/rule").
+** Returns how many. */
+static int collect_withheld(pw_engine *e) {
+  e->nwithheld = 0;
+  for (int i = 0; i < e->res.items.n && e->nwithheld < PW_MAX_WITHHELD; i++) {
+    const pw_item *it = &e->res.items.v[i];
+    if (!it->blocked || it->source != PW_SRC_PROTOCOL || !it->rule || !strchr(it->rule, '/')) continue;
+    snprintf(e->withheld[e->nwithheld][0], 128, "%s", it->id);
+    snprintf(e->withheld[e->nwithheld][1], 128, "%s", it->rule);
+    e->nwithheld++;
+  }
+  return e->nwithheld;
+}
+
+/* A plan whose protocol proposed systemic therapy but ends with none
+** unblocked (a plugin or the kernel took it all) is flagged. */
+static void flag_no_regimen(pw_engine *e) {
+  int proposed = 0, left = 0;
+  for (int i = 0; i < e->res.items.n; i++) {
+    const pw_item *it = &e->res.items.v[i];
+    if (it->source != PW_SRC_PROTOCOL || !(it->agents & ~pw_knowledge_class_agents(PW_CLS_BONE_AGENT))) continue;
+    proposed = 1;
+    left |= !it->blocked;
+  }
+  if (!proposed || left) return;
+  pw_note *n = pw_result_add_note(&e->res, PW_NOTE_WARN);
+  if (!n) return;
+  n->id = "no_systemic_regimen";
+  n->text = "No systemic regimen remains: every regimen the protocol proposed is blocked. The plan has no "
+            "anticancer treatment; review it with the treating team.";
+  n->source = PW_SRC_ENGINE;
+  n->level = PW_LEVEL_URGENT;
+}
+
+/* One pass: the protocol, the proposed orders, the kernel, the plugins. */
+static pw_status run_pass(pw_engine *e, unsigned flags, uint64_t *left, pw_error *err) {
+  pw_status rc = PW_OK;
+  if (!(flags & PW_EVAL_ORDERS_ONLY)) rc = run_protocol(e, left, err);
+  else e->res.applicable = -1;
+  if (rc == PW_OK) {
+    add_orders(e);
+    pw_safety_apply(&e->facts, &e->res);
+    rc = run_plugins(e, left, err);
+  }
+  return rc;
+}
+
 pw_status pw_engine_evaluate(pw_engine *e, int facts_idx, int orders_idx, unsigned flags, pw_error *err) {
   lua_State *L = e->sb.L;
   char msg[480];
@@ -237,15 +284,19 @@ pw_status pw_engine_evaluate(pw_engine *e, int facts_idx, int orders_idx, unsign
   if (frc) return pw_error_set(err, frc == -2 ? PW_EMEMORY : PW_EINPUT, "%s", msg);
   e->res.patient_id = e->facts.patient_id;
   add_unknown_fields(e);
-  pw_status rc = PW_OK;
   e->in_eval = 1;
-  if (!(flags & PW_EVAL_ORDERS_ONLY)) rc = run_protocol(e, &left, err);
-  else e->res.applicable = -1;
-  if (rc == PW_OK) {
-    add_orders(e);
-    pw_safety_apply(&e->facts, &e->res);
-    rc = run_plugins(e, &left, err);
+  e->nwithheld = 0;
+  pw_status rc = run_pass(e, flags, &left, err);
+  if (rc == PW_OK && !(flags & PW_EVAL_ORDERS_ONLY) && collect_withheld(e) > 0) {
+    /* a plugin blocked a protocol item: evaluate again, the protocol told
+    ** (out.withheld) so that it offers its next alternative */
+    pw_result_clear_plan(&e->res);
+    pw_sandbox_restore(&e->sb);
+    add_unknown_fields(e);
+    rc = run_pass(e, flags, &left, err);
   }
+  if (rc == PW_OK) flag_no_regimen(e);
+  e->nwithheld = 0;
   e->in_eval = 0;
   e->gen++;   /* views handed to scripts die here */
   if (rc != PW_OK) return rc;

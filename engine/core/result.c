@@ -25,7 +25,13 @@
 
 void pw_result_reset(pw_result *r) {
   pw_arena_reset(&r->arena);
-  r->patient_id = r->applicability = r->pathway = r->pathway_rationale = NULL;
+  r->patient_id = NULL;
+  pw_result_clear_plan(r);
+}
+
+/* Forget the plan but keep the arena (the facts live in it) and the patient id. */
+void pw_result_clear_plan(pw_result *r) {
+  r->applicability = r->pathway = r->pathway_rationale = NULL;
   r->applicable = 1;
   memset(&r->pathway_cites, 0, sizeof r->pathway_cites);
   r->items.n = r->missing.n = 0;
@@ -139,12 +145,22 @@ const char *pw_level_name(pw_level l) {
 ** standing reminders; within a level, in the order they were made. */
 static const pw_level level_order[] = {PW_LEVEL_URGENT, PW_LEVEL_PATIENT, PW_LEVEL_STANDING};
 
+/* A block by a plugin's rule ("plugin/rule"): local policy, not the kernel. */
+static int local_block(const pw_item *it) { return it->blocked && it->rule && strchr(it->rule, '/') != NULL; }
+
 static void j_blocked(pw_jsonw *w, const pw_item *it, int tracing) {
   pw_jsonw_begin_object(w);
   pw_jsonw_field_str(w, "id", it->id);
   j_agents(w, it->agents);
   pw_jsonw_field_str(w, "source", source_name(it->source));
   pw_jsonw_field_str(w, "rule", it->rule);
+  if (local_block(it)) {   /* a plugin's rule: local policy, with the plugin's id */
+    const char *slash = strchr(it->rule, '/');
+    pw_jsonw_field_str(w, "by", "local_policy");
+    char plugin[128];
+    snprintf(plugin, sizeof plugin, "%.*s", (int)(slash - it->rule), it->rule);
+    pw_jsonw_field_str(w, "plugin", plugin);
+  }
   pw_jsonw_field_str(w, "reason", it->reason);
   j_cites(w, "citations", &it->rule_cites);
   if (it->text) pw_jsonw_field_str(w, "text", it->text);
@@ -229,6 +245,14 @@ static void j_protocol(pw_jsonw *w, const pw_protocol_info *p) {
   pw_jsonw_field_str(w, "version", p->version);
   pw_jsonw_field_str(w, "title", p->title);
   pw_jsonw_field_str(w, "sha256", p->sha256);
+  if (p->base_id) {
+    pw_jsonw_key(w, "extends");
+    pw_jsonw_begin_object(w);
+    pw_jsonw_field_str(w, "id", p->base_id);
+    pw_jsonw_field_str(w, "version", p->base_version);
+    pw_jsonw_field_str(w, "sha256", p->base_sha256);
+    pw_jsonw_end_object(w);
+  }
   pw_jsonw_end_object(w);
 }
 
@@ -406,16 +430,30 @@ static void t_recommendations(pw_buf *b, const pw_result *r) {
   }
 }
 
-static void t_blocked_and_missing(pw_buf *b, const pw_result *r) {
-  t_section(b, "BLOCKED BY SAFETY RULES", pw_result_n_blocked(r));
+static void t_blocks(pw_buf *b, const pw_result *r, int local) {
+  int n = 0;
+  for (int i = 0; i < r->items.n; i++) n += r->items.v[i].blocked && local_block(&r->items.v[i]) == local;
+  if (local && n == 0) return;   /* the section exists only with a plugin's block */
+  t_section(b, local ? "WITHHELD BY LOCAL POLICY" : "BLOCKED BY SAFETY RULES", n);
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
-    if (!it->blocked) continue;
-    pw_buf_addf(b, "  - %s (%s) by %s", it->id, source_name(it->source), it->rule);
+    if (!it->blocked || local_block(it) != local) continue;
+    if (local) {
+      const char *slash = strchr(it->rule, '/');
+      pw_buf_addf(b, "  - %s (%s) by plugin %.*s, rule %s", it->id, source_name(it->source),
+                  (int)(slash - it->rule), it->rule, slash + 1);
+    } else {
+      pw_buf_addf(b, "  - %s (%s) by %s", it->id, source_name(it->source), it->rule);
+    }
     t_basis(b, &it->rule_cites, it->rule_beyond, "    ");
     pw_buf_addf(b, "\n    %s\n", it->reason);
     if (r->tracing && it->rule_evidence) pw_buf_addf(b, "    Guideline: \"%s\"\n", it->rule_evidence);
   }
+}
+
+static void t_blocked_and_missing(pw_buf *b, const pw_result *r) {
+  t_blocks(b, r, 0);
+  t_blocks(b, r, 1);
   t_section(b, "MISSING FACTS: ORDER OR ASSESS", r->missing.n);
   for (int i = 0; i < r->missing.n; i++) {
     const pw_missing *m = &r->missing.v[i];

@@ -100,8 +100,12 @@ typedef struct pw_protocol_info {
   char *id, *version, *title;
   char sha256[65];
   char *refs[PW_MAX_REFS + 1];   /* refs[n] is the text of citation n */
+  /* A protocol that `extends` another: the base's identity (NULL if none). */
+  char *base_id, *base_version;
+  char base_sha256[65];
 } pw_protocol_info;
 
+void pw_result_clear_plan(pw_result *r);   /* a second pass: arena and patient id kept */
 void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *out);
 void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *out);
 void pw_protocol_info_json(const pw_protocol_info *p, pw_buf *out);

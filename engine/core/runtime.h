@@ -27,6 +27,8 @@ typedef struct pw_plugin {
   int check_ref;
 } pw_plugin;
 
+#define PW_MAX_WITHHELD 16
+
 struct pw_engine {
   pw_sandbox sb;
   pw_limits lim;
@@ -41,6 +43,10 @@ struct pw_engine {
   pw_buf scratch;
   pw_plugin plugins[PW_MAX_PLUGINS];
   int nplugins;
+  /* Protocol items a plugin blocked on an evaluation's first pass: id and
+  ** "plugin/rule", answered by out.withheld(id) on the second pass. */
+  char withheld[PW_MAX_WITHHELD][2][128];
+  int nwithheld;
 };
 
 /* builder.c: create the protocol's `out` (e->out_ref) and the plugins'

@@ -235,6 +235,34 @@ class Golden(unittest.TestCase):
                 self.assertEqual(out, want, "%s (%s) differs from %s" % (name, fmt, golden))
 
 
+class LocalPolicyFallback(unittest.TestCase):
+    """Issue 11: a stricter local rule (56 days) that blocks the preferred
+    FOLFIRI+bevacizumab leaves FOLFIRI without it, reported as local policy."""
+
+    def test_56_day_plugin_leaves_folfiri(self):
+        here = root("examples", "local-protocol")
+        case = os.path.join(here, "cases", "surgery_in_50_days_kras_mutant.json")
+        plugin = os.path.join(here, "local_bev_surgery_56d.lua")
+        for fmt in ("json", "text"):
+            code, out, err = run("eval", "--format", fmt, "--plugin", plugin, case)
+            self.assertEqual(code, 0, err)
+            golden = root("tests", "integration", "cli", "golden", "local_bev_56d_surgery_50.%s" % ("json" if fmt == "json" else "txt"))
+            if ARGS.update:
+                with open(golden, "w") as f:
+                    f.write(out)
+                continue
+            with open(golden) as f:
+                self.assertEqual(out, f.read(), golden)
+        r = json.loads(run("eval", "--plugin", plugin, case)[1])
+        self.assertEqual([x["id"] for x in r["recommendations"] if x.get("group") == "second_line_regimen"], ["FOLFIRI"])
+        self.assertEqual([(b["id"], b["by"], b["plugin"]) for b in r["blocked"]],
+                         [("FOLFIRI+bevacizumab", "local_policy", "local_bev_surgery_56d")])
+        text = run("eval", "--format", "text", "--plugin", plugin, case)[1]
+        self.assertIn("BLOCKED BY SAFETY RULES: none", text)
+        self.assertIn("WITHHELD BY LOCAL POLICY", text)
+        self.assertNotIn("plus biologics", text)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--pathwise", required=True)
