@@ -231,6 +231,11 @@ describe("sandbox: hostile values never crash the host", function()
     refused("out.consider{ 'FOLFIRI', text = 't', citations = { 1 } }", "protocol", "out%.consider: unexpected number key")
   end)
 
+  it("refuses reading a facts field the schema does not have (a typo reads as unknown forever)", function()
+    refused("local x = facts.ecgo", "protocol", "rogue%.lua:%d+: facts has no field 'ecgo'")
+    refused("local x = facts.primary.sitee", "protocol", "facts%.primary has no field 'sitee'")
+  end)
+
   it("names the script and line of an error", function()
     local err = refused("local x = nil; x.y = 1", "protocol")
     assert.matches("rogue%.lua:%d+:", err)
