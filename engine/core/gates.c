@@ -155,3 +155,28 @@ int pw_gate_lint(pw_engine *e, pw_buf *out) {
     if (e->plugins[i].name) bad += lint_file(e->plugins[i].name, out);
   return bad;
 }
+
+/* ---- provenance: each plugin's id, version and sha256 next to the protocol's ---- */
+
+int pw_plugin_provenance(pw_protocol_info *p, const char *id, const char *version, const char *sha256,
+                         const char *file) {
+  pw_buf b = {0};
+  size_t n = p->plugins_json ? strlen(p->plugins_json) : 0;
+  if (n) pw_buf_add(&b, p->plugins_json, n - 1);   /* without its closing ] */
+  else pw_buf_adds(&b, "[");
+  pw_buf_adds(&b, n > 2 ? ",{\"id\":" : "{\"id\":");
+  pw_buf_json_str(&b, id);
+  pw_buf_adds(&b, ",\"version\":");
+  if (version) pw_buf_json_str(&b, version);
+  else pw_buf_adds(&b, "null");
+  pw_buf_adds(&b, ",\"sha256\":");
+  pw_buf_json_str(&b, sha256);
+  pw_buf_adds(&b, ",\"file\":");
+  pw_buf_json_str(&b, file);
+  pw_buf_adds(&b, "}]");
+  if (b.failed || !(b.data = realloc(b.data, b.len + 1))) { free(b.data); return -1; }
+  b.data[b.len] = 0;
+  free(p->plugins_json);
+  p->plugins_json = b.data;
+  return 0;
+}

@@ -15,7 +15,7 @@
 #include "file.h"
 
 void pw_protocol_info_free(pw_protocol_info *p) {
-  free(p->id); free(p->version); free(p->title);
+  free(p->id); free(p->version); free(p->title); free(p->plugins_json);
   for (int i = 0; i <= PW_MAX_REFS; i++) free(p->refs[i]);
   memset(p, 0, sizeof *p);
 }
@@ -140,6 +140,8 @@ pw_status pw_engine_add_plugin(pw_engine *e, const char *path, pw_error *err) {
     return pw_error_set(err, PW_EPROTOCOL, "%s: at most %d plugins", path, PW_MAX_PLUGINS);
   char *src = read_file(path, &len, err);
   if (!src) return err ? err->code : PW_EIO;   /* PW_EIO, or PW_EMEMORY */
+  char sha[65];
+  pw_sha256_hex(src, len, sha);
   int rc = pw_sandbox_load(&e->sb, path, src, len, msg, sizeof msg);
   free(src);
   if (rc == PW_OK) rc = pw_sandbox_pcall(&e->sb, 0, 1, e->lim.instructions, msg, sizeof msg);
@@ -152,7 +154,15 @@ pw_status pw_engine_add_plugin(pw_engine *e, const char *path, pw_error *err) {
     return pw_error_set(err, PW_EPROTOCOL, "%s: a plugin returns a table with an 'id' of [a-z0-9_.-]", path);
   }
   pl->check_ref = table_fn(L, lua_gettop(L), "check");
+  char *version = NULL;
+  if (table_str(L, lua_gettop(L), "version", &version)) version = NULL;
   lua_pop(L, 1);
+  if (pl->check_ref != LUA_NOREF && pw_plugin_provenance(&e->info, pl->id, version, sha, path)) {
+    free(version);
+    free(pl->id);
+    return pw_error_set(err, PW_EMEMORY, "%s: out of memory", path);
+  }
+  free(version);
   if (pl->check_ref == LUA_NOREF) {
     free(pl->id);
     return pw_error_set(err, PW_EPROTOCOL, "%s: plugin field 'check' must be a function(facts, items, out)", path);

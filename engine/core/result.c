@@ -229,6 +229,10 @@ static void j_protocol(pw_jsonw *w, const pw_protocol_info *p) {
   pw_jsonw_field_str(w, "version", p->version);
   pw_jsonw_field_str(w, "title", p->title);
   pw_jsonw_field_str(w, "sha256", p->sha256);
+  if (p->plugins_json) {   /* provenance of the plugins, wherever the protocol's is written */
+    pw_jsonw_key(w, "plugins");
+    pw_jsonw_raw(w, p->plugins_json, strlen(p->plugins_json));
+  }
   pw_jsonw_end_object(w);
 }
 

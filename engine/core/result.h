@@ -100,6 +100,7 @@ typedef struct pw_protocol_info {
   char *id, *version, *title;
   char sha256[65];
   char *refs[PW_MAX_REFS + 1];   /* refs[n] is the text of citation n */
+  char *plugins_json;            /* [{"id","version","sha256","file"}...] of the loaded plugins, or NULL */
 } pw_protocol_info;
 
 void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *out);

@@ -64,5 +64,8 @@ pw_status pw_engine_evaluate(pw_engine *e, int facts_idx, int orders_idx, unsign
 ** Each appends FAIL lines (all of them) and returns how many failed. */
 int pw_gate_cohort(pw_engine *e, pw_buf *out);
 int pw_gate_lint(pw_engine *e, pw_buf *out);
+/* Record a loaded plugin's provenance in p->plugins_json; -1 out of memory. */
+int pw_plugin_provenance(pw_protocol_info *p, const char *id, const char *version, const char *sha256,
+                         const char *file);
 
 #endif

@@ -158,6 +158,26 @@ def test_reload_runs_the_cohort(args, tmp):
     check(srv.stop() == 0, "exit status")
 
 
+def test_results_carry_plugin_provenance(args, tmp):
+    import json
+    good = write(tmp, "prov.lua")
+    shas = []
+    for days in ("56", "57"):   # two plugins that differ in one number
+        plug = os.path.join(tmp, "bev%s.lua" % days)
+        with open(plug, "w") as f:
+            f.write('return { id = "bev_local", version = "1.0", check = function(facts, items, out)\n'
+                    '  if facts.planned_surgery_in_days and facts.planned_surgery_in_days < %s then end end }\n' % days)
+        p = subprocess.run([args.pathwise, "eval", "--protocol", good, "--plugin", plug, "-"], input="{}",
+                           capture_output=True, text=True, timeout=60)
+        check(p.returncode == 0, "eval with plugin: %s" % p.stderr)
+        plugins = json.loads(p.stdout)["protocol"].get("plugins")
+        check(plugins and plugins[0]["id"] == "bev_local" and plugins[0]["version"] == "1.0" and
+              plugins[0]["file"] == plug, "plugin provenance in the result: %r" % plugins)
+        shas.append(plugins[0]["sha256"])
+    check(shas[0] != shas[1] and all(len(x) == 64 for x in shas), "plugins told apart: %r" % shas)
+
+
 if __name__ == "__main__":
     run([test_check_refuses_examples_that_check_nothing, test_reload_runs_the_same_check,
-         test_check_runs_a_built_in_cohort, test_check_lints_enum_literals, test_reload_runs_the_cohort])
+         test_check_runs_a_built_in_cohort, test_check_lints_enum_literals, test_reload_runs_the_cohort,
+         test_results_carry_plugin_provenance])

@@ -618,7 +618,10 @@ class Plugins(unittest.TestCase):
                 self.assertEqual(rec["error"]["status"], "protocol")
                 self.assertRegex(rec["error"]["message"], r"plugins may only tighten|read-only|protected metatable")
             else:
-                self.assertEqual(g, p, "line %d decides as without the plugin" % (i + 1))
+                # the same decision; the result names the plugin it ran with (provenance)
+                gd = json.loads(g)
+                self.assertEqual([x["id"] for x in gd["protocol"].pop("plugins")], ["rogue"])
+                self.assertEqual(gd, json.loads(p), "line %d decides as without the plugin" % (i + 1))
         self.assertIn('"rule":"egfr_requires_ras_wt"', got[1])
 
     def test_tightening_plugin_in_eval_and_batch(self):
