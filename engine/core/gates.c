@@ -180,3 +180,8 @@ int pw_plugin_provenance(pw_protocol_info *p, const char *id, const char *versio
   p->plugins_json = b.data;
   return 0;
 }
+
+/* The loaded plugins' provenance (id, version, sha256, file) as one JSON line, for `pathwise check`. */
+void pw_engine_plugins_text(const pw_engine *e, pw_buf *out) {
+  if (e->info.plugins_json) pw_buf_addf(out, "plugins %s\n", e->info.plugins_json);
+}

@@ -175,6 +175,9 @@ def test_results_carry_plugin_provenance(args, tmp):
               plugins[0]["file"] == plug, "plugin provenance in the result: %r" % plugins)
         shas.append(plugins[0]["sha256"])
     check(shas[0] != shas[1] and all(len(x) == 64 for x in shas), "plugins told apart: %r" % shas)
+    p = subprocess.run([args.pathwise, "check", "--plugin", plug, good], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0 and shas[1] in p.stdout and '"id":"bev_local"' in p.stdout,
+          "check shows the plugin's provenance: %s" % p.stdout)
 
 
 if __name__ == "__main__":
