@@ -42,7 +42,8 @@ static const char *const usage_client =
   "  -t, --trace             ask for the trace\n"
   "  -o, --orders A,B,...    check these order ids (method check_orders)\n"
   "  -r, --raw               the input is JSON-RPC lines: send them as they are\n"
-  "                          and print every response line\n"
+  "                          and print every response line (the exit code is\n"
+  "                          that of the first error response, as below)\n"
   "      --timeout SEC       give up when the server is silent this long (30)\n"
   "  -h, --help              this help\n"
   "\n"
@@ -198,6 +199,18 @@ static int show(const char *line, size_t n, const char *what, const copts *o, in
   return 0;
 }
 
+/* A raw response line that is an error: its exit code (as show() gives),
+** else 0. The line itself is printed as it came. */
+static int raw_error_code(const char *line, size_t n) {
+  static const char *const k[] = {"error"}, *const ek[] = {"code"};
+  pw_span sp[1], es[1];
+  if (!n || pw_rpc_members(line, n, k, 1, sp, 0) != 0 || !sp[0].len) return 0;
+  int code = 0;
+  if (pw_rpc_members(line + sp[0].off, sp[0].len, ek, 1, es, 0) == 0 && es[0].len)
+    code = atoi(line + sp[0].off + es[0].off);
+  return code_exit(code);
+}
+
 /* Parse the options into o; -1 to go on, else the exit code. */
 static int client_options(int argc, char **argv, copts *o) {
   static const struct option lo[] = {
@@ -336,6 +349,8 @@ static int print_answers(const copts *o, const pw_buf *in, int raw, char **names
     if (raw) {
       fwrite(p, 1, n, stdout);
       putchar('\n');
+      int e = raw_error_code(p, n);
+      if (e && !code) code = e;
     } else if (n) {
       static const char *const k[] = {"id"};
       pw_span sp[1];

@@ -170,6 +170,7 @@ static int cmd_check(int argc, char **argv) {
   pw_error err;
   pw_buf_addf(&out, "protocol %s %s (%s)\nsha256 %s\n", pw_engine_protocol_id(e), pw_engine_protocol_version(e),
               pw_engine_protocol_title(e), pw_engine_protocol_sha256(e));
+  pw_engine_plugins_text(e, &out);
   pw_status rc = pw_engine_check_examples(e, &out, &err);
   code = write_out(&out);
   if (rc != PW_OK) {

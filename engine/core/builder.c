@@ -133,6 +133,26 @@ void pw_builder_trace(pw_engine *e, int line, const char *id, const char *fmt, c
   n->line = line;
 }
 
+#define FB(f) (1u << (f))
+
+/* Refuse a field the builder does not read (`rationle =`): a typo would
+** otherwise drop the text silently. allowed is a set of FB(F_...). Keys are
+** compared with the interned names held as upvalues (pointer compares). */
+static void check_fields(lua_State *L, const char *fn, unsigned allowed) {
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    int ok = 0;
+    for (int f = 0; f < NFIELDS && !ok; f++)
+      ok = (allowed & FB(f)) && lua_rawequal(L, -1, lua_upvalueindex(2 + f));
+    if (!ok) {
+      if (lua_type(L, -1) == LUA_TSTRING)
+        luaL_error(L, "out.%s: unknown field '%s' (see scripts/README.md for the fields it takes)", fn, lua_tostring(L, -1));
+      luaL_error(L, "out.%s: unexpected %s key (the fields are named, e.g. id = ...)", fn, luaL_typename(L, -1));
+    }
+  }
+}
+
 static void check_live(lua_State *L, pw_engine *e, const char *fn) {
   if (!e->in_eval || e->in_plugin) luaL_error(L, "out.%s may only be called by the protocol during an evaluation", fn);
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -145,6 +165,8 @@ static int build_item(lua_State *L, const char *fn, const char *default_strength
   char why[PW_KNOWLEDGE_MSG];
   pw_kind kind;
   check_live(L, e, fn);
+  check_fields(L, fn, FB(F_ID) | FB(F_TEXT) | FB(F_RATIONALE) | FB(F_EVIDENCE) | FB(F_GROUP) | FB(F_STRENGTH) |
+                      FB(F_CITATIONS) | FB(F_PREFERRED) | FB(F_TARGET) | FB(F_FACTS));
   memset(&it, 0, sizeof it);
   it.id = arg_str(L, e, fn, F_ID, 1);
   if (pw_knowledge_resolve(it.id, &it.agents, &it.action, &kind, why, sizeof why))
@@ -212,6 +234,7 @@ static int b_consider(lua_State *L) { return build_item(L, "consider", "consider
 static int b_missing(lua_State *L) {
   pw_engine *e = engine_of(L);
   check_live(L, e, "missing");
+  check_fields(L, "missing", FB(F_FACT) | FB(F_WHY) | FB(F_ORDER) | FB(F_TEST) | FB(F_CITATIONS));
   const char *fact = arg_str(L, e, "missing", F_FACT, 1);
   const char *why = arg_str(L, e, "missing", F_WHY, 1);
   const char *order = arg_str(L, e, "missing", F_ORDER, 0);
@@ -245,6 +268,7 @@ static int build_note(lua_State *L, int which, const char *fn, int id_required) 
   pw_cites c;
   if (!e->in_eval) luaL_error(L, "out.%s may only be called during an evaluation", fn);
   luaL_checktype(L, 1, LUA_TTABLE);
+  check_fields(L, fn, FB(F_ID) | FB(F_TEXT) | FB(F_CITATIONS) | (which == PW_NOTE_WARN ? FB(F_LEVEL) : 0));
   const char *id = arg_str(L, e, fn, F_ID, id_required);
   const char *text = arg_str(L, e, fn, F_TEXT, 1);
   /* a warning's level: urgent first, this patient's, or a standing reminder */
@@ -316,6 +340,7 @@ static int b_pathway(lua_State *L) {
   if (lua_istable(L, 2)) {
     lua_settop(L, 2);
     lua_remove(L, 1);   /* the options table becomes argument 1 */
+    check_fields(L, "pathway", FB(F_RATIONALE) | FB(F_CITATIONS));
     e->res.pathway_rationale = arg_str(L, e, "pathway", F_RATIONALE, 0);
     arg_cites(L, e, "pathway", 0, &e->res.pathway_cites);
   }
@@ -331,6 +356,7 @@ static int p_block(lua_State *L) {
   char rule[160];
   if (!e->in_plugin) luaL_error(L, "out.block may only be called by a plugin during an evaluation");
   luaL_checktype(L, 1, LUA_TTABLE);
+  check_fields(L, "block", FB(F_ID) | FB(F_RULE) | FB(F_REASON) | FB(F_CITATIONS));
   const char *id = arg_str(L, e, "block", F_ID, 1);
   const char *r = arg_str(L, e, "block", F_RULE, 1);
   const char *reason = arg_str(L, e, "block", F_REASON, 1);

@@ -43,4 +43,7 @@ const char *pw_engine_protocol_path(const pw_engine *e);
 /* Protocol identity as a JSON object ({"id":..,"version":..,..}) */
 void pw_engine_protocol_json(const pw_engine *e, pw_buf *out);
 
+/* "plugins [{id, version, sha256, file}...]\n" when plugins are loaded (gates.c). */
+void pw_engine_plugins_text(const pw_engine *e, pw_buf *out);
+
 #endif

@@ -269,10 +269,14 @@ pw_status pw_engine_check_examples(pw_engine *e, pw_buf *out, pw_error *err) {
   }
   lua_settop(L, top);
   pw_buf_addf(out, "%d examples, %d passed, %d failed\n", n, n - failed, failed);
+  int lint = pw_gate_lint(e, out);
+  int cohort = pw_gate_cohort(e, out);
   if (n == 0) return pw_error_set(err, PW_EPROTOCOL, "%s declares no example cases", e->info.id);
   if (failed) {
     return pw_error_set(err, PW_EPROTOCOL, "%d of %d example cases failed", failed, n);
   }
+  if (lint) return pw_error_set(err, PW_EPROTOCOL, "%d comparison(s) of a facts field with a value it never holds", lint);
+  if (cohort) return pw_error_set(err, PW_EPROTOCOL, "the protocol failed on %d of the built-in cohort's cases", cohort);
   return PW_OK;
 }
 

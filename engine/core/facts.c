@@ -952,7 +952,11 @@ static void push_field(lua_State *L, const view *v, const pw_field *kid) {
 static void index_field(lua_State *L, const view *v, const char *k) {
   const pw_field *kid = kid_n(v->fd, k, strlen(k));
   if (kid) push_field(L, v, kid);
-  else lua_pushnil(L);
+  else if (v->fd == &pw_facts_schema)   /* a typo (facts.ecgo) would read as unknown forever */
+    luaL_error(L, "facts has no field '%s' (see docs/schema/)", k);
+  else
+    luaL_error(L, "facts.%s has no field '%s' (see docs/schema/)",
+               v->fd->key ? v->fd->key : "?", k);
 }
 
 static int view_index(lua_State *L) {

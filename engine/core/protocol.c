@@ -31,7 +31,7 @@
 #define PW_MAX_EXTENDS 4   /* a chain of bases at most this deep */
 
 void pw_protocol_info_free(pw_protocol_info *p) {
-  free(p->id); free(p->version); free(p->title);
+  free(p->id); free(p->version); free(p->title); free(p->plugins_json);
   free(p->base_id); free(p->base_version);
   for (int i = 0; i <= PW_MAX_REFS; i++) free(p->refs[i]);
   memset(p, 0, sizeof *p);
@@ -315,6 +315,8 @@ pw_status pw_engine_add_plugin(pw_engine *e, const char *path, pw_error *err) {
     return pw_error_set(err, PW_EPROTOCOL, "%s: at most %d plugins", path, PW_MAX_PLUGINS);
   char *src = read_file(path, &len, err);
   if (!src) return err ? err->code : PW_EIO;   /* PW_EIO, or PW_EMEMORY */
+  char sha[65];
+  pw_sha256_hex(src, len, sha);
   int rc = pw_sandbox_load(&e->sb, path, src, len, msg, sizeof msg);
   free(src);
   if (rc == PW_OK) rc = pw_sandbox_pcall(&e->sb, 0, 1, e->lim.instructions, msg, sizeof msg);
@@ -328,12 +330,20 @@ pw_status pw_engine_add_plugin(pw_engine *e, const char *path, pw_error *err) {
   }
   pl->check_ref = table_fn(L, lua_gettop(L), "check");
   const char *bad = plugin_references(e, L, lua_gettop(L));
+  char *version = NULL;
+  if (!bad && table_str(L, lua_gettop(L), "version", &version)) version = NULL;
   lua_pop(L, 1);
   if (bad) {
     free(pl->id);
     luaL_unref(L, LUA_REGISTRYINDEX, pl->check_ref);
     return pw_error_set(err, PW_EPROTOCOL, "%s: %s", path, bad);
   }
+  if (pl->check_ref != LUA_NOREF && pw_plugin_provenance(&e->info, pl->id, version, sha, path)) {
+    free(version);
+    free(pl->id);
+    return pw_error_set(err, PW_EMEMORY, "%s: out of memory", path);
+  }
+  free(version);
   if (pl->check_ref == LUA_NOREF) {
     free(pl->id);
     return pw_error_set(err, PW_EPROTOCOL, "%s: plugin field 'check' must be a function(facts, items, out)", path);

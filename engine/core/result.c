@@ -253,6 +253,10 @@ static void j_protocol(pw_jsonw *w, const pw_protocol_info *p) {
     pw_jsonw_field_str(w, "sha256", p->base_sha256);
     pw_jsonw_end_object(w);
   }
+  if (p->plugins_json) {   /* provenance of the plugins, wherever the protocol's is written */
+    pw_jsonw_key(w, "plugins");
+    pw_jsonw_raw(w, p->plugins_json, strlen(p->plugins_json));
+  }
   pw_jsonw_end_object(w);
 }
 

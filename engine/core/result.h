@@ -103,6 +103,7 @@ typedef struct pw_protocol_info {
   /* A protocol that `extends` another: the base's identity (NULL if none). */
   char *base_id, *base_version;
   char base_sha256[65];
+  char *plugins_json;            /* [{"id","version","sha256","file"}...] of the loaded plugins, or NULL */
 } pw_protocol_info;
 
 void pw_result_clear_plan(pw_result *r);   /* a second pass: arena and patient id kept */

@@ -66,4 +66,12 @@ void pw_protocol_info_free(pw_protocol_info *p);
 ** order ids replacing facts.proposed_orders, or 0) into e->res. */
 pw_status pw_engine_evaluate(pw_engine *e, int facts_idx, int orders_idx, unsigned flags, pw_error *err);
 
+/* gates.c: the release gates check and reload run after the examples.
+** Each appends FAIL lines (all of them) and returns how many failed. */
+int pw_gate_cohort(pw_engine *e, pw_buf *out);
+int pw_gate_lint(pw_engine *e, pw_buf *out);
+/* Record a loaded plugin's provenance in p->plugins_json; -1 out of memory. */
+int pw_plugin_provenance(pw_protocol_info *p, const char *id, const char *version, const char *sha256,
+                         const char *file);
+
 #endif

@@ -57,7 +57,10 @@ static const char *const usage_coverage =
   "  rules     each safety rule (and plugin rule): items blocked, and cases in\n"
   "            which it blocked at least one item; rules that never fired.\n"
   "\n"
-  "exit codes: 0 ok, 1 coverage below a threshold (as a failed check; opa test\n"
+  "exit codes: 0 ok, 1 coverage below a threshold, or the protocol failed on\n"
+  "            any case (raised, budget or memory; not invalid facts lines),\n"
+  "            whatever the thresholds: the first failures are printed with\n"
+  "            their cohort line and the protocol's file:line (opa test\n"
   "            uses 2), 64 usage, 66 file not found, 74 read or write error,\n"
   "            78 protocol or plugin failed to load\n";
 
@@ -214,19 +217,25 @@ static int find_arms(const char *src, size_t len, arm *arms, int max) {
 
 typedef struct cworker {
   pw_engine *e;
-  uint64_t ok, failed;
+  uint64_t ok, failed, faults;        /* faults: failed other than for invalid input */
   exp_counter items, cases, errors;   /* rule -> items blocked, -> cases; status -> count */
+  pw_buf first;                       /* the first FIRST_ERRORS failures: "line N: message" */
+  int nfirst;
 } cworker;
+
+#define FIRST_ERRORS 5
 
 static void coverage_line(void *arg, const char *line, size_t len, long lineno, pw_buf *out) {
   cworker *w = arg;
   pw_error err;
-  (void)lineno;
   (void)out;
   pw_status rc = pw_engine_eval(w->e, line, len, 0, NULL, &err);
   if (rc != PW_OK) {
     w->failed++;
     exp_count_add(&w->errors, pw_status_name(rc), 1);
+    if (rc != PW_EINPUT) w->faults++;
+    if (rc != PW_EINPUT && w->nfirst++ < FIRST_ERRORS)
+      pw_buf_addf(&w->first, "%ld\t%s: %s\n", lineno, pw_status_name(rc), err.msg);
     return;
   }
   w->ok++;
@@ -240,6 +249,30 @@ static void coverage_line(void *arg, const char *line, size_t len, long lineno, 
       if (r->items.v[j].blocked && r->items.v[j].rule && !strcmp(r->items.v[j].rule, it->rule)) first = 0;
     if (first) exp_count_add(&w->cases, it->rule, 1);
   }
+}
+
+static int cmp_lineno(const void *a, const void *b) {
+  long x = strtol(*(char *const *)a, NULL, 10), y = strtol(*(char *const *)b, NULL, 10);
+  return (x > y) - (x < y);
+}
+
+/* Order the workers' first failures by cohort line and keep FIRST_ERRORS. */
+static void sort_first_errors(pw_buf *b) {
+  if (!b->len) return;
+  char *v[64];
+  int n = 0;
+  for (char *p = b->data; n < 64 && p < b->data + b->len; ) {
+    char *nl = memchr(p, '\n', (size_t)(b->data + b->len - p));
+    v[n++] = p;
+    if (!nl) break;
+    *nl = 0;
+    p = nl + 1;
+  }
+  qsort(v, (size_t)n, sizeof *v, cmp_lineno);
+  pw_buf out = {0};
+  for (int i = 0; i < n && i < FIRST_ERRORS; i++) pw_buf_addf(&out, "%s\n", v[i]);
+  pw_buf_free(b);
+  *b = out;
 }
 
 /* ---- reporting ---- */
@@ -256,8 +289,9 @@ typedef struct report {
   arm *arms;
   int narms, nbranches, ncovered;   /* counted arms (with an active line) */
   int *arm_line;        /* the arm's first active line, 0 = not counted */
-  uint64_t ok, failed;
+  uint64_t ok, failed, faults;
   exp_counter items, cases, errors;
+  pw_buf first;         /* "cohort line\tstatus: message\n", sorted by cohort line */
 } report;
 
 static void line_text(pw_buf *b, const report *r, int l) {
@@ -551,21 +585,41 @@ static void merge_workers(report *r, cworker *w, int jobs, const pw_buf *src) {
     for (int l = 0; l < m && l < n; l++) r->counts[l] += wc[l];
     r->ok += w[i].ok;
     r->failed += w[i].failed;
+    r->faults += w[i].faults;
     exp_count_merge(&r->items, &w[i].items);
     exp_count_merge(&r->cases, &w[i].cases);
     exp_count_merge(&r->errors, &w[i].errors);
+    if (w[i].first.len) pw_buf_add(&r->first, w[i].first.data, w[i].first.len);
   }
+  sort_first_errors(&r->first);
   pw_engine_coverage_active(w[0].e, r->active, n);
   if (r->nlines > n - 1) r->nlines = n - 1;   /* the engine counted the file it loaded */
   r->narms = find_arms(src->data, src->len, r->arms, 4096);
   analyse(r);
 }
 
-/* Write the report; PW_EX_FAIL when a threshold is not met. */
+/* Any case the protocol or a plugin failed on (raised, budget, memory: not
+** an invalid facts line, which is the cohort's fault) fails the check whatever the thresholds: print the first
+** failures as COHORT:LINE: status: message (the message carries the
+** protocol's file:line when the protocol raised). */
+static void report_failures(const report *r) {
+  fprintf(stderr, "pathwise: check: the protocol failed on %llu of %llu cases; first errors:\n",
+          (unsigned long long)r->faults, (unsigned long long)(r->ok + r->failed));
+  const char *p = r->first.data, *end = r->first.data + r->first.len;
+  while (p && p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *tab = memchr(p, '\t', (size_t)((nl ? nl : end) - p));
+    if (!tab) break;
+    fprintf(stderr, "  %s:%.*s: %.*s\n", r->cohort, (int)(tab - p), p, (int)((nl ? nl : end) - tab - 1), tab + 1);
+    p = nl ? nl + 1 : end;
+  }
+}
+
+/* Write the report; PW_EX_FAIL when a threshold is not met or a case failed. */
 static int write_report(const report *r, const copts *co) {
   double lp = exp_pct((uint64_t)r->nran, (uint64_t)r->nactive), bp = exp_pct((uint64_t)r->ncovered, (uint64_t)r->nbranches);
   double thr = co->thr, bthr = co->bthr;
-  int pass = !(thr >= 0 && lp < thr) && !(bthr >= 0 && bp < bthr);
+  int pass = !(thr >= 0 && lp < thr) && !(bthr >= 0 && bp < bthr) && !r->faults;
   pw_buf b = {0};
   if (co->json) report_json(&b, r, thr, bthr, pass);
   else {
@@ -580,6 +634,10 @@ static int write_report(const report *r, const copts *co) {
     if (bthr >= 0 && bp < bthr) fprintf(stderr, "pathwise: check: branch coverage %.1f%% is below the threshold %g%%\n", bp, bthr);
     code = PW_EX_FAIL;
   }
+  if (code == PW_EX_OK || code == PW_EX_FAIL) {
+    if (r->faults) report_failures(r);
+    if (r->faults) code = PW_EX_FAIL;
+  }
   return code;
 }
 
@@ -589,7 +647,9 @@ static void free_report(report *r, cworker *w, int jobs) {
     exp_count_free(&w[i].items);
     exp_count_free(&w[i].cases);
     exp_count_free(&w[i].errors);
+    pw_buf_free(&w[i].first);
   }
+  pw_buf_free(&r->first);
   exp_count_free(&r->items);
   exp_count_free(&r->cases);
   exp_count_free(&r->errors);

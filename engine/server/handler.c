@@ -73,13 +73,15 @@ static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errle
   if (check) {
     pw_buf rep = {0};
     if (pw_engine_check_examples(re->e, &rep, &e) != PW_OK) {
-      /* the report says which example and why; keep the message short */
-      size_t keep = rep.len;
-      if (keep > 300) keep = 300;
-      snprintf(err, errlen, "%s: example cases failed: %s%s%.*s", p->name, e.msg,
-               keep ? ": " : "", (int)keep, rep.data ? rep.data : "");
-      for (char *c = err; *c; c++)
-        if (*c == '\n') *c = ' ';
+      /* only what failed: the report's FAIL lines, each ended by "; " */
+      int k = snprintf(err, errlen, "%s: %s", p->name, e.msg);
+      const char *q = rep.data, *end = rep.data + rep.len;
+      while (q && q < end && k >= 0 && (size_t)k < errlen) {
+        const char *nl = memchr(q, '\n', (size_t)(end - q));
+        int n = (int)((nl ? nl : end) - q);
+        if (n > 5 && !memcmp(q, "FAIL ", 5)) k += snprintf(err + k, errlen - (size_t)k, "; %.*s", n, q);
+        q = nl ? nl + 1 : end;
+      }
       pw_buf_free(&rep);
       return -1;
     }

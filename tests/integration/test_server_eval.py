@@ -176,8 +176,13 @@ def test_example_clients(args, tmp):
         f.write(b'{"jsonrpc":"2.0","id":"b","method":"nope"}\n')
     p = subprocess.run([args.pathwise, "client", "--socket", srv.sock, lines], capture_output=True)
     out = p.stdout.strip().split(b"\n")
-    check(p.returncode == 0 and len(out) == 2, "client raw lines: %r" % p.stdout)
+    # every line printed, and an error reply makes the exit non-zero (65: unknown method)
+    check(p.returncode == 65 and len(out) == 2, "client raw lines: %d %r" % (p.returncode, p.stdout))
     check(b'"id":"b","error":{"code":-32601' in p.stdout, "client raw unknown method")
+    with open(lines, "wb") as f:
+        f.write(b'{"jsonrpc":"2.0","id":"a","method":"health"}\n')
+    p = subprocess.run([args.pathwise, "client", "--raw", "--socket", srv.sock, lines], capture_output=True)
+    check(p.returncode == 0 and b'"status":"ok"' in p.stdout, "client raw ok: %d %r" % (p.returncode, p.stdout))
 
 
 if __name__ == "__main__":

@@ -222,6 +222,20 @@ describe("sandbox: hostile values never crash the host", function()
     refused("out.recommend{ id = 'FOLFIRI', text = '\\255\\254', citations = { 1 } }", "protocol", "UTF%-8")
   end)
 
+  it("refuses builder fields it does not read (a typo would drop text silently)", function()
+    refused("out.recommend{ id = 'FOLFIRI', text = 't', rationle = 'r', citations = { 1 } }", "protocol",
+            "out%.recommend: unknown field 'rationle'")
+    refused("out.missing{ fact = 'ecog', why = 'w', oder = 'x' }", "protocol", "out%.missing: unknown field 'oder'")
+    refused("out.warn{ text = 't', citations = { 1 }, levle = 'urgent' }", "protocol", "out%.warn: unknown field 'levle'")
+    refused("out.pathway('p', { 1 })", "protocol", "out%.pathway: unexpected number key")
+    refused("out.consider{ 'FOLFIRI', text = 't', citations = { 1 } }", "protocol", "out%.consider: unexpected number key")
+  end)
+
+  it("refuses reading a facts field the schema does not have (a typo reads as unknown forever)", function()
+    refused("local x = facts.ecgo", "protocol", "rogue%.lua:%d+: facts has no field 'ecgo'")
+    refused("local x = facts.primary.sitee", "protocol", "facts%.primary has no field 'sitee'")
+  end)
+
   it("names the script and line of an error", function()
     local err = refused("local x = nil; x.y = 1", "protocol")
     assert.matches("rogue%.lua:%d+:", err)

@@ -531,6 +531,19 @@ class Coverage(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertFalse(json.loads(js)["threshold"]["passed"])
 
+    def test_failing_cases_fail_whatever_the_threshold(self):
+        c = tmp("raising.jsonl")
+        with open(c, "w") as f:
+            f.write('{"ecog":0,"metastatic":true}\n{"ecog":4}\n{"ecog":3}\n{"ecog":4}\n')
+        code, out, err = run("check", "--coverage", "--threshold", "0", RAISING, c)
+        self.assertEqual(code, 1, err)
+        self.assertIn("the protocol failed on 3 of 4 cases", err)
+        self.assertRegex(err, r"raising\.jsonl:2: protocol: .*raising_protocol\.lua:13: deliberate failure")
+        self.assertRegex(err, r"raising\.jsonl:3: budget: .*raising_protocol\.lua:16: instruction budget")
+        code, js, _ = run("check", "--coverage", "-f", "json", RAISING, c)
+        self.assertEqual(code, 1)
+        self.assertFalse(json.loads(js)["threshold"]["passed"])
+
     def test_default_protocol_and_rules(self):
         code, js, err = run("check", "--coverage", "-f", "json", PROTOCOL, cohort(5000, 11))
         self.assertEqual(code, 0, err)
@@ -605,7 +618,10 @@ class Plugins(unittest.TestCase):
                 self.assertEqual(rec["error"]["status"], "protocol")
                 self.assertRegex(rec["error"]["message"], r"plugins may only tighten|read-only|protected metatable")
             else:
-                self.assertEqual(g, p, "line %d decides as without the plugin" % (i + 1))
+                # the same decision; the result names the plugin it ran with (provenance)
+                gd = json.loads(g)
+                self.assertEqual([x["id"] for x in gd["protocol"].pop("plugins")], ["rogue"])
+                self.assertEqual(gd, json.loads(p), "line %d decides as without the plugin" % (i + 1))
         self.assertIn('"rule":"egfr_requires_ras_wt"', got[1])
 
     def test_tightening_plugin_in_eval_and_batch(self):

@@ -14,6 +14,6 @@ return {
   applies = function(facts, out) return true end,
   evaluate = function(facts, out)
     trick()
-    out.pathway("never_reached", { 1 })
+    out.pathway("never_reached", { citations = { 1 } })
   end,
 }

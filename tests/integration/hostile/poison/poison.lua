@@ -26,6 +26,6 @@ return {
   applies = function(facts, out) return true end,
   evaluate = function(facts, out)
     if poison(facts.patient_id) then return end
-    out.pathway(label("ok"), { 1 })
+    out.pathway(label("ok"), { citations = { 1 } })
   end,
 }
