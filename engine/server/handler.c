@@ -86,7 +86,10 @@ static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errle
   }
   const char *id = pw_engine_protocol_id(re->e);
   re->id = strdup(id ? id : "");
-  if (!re->id) abort();
+  if (!re->id) {
+    snprintf(err, errlen, "%s: out of memory", p->name);
+    return -1;
+  }
   pw_buf_adds(&re->ident, "\"protocol\":{\"id\":");
   pw_buf_json_str(&re->ident, pw_engine_protocol_id(re->e));
   pw_buf_adds(&re->ident, ",\"version\":");

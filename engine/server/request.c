@@ -94,7 +94,7 @@ static void line_head_read(const char *p, const pw_span sp[3], line_head *h) {
 static req *req_new(conn *c, const char *p, size_t n, const line_head *h) {
   srv *s = c->s;
   req *r = malloc(sizeof *r + n);
-  if (!r) abort();
+  if (!r) return NULL;
   memcpy(r->line, p, n);
   r->len = (uint32_t)n;
   r->link.next = NULL;
@@ -131,7 +131,15 @@ static void line_evaluation(conn *c, const char *p, size_t n, const line_head *h
     else pw_stats_error(s, PW_RPC_LOG_FAILED);
     return;
   }
-  pw_pool_dispatch(s, req_new(c, p, n, h));
+  req *r = req_new(c, p, n, h);
+  if (r) {
+    pw_pool_dispatch(s, r);
+    return;
+  }
+  s->responses++;
+  if (h->id) pw_conn_error(c, h->id, h->idlen, PW_RPC_INTERNAL,
+                           "out of memory: the request was not evaluated; try again");
+  else pw_stats_error(s, PW_RPC_INTERNAL);
 }
 
 /* everything else is answered here, after the full check */

@@ -239,9 +239,19 @@ static void on_signal(uv_signal_t *h, int sig) {
 /* ==================================================================== */
 /* {====== startup                                                      */
 
+static void warm_work(uv_work_t *w) { (void)w; }
+static void warm_after(uv_work_t *w, int status) { (void)w, (void)status; }
+
 static int open_log(srv *s) {
   pw_declog_opts lo;
   char note[1024];
+  /* libuv creates its thread pool at the first uv_queue_work and abort()s
+  ** if it cannot: have that happen now, at start, not at the first commit
+  ** while serving (issue 12, never die) */
+  if (uv_queue_work(s->loop, &s->warm, warm_work, warm_after) != 0) {
+    pw_serve_say("cannot start the thread pool for the decision log");
+    return -1;
+  }
   memset(&lo, 0, sizeof lo);
   lo.path = s->o.log_path;
   lo.sync = s->o.log_sync;
