@@ -17,6 +17,8 @@
 ** every worker is reaped. A second signal, or timeout + grace + 2 s,
 ** gives up on what is still in flight.
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -326,7 +328,24 @@ static int teardown(srv *s) {
   return code;
 }
 
+/* Started with stdin, stdout or stderr closed, the server's own descriptors
+** (libuv's epoll, the lock file, the socket) would take 0-2 and diagnostics
+** would land in them: hold each closed one on /dev/null first. */
+static int std_fds_reopen(void) {
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int nfd = open("/dev/null", O_RDWR);   /* the lowest free number: fd */
+    if (nfd < 0) return -1;
+    if (nfd != fd) {
+      close(nfd);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int pw_serve_main(int argc, char **argv) {
+  if (std_fds_reopen() != 0) return PW_EX_OSERR;
   srv *s = calloc(1, sizeof *s);
   if (!s) return PW_EX_OSERR;
   int rc = pw_options_parse(argc, argv, &s->o);
