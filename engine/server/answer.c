@@ -129,6 +129,33 @@ static uint64_t log_record(srv *s, req *r, const pw_wire_hdr *h, const char *p, 
   return seq;
 }
 
+/* r's worker was lost while evaluating it (crash, or killed at the
+** deadline): the request reached its protocol, so it leaves a record with
+** its error kind, built here since the worker cannot send one. */
+void pw_answer_log_lost(srv *s, req *r, int code, const char *msg) {
+  if (!s->log || r->answered) return;
+  pw_buf f = {0};
+  pw_buf_addf(&f, "\"engine\":\"%s\",\"error\":{\"code\":%d,\"kind\":\"%s\",\"message\":",
+              PW_VERSION, code, pw_rpc_code_kind(code));
+  pw_buf_json_str(&f, msg);
+  pw_buf_add(&f, "}", 1);
+  if (!f.failed) {
+    pw_declog_rec rec;
+    memset(&rec, 0, sizeof rec);
+    rec.request_id = r->id_len ? r->line + r->id_off : NULL;
+    rec.request_id_len = r->id_len;
+    rec.method = pw_rpc_method_name(r->method);
+    rec.uid = r->c->uid;
+    rec.gid = r->c->gid;
+    rec.pid = r->c->pid;
+    rec.frag = f.data;
+    rec.frag_len = f.len;
+    rec.duration_us = (pw_worker_now_ns() - r->t_recv) / 1000;
+    (void)pw_declog_append(s->log, &rec);   /* the error reply goes out either way */
+  }
+  pw_buf_free(&f);
+}
+
 void pw_answer_response(srv *s, req *r, const pw_wire_hdr *h, const char *p) {
   if (r->answered) {
     pw_req_free(r);
@@ -143,7 +170,12 @@ void pw_answer_response(srv *s, req *r, const pw_wire_hdr *h, const char *p) {
     pw_req_free(r);
     return;
   }
-  if (h->code == 0 && s->log) {
+  if (h->code && s->log && h->len > rlen) {   /* failed in its protocol: one record */
+    if (!log_record(s, r, h, p, rlen)) {
+      pw_req_free(r);
+      return;
+    }
+  } else if (h->code == 0 && s->log) {
     held *hd = NULL;
     if (s->o.log_sync != PW_LOG_NONE && !(hd = hold_new(r, p, rlen))) {
       pw_req_fail(s, r, PW_RPC_INTERNAL,

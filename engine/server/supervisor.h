@@ -309,6 +309,7 @@ void pw_reload_watch(srv *s);
 void pw_methods_call(conn *c, int m, const char *id, size_t idlen);
 void pw_stats_latency(srv *s, uint64_t t_recv);
 void pw_stats_error(srv *s, int code);
+void pw_answer_log_lost(srv *s, req *r, int code, const char *msg);
 int pw_stats_protocol(srv *s, const char *id);   /* -1: out of memory */
 uint64_t pw_stats_percentile(const srv *s, double p);
 
