@@ -81,20 +81,26 @@ void pw_answer_sweep(srv *s, uint64_t now) {
   }
 }
 
-/* Hold r's response line p[0..rlen) until record seq is durable. The held
-** answer takes over r's reference to its connection; inflight stays
-** counted until the answer is sent. Frees r. */
-static void hold(srv *s, req *r, uint64_t seq, const char *p, size_t rlen) {
+/* A held answer for r's response line p[0..rlen), made before the record
+** is appended so that running out of memory fails the request unlogged. */
+static held *hold_new(req *r, const char *p, size_t rlen) {
   held *hd = malloc(sizeof *hd + rlen + r->id_len);
-  if (!hd) abort();
+  if (!hd) return NULL;
   hd->c = r->c;
-  hd->seq = seq;
   hd->t_recv = r->t_recv;
   hd->answered = 0;
   hd->len = rlen;
   hd->id_len = r->id_len;
   memcpy(hd->data, p, rlen);
   memcpy(hd->data + rlen, r->line + r->id_off, r->id_len);
+  return hd;
+}
+
+/* Hold hd until record seq is durable. The held answer takes over r's
+** reference to its connection; inflight stays counted until the answer is
+** sent. Frees r. */
+static void hold(srv *s, req *r, held *hd, uint64_t seq) {
+  hd->seq = seq;
   pw_queue_push(&s->held, &hd->link);
   free(r);
 }
@@ -117,10 +123,37 @@ static uint64_t log_record(srv *s, req *r, const pw_wire_hdr *h, const char *p, 
     char msg[512];
     const char *why = pw_declog_error(s->log);
     snprintf(msg, sizeof msg, "%s; the evaluation was not recorded, so its result is withheld",
-             why ? why : "decision log unavailable");
+             why ? why : "out of memory building the decision-log record");
     pw_req_fail(s, r, PW_RPC_LOG_FAILED, msg);
   }
   return seq;
+}
+
+/* r's worker was lost while evaluating it (crash, or killed at the
+** deadline): the request reached its protocol, so it leaves a record with
+** its error kind, built here since the worker cannot send one. */
+void pw_answer_log_lost(srv *s, req *r, int code, const char *msg) {
+  if (!s->log || r->answered) return;
+  pw_buf f = {0};
+  pw_buf_addf(&f, "\"schema_version\":%d,\"engine\":\"%s\",\"error\":{\"code\":%d,\"kind\":\"%s\",\"message\":",
+              PW_RESULT_SCHEMA, PW_VERSION, code, pw_rpc_code_kind(code));
+  pw_buf_json_str(&f, msg);
+  pw_buf_add(&f, "}", 1);
+  if (!f.failed) {
+    pw_declog_rec rec;
+    memset(&rec, 0, sizeof rec);
+    rec.request_id = r->id_len ? r->line + r->id_off : NULL;
+    rec.request_id_len = r->id_len;
+    rec.method = pw_rpc_method_name(r->method);
+    rec.uid = r->c->uid;
+    rec.gid = r->c->gid;
+    rec.pid = r->c->pid;
+    rec.frag = f.data;
+    rec.frag_len = f.len;
+    rec.duration_us = (pw_worker_now_ns() - r->t_recv) / 1000;
+    (void)pw_declog_append(s->log, &rec);   /* the error reply goes out either way */
+  }
+  pw_buf_free(&f);
 }
 
 void pw_answer_response(srv *s, req *r, const pw_wire_hdr *h, const char *p) {
@@ -137,14 +170,27 @@ void pw_answer_response(srv *s, req *r, const pw_wire_hdr *h, const char *p) {
     pw_req_free(r);
     return;
   }
-  if (h->code == 0 && s->log) {
-    uint64_t seq = log_record(s, r, h, p, rlen);
-    if (!seq) {
+  if (h->code && s->log && h->len > rlen) {   /* failed in its protocol: one record */
+    if (!log_record(s, r, h, p, rlen)) {
       pw_req_free(r);
       return;
     }
-    if (s->o.log_sync != PW_LOG_NONE) {
-      hold(s, r, seq, p, rlen);
+  } else if (h->code == 0 && s->log) {
+    held *hd = NULL;
+    if (s->o.log_sync != PW_LOG_NONE && !(hd = hold_new(r, p, rlen))) {
+      pw_req_fail(s, r, PW_RPC_INTERNAL,
+                  "out of memory: the evaluation was not recorded, so its result is withheld");
+      pw_req_free(r);
+      return;
+    }
+    uint64_t seq = log_record(s, r, h, p, rlen);
+    if (!seq) {
+      free(hd);
+      pw_req_free(r);
+      return;
+    }
+    if (hd) {
+      hold(s, r, hd, seq);
       return;
     }
   }

@@ -57,7 +57,7 @@ int pw_outq_flush(pw_outq *o, uv_stream_t *st, void *owner, pw_outq_done done) {
     return 0;
   }
   outq_write *ow = malloc(sizeof *ow);
-  if (!ow) abort();
+  if (!ow) return PW_OUTQ_GONE;   /* out of memory: close this one peer */
   ow->o = o;
   ow->owner = owner;
   ow->done = done;
@@ -251,7 +251,11 @@ static void conn_alloc(uv_handle_t *h, size_t sug, uv_buf_t *b) {
     if (ncap > lim) ncap = lim;
     if (ncap < c->rlen + 16384) ncap = c->rlen + 16384;
     char *nb = realloc(c->rb, ncap);
-    if (!nb) abort();
+    if (!nb) {   /* libuv reports UV_ENOBUFS: conn_read closes this connection */
+      b->base = NULL;
+      b->len = 0;
+      return;
+    }
     c->rb = nb;
     c->rcap = ncap;
   }
@@ -340,6 +344,31 @@ static void conn_peer(conn *c) {
   }
 }
 
+static void conn_shed(srv *s, uv_stream_t *listener);
+
+static void shed_closed(uv_handle_t *h) {
+  srv *s = h->data;
+  s->shed_busy = 0;
+  if (s->shed_pending) conn_shed(s, (uv_stream_t *)&s->listener);
+}
+
+/* No memory for a connection: accept it on the one spare handle and close
+** it at once, so the listener keeps going (libuv pauses it while a
+** connection waits to be accepted). */
+static void conn_shed(srv *s, uv_stream_t *listener) {
+  if (s->shed_busy) {
+    s->shed_pending = 1;    /* taken when the spare handle is closed */
+    return;
+  }
+  s->shed_pending = 0;
+  s->conns_rejected++;
+  s->shed_busy = 1;
+  uv_pipe_init(s->loop, &s->shed, 0);
+  s->shed.data = s;
+  (void)uv_accept(listener, (uv_stream_t *)&s->shed);
+  uv_close((uv_handle_t *)&s->shed, shed_closed);
+}
+
 void pw_conn_accept(uv_stream_t *listener, int status) {
   srv *s = listener->data;
   if (status < 0) {   /* EMFILE: libuv's reserve descriptor sheds it */
@@ -352,7 +381,10 @@ void pw_conn_accept(uv_stream_t *listener, int status) {
     return;
   }
   conn *c = calloc(1, sizeof *c);
-  if (!c) abort();
+  if (!c) {
+    conn_shed(s, listener);
+    return;
+  }
   c->s = s;
   uv_pipe_init(s->loop, &c->h, 0);
   c->h.data = c;

@@ -534,7 +534,14 @@ static void declog_start(pw_declog *d) {
       d->pending = d->local;
       d->local = t;
     } else {
+      size_t had = d->pending.len;
       pw_buf_add(&d->pending, d->local.data, d->local.len);
+      if (d->pending.failed) {   /* out of memory: keep them here, try again later */
+        d->pending.len = had;
+        d->pending.failed = 0;
+        uv_mutex_unlock(&d->mu);
+        return;
+      }
     }
     d->pending_last = d->local_last;
   }
@@ -615,6 +622,12 @@ uint64_t pw_declog_append(pw_declog *d, const pw_declog_rec *r) {
   char tail[32];
   snprintf(tail, sizeof tail, ",\"crc32\":\"%08x\"}\n", (unsigned)c);
   pw_buf_adds(b, tail);
+  if (b->failed) {   /* out of memory: no record, no seq used (the caller fails it) */
+    b->len = start;
+    b->failed = 0;
+    d->next_seq--;
+    return 0;
+  }
   d->local_last = seq;
   d->records++;
   return seq;

@@ -89,7 +89,10 @@ static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errle
   }
   const char *id = pw_engine_protocol_id(re->e);
   re->id = strdup(id ? id : "");
-  if (!re->id) abort();
+  if (!re->id) {
+    snprintf(err, errlen, "%s: out of memory", p->name);
+    return -1;
+  }
   pw_buf_adds(&re->ident, "\"protocol\":{\"id\":");
   pw_buf_json_str(&re->ident, pw_engine_protocol_id(re->e));
   pw_buf_adds(&re->ident, ",\"version\":");
@@ -476,6 +479,18 @@ static int call_read(rpc_call *k, const char **id, size_t *idlen) {
 static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out,
                         pw_rpc_outcome *oc);
 
+/* The log fragment of a request that reached its protocol and failed there
+** (issue 12: every such request leaves one record, with its error kind). */
+static void log_error_fragment(pw_rpc *r, int ei, const rpc_call *k, pw_buf *out) {
+  rpc_engine *re = &r->eng[ei];
+  pw_buf_addf(out, "\"schema_version\":%d,\"engine\":\"" PW_VERSION "\",", PW_RESULT_SCHEMA);
+  pw_buf_add(out, re->ident.data, re->ident.len);
+  pw_buf_addf(out, ",\"error\":{\"code\":%d,\"kind\":\"%s\",\"message\":", k->code,
+              pw_rpc_code_kind(k->code));
+  pw_buf_json_str(out, k->msg);
+  pw_buf_add(out, "}", 1);
+}
+
 void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *out,
                    pw_rpc_outcome *oc) {
   if (method == PW_M_EVALUATE_FHIR) {
@@ -497,7 +512,8 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
   k.base = lua_gettop(k.L);
   oc->engine = ei;
   oc->fatal = 0;
-  if (call_read(&k, &id, &idlen) == 0 && evaluate(&k, id, idlen, out) == 0) {
+  int reached = call_read(&k, &id, &idlen) == 0;
+  if (reached && evaluate(&k, id, idlen, out) == 0) {
     pw_buf_add(out, "}\n", 2);
     oc->code = 0;
     oc->resp_len = out->len - start;
@@ -510,6 +526,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
   pw_rpc_error_line(out, id, idlen, k.code, k.msg);
   oc->code = k.code;
   oc->resp_len = out->len - start;
+  if (reached && r->cfg.log) log_error_fragment(r, ei, &k, out);
   if (k.code == PW_RPC_MEMORY || k.code == PW_RPC_INTERNAL) {
     /* the state may be unusable: rebuild it from the same source */
     char e2[256];

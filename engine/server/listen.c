@@ -24,7 +24,10 @@
 /* Take PATH.lock; 0 or a sysexits code. */
 static int take_lock(srv *s, const char *path, size_t l) {
   char *lock = malloc(l + 6);
-  if (!lock) abort();
+  if (!lock) {
+    pw_serve_say("cannot take the lock for %s: out of memory", path);
+    return PW_EX_OSERR;
+  }
   sprintf(lock, "%s.lock", path);
   int rc = 0;
   s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -97,7 +97,7 @@ static int parse_u64(const char *s, uint64_t *v, int base) {
 
 static int parse_ids(const char *arg, long *list, int *n) {
   char *copy = strdup(arg), *save = NULL;
-  if (!copy) abort();
+  if (!copy) return -1;
   for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
     uint64_t v;
     if (parse_u64(t, &v, 10) != 0 || v > 0x7fffffff || *n >= SRV_MAX_ALLOW) {

@@ -228,6 +228,7 @@ static void lost_requests(worker *w, uint64_t running, const char *desc, uint64_
                  "are unaffected",
                  desc);
       }
+      if (r->tag == running) pw_answer_log_lost(s, r, code, msg);
       pw_req_fail(s, r, code, msg);
       pw_req_free(r);
     } else {
@@ -295,7 +296,7 @@ static void worker_answer(worker *w, const pw_wire_hdr *h, const char *p) {
   }
   pw_queue_pop(&w->sent);
   w->progress_ns = pw_worker_now_ns();
-  if (h->engine >= 0 && h->engine < g->nstat_idx) {
+  if (h->engine >= 0 && h->engine < g->nstat_idx && g->stat_idx[h->engine] >= 0) {
     proto_stat *ps = &s->proto_stats[g->stat_idx[h->engine]];
     ps->evaluations++;
     if (h->code) ps->errors++;
@@ -309,12 +310,12 @@ static void ready_protocols(generation *g, const char *p, size_t n) {
   const char *nl = memchr(p, '\n', n);
   size_t jl = nl ? (size_t)(nl - p) : n;
   g->protocols_json = malloc(jl + 1);
-  if (!g->protocols_json) abort();
+  if (!g->protocols_json) return;   /* the next READY tries again */
   memcpy(g->protocols_json, p, jl);
   g->protocols_json[jl] = '\0';
   g->nstat_idx = 0;
   g->stat_idx = calloc((size_t)g->nprotos + 1, sizeof *g->stat_idx);
-  if (!g->stat_idx) abort();
+  if (!g->stat_idx) return;         /* no per-protocol counters: still serving */
   const char *q = nl ? nl + 1 : p + n, *end = p + n;
   while (q < end && g->nstat_idx <= g->nprotos) {
     const char *e = memchr(q, '\n', (size_t)(end - q));
@@ -366,7 +367,11 @@ static void worker_alloc(uv_handle_t *h, size_t sug, uv_buf_t *b) {
   if (w->rcap - w->rlen < 65536) {
     size_t ncap = w->rcap ? w->rcap * 2 : 262144;
     char *nb = realloc(w->rb, ncap);
-    if (!nb) abort();
+    if (!nb) {   /* libuv reports UV_ENOBUFS: worker_read drops the worker */
+      b->base = NULL;
+      b->len = 0;
+      return;
+    }
     w->rb = nb;
     w->rcap = ncap;
   }
@@ -404,7 +409,10 @@ static void worker_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
         worker_shift(w, pos);
         pos = 0;
         char *nb = realloc(w->rb, need);
-        if (!nb) abort();
+        if (!nb) {
+          pw_pool_lost(w, "out of memory for its answer (killed)");
+          return;
+        }
         w->rb = nb;
         w->rcap = need;
       }
@@ -547,7 +555,7 @@ static void watch_move(srv *s, worker *w, uint64_t running) {
     req *r = req_of(l);
     if (r->answered || r->tag == running) continue;
     req *cl = malloc(sizeof *cl + r->len);
-    if (!cl) abort();
+    if (!cl) continue;    /* stays behind the stalled worker: its deadline answers */
     memcpy(cl, r, sizeof *cl + r->len);
     cl->link.next = NULL;
     cl->tag = ++s->tag_seq;

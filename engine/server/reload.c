@@ -69,6 +69,11 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
   return 0;
 }
 
+static void paths_free(char **v, int k) {
+  for (int i = 0; i < k; i++) free(v[i]);
+  free(v);
+}
+
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -90,10 +95,13 @@ static int protocol_paths(srv *s, char ***paths, int *n, char *err, size_t errle
       size_t l = strlen(de->d_name);
       if (l < 5 || strcmp(de->d_name + l - 4, ".lua") != 0 || de->d_name[0] == '.') continue;
       char **nv = realloc(v, (size_t)(k + 1) * sizeof *v);
-      if (!nv) abort();
-      v = nv;
-      v[k] = malloc(strlen(s->o.protocols_dir) + l + 2);
-      if (!v[k]) abort();
+      if (nv) v = nv;
+      if (!nv || !(v[k] = malloc(strlen(s->o.protocols_dir) + l + 2))) {
+        closedir(d);
+        paths_free(v, k);
+        snprintf(err, errlen, "%s: out of memory listing the protocols", s->o.protocols_dir);
+        return -1;
+      }
       sprintf(v[k], "%s/%s", s->o.protocols_dir, de->d_name);
       k++;
     }
@@ -108,10 +116,14 @@ static int protocol_paths(srv *s, char ***paths, int *n, char *err, size_t errle
     return 0;
   }
   char **v = calloc((size_t)s->o.nprotocol_files, sizeof *v);
-  if (!v) abort();
-  for (int i = 0; i < s->o.nprotocol_files; i++) {
-    v[i] = strdup(s->o.protocol_files[i]);
-    if (!v[i]) abort();
+  for (int i = 0; v && i < s->o.nprotocol_files; i++) {
+    if ((v[i] = strdup(s->o.protocol_files[i]))) continue;
+    paths_free(v, i);
+    v = NULL;
+  }
+  if (!v) {
+    snprintf(err, errlen, "out of memory listing the protocols");
+    return -1;
   }
   *paths = v;
   *n = s->o.nprotocol_files;
@@ -124,7 +136,10 @@ static int generation_read(generation *g, char **paths, int n, char *err, size_t
   g->names = paths;
   g->srcs = calloc((size_t)n, sizeof *g->srcs);
   g->protos = calloc((size_t)n, sizeof *g->protos);
-  if (!g->srcs || !g->protos) abort();
+  if (!g->srcs || !g->protos) {
+    snprintf(err, errlen, "out of memory reading the protocols");
+    return -1;
+  }
   for (int i = 0; i < n; i++) {
     size_t len;
     if (read_file(paths[i], &g->srcs[i], &len, err, errlen) != 0) return -1;
@@ -159,23 +174,27 @@ static generation *generation_new(srv *s, char *err, size_t errlen) {
   int n;
   if (protocol_paths(s, &paths, &n, err, errlen) != 0) return NULL;
   generation *g = calloc(1, sizeof *g);
-  if (!g) abort();
+  if (!g) {
+    paths_free(paths, n);
+    snprintf(err, errlen, "out of memory starting a generation");
+    return NULL;
+  }
   g->s = s;
-  if (generation_read(g, paths, n, err, errlen) != 0) {
-    for (int k = 0; k < n; k++) {
-      free(g->names[k]);
-      free(g->srcs[k]);
-    }
-    free(g->names);
+  int rc = generation_read(g, paths, n, err, errlen);
+  g->nw = s->o.workers;
+  if (rc == 0 && !(g->w = calloc((size_t)g->nw, sizeof *g->w))) {
+    snprintf(err, errlen, "out of memory starting a generation");
+    rc = -1;
+  }
+  if (rc != 0) {
+    for (int k = 0; k < n; k++) free(g->srcs ? g->srcs[k] : NULL);
+    paths_free(g->names, n);
     free(g->srcs);
     free(g->protos);
     free(g);
     return NULL;
   }
   generation_config(g);
-  g->nw = s->o.workers;
-  g->w = calloc((size_t)g->nw, sizeof *g->w);
-  if (!g->w) abort();
   uv_timer_init(s->loop, &g->respawn);
   g->respawn.data = g;
   g->num = ++s->generation_seq;
@@ -199,15 +218,17 @@ static int same_sources(const generation *a, const generation *b) {
 /* ==================================================================== */
 /* {====== reload requests waiting for their answer                    */
 
-static void waiter_add(pw_queue *q, conn *c, const char *id, size_t idlen) {
+/* 0, or -1 when out of memory (the caller answers the request) */
+static int waiter_add(pw_queue *q, conn *c, const char *id, size_t idlen) {
   waiter *wt = malloc(sizeof *wt + idlen);
-  if (!wt) abort();
+  if (!wt) return -1;
   wt->c = c;
   wt->idlen = idlen;
   memcpy(wt->id, id, idlen);
   pw_queue_push(q, &wt->link);
   c->refs++;
   c->inflight++;
+  return 0;
 }
 
 void pw_reload_answer(srv *s, pw_queue *waiters, int code, const char *msg,
@@ -346,7 +367,11 @@ void pw_reload_fail(generation *g, const char *msg) {
 }
 
 void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t idlen) {
-  if (c) waiter_add(&s->next_waiters, c, id, idlen);
+  if (c && waiter_add(&s->next_waiters, c, id, idlen) != 0) {
+    s->responses++;
+    pw_conn_error(c, id, idlen, PW_RPC_INTERNAL, "out of memory: the reload was not started");
+    return;
+  }
   if (s->stopping) {
     pw_reload_answer(s, &s->next_waiters, PW_RPC_BUSY, "the server is stopping", NULL);
     return;
@@ -428,7 +453,10 @@ void pw_reload_watch(srv *s) {
   if (s->o.protocols_dir) dirs[nd++] = s->o.protocols_dir;
   for (int i = 0; i < s->o.nprotocol_files && nd < SRV_MAX_WATCH - 1; i++) {
     char *d = strdup(s->o.protocol_files[i]);
-    if (!d) abort();
+    if (!d) {
+      pw_serve_say("cannot watch %s for protocol changes: out of memory", s->o.protocol_files[i]);
+      continue;
+    }
     char *sl = strrchr(d, '/');
     if (sl) *(sl == d ? sl + 1 : sl) = '\0';
     else strcpy(d, ".");

@@ -9,6 +9,7 @@
 ** the pool (pool.c) unparsed; health, stats, protocols, rules and reload go to
 ** methods.c; everything else is answered with an error at once.
 */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,10 +59,17 @@ static void parse_error(conn *c, const char *e) {
   pw_conn_error(c, NULL, 0, PW_RPC_PARSE_ERROR, msg);
 }
 
+/* null, a string of at most 256 bytes, or a finite number a client can
+** read back exactly (|id| <= 2^53 - 1): 1e400 or a 1 KiB string is refused */
 static int id_ok(const char *id, size_t n) {
   if (n == 4 && memcmp(id, "null", 4) == 0) return 1;
   if (id[0] == '"') return n <= 258;
-  return id[0] == '-' || (id[0] >= '0' && id[0] <= '9');
+  if (!(id[0] == '-' || (id[0] >= '0' && id[0] <= '9')) || n > 40) return 0;
+  char t[41], *end;
+  memcpy(t, id, n);
+  t[n] = '\0';
+  double v = strtod(t, &end);
+  return *end == '\0' && isfinite(v) && fabs(v) <= 9007199254740991.0;
 }
 
 /* What the supervisor reads of a line: its id, method and, if the
@@ -81,7 +89,11 @@ static void line_head_read(const char *p, const pw_span sp[3], line_head *h) {
   h->m = PW_M_NONE;
   h->bad = NULL;
   h->method[0] = '\0';
-  if (h->id && !id_ok(h->id, h->idlen)) h->bad = "id: expected a string, a number or null";
+  if (h->id && !id_ok(h->id, h->idlen)) {
+    h->bad = "id: expected null, a string of at most 256 bytes or a finite number of at most "
+             "2^53-1 in magnitude";
+    h->id = NULL;   /* not echoed */
+  }
   else if (!sp[0].len || pw_rpc_string(p + sp[0].off, sp[0].len, ver, sizeof ver) != 3 ||
            strcmp(ver, "2.0") != 0)
     h->bad = "jsonrpc: expected \"2.0\"";
@@ -94,7 +106,7 @@ static void line_head_read(const char *p, const pw_span sp[3], line_head *h) {
 static req *req_new(conn *c, const char *p, size_t n, const line_head *h) {
   srv *s = c->s;
   req *r = malloc(sizeof *r + n);
-  if (!r) abort();
+  if (!r) return NULL;
   memcpy(r->line, p, n);
   r->len = (uint32_t)n;
   r->link.next = NULL;
@@ -131,7 +143,15 @@ static void line_evaluation(conn *c, const char *p, size_t n, const line_head *h
     else pw_stats_error(s, PW_RPC_LOG_FAILED);
     return;
   }
-  pw_pool_dispatch(s, req_new(c, p, n, h));
+  req *r = req_new(c, p, n, h);
+  if (r) {
+    pw_pool_dispatch(s, r);
+    return;
+  }
+  s->responses++;
+  if (h->id) pw_conn_error(c, h->id, h->idlen, PW_RPC_INTERNAL,
+                           "out of memory: the request was not evaluated; try again");
+  else pw_stats_error(s, PW_RPC_INTERNAL);
 }
 
 /* everything else is answered here, after the full check */
@@ -145,7 +165,8 @@ static void line_local(conn *c, const char *p, size_t n, const line_head *h) {
   }
   if (h->bad) {
     s->responses++;
-    pw_conn_error(c, NULL, 0, PW_RPC_INVALID_REQUEST, h->bad);
+    /* an id that could be read is echoed, as in every error reply */
+    pw_conn_error(c, h->id, h->id ? h->idlen : 0, PW_RPC_INVALID_REQUEST, h->bad);
     return;
   }
   if (h->m == PW_M_NONE) {

@@ -17,6 +17,8 @@
 ** every worker is reaped. A second signal, or timeout + grace + 2 s,
 ** gives up on what is still in flight.
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -235,9 +237,19 @@ static void on_signal(uv_signal_t *h, int sig) {
 /* ==================================================================== */
 /* {====== startup                                                      */
 
+static void warm_work(uv_work_t *w) { (void)w; }
+static void warm_after(uv_work_t *w, int status) { (void)w, (void)status; }
+
 static int open_log(srv *s) {
   pw_declog_opts lo;
   char note[1024];
+  /* libuv creates its thread pool at the first uv_queue_work and abort()s
+  ** if it cannot: have that happen now, at start, not at the first commit
+  ** while serving (issue 12, never die) */
+  if (uv_queue_work(s->loop, &s->warm, warm_work, warm_after) != 0) {
+    pw_serve_say("cannot start the thread pool for the decision log");
+    return -1;
+  }
   memset(&lo, 0, sizeof lo);
   lo.path = s->o.log_path;
   lo.sync = s->o.log_sync;
@@ -327,7 +339,24 @@ static int adopt_socket(srv *s) {
   return 0;
 }
 
+/* Started with stdin, stdout or stderr closed, the server's own descriptors
+** (libuv's epoll, the lock file, the socket) would take 0-2 and diagnostics
+** would land in them: hold each closed one on /dev/null first. */
+static int std_fds_reopen(void) {
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int nfd = open("/dev/null", O_RDWR);   /* the lowest free number: fd */
+    if (nfd < 0) return -1;
+    if (nfd != fd) {
+      close(nfd);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int pw_serve_main(int argc, char **argv) {
+  if (std_fds_reopen() != 0) return PW_EX_OSERR;
   srv *s = calloc(1, sizeof *s);
   if (!s) return PW_EX_OSERR;
   int rc = pw_options_parse(argc, argv, &s->o);

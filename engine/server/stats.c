@@ -60,9 +60,9 @@ int pw_stats_protocol(srv *s, const char *id) {
   for (int i = 0; i < s->nproto_stats; i++)
     if (strcmp(s->proto_stats[i].id, id) == 0) return i;
   proto_stat *n = realloc(s->proto_stats, (size_t)(s->nproto_stats + 1) * sizeof *n);
-  if (!n) abort();
+  if (!n) return -1;
   s->proto_stats = n;
-  s->proto_stats[s->nproto_stats].id = strdup(id);
+  if (!(s->proto_stats[s->nproto_stats].id = strdup(id))) return -1;
   s->proto_stats[s->nproto_stats].evaluations = s->proto_stats[s->nproto_stats].errors = 0;
   return s->nproto_stats++;
 }

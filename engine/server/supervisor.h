@@ -187,6 +187,9 @@ struct srv {
   srv_opts o;
   uv_pipe_t listener;
   int listener_init;
+  uv_work_t warm;            /* starts libuv's thread pool (serve.c open_log) */
+  uv_pipe_t shed;            /* accepts and closes a connection with no memory */
+  int shed_busy, shed_pending;
   uv_check_t check;
   uv_idle_t idle;            /* active while output waits: no blocking poll */
   int idle_on;
@@ -310,7 +313,8 @@ void pw_reload_watch(srv *s);
 void pw_methods_call(conn *c, int m, const char *id, size_t idlen);
 void pw_stats_latency(srv *s, uint64_t t_recv);
 void pw_stats_error(srv *s, int code);
-int pw_stats_protocol(srv *s, const char *id);
+void pw_answer_log_lost(srv *s, req *r, int code, const char *msg);
+int pw_stats_protocol(srv *s, const char *id);   /* -1: out of memory */
 uint64_t pw_stats_percentile(const srv *s, double p);
 
 #endif

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Allocation-failure sweep of the `pathwise serve` supervisor (issue 12,
-"never die"). Not in ctest yet: the supervisor still calls abort() on a
-failed allocation (engine/server/*.c), which the server-side work of issue
-12 replaces; then register it like sweep.py.
+"never die"); registered in ctest (label fault).
 
 For each N the supervisor (not its workers: failmalloc.so leaves forked
 children alone) fails its Nth allocation counted from the opening of the
 decision log (PW_FAIL_AFTER), while a client sends a fixed sequence of
 requests. A run passes when the server is still alive afterwards and
-answers health, or exited by itself with a message; it fails when it died
-by a signal (abort).
+stops cleanly on SIGTERM, or exited by itself with a message on stderr,
+and every evaluation answered with a result has its record in the decision
+log (nothing lost from the log); it fails when it died by a signal (abort),
+hung at SIGTERM, exited without a word, or a result has no record.
 
 usage: serve_sweep.py --pathwise BIN --shim failmalloc.so --root SRC [--from 1] [--to 400] [--step 1]
 """
@@ -26,14 +26,26 @@ def talk(sock, facts):
     s.settimeout(10)
     s.connect(sock)
     f = s.makefile("rwb")
-    got = 0
+    results = 0
     for r in REQS:
         f.write(r.replace(b"%s", facts) if b"%s" in r else r)
         f.flush()
-        if f.readline():
-            got += 1
+        line = f.readline()
+        if not line:
+            break
+        rep = json.loads(line)   # every reply is one whole JSON-RPC line
+        if rep.get("id") == 1 and "result" in rep:
+            results += 1
     s.close()
-    return got
+    return results
+
+
+def logged(log):
+    """records of request id 1 in the decision log"""
+    try:
+        return sum(1 for l in open(log, "rb") if json.loads(l).get("request_id") == 1)
+    except FileNotFoundError:
+        return 0
 
 
 def main():
@@ -57,11 +69,12 @@ def main():
             if os.path.exists(sock) or srv.poll() is not None:
                 break
             time.sleep(0.05)
-        try:
-            talk(sock, facts)
-            talk(sock, facts)
-        except OSError:
-            pass
+        results = 0
+        for _ in range(2):
+            try:
+                results += talk(sock, facts)
+            except OSError:
+                pass
         time.sleep(0.2)
         rc = srv.poll()
         if rc is None:
@@ -78,12 +91,16 @@ def main():
             deaths.append((n, rc, srv.stderr.read()[-200:].decode(errors="replace")))
         else:
             exited += 1
+            if rc == 0 or not srv.stderr.read().strip():
+                deaths.append((n, -255, "exited %d without saying why" % rc))
+        if logged(log) < results:
+            deaths.append((n, -255, "%d results but %d records in the log" % (results, logged(log))))
         srv.stderr.close()
-    print("serve: N=%d..%d step %d: %d alive, %d exited by themselves, %d died by a signal"
+    print("serve: N=%d..%d step %d: %d alive, %d exited by themselves, %d failed"
           % (a.lo, a.hi, a.step, alive, exited, len(deaths)))
     for d in deaths[:20]:
-        print("DIED N=%d signal %d %s" % (-d[1], -d[1], d[2].strip().splitlines()[-1] if d[2].strip() else "") if False else
-              "DIED N=%d: signal %d; %s" % (d[0], -d[1], (d[2].strip().splitlines() or [""])[-1][:150]))
+        print("FAILED N=%d: %s; %s" % (d[0], "signal %d" % -d[1] if d[1] != -255 else "check",
+                                       (d[2].strip().splitlines() or [""])[-1][:150]))
     return 1 if deaths else 0
 
 

@@ -238,7 +238,78 @@ def test_sync_modes_and_log_facts(args, tmp):
             check("facts" not in recs[0], "facts logged without --log-facts")
 
 
+def test_errors_are_audited(args, tmp):
+    """Every request that reached its protocol leaves exactly one record,
+    errors included, with its error kind (issue 12): script error, budget,
+    memory, and a worker killed at the deadline."""
+    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
+    hook = "local function evaluate(facts, out)\n"
+    check(hook in src, "evaluate() not found in the protocol")
+    src = src.replace(hook, hook + """
+  if facts.patient_id == "boom" then error("boom") end
+  if facts.patient_id == "loop" then while true do end end
+  if facts.patient_id == "bomb" then
+    local t = {}
+    for i = 1, 100000000 do t[i] = string.rep("x", 4096) .. i end
+  end
+""", 1)
+    proto = os.path.join(tmp, "p.lua")
+    with open(proto, "w") as f:
+        f.write(src)
+    # the budgets, not the deadline, must stop these, even on a slow
+    # (sanitized) build: a generous --timeout
+    srv = Server(args, tmp, ["--protocol", proto, "--memory", str(32 << 20),
+                             "--timeout", "60000"]).start()
+    c = srv.conn()
+    facts = json.loads(read(examples(args.root)[0]))
+    want = {"ok": None, "boom": "protocol", "loop": "budget", "bomb": "memory"}
+    for rid, pid in enumerate(want, 1):
+        r = c.call("evaluate", {"facts": dict(facts, patient_id=pid)}, rid=rid)
+        check(("result" in r) == (want[pid] is None), "%s: %r" % (pid, r))
+    r = c.call("evaluate", {"facts": {"ecog": 9}}, rid=5)
+    check("error" in r, "invalid facts accepted: %r" % r)
+    want["invalid"] = "validation"
+    r = c.call("evaluate", {"facts": facts, "protocol": "nope"}, rid=99)  # no protocol reached
+    check(r.get("error", {}).get("code") == -32010, "unknown protocol: %r" % r)
+    srv.stop()
+    recs = log_records(srv.log)
+    for rid, pid in enumerate(want, 1):
+        mine = [x for x in recs if x.get("request_id") == rid]
+        check(len(mine) == 1, "%s: %d records, wanted 1" % (pid, len(mine)))
+        kind = mine[0].get("error", {}).get("kind")
+        check(kind == want[pid], "%s: error kind %r in %r" % (pid, kind, mine[0]))
+        check(mine[0].get("protocol", {}).get("id") == "mrc_second_line", "no protocol: %r" % mine[0])
+    check(not [x for x in recs if x.get("request_id") == 99], "a refused request was logged")
+
+
+def test_worker_lost_is_audited(args, tmp):
+    """A worker killed while evaluating leaves the request's record, kind
+    worker_crash, written by the supervisor."""
+    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
+    hook = "local function evaluate(facts, out)\n"
+    src = src.replace(hook, hook + """
+  if facts.patient_id == "spin" then while true do end end
+""", 1)
+    proto = os.path.join(tmp, "p.lua")
+    with open(proto, "w") as f:
+        f.write(src)
+    srv = Server(args, tmp, ["--protocol", proto, "--instructions", "100000000000000",
+                             "--timeout", "60000"], workers=1).start()
+    c = srv.conn()
+    facts = json.loads(read(examples(args.root)[0]))
+    pid = srv.health()["workers"]["pids"][0]
+    c.send(eval_request(json.dumps(dict(facts, patient_id="spin")).encode(), 7))
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGKILL)
+    r = json.loads(c.line())
+    check(r.get("error", {}).get("code") == -32006, "not a crash error: %r" % r)
+    srv.stop()
+    mine = [x for x in log_records(srv.log) if x.get("request_id") == 7]
+    check(len(mine) == 1, "%d records for the lost request, wanted 1" % len(mine))
+    check(mine[0].get("error", {}).get("kind") == "worker_crash", "record: %r" % mine[0])
+
+
 if __name__ == "__main__":
     run([test_kill9_under_load, test_torn_tail, test_fail_closed_disk_full,
          test_fail_closed_removed_then_reopen, test_stalled_log_deadline, test_rotation,
-         test_sync_modes_and_log_facts])
+         test_sync_modes_and_log_facts, test_errors_are_audited, test_worker_lost_is_audited])

@@ -27,8 +27,8 @@ def test_malformed_and_wrong_types(args, tmp):
         (b'{"jsonrpc":"2.0","id":2,"method":"health",}', None, -32700, "Parse error"),
         (b'{"jsonrpc":"2.0","id":3,"method":"health","method":"stats"}', None, -32700, "duplicate"),
         (b'[{"jsonrpc":"2.0","id":4,"method":"health"}]', None, -32600, "batch"),
-        (b'{"jsonrpc":"1.0","id":5,"method":"health"}', None, -32600, "jsonrpc"),
-        (b'{"jsonrpc":"2.0","id":6,"method":7}', None, -32600, "method"),
+        (b'{"jsonrpc":"1.0","id":5,"method":"health"}', 5, -32600, "jsonrpc"),
+        (b'{"jsonrpc":"2.0","id":6,"method":7}', 6, -32600, "method"),
         (b'{"jsonrpc":"2.0","id":{"x":1},"method":"health"}', None, -32600, "id"),
         (b'{"jsonrpc":"2.0","id":7,"method":"frobnicate"}', 7, -32601, "frobnicate"),
         (b'{"jsonrpc":"2.0","id":8,"method":"evaluate"}', 8, -32602, "params"),
@@ -191,6 +191,28 @@ def test_peer_credentials(args, tmp):
     check(rec["peer"]["uid"] == me and rec["peer"]["pid"] > 0, "peer recorded: %r" % rec["peer"])
 
 
+def test_ids_echoed_and_absurd_refused(args, tmp):
+    """An id that could be read is echoed in an invalid-request reply; a
+    non-finite or absurd id gets a clear invalid-request error (issue 12)."""
+    srv = Server(args, tmp, workers=1).start()
+    c = srv.conn()
+    c.send(b'{"jsonrpc":"1.0","id":5,"method":"health"}\n')
+    r = json.loads(c.line())
+    check(r.get("id") == 5 and r["error"]["code"] == -32600, "id not echoed: %r" % r)
+    c.send(b'{"jsonrpc":"2.0","id":"abc","method":7}\n')
+    r = json.loads(c.line())
+    check(r.get("id") == "abc" and r["error"]["code"] == -32600, "id not echoed: %r" % r)
+    for bad in (b"1e400", b"-1e400", b"1e300", b'"' + b"x" * 1024 + b'"'):
+        c.send(b'{"jsonrpc":"2.0","id":' + bad + b',"method":"health"}\n')
+        line = c.line()
+        r = json.loads(line)
+        check(r.get("id") is None and r["error"]["code"] == -32600 and "id" in r["error"]["message"],
+              "id %r: %r" % (bad[:20], line[:200]))
+        check(b"inf" not in line.lower(), "non-finite id echoed: %r" % line[:200])
+    check("result" in c.call("health"), "server not serving after bad ids")
+    srv.stop()
+
+
 if __name__ == "__main__":
     run([test_malformed_and_wrong_types, test_oversize_line, test_vanishing_clients,
-         test_connection_limits, test_peer_credentials])
+         test_connection_limits, test_peer_credentials, test_ids_echoed_and_absurd_refused])

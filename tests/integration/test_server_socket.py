@@ -124,6 +124,29 @@ def test_sigterm_finishes_in_flight(args, tmp):
             pass
 
 
+def test_std_fds_closed(args, tmp):
+    """Started with 0, 1 and 2 closed (issue 12): the server holds them on
+    /dev/null, so its own descriptors (epoll, the lock file) never take
+    them; it serves, and SIGTERM ends it cleanly."""
+    srv = Server(args, tmp, name="c")
+    srv.proc = subprocess.Popen(["sh", "-c", 'exec "$@" 0<&- 1>&- 2>&-', "sh"] + srv.cmd)
+    srv.wait_ready()
+    fds = {fd: os.readlink("/proc/%d/fd/%d" % (srv.proc.pid, fd)) for fd in (0, 1, 2)}
+    check(all(v == "/dev/null" for v in fds.values()), "fds 0-2: %r" % fds)
+    facts = read(examples(args.root)[0])
+    c = Conn(srv.sock)
+    c.send(b"".join(eval_request(facts, i) for i in range(1, 6)))
+    got = [json.loads(c.line()) for _ in range(5)]
+    check(all("result" in r for r in got), "errors: %r" % [r for r in got if "result" not in r])
+    c.close()
+    srv.proc.send_signal(signal.SIGTERM)
+    rc = srv.proc.wait(30)
+    check(rc == 0, "exit %d after SIGTERM with 0-2 closed" % rc)
+    check(os.path.getsize(srv.sock + ".lock") == 0, "diagnostics went to the lock file")
+    with open(srv.log) as f:
+        check(sum(1 for _ in f) == 5, "5 answered, not 5 logged")
+
+
 if __name__ == "__main__":
     run([test_socket_mode, test_path_too_long, test_stale_and_live, test_two_start_at_once,
-         test_sigterm_finishes_in_flight])
+         test_sigterm_finishes_in_flight, test_std_fds_closed])

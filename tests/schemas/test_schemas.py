@@ -173,8 +173,11 @@ def test_server(tmp):
             validate(derived(tmp, "rpc.schema.json", ref), write_instances(tmp, "rpc-%s-%d" % (m, log_facts), lines),
                      "rpc %s (log_facts=%d)" % (ref, log_facts))
         recs = open(srv.log).read().splitlines()
-        check(len(recs) == 5, "decision log: %d records, want 5 (4 evaluate, 1 check_orders)" % len(recs))
-        check(all(("\"facts\":" in r) == bool(log_facts) for r in recs), "facts logged iff --log-facts")
+        check(len(recs) == 6, "decision log: %d records, want 6 (4 evaluate, 1 check_orders, 1 refused facts)"
+              % len(recs))
+        errs = [r for r in recs if "\"error\":" in r]
+        check(len(errs) == 1 and "\"kind\":\"validation\"" in errs[0], "one refused-facts record: %r" % errs)
+        check(all(("\"facts\":" in r) == bool(log_facts) for r in recs if r not in errs), "facts logged iff --log-facts")
         validate(schema_path("decision-log.schema.json"), write_instances(tmp, "log%d" % log_facts, recs),
                  "decision log records (log_facts=%d)" % log_facts)
     validate(rpc, write_instances(tmp, "rpc-all", all_lines), "every request and response against rpc.schema.json")
