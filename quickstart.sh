@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev
-          libuv1-dev lua-busted python3 python3-jsonschema socat valgrind)
+          libuv1-dev lua-busted python3 python3-jsonschema socat valgrind
+          node-llhttp libssl-dev curl)
 
 install_deps() {
   [[ ${PW_NO_APT:-0} == 1 ]] && return 0
