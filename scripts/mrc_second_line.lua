@@ -8,14 +8,33 @@
 -- item (see `pathwise rules`).
 --
 -- Decisions where the guideline is ambiguous (also in clinical.md):
---  * Scope. "after exhausting first-line FOLFOX": a prior regimen named
---    FOLFOX (any case; mFOLFOX6 / FOLFOX4 count, FOLFOXIRI does not) at
---    line 1 (or line unrecorded) whose outcome is "progression" or
---    "intolerance". Intolerance exhausts FOLFOX as surely as progression
---    does, so it is accepted. "ongoing" means first line is not exhausted:
---    not applicable. An unrecorded outcome cannot be decided: missing.
---    A regimen at line 2 or later that already progressed or was not
---    tolerated puts the patient beyond second line: not applicable.
+--  * Scope. "after exhausting first-line FOLFOX": a first-line (line 1,
+--    or line unrecorded) oxaliplatin regimen whose outcome is "progression"
+--    or "intolerance": FOLFOX by any spelling (mFOLFOX6, FOLFOX4), with or
+--    without a biologic ("FOLFOX+bevacizumab"), and CAPOX/XELOX, read as
+--    FOLFOX's equivalent (oxaliplatin with a fluoropyrimidine; the
+--    applicability says so). Intolerance exhausts it as surely as
+--    progression. "ongoing" means first line is not exhausted: not
+--    applicable. An unrecorded outcome, a first-line name pathwise cannot
+--    read, or a line 2 without a line 1: cannot tell, with a missing fact
+--    (never a confident "no first-line FOLFOX"). First-line FOLFOXIRI, an
+--    exhausted irinotecan regimen anywhere, or an exhausted line 2+: not
+--    applicable (beyond the second-line FOLFIRI this guideline covers).
+--    metastatic false with metastases listed: cannot tell.
+--  * Population: the guideline's patient had a resected, irradiated rectal
+--    primary. A colon or unresected primary is still in scope for the
+--    systemic therapy; every sentence about the primary is built from the
+--    facts (no "resected and irradiated" unless recorded), and primary.site,
+--    primary.resected and primary.prior_pelvic_radiation are reported
+--    missing when absent.
+--  * History: a regimen already progressed on or not tolerated (its
+--    chemotherapy backbone, or all its drugs without chemotherapy) is never
+--    proposed again; an ongoing regimen is "continue", not "started now".
+--  * Symptoms: any recorded symptom is "pain or functional impairment"
+--    (L2, L33). A symptomatic site without an RT sentence (brain, liver,
+--    lung, peritoneum, other) is sent to the multidisciplinary team.
+--  * Warnings: the "what not to do" list is a standing reminder, unless it
+--    bites for this patient (then level "patient", shown first).
 --  * Molecular results unknown: FOLFIRI plus bevacizumab starts now (the
 --    guideline says "immediate initiation" and bevacizumab "regardless of
 --    RAS status"); RAS, BRAF and MSI tests are ordered the same day.
@@ -155,13 +174,6 @@ local function lower_has(list, value)
   return false
 end
 
-local function is_folfox(name)
-  if type(name) ~= "string" then
-    return false
-  end
-  return name:upper():match("^M?FOLFOX%d*$") ~= nil
-end
-
 local function exhausted(outcome)
   return outcome == "progression" or outcome == "intolerance"
 end
@@ -170,53 +182,279 @@ local function join(list)
   return table.concat(list, ", ")
 end
 
--- "fracture_risk" -> "fracture risk"
+-- "fracture_risk" -> "fracture risk", "neurologic" -> "neurological symptoms"
+local WORD = { neurologic = "neurological symptoms" }
 local function words(list)
   local w = {}
   for i, v in ipairs(list) do
-    w[i] = (v:gsub("_", " "))
+    w[i] = WORD[v] or (v:gsub("_", " "))
   end
   return join(w)
+end
+
+------------------------------------------------------------------------
+-- The treatment history, read by what each regimen contained
+------------------------------------------------------------------------
+
+-- The drugs that decide whether a regimen is "the same" one again, as in
+-- the C kernel (rule no_repeat_failed_regimen): 5-FU and capecitabine are
+-- one fluoropyrimidine ("fp"), leucovorin is left out.
+local PART = {
+  FOLFOX = { fp = true, oxaliplatin = true },
+  CAPOX = { fp = true, oxaliplatin = true },
+  XELOX = { fp = true, oxaliplatin = true },
+  CAPEOX = { fp = true, oxaliplatin = true },
+  FOLFIRI = { fp = true, irinotecan = true },
+  FOLFOXIRI = { fp = true, oxaliplatin = true, irinotecan = true },
+  FLUOROURACIL = { fp = true },
+  ["5-FU"] = { fp = true },
+  CAPECITABINE = { fp = true },
+  LEUCOVORIN = {},
+  OXALIPLATIN = { oxaliplatin = true },
+  IRINOTECAN = { irinotecan = true },
+  BEVACIZUMAB = { bevacizumab = true },
+  CETUXIMAB = { cetuximab = true },
+  PANITUMUMAB = { panitumumab = true },
+  ENCORAFENIB = { encorafenib = true },
+  PEMBROLIZUMAB = { pembrolizumab = true },
+  NIVOLUMAB = { nivolumab = true },
+}
+
+-- The set of drugs of a regimen or item id ("FOLFOX+bevacizumab",
+-- "mFOLFOX6", "CAPOX"), or nil when a part of the name is not known.
+local function drugs(name)
+  if type(name) ~= "string" then
+    return nil
+  end
+  local set = {}
+  for part in (name .. "+"):gmatch("([^+]*)%+") do
+    local p = part:upper()
+    if p:match("^M?FOLFOX%d*$") then
+      p = "FOLFOX"
+    end
+    local d = PART[p]
+    if d == nil then
+      return nil
+    end
+    for k in pairs(d) do
+      set[k] = true
+    end
+  end
+  return set
+end
+
+local function subset(a, b) -- every drug of a is in b
+  for k in pairs(a) do
+    if not b[k] then
+      return false
+    end
+  end
+  return true
+end
+
+local function exhausted(outcome)
+  return outcome == "progression" or outcome == "intolerance"
+end
+
+-- What the history says, for scope and for what may be started:
+--  first: the first-line oxaliplatin-based regimen (FOLFOX, or CAPOX/XELOX
+--    read as FOLFOX's equivalent): { name, state = "exhausted" | "ongoing"
+--    | "undecided", outcome }
+--  unrecognised: names at line 1 (or no line) pathwise cannot read
+--  triplet: a first-line FOLFOXIRI (irinotecan already given)
+--  irinotecan: a regimen with irinotecan already exhausted
+--  later: a line-2+ regimen already exhausted
+--  gap: the highest line when line 1 is missing
+--  ongoing: regimens ongoing beyond first line { i, name, set, line }
+--  failed: the drug sets of regimens exhausted anywhere
+local function history(facts)
+  local h = { unrecognised = {}, ongoing = {}, failed = {} }
+  local regimens = facts.prior_regimens
+  if regimens == nil then
+    return h
+  end
+  local has_first, top = false, 0
+  for i, r in ipairs(regimens) do
+    local set, line = drugs(r.name), r.line
+    if line == 1 then
+      has_first = true
+    end
+    if line ~= nil and line > top then
+      top = line
+    end
+    if set ~= nil and exhausted(r.outcome) then
+      h.failed[#h.failed + 1] = set
+    end
+    local first = line == nil or line == 1
+    if set == nil then
+      if first then
+        h.unrecognised[#h.unrecognised + 1] = r.name and ("'" .. r.name .. "'") or "(name not recorded)"
+      end
+    elseif set.irinotecan and exhausted(r.outcome) then
+      h.irinotecan = h.irinotecan or r.name
+    end
+    if set ~= nil and first and set.oxaliplatin and set.irinotecan then
+      h.triplet = h.triplet or r.name
+    elseif set ~= nil and first and set.oxaliplatin and set.fp then
+      local state = exhausted(r.outcome) and "exhausted" or (r.outcome == "ongoing" and "ongoing" or "undecided")
+      local rank = { exhausted = 3, ongoing = 2, undecided = 1 }
+      if h.first == nil or rank[state] > rank[h.first.state] then
+        h.first = { name = r.name, state = state, outcome = r.outcome }
+      end
+    elseif line ~= nil and line >= 2 and exhausted(r.outcome) then
+      h.later = h.later or (r.name or ("line " .. tostring(line)))
+    elseif set ~= nil and r.outcome == "ongoing" and not (first and set.oxaliplatin) then
+      h.ongoing[#h.ongoing + 1] = { i = i, name = r.name, set = set, line = line }
+    end
+  end
+  if top >= 2 and not has_first then
+    h.gap = top
+  end
+  h.top = top
+  return h
+end
+
+-- Was an item's regimen already progressed on or not tolerated? As in the
+-- kernel: an item containing a failed regimen's chemotherapy backbone (or
+-- all of its drugs when it had no chemotherapy).
+local CHEMO = { fp = true, oxaliplatin = true, irinotecan = true }
+local function already_failed(h, id)
+  local set = drugs(id)
+  for _, f in ipairs(h.failed) do
+    local backbone = {}
+    for k in pairs(f) do
+      if CHEMO[k] then
+        backbone[k] = true
+      end
+    end
+    if next(backbone) == nil then
+      backbone = f
+    end
+    if set ~= nil and next(backbone) ~= nil and subset(backbone, set) then
+      return true
+    end
+  end
+  return false
+end
+
+-- How an item relates to what is already ongoing: "continue" (the same
+-- drugs), "add" (an ongoing regimen is part of it) or nil (a new start).
+local function ongoing_relation(h, id)
+  local set = drugs(id)
+  for _, g in ipairs(h.ongoing) do
+    if set ~= nil and subset(g.set, set) then
+      return subset(set, g.set) and "continue" or "add", g
+    end
+  end
+  return nil
 end
 
 ------------------------------------------------------------------------
 -- Applicability
 ------------------------------------------------------------------------
 
+-- The guideline's population: a resected, irradiated rectal primary. These
+-- facts decide its wording about the primary, not whether the systemic
+-- therapy applies; when absent they are reported missing.
+local function population(facts, out)
+  local p = facts.primary
+  local asks = {
+    { "primary.site", p.site, "the site of the primary tumour (rectum, left or right colon)" },
+    { "primary.resected", p.resected, "whether the primary was resected" },
+    { "primary.prior_pelvic_radiation", p.prior_pelvic_radiation, "whether the pelvis was irradiated" },
+  }
+  for _, a in ipairs(asks) do
+    if a[2] == nil then
+      out.missing{
+        fact = a[1],
+        why = "The guideline was written for a resected and irradiated rectal primary; what it says about the primary depends on " .. a[3] .. ".",
+        test = "primary tumour history review",
+        citations = cites("overview", "primary_not"),
+      }
+    end
+  end
+  local notes = {}
+  if p.site == "colon_left" or p.site == "colon_right" or p.site == "colon" then
+    notes[#notes + 1] = "Colon primary: the guideline was written for rectal cancer; its systemic therapy applies to metastatic colorectal cancer, its advice on the rectal tumour itself does not."
+  end
+  if p.resected == false then
+    notes[#notes + 1] = "The primary has not been resected: the guideline's advice about the primary assumes prior surgery."
+  end
+  return notes
+end
+
+local function history_missing(out, why)
+  out.missing{
+    fact = "prior_regimens",
+    why = why,
+    test = "treatment history review",
+    citations = cites("overview", "cornerstone"),
+  }
+end
+
+-- What the treatment history alone decides: false or nil with a reason,
+-- or nothing when the history allows the guideline (or is unknown).
+local function scope_by_history(h, out)
+  if h.gap ~= nil then
+    history_missing(out, "The treatment history lists line " .. h.gap .. " but no line 1: which regimen was first line is not clear.")
+    return nil, "Cannot tell whether the guideline applies: line " .. h.gap .. " is recorded without a line 1."
+  end
+  if h.first ~= nil and h.first.state == "ongoing" and h.top >= 2 then
+    history_missing(out, "First-line " .. h.first.name .. " is recorded as ongoing, but line " .. h.top .. " is also listed.")
+    return nil, "Cannot tell whether the guideline applies: first line is ongoing yet a later line is listed."
+  end
+  if h.later ~= nil then
+    return false, "A later line (" .. tostring(h.later) ..
+      ") has already been exhausted: beyond the second-line setting this guideline covers."
+  end
+  if h.irinotecan ~= nil then
+    return false, "Irinotecan-based treatment (" .. tostring(h.irinotecan) ..
+      ") already progressed or was not tolerated: the guideline's second-line FOLFIRI is used up."
+  end
+  if h.triplet ~= nil then
+    return false, "First-line " .. tostring(h.triplet) ..
+      " already contained irinotecan: the guideline covers second-line FOLFIRI after first-line FOLFOX."
+  end
+  if h.first == nil and #h.unrecognised > 0 then
+    history_missing(out, "First-line regimen " .. join(h.unrecognised) ..
+      " is not one pathwise recognises: whether it was oxaliplatin-based (FOLFOX, CAPOX) decides the guideline's scope.")
+    return nil, "Cannot tell whether the guideline applies: the first-line regimen (" .. join(h.unrecognised) .. ") is not recognised."
+  end
+  if h.first == nil then
+    return false, "No first-line FOLFOX (or other oxaliplatin-based regimen such as CAPOX) in the treatment history: the guideline covers second line after first-line FOLFOX."
+  end
+  if h.first.state == "ongoing" then
+    return false, "First-line " .. h.first.name .. " is ongoing, not exhausted: second-line treatment is not yet indicated."
+  end
+  return "go"
+end
+
 local function applies(facts, out)
   local metastatic = facts.metastatic
+  local mets = facts.metastases
   local regimens = facts.prior_regimens
 
+  if facts.primary.site == "non_colorectal" then
+    return false, "The primary is not colorectal: this guideline for metastatic rectal cancer does not apply."
+  end
   if metastatic == false then
+    if mets ~= nil and #mets > 0 then
+      out.missing{
+        fact = "metastatic",
+        why = "The facts contradict each other: metastatic is false but " .. #mets .. " metastatic site(s) are listed.",
+        test = "staging CT chest/abdomen/pelvis",
+        citations = cites("overview"),
+      }
+      return nil, "Cannot tell whether the guideline applies: metastatic is false but metastases are listed."
+    end
     return false, "Not metastatic: the guideline covers metastatic disease after first-line FOLFOX."
   end
 
-  local folfox_state = nil -- "exhausted", "ongoing", "undecided" or nil (none)
-  local beyond_second = nil
+  local h = history(facts)
   if regimens ~= nil then
-    for _, r in ipairs(regimens) do
-      local line = r.line
-      if is_folfox(r.name) and (line == nil or line == 1) then
-        if exhausted(r.outcome) then
-          folfox_state = "exhausted"
-        elseif r.outcome == "ongoing" then
-          folfox_state = folfox_state or "ongoing"
-        elseif folfox_state ~= "exhausted" then
-          folfox_state = "undecided"
-        end
-      elseif line ~= nil and line >= 2 and exhausted(r.outcome) then
-        beyond_second = r.name or ("line " .. tostring(line))
-      end
-    end
-    if beyond_second ~= nil then
-      return false, "A later line (" .. tostring(beyond_second) ..
-        ") has already been exhausted: beyond the second-line setting this guideline covers."
-    end
-    if folfox_state == nil then
-      return false, "No first-line FOLFOX in the treatment history: the guideline covers second line after first-line FOLFOX."
-    end
-    if folfox_state == "ongoing" then
-      return false, "First-line FOLFOX is ongoing, not exhausted: second-line treatment is not yet indicated."
+    local verdict, why = scope_by_history(h, out)
+    if verdict ~= "go" then
+      return verdict, why
     end
   end
 
@@ -238,17 +476,20 @@ local function applies(facts, out)
       citations = cites("overview", "cornerstone"),
     }
     unknown[#unknown + 1] = "prior_regimens"
-  elseif folfox_state == "undecided" then
-    out.missing{
-      fact = "prior_regimens",
-      why = "The outcome of first-line FOLFOX (progression, intolerance or ongoing) is not recorded.",
-      test = "treatment history review",
-      citations = cites("overview", "cornerstone"),
-    }
-    unknown[#unknown + 1] = "prior_regimens (FOLFOX outcome)"
+  elseif h.first.state == "undecided" then
+    history_missing(out, "The outcome of first-line " .. h.first.name .. " (progression, intolerance or ongoing) is not recorded.")
+    unknown[#unknown + 1] = "prior_regimens (" .. h.first.name .. " outcome)"
   end
+  local notes = population(facts, out)
   if #unknown > 0 then
     return nil, "Cannot tell whether the guideline applies: " .. join(unknown) .. " unknown."
+  end
+  if h.first ~= nil and not h.first.name:upper():match("FOLFOX") then
+    table.insert(notes, 1, "First-line " .. h.first.name ..
+      " is read as the guideline's first-line FOLFOX: both are oxaliplatin with a fluoropyrimidine.")
+  end
+  if #notes > 0 then
+    return true, table.concat(notes, " ")
   end
   return true
 end
@@ -257,7 +498,9 @@ end
 -- Molecular testing (missing facts and the test orders)
 ------------------------------------------------------------------------
 
-local function order_tests(facts, out)
+-- folfiri_now: FOLFIRI plus bevacizumab is being recommended now, so the
+-- RAS result need not hold it up (said only then).
+local function order_tests(facts, out, folfiri_now)
   local m = facts.molecular
   -- One mutant gene settles RAS status (mutant): the other result would
   -- change nothing, so no RAS test is ordered then.
@@ -279,7 +522,8 @@ local function order_tests(facts, out)
     out.recommend{
       id = "ras_testing",
       text = "Extended RAS testing: KRAS and NRAS exons 2, 3, 4.",
-      rationale = "RAS status must be known before an EGFR inhibitor can be chosen; FOLFIRI plus bevacizumab need not wait for it.",
+      rationale = "RAS status must be known before an EGFR inhibitor can be chosen" ..
+        (folfiri_now and "; FOLFIRI plus bevacizumab need not wait for it." or "."),
       citations = cites("ras_test", "ras_pitfall"),
       evidence = evidence("ras_test", "ras_pitfall"),
       facts = ras_unknown,
@@ -334,17 +578,45 @@ local function surgery_days(facts)
   return nil
 end
 
-local function second_line_regimens(facts, out)
+-- The words for starting an item, given what is already ongoing.
+local function start_text(h, id, what, reason, fresh)
+  local rel, g = ongoing_relation(h, id)
+  local where = g and ("prior_regimens[" .. (g.i - 1) .. "]" .. (g.line and (", line " .. g.line) or "")) or ""
+  if rel == "continue" then
+    return what .. " is already ongoing (" .. where .. "): continue it" .. reason .. "; nothing new to start."
+  elseif rel == "add" then
+    return what .. reason .. ": " .. g.name .. " is already ongoing (" .. where .. "); add the rest to it."
+  end
+  return what .. reason .. (fresh or ".")
+end
+
+-- Returns whether a regimen with a biologic was recommended.
+local function second_line_regimens(facts, out, h)
   local m = facts.molecular
   local kras, nras, braf = known(m.kras), known(m.nras), known(m.braf_v600e)
   local ras_wt = kras == "wild_type" and nras == "wild_type"
   local days = surgery_days(facts)
   local bev_ok = days == nil or days > BEV_WINDOW_DAYS
+  local biologic = false
 
-  if bev_ok then
+  local function skip(id)
+    if already_failed(h, id) then
+      out.warn{
+        id = "regimen_already_failed",
+        text = id .. " is not proposed: the treatment history shows it (or all of its drugs) already progressed or was not tolerated.",
+        citations = cites("folfiri"),
+      }
+      return true
+    end
+    return false
+  end
+
+  if bev_ok and not skip("FOLFIRI+bevacizumab") then
+    biologic = true
     out.recommend{
       id = "FOLFIRI+bevacizumab",
-      text = "FOLFIRI (5-FU/leucovorin/irinotecan) plus bevacizumab, started now as second-line therapy.",
+      text = start_text(h, "FOLFIRI+bevacizumab", "FOLFIRI (5-FU/leucovorin/irinotecan) plus bevacizumab", "",
+        ", started now as second-line therapy."),
       rationale = "FOLFIRI is the second-line regimen after FOLFOX failure at ECOG 0-2; bevacizumab is added regardless of RAS status, so unknown molecular results do not delay it.",
       citations = cites("folfiri", "bev"),
       group = "second_line_regimen",
@@ -352,11 +624,11 @@ local function second_line_regimens(facts, out)
       evidence = evidence("folfiri", "bev", "seq_initiate"),
       facts = { "ecog", "prior_regimens", "planned_surgery_in_days" },
     }
-  else
+  elseif not bev_ok and not skip("FOLFIRI") then
     out.recommend{
       id = "FOLFIRI",
-      text = "FOLFIRI (5-FU/leucovorin/irinotecan) without bevacizumab: surgery is planned in " ..
-        tostring(days) .. " days.",
+      text = start_text(h, "FOLFIRI", "FOLFIRI (5-FU/leucovorin/irinotecan) without bevacizumab",
+        " (surgery is planned in " .. tostring(days) .. " days)", ", started now as second-line therapy."),
       rationale = "FOLFIRI is the second-line regimen after FOLFOX failure; bevacizumab is withheld because surgery is planned within 6 weeks.",
       citations = cites("folfiri", "not_bev"),
       group = "second_line_regimen",
@@ -368,15 +640,20 @@ local function second_line_regimens(facts, out)
 
   if ras_wt then
     for _, agent in ipairs({ "cetuximab", "panitumumab" }) do
-      out.consider{
-        id = "FOLFIRI+" .. agent,
-        text = "FOLFIRI plus " .. agent .. " (EGFR inhibitor) instead of bevacizumab: KRAS and NRAS are wild type.",
-        rationale = "RAS wild-type (KRAS and NRAS): an EGFR inhibitor may replace bevacizumab; never combined with it.",
-        citations = cites("egfr"),
-        group = "second_line_regimen",
-        evidence = evidence("egfr"),
-        facts = { "molecular.kras", "molecular.nras" },
-      }
+      local id = "FOLFIRI+" .. agent
+      if not skip(id) then
+        biologic = true
+        out.consider{
+          id = id,
+          text = start_text(h, id, "FOLFIRI plus " .. agent .. " (EGFR inhibitor) instead of bevacizumab",
+            " (KRAS and NRAS are wild type)"),
+          rationale = "RAS wild-type (KRAS and NRAS): an EGFR inhibitor may replace bevacizumab; never combined with it.",
+          citations = cites("egfr"),
+          group = "second_line_regimen",
+          evidence = evidence("egfr"),
+          facts = { "molecular.kras", "molecular.nras" },
+        }
+      end
     end
   else
     out.note("anti-EGFR not proposed: KRAS " .. tostring(kras or "unknown") ..
@@ -384,17 +661,17 @@ local function second_line_regimens(facts, out)
   end
 
   if braf == "mutant" then
-    if ras_wt then
+    if ras_wt and not skip("encorafenib+cetuximab") then
       out.consider{
         id = "encorafenib+cetuximab",
-        text = "Encorafenib plus cetuximab for the BRAF V600E-mutant tumour.",
+        text = start_text(h, "encorafenib+cetuximab", "Encorafenib plus cetuximab for the BRAF V600E-mutant tumour", ""),
         rationale = "BRAF V600E-mutant tumours have a worse prognosis and may benefit from encorafenib plus cetuximab.",
         citations = cites("braf"),
         group = "second_line_regimen",
         evidence = evidence("braf"),
         facts = { "molecular.braf_v600e", "molecular.kras", "molecular.nras" },
       }
-    else
+    elseif not ras_wt then
       out.warn{
         id = "braf_combination_needs_ras_wt",
         text = "BRAF V600E mutant, but encorafenib plus cetuximab contains an EGFR inhibitor: it waits for KRAS and NRAS to be confirmed wild type.",
@@ -402,10 +679,18 @@ local function second_line_regimens(facts, out)
       }
     end
   end
+  return biologic, bev_ok and not already_failed(h, "FOLFIRI+bevacizumab")
 end
 
-local function checkpoint_inhibitors(out)
+local function checkpoint_inhibitors(out, h)
   for _, agent in ipairs({ "pembrolizumab", "nivolumab" }) do
+    if already_failed(h, agent) then
+      out.warn{
+        id = "regimen_already_failed",
+        text = agent .. " is not proposed: the treatment history shows it already progressed or was not tolerated.",
+        citations = cites("msi"),
+      }
+    else
     out.recommend{
       id = agent,
       text = agent:sub(1, 1):upper() .. agent:sub(2) ..
@@ -416,6 +701,7 @@ local function checkpoint_inhibitors(out)
       evidence = evidence("msi"),
       facts = { "molecular.msi", "ecog" },
     }
+    end
   end
 end
 
@@ -423,10 +709,11 @@ end
 -- Palliative radiotherapy and bone agents
 ------------------------------------------------------------------------
 
+-- Any recorded symptom at a site is "pain or functional impairment" (L2,
+-- L33): the symptoms each sentence names are examples, not a closed list.
 local RT = {
   bone = {
     action = "palliative_rt_bone",
-    symptoms = { "pain", "fracture_risk" },
     sentence = "rt_bone",
     evidence = { "rt_bone", "seq_rt" },
     strength = "recommended",
@@ -434,7 +721,6 @@ local RT = {
   },
   inguinal_nodes = {
     action = "palliative_rt_inguinal",
-    symptoms = { "pain", "skin_breakdown", "lymphedema" },
     sentence = "rt_inguinal",
     evidence = { "rt_inguinal" },
     strength = "consider",
@@ -442,7 +728,6 @@ local RT = {
   },
   retroperitoneal = {
     action = "palliative_rt_retroperitoneal",
-    symptoms = { "obstruction", "pain", "neurologic" },
     sentence = "rt_retro",
     evidence = { "rt_retro" },
     strength = "consider",
@@ -454,14 +739,71 @@ local SITE_NAME = {
   bone = "bone metastasis",
   inguinal_nodes = "inguinal nodal metastasis",
   retroperitoneal = "retroperitoneal mass",
+  liver = "liver metastasis",
+  lung = "lung metastasis",
+  peritoneum = "peritoneal metastasis",
+  brain = "brain metastasis",
+  other = "metastasis",
 }
 
+-- prior_radiation_sites is a controlled vocabulary: a base site, with
+-- "left ", "right " or "bilateral " in front if wanted. An entry outside it
+-- may include the groin.
+local RT_BASE = {
+  pelvis = true, groin = true, inguinal = true, spine = true, retroperitoneum = true, bone = true,
+  brain = true, liver = true, lung = true, chest = true, abdomen = true, other = true,
+}
+
+-- true (the groin was irradiated), false (it was not), "possibly" (an
+-- entry pathwise cannot read), nil (the history is not recorded).
 local function groin_irradiated(facts)
   local sites = facts.prior_radiation_sites
   if sites == nil then
     return nil
   end
-  return lower_has(sites, "groin") or lower_has(sites, "inguinal")
+  local result = false
+  for _, v in ipairs(sites) do
+    local base = v:lower()
+    for _, side in ipairs({ "left ", "right ", "bilateral " }) do
+      if base:sub(1, #side) == side then
+        base = base:sub(#side + 1)
+      end
+    end
+    if base == "groin" or base == "inguinal" then
+      return true
+    elseif not RT_BASE[base] then
+      result = "possibly"
+    end
+  end
+  return result
+end
+
+local function groin_review(facts, out, label, why)
+  local irradiated = groin_irradiated(facts)
+  local lead = irradiated == true and "Prior groin radiation"
+    or irradiated == "possibly" and "A prior radiotherapy site is not one pathwise recognises and may include the groin"
+    or "Radiation history not recorded"
+  out.warn{
+    id = "groin_reirradiation_review",
+    text = lead .. ": symptomatic inguinal metastasis " .. label .. " (" .. words(why) ..
+      "); the 50 Gy in 25 fractions course is for groin not previously irradiated, so radiotherapy here needs radiation-oncology review of the prior fields.",
+    citations = cites("rt_inguinal"),
+  }
+  if irradiated == nil then
+    out.missing{
+      fact = "prior_radiation_sites",
+      why = "The 50 Gy inguinal course requires no prior groin radiation.",
+      test = "radiation treatment history review",
+      citations = cites("rt_inguinal"),
+    }
+  elseif irradiated == "possibly" then
+    out.missing{
+      fact = "prior_radiation_sites",
+      why = "A prior radiotherapy site is not in the vocabulary (pelvis, groin, inguinal, spine, ...; with left/right/bilateral): it may include the groin.",
+      test = "radiation treatment history review",
+      citations = cites("rt_inguinal"),
+    }
+  end
 end
 
 -- Returns true when palliative bone RT was proposed.
@@ -469,7 +811,12 @@ local function palliative_rt(facts, out)
   local mets = facts.metastases
   local bone_rt = false
   if mets == nil then
-    out.note("metastatic sites not recorded: no palliative radiotherapy proposed")
+    out.missing{
+      fact = "metastases",
+      why = "The metastatic sites and their symptoms are not recorded: palliative radiotherapy and bone agents depend on them.",
+      test = "imaging and clinical assessment of each metastatic site and its symptoms",
+      citations = cites("rt_selective", "seq_bone"),
+    }
     return false
   end
   local asymptomatic = {}
@@ -478,57 +825,49 @@ local function palliative_rt(facts, out)
     local spec = RT[site]
     local label = "#" .. i .. " (" .. tostring(site) .. ")"
     local path = "metastases[" .. (i - 1) .. "]" -- fact paths count from 0, as in the engine's messages
-    if spec == nil then
-      out.note("metastasis " .. label .. ": the guideline gives no radiotherapy indication for this site")
-    elseif met.symptoms == nil then
-      out.warn{
-        id = "metastasis_symptoms_unknown",
-        text = "Symptoms of metastasis " .. label .. " are not recorded: palliative radiotherapy is only for symptomatic sites.",
+    local why = {}
+    for _, v in ipairs(met.symptoms or {}) do
+      why[#why + 1] = v
+    end
+    if met.symptoms == nil then
+      out.missing{
+        fact = path .. ".symptoms",
+        why = "Symptoms of metastasis " .. label .. " are not recorded: palliative radiotherapy is only for symptomatic sites.",
+        test = "clinical assessment of the site: pain or functional impairment",
         citations = cites("rt_selective"),
       }
+    elseif #why == 0 then
+      asymptomatic[#asymptomatic + 1] = label
+      out.note("metastasis " .. label .. " is asymptomatic: no palliative radiotherapy")
+    elseif spec == nil then
+      out.warn{
+        id = "symptomatic_site_specialist_review",
+        text = "Symptomatic " .. (SITE_NAME[site] or "metastasis") .. " #" .. i .. " (" .. words(why) ..
+          "): the guideline reserves radiotherapy for skeletal and nodal sites and gives no treatment for this one; refer for specialist review (multidisciplinary team) to control the symptoms.",
+        citations = cites("seq_rt"),
+      }
+    elseif site == "inguinal_nodes" and groin_irradiated(facts) ~= false then
+      groin_review(facts, out, label, why)
     else
-      local why = present(met.symptoms, spec.symptoms)
-      if #why == 0 then
-        asymptomatic[#asymptomatic + 1] = label
-        out.note("metastasis " .. label .. " is asymptomatic: no palliative radiotherapy")
-      elseif site == "inguinal_nodes" and groin_irradiated(facts) ~= false then
-        local irradiated = groin_irradiated(facts)
-        out.warn{
-          id = "groin_reirradiation_review",
-          text = (irradiated and "Prior groin radiation" or "Radiation history not recorded") ..
-            ": symptomatic inguinal metastasis " .. label ..
-            " (" .. words(why) .. "); the 50 Gy in 25 fractions course is for groin not previously irradiated, so re-irradiation needs radiation-oncology review.",
-          citations = cites("rt_inguinal"),
-        }
-        if irradiated == nil then
-          out.missing{
-            fact = "prior_radiation_sites",
-            why = "The 50 Gy inguinal course requires no prior groin radiation.",
-            test = "radiation treatment history review",
-            citations = cites("rt_inguinal"),
-          }
-        end
+      local item = {
+        id = spec.action,
+        text = "Palliative radiotherapy to " .. SITE_NAME[site] .. " " .. label .. " for " ..
+          words(why) .. " (" .. spec.dose .. ").",
+        rationale = "Radiotherapy only for symptomatic sites: this site has " .. words(why) .. ".",
+        citations = cites(spec.sentence),
+        target = i,
+        evidence = evidence(table.unpack(spec.evidence)),
+        facts = { path .. ".site", path .. ".symptoms",
+          site == "inguinal_nodes" and "prior_radiation_sites" or nil },
+      }
+      if spec.strength == "recommended" then
+        out.recommend(item)
       else
-        local item = {
-          id = spec.action,
-          text = "Palliative radiotherapy to " .. SITE_NAME[site] .. " " .. label .. " for " ..
-            words(why) .. " (" .. spec.dose .. ").",
-          rationale = "Radiotherapy only for symptomatic sites: this site has " .. words(why) .. ".",
-          citations = cites(spec.sentence),
-          target = i,
-          evidence = evidence(table.unpack(spec.evidence)),
-          facts = { path .. ".site", path .. ".symptoms",
-            site == "inguinal_nodes" and "prior_radiation_sites" or nil },
-        }
-        if spec.strength == "recommended" then
-          out.recommend(item)
-        else
-          item.strength = spec.strength
-          out.consider(item)
-        end
-        if site == "bone" then
-          bone_rt = true
-        end
+        item.strength = spec.strength
+        out.consider(item)
+      end
+      if site == "bone" then
+        bone_rt = true
       end
     end
   end
@@ -574,12 +913,31 @@ end
 -- The rectal primary
 ------------------------------------------------------------------------
 
+-- Words about the primary that the facts support: its site, and "prior
+-- surgery and radiation" only as far as they are recorded.
+local function primary_words(facts)
+  local p = facts.primary
+  local noun = p.site == "rectum" and "rectal primary"
+    or (p.site == "colon_left" or p.site == "colon_right" or p.site == "colon") and "colon primary"
+    or "primary"
+  local done = {}
+  if p.resected == true then
+    done[#done + 1] = "surgery"
+  end
+  if p.prior_pelvic_radiation == true then
+    done[#done + 1] = "pelvic radiation"
+  end
+  local prior = #done > 0 and ("prior " .. table.concat(done, " and ")) or nil
+  return noun, prior
+end
+
 local function primary_site(facts, out)
+  local noun, prior = primary_words(facts)
   local symptoms = facts.primary.symptoms
   if symptoms == nil then
     out.warn{
       id = "primary_symptoms_unknown",
-      text = "Symptoms of the primary site are not recorded: local therapy of the primary is reserved for bleeding, obstruction or intractable pain.",
+      text = "Symptoms of the " .. noun .. " are not recorded: local therapy of the primary is reserved for bleeding, obstruction or intractable pain.",
       citations = cites("primary_sympt"),
     }
     return
@@ -588,24 +946,27 @@ local function primary_site(facts, out)
   if #why == 0 then
     out.warn{
       id = "no_locoregional_primary",
-      text = "Locoregional treatment of the primary is not indicated: the primary site is asymptomatic.",
+      text = "Locoregional treatment of the " .. noun .. " is not indicated: it is asymptomatic.",
       citations = cites("primary_not"),
     }
     return
   end
+  local rt = facts.primary.prior_pelvic_radiation == true and "repeat radiotherapy" or "radiotherapy"
   out.consider{
     id = "primary_local_therapy",
-    text = "Consider local therapy of the symptomatic primary (stoma formation, laser ablation or repeat radiotherapy) for " ..
+    text = "Consider local therapy of the symptomatic " .. noun .. " (stoma formation, laser ablation or " .. rt .. ") for " ..
       words(why) .. ".",
     rationale = "Local treatment of the primary is reserved for symptomatic complications.",
     citations = cites("primary_sympt"),
     evidence = evidence("primary_sympt", "seq_primary"),
-    facts = { "primary.symptoms" },
+    facts = { "primary.symptoms", "primary.site", "primary.prior_pelvic_radiation" },
   }
   if has(symptoms, "obstruction") then
+    local stent = facts.primary.site == "rectum" and "endorectal stenting" or "stenting"
     out.warn{
       id = "obstruction_last_resort",
-      text = "Malignant obstruction: endorectal stenting, laser ablation or palliative resection only if absolutely necessary, given prior surgery and radiation.",
+      text = "Malignant obstruction: " .. stent .. ", laser ablation or palliative resection only if absolutely necessary" ..
+        (prior and (", given " .. prior) or "") .. ".",
       citations = cites("obstruction"),
     }
   end
@@ -615,24 +976,32 @@ end
 -- What not to do
 ------------------------------------------------------------------------
 
+-- Each "do not" is a standing reminder, unless it bites for this patient:
+-- then it is a patient warning, shown before the reminders.
 local function what_not_to_do(facts, out)
   local m = facts.molecular
   local kras, nras = known(m.kras), known(m.nras)
+  local noun, prior = primary_words(facts)
 
-  out.warn{
-    id = "no_primary_surgery",
-    text = "Do not perform additional surgery on the rectal primary: it has been resected and irradiated, and metastatic disease is the dominant problem.",
-    citations = cites("not_surgery"),
-  }
+  local p = facts.primary
+  local surgery
+  if p.resected == false then
+    surgery = "Surgery on the " .. noun .. " in place is not part of this plan: metastatic disease is the dominant problem, and the primary is treated only for bleeding, obstruction or intractable pain."
+  else
+    surgery = "Do not perform additional surgery on the " .. noun .. ": metastatic disease is the dominant problem" ..
+      (prior and (" and " .. prior .. " have already been given") or "") .. "."
+  end
+  out.warn{ id = "no_primary_surgery", text = surgery, citations = cites("not_surgery"), level = "standing" }
   out.warn{
     id = "no_long_course_crt",
     text = "Do not use long-course chemoradiotherapy (50 Gy with concurrent 5-FU) in the metastatic setting: it delays systemic therapy without survival benefit.",
     citations = cites("not_crt"),
+    level = "standing",
   }
 
-  local ras
+  local ras, level = nil, "standing"
   if kras == "mutant" or nras == "mutant" then
-    ras = "RAS-mutant tumour: EGFR inhibitors (cetuximab, panitumumab) are contraindicated."
+    ras, level = "RAS-mutant tumour: EGFR inhibitors (cetuximab, panitumumab) are contraindicated.", "patient"
   elseif kras == "wild_type" and nras == "wild_type" then
     ras = "KRAS and NRAS confirmed wild type: EGFR inhibitors are an option."
   else
@@ -642,12 +1011,14 @@ local function what_not_to_do(facts, out)
     id = "no_egfr_without_ras_wt",
     text = "Do not use EGFR inhibitors without confirming RAS wild-type status. " .. ras,
     citations = cites("not_egfr"),
+    level = level,
   }
 
   local n = facts.neuropathy
   local neuro
+  level = "standing"
   if n.grade ~= nil and n.grade >= 2 and n.persistent == true then
-    neuro = "This patient has persistent grade " .. n.grade .. " neuropathy: no oxaliplatin (FOLFOX)."
+    neuro, level = "This patient has persistent grade " .. n.grade .. " neuropathy: no oxaliplatin (FOLFOX).", "patient"
   elseif n.grade == nil then
     neuro = "Neuropathy grade not recorded."
   else
@@ -658,24 +1029,27 @@ local function what_not_to_do(facts, out)
     id = "no_oxaliplatin_neuropathy",
     text = "Do not continue oxaliplatin after grade 2 or higher persistent neuropathy from prior FOLFOX. " .. neuro,
     citations = cites("not_oxali"),
+    level = level,
   }
 
   local d = facts.planned_surgery_in_days
   local surg
+  level = "standing"
   if d == nil then
     surg = "Planned surgery not recorded."
   elseif d == false then
     surg = "No surgery planned."
   elseif d <= BEV_WINDOW_DAYS then
-    surg = "Surgery is planned in " .. d .. " days: bevacizumab is withheld."
+    surg, level = "Surgery is planned in " .. d .. " days: bevacizumab is withheld.", "patient"
   else
-    surg = "Surgery is planned in " .. d ..
-      " days: no bevacizumab dose may fall within 6 weeks (42 days) of the operation."
+    surg, level = "Surgery is planned in " .. d ..
+      " days: no bevacizumab dose may fall within 6 weeks (42 days) of the operation.", "patient"
   end
   out.warn{
     id = "no_bev_near_surgery",
     text = "Do not administer bevacizumab within 6 weeks of any planned surgery (wound healing). " .. surg,
     citations = cites("not_bev"),
+    level = level,
   }
 end
 
@@ -687,6 +1061,8 @@ local function evaluate(facts, out)
   local ecog = facts.ecog
   local msi = known(facts.molecular.msi)
   local systemic = nil -- "chemo" | "ici" | nil
+  local h = history(facts)
+  local biologic = false
 
   if ecog == nil then
     out.pathway("needs_assessment", {
@@ -699,7 +1075,7 @@ local function evaluate(facts, out)
       test = "ECOG performance status assessment",
       citations = cites("ps_good", "seq_confirm"),
     }
-    order_tests(facts, out)
+    order_tests(facts, out, false)
   elseif ecog >= 3 then
     out.pathway("best_supportive_care", {
       rationale = "ECOG " .. ecog .. ": best supportive care only; aggressive chemotherapy gives no survival benefit and worsens quality of life.",
@@ -721,17 +1097,24 @@ local function evaluate(facts, out)
       rationale = "MSI-high tumour at ECOG " .. ecog .. ": an immune checkpoint inhibitor is preferred over chemotherapy.",
       citations = cites("msi"),
     })
-    checkpoint_inhibitors(out)
-    order_tests(facts, out)
+    checkpoint_inhibitors(out, h)
+    order_tests(facts, out, false)
     systemic = "ici"
   else
+    local first = h.first or { name = "FOLFOX", outcome = "progression" }
+    local ongoing = false
+    for _, g in ipairs(h.ongoing) do
+      ongoing = ongoing or g.set.irinotecan == true
+    end
     out.pathway("second_line_systemic", {
-      rationale = "Progressed through (or intolerant of) first-line FOLFOX with ECOG " .. ecog ..
-        ": start second-line FOLFIRI-based chemotherapy now.",
+      rationale = "First-line " .. first.name .. (first.outcome == "intolerance" and " was not tolerated" or " progressed") ..
+        "; ECOG " .. ecog .. ": " .. (ongoing and "second-line FOLFIRI-based chemotherapy is ongoing; continue it."
+          or "start second-line FOLFIRI-based chemotherapy now."),
       citations = cites("overview", "cornerstone", "ps_good"),
     })
-    second_line_regimens(facts, out)
-    order_tests(facts, out)
+    local folfiri_now
+    biologic, folfiri_now = second_line_regimens(facts, out, h)
+    order_tests(facts, out, folfiri_now)
     systemic = "chemo"
   end
 
@@ -749,7 +1132,7 @@ local function evaluate(facts, out)
     -- Planned surgery unknown: the C kernel itself warns to confirm none is
     -- planned within 42 days (rule bev_surgery_window), for every protocol.
   end
-  if systemic == "chemo" then
+  if systemic == "chemo" and biologic then
     out.outcome{
       text = "Median progression-free survival with second-line FOLFIRI plus biologics is approximately 5-8 months.",
       citations = cites("pfs"),
@@ -919,6 +1302,37 @@ local examples = {
     name = "not metastatic: not applicable",
     facts = index_case{ metastatic = false },
     expect = { applicable = false, not_recommend = { "FOLFIRI+bevacizumab" } },
+  },
+  {
+    name = "bone metastasis with neurological symptoms: RT recommended, not blocked (any symptom counts)",
+    facts = index_case{ metastases = { { site = "bone", symptoms = { "neurologic" } } } },
+    expect = { recommend = { "palliative_rt_bone", "zoledronic_acid" }, not_recommend = { "palliative_rt_inguinal" } },
+  },
+  {
+    name = "first-line CAPOX+bevacizumab: read as first-line oxaliplatin, second line applies",
+    facts = index_case{ prior_regimens = { { name = "CAPOX+bevacizumab", line = 1, outcome = "progression" } } },
+    expect = { applicable = true, pathway = "second_line_systemic", recommend = { "FOLFIRI+bevacizumab" } },
+  },
+  {
+    name = "an unrecognised first-line regimen: cannot tell, reported missing",
+    facts = index_case{ prior_regimens = { { name = "Lonsurf", line = 1, outcome = "progression" } } },
+    expect = { missing = { "prior_regimens" }, not_recommend = { "FOLFIRI+bevacizumab" } },
+  },
+  {
+    name = "FOLFIRI already progressed: not applicable, FOLFIRI not recommended again",
+    facts = index_case{ prior_regimens = { { name = "FOLFOX", line = 1, outcome = "progression" },
+      { name = "FOLFIRI", outcome = "progression" } } },
+    expect = { applicable = false, not_recommend = { "FOLFIRI+bevacizumab", "FOLFIRI" } },
+  },
+  {
+    name = "surgery in 30 days with RAS unknown: no biologic, so no 'plus biologics' outcome",
+    facts = index_case{ planned_surgery_in_days = 30 },
+    expect = { recommend = { "FOLFIRI" }, not_recommend = { "FOLFIRI+bevacizumab" } },
+  },
+  {
+    name = "prior radiation to 'left groin': no 50 Gy inguinal course",
+    facts = index_case{ metastases = { { site = "inguinal_nodes", symptoms = { "pain" } } }, prior_radiation_sites = { "left groin" } },
+    expect = { not_recommend = { "palliative_rt_inguinal" } },
   },
   {
     name = "metastatic status unknown: missing",

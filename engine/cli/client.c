@@ -20,6 +20,7 @@
 
 #include "command.h"
 #include "engine.h"
+#include "file.h"
 #include "rpc.h"
 #include "server.h"
 
@@ -197,144 +198,138 @@ static int show(const char *line, size_t n, const char *what, const copts *o, in
   return 0;
 }
 
-int pw_client_main(int argc, char **argv) {
+/* Parse the options into o; -1 to go on, else the exit code. */
+static int client_options(int argc, char **argv, copts *o) {
   static const struct option lo[] = {
     {"socket", required_argument, 0, 's'}, {"method", required_argument, 0, 'm'},
     {"params", required_argument, 0, 'P'}, {"protocol", required_argument, 0, 'p'},
-    {"format", required_argument, 0, 'f'}, {"trace", no_argument, 0, 't'},
+    PW_OPT_LONG_FORMAT, {"trace", no_argument, 0, 't'},
     {"orders", required_argument, 0, 'o'}, {"raw", no_argument, 0, 'r'},
     {"timeout", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-  copts o;
-  memset(&o, 0, sizeof o);
-  o.timeout_s = 30;
-  o.socket = getenv("PATHWISE_SOCKET");
+  memset(o, 0, sizeof *o);
+  o->timeout_s = 30;
+  o->socket = getenv("PATHWISE_SOCKET");
   optind = 1;
   opterr = 0;
   int c;
   while ((c = getopt_long(argc, argv, "s:m:p:f:to:rh", lo, NULL)) != -1) {
     switch (c) {
-      case 's': o.socket = optarg; break;
-      case 'm': o.method = optarg; break;
-      case 'P': o.params = optarg; break;
-      case 'p': o.protocol = optarg; break;
-      case 'f':
-        if (strcmp(optarg, "json") && strcmp(optarg, "text"))
-          return cl_usage("--format takes json or text, got '%s'", optarg);
-        o.format = optarg;
+      case 's': o->socket = optarg; break;
+      case 'm': o->method = optarg; break;
+      case 'P': o->params = optarg; break;
+      case 'p': o->protocol = optarg; break;
+      case PW_OPT_FORMAT: {   /* the shared flag; -p here is a loaded protocol's id */
+        char msg[200];
+        pw_cmd_opts shared;
+        memset(&shared, 0, sizeof shared);
+        if (pw_cmd_option(c, optarg, &shared, msg, sizeof msg) < 0) return cl_usage("%s", msg);
+        o->format = shared.format;
         break;
-      case 't': o.trace = 1; break;
-      case 'o': o.orders = optarg; break;
-      case 'r': o.raw = 1; break;
+      }
+      case 't': o->trace = 1; break;
+      case 'o': o->orders = optarg; break;
+      case 'r': o->raw = 1; break;
       case 'T': {
         long long v = pw_cmd_number(optarg);
-        if (v < 1 || v > 86400) return cl_usage("--timeout takes seconds (1..86400), got '%s'", optarg);
-        o.timeout_s = (int)v;
+        if (v < 1 || v > 86400)
+          return cl_usage("--timeout takes seconds (1..86400), got '%s'", optarg);
+        o->timeout_s = (int)v;
         break;
       }
       case 'h': fputs(usage_client, stdout); return PW_EX_OK;
       default: return cl_usage("unknown or incomplete option '%s'", argv[optind - 1]);
     }
   }
-  if (!o.socket) return cl_usage("%s", "--socket PATH is required");
-  if (o.orders && o.method && strcmp(o.method, "check_orders"))
-    return cl_usage("--orders goes with the method check_orders, not '%s'", o.method);
-  if (o.orders && !o.method) o.method = "check_orders";
-  int nofacts = o.method && strcmp(o.method, "evaluate") && strcmp(o.method, "check_orders");
-  int nfiles = argc - optind;
-  if (nofacts && nfiles) return cl_usage("--method %s takes no file", o.method);
+  if (!o->socket) return cl_usage("%s", "--socket PATH is required");
+  if (o->orders && o->method && strcmp(o->method, "check_orders"))
+    return cl_usage("--orders goes with the method check_orders, not '%s'", o->method);
+  if (o->orders && !o->method) o->method = "check_orders";
+  return -1;
+}
 
-  /* the requests */
-  pw_buf out = {0}, in = {0};
-  int nreq = 0, raw = o.raw;
-  char **names = NULL;
-  if (nofacts) {
-    pw_buf_addf(&out, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":");
-    pw_buf_json_str(&out, o.method);
-    if (o.params) {
-      pw_buf_adds(&out, ",\"params\":");
-      add_one_line(&out, o.params, strlen(o.params));
+/* The request line of a method without facts (--method health ...). */
+static void method_request(const copts *o, pw_buf *out) {
+  pw_buf_addf(out, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":");
+  pw_buf_json_str(out, o->method);
+  if (o->params) {
+    pw_buf_adds(out, ",\"params\":");
+    add_one_line(out, o->params, strlen(o->params));
+  }
+  pw_buf_adds(out, "}\n");
+}
+
+static int is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+/* The request line evaluating (or checking orders against) the facts in
+** b, with id. */
+static void facts_request(const copts *o, int id, const pw_buf *b, pw_buf *out) {
+  pw_buf_addf(out, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"%s\",\"params\":{", id,
+              o->orders ? "check_orders" : "evaluate");
+  if (o->protocol) {
+    pw_buf_adds(out, "\"protocol\":");
+    pw_buf_json_str(out, o->protocol);
+    pw_buf_adds(out, ",");
+  }
+  if (o->format && !o->orders) pw_buf_addf(out, "\"format\":\"%s\",", o->format);
+  if (o->trace && !o->orders) pw_buf_adds(out, "\"trace\":true,");
+  if (o->orders) {
+    pw_buf_adds(out, "\"orders\":[");
+    char *copy = strdup(o->orders), *save = NULL;
+    int k = 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+      if (k++) pw_buf_add(out, ",", 1);
+      pw_buf_json_str(out, t);
     }
-    pw_buf_adds(&out, "}\n");
-    nreq = 1;
-    names = calloc(1, sizeof *names);
-    if (!names) return PW_EX_SOFTWARE;
-    names[0] = (char *)o.method;
-  } else {
-    const char *stdin_only[] = {"-"};
-    const char *const *files = nfiles ? (const char *const *)argv + optind : stdin_only;
-    int nf = nfiles ? nfiles : 1;
-    names = calloc((size_t)nf, sizeof *names);
-    if (!names) return PW_EX_SOFTWARE;
-    for (int i = 0; i < nf; i++) {
-      pw_buf b = {0};
-      if (pw_cmd_read(files[i], &b) != 0) {
-        fprintf(stderr, "pathwise client: %s: %s\n", files[i], strerror(errno));
-        pw_buf_free(&b);
-        pw_buf_free(&out);
-        free(names);
-        return PW_EX_NOINPUT;
-      }
-      if (raw || (!o.method && !o.protocol && !o.format && !o.trace && looks_raw(&b))) {
-        raw = 1;
-        pw_buf_add(&out, b.data, b.len);
-        if (b.len && b.data[b.len - 1] != '\n') pw_buf_add(&out, "\n", 1);
-        pw_buf_free(&b);
-        continue;
-      }
-      names[nreq++] = (char *)files[i];
-      pw_buf_addf(&out, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"%s\",\"params\":{", nreq,
-                  o.orders ? "check_orders" : "evaluate");
-      if (o.protocol) {
-        pw_buf_adds(&out, "\"protocol\":");
-        pw_buf_json_str(&out, o.protocol);
-        pw_buf_adds(&out, ",");
-      }
-      if (o.format && !o.orders) pw_buf_addf(&out, "\"format\":\"%s\",", o.format);
-      if (o.trace && !o.orders) pw_buf_adds(&out, "\"trace\":true,");
-      if (o.orders) {
-        pw_buf_adds(&out, "\"orders\":[");
-        char *copy = strdup(o.orders), *save = NULL;
-        int k = 0;
-        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-          if (k++) pw_buf_add(&out, ",", 1);
-          pw_buf_json_str(&out, t);
-        }
-        free(copy);
-        pw_buf_adds(&out, "],");
-      }
-      pw_buf_adds(&out, "\"facts\":");
-      size_t s0 = 0, s1 = b.len;
-      while (s0 < s1 && (b.data[s0] == ' ' || b.data[s0] == '\n' || b.data[s0] == '\r' || b.data[s0] == '\t')) s0++;
-      while (s1 > s0 && (b.data[s1 - 1] == ' ' || b.data[s1 - 1] == '\n' || b.data[s1 - 1] == '\r' || b.data[s1 - 1] == '\t')) s1--;
-      if (s1 == s0) pw_buf_adds(&out, "null");
-      else add_one_line(&out, b.data + s0, s1 - s0);
-      pw_buf_adds(&out, "}}\n");
+    free(copy);
+    pw_buf_adds(out, "],");
+  }
+  pw_buf_adds(out, "\"facts\":");
+  size_t s0 = 0, s1 = b->len;
+  while (s0 < s1 && is_space(b->data[s0])) s0++;
+  while (s1 > s0 && is_space(b->data[s1 - 1])) s1--;
+  if (s1 == s0) pw_buf_adds(out, "null");
+  else add_one_line(out, b->data + s0, s1 - s0);
+  pw_buf_adds(out, "}}\n");
+}
+
+/* The requests, one per file (stdin with none); a file of JSON-RPC lines
+** is sent as it is and makes the whole exchange raw. names[i] is what
+** request id i+1 came from. Returns 0 or an exit code. */
+static int file_requests(const copts *o, const char *const *files, int nf, pw_buf *out,
+                         char **names, int *nreq, int *raw) {
+  for (int i = 0; i < nf; i++) {
+    pw_buf b = {0};
+    if (pw_cmd_read(files[i], &b) != 0) {
+      fprintf(stderr, "pathwise client: %s: %s\n", files[i], pw_file_why(errno));
       pw_buf_free(&b);
+      return PW_EX_NOINPUT;
     }
+    if (*raw || (!o->method && !o->protocol && !o->format && !o->trace && looks_raw(&b))) {
+      *raw = 1;
+      pw_buf_add(out, b.data, b.len);
+      if (b.len && b.data[b.len - 1] != '\n') pw_buf_add(out, "\n", 1);
+    } else {
+      names[(*nreq)++] = (char *)files[i];
+      facts_request(o, *nreq, &b, out);
+    }
+    pw_buf_free(&b);
   }
+  return 0;
+}
 
-  int fd = cl_connect(o.socket);
-  if (fd < 0) {
-    pw_buf_free(&out);
-    free(names);
-    return PW_EX_UNAVAILABLE;
-  }
-  int rc = exchange(fd, &out, &in, o.timeout_s);
-  close(fd);
-  pw_buf_free(&out);
-  if (rc != 0) {
-    pw_buf_free(&in);
-    free(names);
-    return PW_EX_IOERR;
-  }
-
-  /* the answers */
+/* Print the answers in request order (raw: every line as it came); the
+** exit code of the first failure, else 0. */
+static int print_answers(const copts *o, const pw_buf *in, int raw, char **names, int nreq) {
   int code = 0;
-  int text = o.format && strcmp(o.format, "text") == 0;
+  int text = o->format && strcmp(o->format, "text") == 0;
   char **lines = calloc((size_t)nreq + 1, sizeof *lines);
   size_t *lens = calloc((size_t)nreq + 1, sizeof *lens);
-  if (!lines || !lens) return PW_EX_SOFTWARE;
-  const char *p = in.data, *end = in.data + in.len;
+  if (!lines || !lens) {
+    free(lines);
+    free(lens);
+    return PW_EX_SOFTWARE;
+  }
+  const char *p = in->data, *end = in->data + in->len;
   while (p && p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -350,7 +345,7 @@ int pw_client_main(int argc, char **argv) {
         lines[id - 1] = (char *)p;
         lens[id - 1] = n;
       } else {   /* an error for no request in particular (limits) */
-        int e = show(p, n, o.socket, &o, 0);
+        int e = show(p, n, o->socket, o, 0);
         if (e && !code) code = e;
       }
     }
@@ -363,13 +358,44 @@ int pw_client_main(int argc, char **argv) {
       if (!code) code = PW_EX_IOERR;
       continue;
     }
-    int e = show(lines[i], lens[i], names[i], &o, text);
+    int e = show(lines[i], lens[i], names[i], o, text);
     if (e && !code) code = e;
   }
   if (fflush(stdout) != 0 && !code) code = PW_EX_IOERR;
   free(lines);
   free(lens);
-  free(names);
-  pw_buf_free(&in);
   return code;
+}
+
+int pw_client_main(int argc, char **argv) {
+  copts o;
+  int rc = client_options(argc, argv, &o);
+  if (rc >= 0) return rc;
+  int nofacts = o.method && strcmp(o.method, "evaluate") && strcmp(o.method, "check_orders");
+  int nfiles = argc - optind;
+  if (nofacts && nfiles) return cl_usage("--method %s takes no file", o.method);
+
+  pw_buf out = {0}, in = {0};
+  int nreq = 0, raw = o.raw;
+  const char *stdin_only[] = {"-"};
+  const char *const *files = nfiles ? (const char *const *)argv + optind : stdin_only;
+  int nf = nfiles ? nfiles : 1;
+  char **names = calloc((size_t)nf, sizeof *names);
+  if (!names) return PW_EX_SOFTWARE;
+  if (nofacts) {
+    method_request(&o, &out);
+    names[nreq++] = (char *)o.method;
+  } else if ((rc = file_requests(&o, files, nf, &out, names, &nreq, &raw)) != 0) {
+    pw_buf_free(&out);
+    free(names);
+    return rc;
+  }
+  int fd = cl_connect(o.socket);
+  rc = fd < 0 ? PW_EX_UNAVAILABLE : exchange(fd, &out, &in, o.timeout_s) ? PW_EX_IOERR : 0;
+  if (fd >= 0) close(fd);
+  pw_buf_free(&out);
+  if (rc == 0) rc = print_answers(&o, &in, raw, names, nreq);
+  pw_buf_free(&in);
+  free(names);
+  return rc;
 }

@@ -535,16 +535,22 @@ void pw_adapter_splice(pw_buf *res, const pw_adapter_output *o) {
 
 int pw_adapter_is_fhir(lua_State *L, int idx, char *err, size_t errlen) {
   if (lua_type(L, idx) != LUA_TTABLE) return 0;
-  lua_pushliteral(L, "resourceType");
-  lua_rawget(L, idx);
-  int is = lua_type(L, -1) == LUA_TSTRING;
-  if (is) {
-    size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
-    snprintf(err, errlen, "resourceType '%.60s': this is a FHIR document, not patient facts "
-             "(use --from fhir, or the server's evaluate_fhir method)",
-             pw_utf8_valid(s, n) && strlen(s) == n ? s : "?");
+  idx = lua_absindex(L, idx);
+  int is = 0;
+  lua_pushnil(L);   /* lua_next, not lua_pushstring: no allocation outside a protected call */
+  while (!is && lua_next(L, idx)) {
+    size_t kn, n;
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kn) : NULL;
+    if (k && kn == 12 && memcmp(k, "resourceType", 12) == 0 && lua_type(L, -1) == LUA_TSTRING) {
+      const char *s = lua_tolstring(L, -1, &n);
+      snprintf(err, errlen, "resourceType '%.60s': this is a FHIR document, not patient facts "
+               "(use --from fhir, or the server's evaluate_fhir method)",
+               pw_utf8_valid(s, n) && strlen(s) == n ? s : "?");
+      is = 1;
+      lua_pop(L, 2);
+      break;
+    }
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
   return is;
 }

@@ -34,10 +34,10 @@ static pw_engine *engine_of(lua_State *L) {
 ** one is a copy where lua_pushstring would hash and compare each time. */
 enum {
   F_ID, F_TEXT, F_RATIONALE, F_EVIDENCE, F_GROUP, F_STRENGTH, F_CITATIONS, F_PREFERRED,
-  F_TARGET, F_FACTS, F_FACT, F_WHY, F_ORDER, F_TEST, F_RULE, F_REASON, NFIELDS};
+  F_TARGET, F_FACTS, F_FACT, F_WHY, F_ORDER, F_TEST, F_RULE, F_REASON, F_LEVEL, NFIELDS};
 static const char *const field_names[NFIELDS] = {
   "id", "text", "rationale", "evidence", "group", "strength", "citations", "preferred",
-  "target", "facts", "fact", "why", "order", "test", "rule", "reason"};
+  "target", "facts", "fact", "why", "order", "test", "rule", "reason", "level"};
 
 static void push_field(lua_State *L, int f) {
   lua_pushvalue(L, lua_upvalueindex(2 + f));
@@ -238,6 +238,13 @@ static int build_note(lua_State *L, int which, const char *fn, int id_required) 
   luaL_checktype(L, 1, LUA_TTABLE);
   const char *id = arg_str(L, e, fn, F_ID, id_required);
   const char *text = arg_str(L, e, fn, F_TEXT, 1);
+  /* a warning's level: urgent first, this patient's, or a standing reminder */
+  const char *level = which == PW_NOTE_WARN ? arg_str(L, e, fn, F_LEVEL, 0) : NULL;
+  pw_level lv = PW_LEVEL_PATIENT;
+  if (level && !strcmp(level, "urgent")) lv = PW_LEVEL_URGENT;
+  else if (level && !strcmp(level, "standing")) lv = PW_LEVEL_STANDING;
+  else if (level && strcmp(level, "patient"))
+    luaL_error(L, "out.%s: level must be \"urgent\", \"patient\" or \"standing\"", fn);
   arg_cites(L, e, fn, which != PW_NOTE_WARN || !e->in_plugin, &c);
   if (id && which == PW_NOTE_FOLLOWUP) {
     uint32_t ag;
@@ -255,6 +262,7 @@ static int build_note(lua_State *L, int which, const char *fn, int id_required) 
   n->text = text;
   n->cites = c;
   n->line = script_line(L);
+  n->level = lv;
   n->source = e->in_plugin ? PW_SRC_PLUGIN : PW_SRC_PROTOCOL;
   return 0;
 }

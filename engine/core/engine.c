@@ -112,14 +112,35 @@ pw_status pw_engine_decode(pw_engine *e, const char *json, size_t len, pw_gate_i
 }
 
 
+/* Push the facts view (and, for plugins, the items) inside a protected
+** call: each allocates, and an allocation failure outside a protected call
+** would reach the panic handler. Returns PW_OK or PW_EMEMORY with nothing pushed. */
+static int push_args_p(lua_State *L) {
+  pw_engine *e = lua_touserdata(L, 1);
+  int items = lua_toboolean(L, 2);
+  lua_settop(L, 0);
+  pw_facts_push_view(L, &e->facts, &e->gen);
+  if (items) pw_builder_push_items(L, &e->res);
+  return items ? 2 : 1;
+}
+
+static pw_status push_args(pw_engine *e, int items, pw_error *err) {
+  lua_State *L = e->sb.L;
+  lua_pushcfunction(L, push_args_p);
+  lua_pushlightuserdata(L, e);
+  lua_pushboolean(L, items);
+  if (lua_pcall(L, 2, items ? 2 : 1, 0) == LUA_OK) return PW_OK;
+  lua_pop(L, 1);
+  return pw_error_set(err, PW_EMEMORY, "out of memory preparing the facts for the protocol");
+}
+
 static pw_status run_plugins(pw_engine *e, uint64_t *left, pw_error *err) {
   lua_State *L = e->sb.L;
   char msg[480];
   for (int i = 0; i < e->nplugins; i++) {
     e->cur_plugin = &e->plugins[i];
     lua_rawgeti(L, LUA_REGISTRYINDEX, e->plugins[i].check_ref);
-    pw_facts_push_view(L, &e->facts, &e->gen);
-    pw_builder_push_items(L, &e->res);
+    if (push_args(e, 1, err) != PW_OK) { lua_pop(L, 1); return PW_EMEMORY; }
     lua_rawgeti(L, LUA_REGISTRYINDEX, e->pout_ref);
     e->in_plugin = 1;
     int rc = pw_sandbox_pcall(&e->sb, 3, 0, *left, msg, sizeof msg);
@@ -135,7 +156,7 @@ static pw_status run_protocol(pw_engine *e, uint64_t *left, pw_error *err) {
   lua_State *L = e->sb.L;
   char msg[480];
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->applies_ref);
-  pw_facts_push_view(L, &e->facts, &e->gen);
+  if (push_args(e, 0, err) != PW_OK) { lua_pop(L, 1); return PW_EMEMORY; }
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->out_ref);
   int rc = pw_sandbox_pcall(&e->sb, 2, 2, *left, msg, sizeof msg);
   *left -= e->sb.spent < *left ? e->sb.spent : *left;
@@ -163,7 +184,7 @@ static pw_status run_protocol(pw_engine *e, uint64_t *left, pw_error *err) {
   pw_builder_trace(e, 0, NULL, "applies returned %s%s", e->res.applicable < 0 ? "nil (cannot tell)" : e->res.applicable ? "true" : "false", "");
   if (e->res.applicable != 1) return PW_OK;
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->evaluate_ref);
-  pw_facts_push_view(L, &e->facts, &e->gen);
+  if (push_args(e, 0, err) != PW_OK) { lua_pop(L, 1); return PW_EMEMORY; }
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->out_ref);
   rc = pw_sandbox_pcall(&e->sb, 2, 1, *left, msg, sizeof msg);
   *left -= e->sb.spent < *left ? e->sb.spent : *left;

@@ -293,6 +293,7 @@ void pw_rules_json(pw_buf *out) {
     for (int c = 0; c < r->cites.n; c++) pw_jsonw_int(&w, r->cites.v[c]);
     pw_jsonw_end_array(&w);
     pw_jsonw_field_str(&w, "guideline", r->guideline);
+    pw_jsonw_field_str(&w, "beyond_guideline", r->beyond);
     pw_jsonw_end_object(&w);
   }
   pw_jsonw_end_array(&w);
@@ -303,8 +304,10 @@ void pw_rules_text(pw_buf *out) {
     const pw_rule_info *r = pw_safety_rule(i);
     pw_buf_addf(out, "%-36s [", r->id);
     for (int c = 0; c < r->cites.n; c++) pw_buf_addf(out, c ? ", %d" : "%d", r->cites.v[c]);
-    pw_buf_addf(out, "]\n    %s\n    applies to: %s\n    guideline: \"%s\"\n", r->statement, r->applies_to,
-                r->guideline);
+    if (r->beyond) pw_buf_adds(out, "beyond the guideline");
+    pw_buf_addf(out, "]\n    %s\n    applies to: %s\n", r->statement, r->applies_to);
+    if (r->guideline) pw_buf_addf(out, "    guideline: \"%s\"\n", r->guideline);
+    if (r->beyond) pw_buf_addf(out, "    source (beyond the guideline): %s\n", r->beyond);
   }
 }
 

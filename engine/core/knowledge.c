@@ -21,11 +21,17 @@ static const pw_agent_info agents[PW_AG_COUNT] = {
   {"nivolumab", "nivolumab", PW_CLS_PD1_INHIBITOR},
   {"zoledronic_acid", "zoledronic acid", PW_CLS_BONE_AGENT},
   {"denosumab", "denosumab", PW_CLS_BONE_AGENT},
+  {"capecitabine", "capecitabine", PW_CLS_CYTOTOXIC},
 };
 
 static const pw_regimen_info regimens[] = {
   {"FOLFIRI", "FOLFIRI (5-FU/leucovorin/irinotecan)", B(FLUOROURACIL) | B(LEUCOVORIN) | B(IRINOTECAN)},
   {"FOLFOX", "FOLFOX (5-FU/leucovorin/oxaliplatin)", B(FLUOROURACIL) | B(LEUCOVORIN) | B(OXALIPLATIN)},
+  /* oxaliplatin-based like FOLFOX, with oral capecitabine for 5-FU; not FOLFOX by name */
+  {"CAPOX", "CAPOX (capecitabine/oxaliplatin)", B(CAPECITABINE) | B(OXALIPLATIN)},
+  {"XELOX", "XELOX (capecitabine/oxaliplatin, the same as CAPOX)", B(CAPECITABINE) | B(OXALIPLATIN)},
+  {"FOLFOXIRI", "FOLFOXIRI (5-FU/leucovorin/oxaliplatin/irinotecan)",
+   B(FLUOROURACIL) | B(LEUCOVORIN) | B(OXALIPLATIN) | B(IRINOTECAN)},
 };
 #define NREGIMENS (int)(sizeof regimens / sizeof regimens[0])
 
@@ -131,4 +137,65 @@ int pw_knowledge_resolve(const char *id, uint32_t *agents_out, int *action,
   if (parts > 0) *kind = PW_KIND_COMBINATION;
   *agents_out = all;
   return 0;
+}
+
+/* ---- prior regimens as written in a history ---- */
+
+static int ieq(const char *s, size_t n, const char *lit) {
+  size_t m = strlen(lit);
+  if (m != n) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (c >= 'a' && c <= 'z') c = (char)(c - 'a' + 'A');
+    char d = lit[i];
+    if (d >= 'a' && d <= 'z') d = (char)(d - 'a' + 'A');
+    if (c != d) return 0;
+  }
+  return 1;
+}
+
+/* mFOLFOX6, FOLFOX4, FOLFOX7...: "M"? "FOLFOX" digits* */
+static int folfox_variant(const char *s, size_t n) {
+  size_t i = 0;
+  if (n && (s[0] == 'm' || s[0] == 'M')) i = 1;
+  if (n - i < 6 || !ieq(s + i, 6, "FOLFOX")) return 0;
+  for (i += 6; i < n; i++)
+    if (s[i] < '0' || s[i] > '9') return 0;
+  return 1;
+}
+
+static int prior_part(const char *s, size_t n, uint32_t *ag) {
+  static const struct { const char *alias, *id; } aliases[] = {
+    {"CAPEOX", "CAPOX"}, {"5-FU", "fluorouracil"}, {"5FU", "fluorouracil"}, {"FU", "fluorouracil"},
+    {"LV", "leucovorin"}, {"folinic acid", "leucovorin"}};
+  if (folfox_variant(s, n)) { *ag = regimens[1].agents; return 0; }
+  for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+    if (ieq(s, n, aliases[i].alias)) { s = aliases[i].id; n = strlen(s); break; }
+  for (int i = 0; i < PW_AG_COUNT; i++)
+    if (ieq(s, n, agents[i].id)) { *ag = PW_AGENT_BIT(i); return 0; }
+  for (int i = 0; i < NREGIMENS; i++)
+    if (ieq(s, n, regimens[i].id)) { *ag = regimens[i].agents; return 0; }
+  return -1;
+}
+
+int pw_knowledge_prior_regimen(const char *name, uint32_t *agents_out) {
+  uint32_t all = 0;
+  for (const char *p = name;;) {
+    const char *plus = strchr(p, '+');
+    size_t n = plus ? (size_t)(plus - p) : strlen(p);
+    while (n && p[0] == ' ') { p++; n--; }
+    while (n && p[n - 1] == ' ') n--;
+    uint32_t ag;
+    if (n == 0 || prior_part(p, n, &ag)) return -1;
+    all |= ag;
+    if (!plus) break;
+    p = plus + 1;
+  }
+  *agents_out = all;
+  return 0;
+}
+
+uint32_t pw_knowledge_active(uint32_t a) {
+  if (a & B(CAPECITABINE)) a = (a & ~B(CAPECITABINE)) | B(FLUOROURACIL);
+  return a & ~B(LEUCOVORIN);
 }

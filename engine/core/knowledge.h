@@ -15,7 +15,7 @@ typedef enum {
   PW_AG_FLUOROURACIL, PW_AG_LEUCOVORIN, PW_AG_IRINOTECAN, PW_AG_OXALIPLATIN,
   PW_AG_BEVACIZUMAB, PW_AG_CETUXIMAB, PW_AG_PANITUMUMAB, PW_AG_ENCORAFENIB,
   PW_AG_PEMBROLIZUMAB, PW_AG_NIVOLUMAB, PW_AG_ZOLEDRONIC_ACID, PW_AG_DENOSUMAB,
-  PW_AG_COUNT
+  PW_AG_CAPECITABINE, PW_AG_COUNT
 } pw_agent;
 
 typedef enum {
@@ -55,5 +55,17 @@ int pw_knowledge_resolve(const char *id, uint32_t *agents, int *action,
                          pw_kind *kind, char *err, size_t errlen);
 
 const char *pw_knowledge_kind_name(pw_kind k);
+
+/* A prior regimen's name as clinicians write it (facts.prior_regimens[].name):
+** case-insensitive, mFOLFOX6/FOLFOX4/FOLFOX6 read as FOLFOX, CAPEOX as CAPOX,
+** 5-FU as fluorouracil, parts joined by '+'. Returns 0 and the agents, or -1
+** when a part is not known (the name is kept verbatim; the kernel then
+** cannot tell what it contained). */
+int pw_knowledge_prior_regimen(const char *name, uint32_t *agents);
+
+/* The drugs that decide whether a regimen was "the same" one again: the
+** agents with capecitabine counted as fluorouracil (both fluoropyrimidines)
+** and leucovorin (a modulator of fluorouracil) left out. */
+uint32_t pw_knowledge_active(uint32_t agents);
 
 #endif

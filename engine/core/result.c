@@ -130,6 +130,15 @@ static void j_recommendation(pw_jsonw *w, const pw_item *it, int tracing) {
   pw_jsonw_end_object(w);
 }
 
+const char *pw_level_name(pw_level l) {
+  static const char *names[] = {"patient", "urgent", "standing"};
+  return l <= PW_LEVEL_STANDING ? names[l] : "patient";
+}
+
+/* Warnings are written urgent first, then patient-specific, then the
+** standing reminders; within a level, in the order they were made. */
+static const pw_level level_order[] = {PW_LEVEL_URGENT, PW_LEVEL_PATIENT, PW_LEVEL_STANDING};
+
 static void j_blocked(pw_jsonw *w, const pw_item *it, int tracing) {
   pw_jsonw_begin_object(w);
   pw_jsonw_field_str(w, "id", it->id);
@@ -140,6 +149,7 @@ static void j_blocked(pw_jsonw *w, const pw_item *it, int tracing) {
   j_cites(w, "citations", &it->rule_cites);
   if (it->text) pw_jsonw_field_str(w, "text", it->text);
   if (it->line) pw_jsonw_field_int(w, "line", it->line);
+  if (it->rule_beyond) pw_jsonw_field_str(w, "beyond_guideline", it->rule_beyond);
   if (tracing && it->rule_evidence) pw_jsonw_field_str(w, "evidence", it->rule_evidence);
   pw_jsonw_end_object(w);
 }
@@ -155,17 +165,30 @@ static void j_missing(pw_jsonw *w, const pw_missing *m) {
   pw_jsonw_end_object(w);
 }
 
+static void j_note(pw_jsonw *w, const pw_note *n, int with_id, int is_warning) {
+  pw_jsonw_begin_object(w);
+  if (with_id) pw_jsonw_field_str(w, "id", n->id);
+  pw_jsonw_field_str(w, "text", n->text);
+  j_cites(w, "citations", &n->cites);
+  if (with_id) pw_jsonw_field_str(w, "source", source_name(n->source));
+  if (is_warning) pw_jsonw_field_str(w, "level", pw_level_name(n->level));
+  if (n->beyond) pw_jsonw_field_str(w, "beyond_guideline", n->beyond);
+  pw_jsonw_end_object(w);
+}
+
 static void j_notes(pw_jsonw *w, const char *key, const pw_note *v, int n, int with_id) {
   pw_jsonw_key(w, key);
   pw_jsonw_begin_array(w);
-  for (int i = 0; i < n; i++) {
-    pw_jsonw_begin_object(w);
-    if (with_id) pw_jsonw_field_str(w, "id", v[i].id);
-    pw_jsonw_field_str(w, "text", v[i].text);
-    j_cites(w, "citations", &v[i].cites);
-    if (with_id) pw_jsonw_field_str(w, "source", source_name(v[i].source));
-    pw_jsonw_end_object(w);
-  }
+  for (int i = 0; i < n; i++) j_note(w, &v[i], with_id, 0);
+  pw_jsonw_end_array(w);
+}
+
+static void j_warnings(pw_jsonw *w, const pw_note *v, int n) {
+  pw_jsonw_key(w, "warnings");
+  pw_jsonw_begin_array(w);
+  for (size_t l = 0; l < sizeof level_order / sizeof level_order[0]; l++)
+    for (int i = 0; i < n; i++)
+      if (v[i].level == level_order[l]) j_note(w, &v[i], 1, 1);
   pw_jsonw_end_array(w);
 }
 
@@ -246,7 +269,8 @@ static void j_orders(pw_jsonw *w, const pw_result *r) {
     pw_jsonw_begin_object(w);
     pw_jsonw_field_str(w, "id", it->id);
     j_agents(w, it->agents);
-    pw_jsonw_field_str(w, "status", it->blocked ? "blocked" : "allowed");
+    /* not "allowed": passing the rules is not an approval */
+    pw_jsonw_field_str(w, "status", it->blocked ? "blocked" : "no_rule_violated");
     pw_jsonw_end_object(w);
   }
   pw_jsonw_end_array(w);
@@ -286,7 +310,7 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
   pw_jsonw_begin_array(&w);
   for (int i = 0; i < r->missing.n; i++) j_missing(&w, &r->missing.v[i]);
   pw_jsonw_end_array(&w);
-  j_notes(&w, "warnings", r->warnings.v, r->warnings.n, 1);
+  j_warnings(&w, r->warnings.v, r->warnings.n);
   j_notes(&w, "followup", r->followup.v, r->followup.n, 1);
   j_notes(&w, "outcomes", r->outcomes.v, r->outcomes.n, 0);
   j_alternatives(&w, r);
@@ -308,18 +332,49 @@ static void t_section(pw_buf *b, const char *title, int n) {
   pw_buf_addf(b, "\n%s%s\n", title, n ? "" : ": none");
 }
 
-void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
-  int nrec = pw_result_n_recommended(r), nblk = pw_result_n_blocked(r);
+static int t_count_level(const pw_result *r, pw_level l) {
+  int n = 0;
+  for (int i = 0; i < r->warnings.n; i++) n += r->warnings.v[i].level == l;
+  return n;
+}
+
+/* A guideline item shows its citations; one beyond the guideline says so,
+** and names its source on the next line. */
+static void t_basis(pw_buf *b, const pw_cites *c, const char *beyond, const char *indent) {
+  if (!beyond) { t_cites(b, c); return; }
+  pw_buf_addf(b, " [beyond the guideline]\n%sSource: %s", indent, beyond);
+}
+
+static void t_warnings(pw_buf *b, const pw_result *r, pw_level l, const char *title, const char *bullet) {
+  int n = t_count_level(r, l);
+  if (l == PW_LEVEL_URGENT && !n) return;   /* said only when there is one */
+  t_section(b, title, n);
+  for (int i = 0; i < r->warnings.n; i++) {
+    const pw_note *w = &r->warnings.v[i];
+    if (w->level != l) continue;
+    pw_buf_addf(b, "  %s %s", bullet, w->text);
+    t_basis(b, &w->cites, w->beyond, "    ");
+    ADDL(b, "\n");
+  }
+}
+
+/* The head: who, and whether and how the protocol applies; an urgent
+** warning comes right after the patient, before anything else. */
+static void t_head(pw_buf *b, const pw_result *r, const pw_protocol_info *p) {
   pw_buf_addf(b, "pathwise %s | protocol %s %s (sha256 %.12s)\n", PW_VERSION, p->id, p->version, p->sha256);
   pw_buf_addf(b, "Patient: %s\n", r->patient_id ? r->patient_id : "(no id)");
+  t_warnings(b, r, PW_LEVEL_URGENT, "URGENT", "!!");
+  if (t_count_level(r, PW_LEVEL_URGENT)) ADDL(b, "\n");
   pw_buf_addf(b, "Protocol applies: %s", r->applicable < 0 ? "cannot tell yet" : r->applicable ? "yes" : "no");
   if (r->applicability) pw_buf_addf(b, " (%s)", r->applicability);
   pw_buf_addf(b, "\nPathway: %s", r->pathway ? r->pathway : "none");
   t_cites(b, &r->pathway_cites);
   if (r->pathway_rationale) pw_buf_addf(b, "\n  %s", r->pathway_rationale);
   ADDL(b, "\n");
+}
 
-  t_section(b, "RECOMMENDATIONS", nrec);
+static void t_recommendations(pw_buf *b, const pw_result *r) {
+  t_section(b, "RECOMMENDATIONS", pw_result_n_recommended(r));
   for (int i = 0, k = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
     if (it->source != PW_SRC_PROTOCOL || it->blocked) continue;
@@ -335,35 +390,31 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
   }
   for (int i = 0; i < r->items.n; i++) {   /* alternatives, said in words */
     const pw_item *it = &r->items.v[i];
-    if (!it->group || it->blocked || it->source != PW_SRC_PROTOCOL) continue;
+    if (!in_group(it, NULL)) continue;
     int seen = 0, count = 0;
-    for (int j = 0; j < r->items.n; j++) {
-      const pw_item *o = &r->items.v[j];
-      if (o->group && !o->blocked && o->source == PW_SRC_PROTOCOL && !strcmp(o->group, it->group)) {
+    for (int j = 0; j < r->items.n; j++)
+      if (in_group(&r->items.v[j], it->group)) {
         if (j < i) seen = 1;
         count++;
       }
-    }
     if (seen || count < 2) continue;
     pw_buf_addf(b, "  Choose one (%s):", it->group);
-    for (int j = i, k = 0; j < r->items.n; j++) {
-      const pw_item *o = &r->items.v[j];
-      if (o->group && !o->blocked && o->source == PW_SRC_PROTOCOL && !strcmp(o->group, it->group))
-        pw_buf_addf(b, "%s %s", k++ ? " or" : "", o->id);
-    }
+    for (int j = i, k = 0; j < r->items.n; j++)
+      if (in_group(&r->items.v[j], it->group)) pw_buf_addf(b, "%s %s", k++ ? " or" : "", r->items.v[j].id);
     ADDL(b, "\n");
   }
+}
 
-  t_section(b, "BLOCKED BY SAFETY RULES", nblk);
+static void t_blocked_and_missing(pw_buf *b, const pw_result *r) {
+  t_section(b, "BLOCKED BY SAFETY RULES", pw_result_n_blocked(r));
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
     if (!it->blocked) continue;
     pw_buf_addf(b, "  - %s (%s) by %s", it->id, source_name(it->source), it->rule);
-    t_cites(b, &it->rule_cites);
+    t_basis(b, &it->rule_cites, it->rule_beyond, "    ");
     pw_buf_addf(b, "\n    %s\n", it->reason);
     if (r->tracing && it->rule_evidence) pw_buf_addf(b, "    Guideline: \"%s\"\n", it->rule_evidence);
   }
-
   t_section(b, "MISSING FACTS: ORDER OR ASSESS", r->missing.n);
   for (int i = 0; i < r->missing.n; i++) {
     const pw_missing *m = &r->missing.v[i];
@@ -373,12 +424,16 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     if (m->why) pw_buf_addf(b, "\n    %s", m->why);
     ADDL(b, "\n");
   }
+}
 
+/* This patient's warnings before the standing "do not" reminders. */
+static void t_notes(pw_buf *b, const pw_result *r) {
+  t_warnings(b, r, PW_LEVEL_PATIENT, "WARNINGS FOR THIS PATIENT", "-");
+  t_warnings(b, r, PW_LEVEL_STANDING, "STANDING REMINDERS: WHAT NOT TO DO", "-");
   const struct { const char *title; const pw_note *v; int n; } lists[] = {
-    {"WARNINGS", r->warnings.v, r->warnings.n},
     {"FOLLOW-UP", r->followup.v, r->followup.n},
     {"EXPECTED OUTCOMES", r->outcomes.v, r->outcomes.n}};
-  for (size_t s = 0; s < 3; s++) {
+  for (size_t s = 0; s < 2; s++) {
     t_section(b, lists[s].title, lists[s].n);
     for (int i = 0; i < lists[s].n; i++) {
       pw_buf_addf(b, "  - %s", lists[s].v[i].text);
@@ -386,13 +441,17 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
       ADDL(b, "\n");
     }
   }
+}
+
+static void t_tail(pw_buf *b, const pw_result *r, const pw_protocol_info *p) {
   int nord = 0;
   for (int i = 0; i < r->items.n; i++) nord += r->items.v[i].source == PW_SRC_ORDER;
-  if (nord) {
+  if (nord) {   /* passing the rules is not an approval: never "allowed" */
     t_section(b, "PROPOSED ORDERS", nord);
     for (int i = 0; i < r->items.n; i++)
       if (r->items.v[i].source == PW_SRC_ORDER)
-        pw_buf_addf(b, "  - %s: %s\n", r->items.v[i].id, r->items.v[i].blocked ? "BLOCKED" : "allowed");
+        pw_buf_addf(b, "  - %s: %s%s\n", r->items.v[i].id, r->items.v[i].blocked ? "BLOCKED by " : "no safety rule violated",
+                    r->items.v[i].blocked ? r->items.v[i].rule : "");
   }
   if (r->tracing) {
     t_section(b, "TRACE", r->trace.n);
@@ -409,4 +468,12 @@ void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
     for (int i = 1; i <= PW_MAX_REFS; i++)
       if (p->refs[i]) pw_buf_addf(b, "  [%d] %s\n", i, p->refs[i]);
   }
+}
+
+void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
+  t_head(b, r, p);
+  t_recommendations(b, r);
+  t_blocked_and_missing(b, r);
+  t_notes(b, r);
+  t_tail(b, r, p);
 }

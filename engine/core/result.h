@@ -42,6 +42,7 @@ typedef struct pw_item {
   const char *rule, *reason;   /* first rule that blocked it */
   pw_cites rule_cites;
   const char *rule_evidence;   /* the guideline sentence the rule enforces */
+  const char *rule_beyond;     /* a rule beyond the guideline: its source; else NULL */
 } pw_item;
 
 typedef struct pw_missing {
@@ -50,12 +51,21 @@ typedef struct pw_missing {
   pw_source source;
 } pw_missing;
 
+/* How a warning ranks in the report: urgent first (same-day action), then
+** what is specific to this patient, then the standing "do not" reminders
+** the guideline repeats for everyone. */
+typedef enum { PW_LEVEL_PATIENT = 0, PW_LEVEL_URGENT, PW_LEVEL_STANDING } pw_level;
+
 typedef struct pw_note {      /* warning, follow-up, outcome, trace line */
   const char *id, *text;
   pw_cites cites;
   pw_source source;
   int line;
+  pw_level level;             /* warnings only */
+  const char *beyond;         /* beyond the guideline: its source (trial, label, body); else NULL */
 } pw_note;
+
+const char *pw_level_name(pw_level l);   /* "patient", "urgent", "standing" */
 
 #define PW_VEC(T) struct { T *v; int n, cap; }
 

@@ -7,6 +7,17 @@
 ** a reason and the rule's citations. A rule whose deciding fact is unknown
 ** fails safe: it blocks and reports the fact missing. Nothing a protocol
 ** or plugin does can switch a rule off: they never see this table.
+**
+** Most rules enforce a guideline sentence (citations 1-5). A few are
+** well-established rules beyond the guideline; each names its source
+** (trial, label or guideline body) in `beyond`, has no citations, and is
+** labelled so in every output. The kernel also adds warnings of its own
+** (urgent ones first: possible spinal cord compression), contradictions
+** in the facts, and the beyond-guideline warnings.
+**
+** Conflicts between items (two biologics, two PD-1 inhibitors, two bone
+** agents not offered as alternatives) block every item of the conflict,
+** so the outcome never depends on the order the items were added in.
 */
 #ifndef PW_SAFETY_H
 #define PW_SAFETY_H
@@ -17,7 +28,8 @@
 typedef struct pw_rule_info {
   const char *id, *statement, *applies_to;
   pw_cites cites;
-  const char *guideline;   /* the guideline sentence(s) it enforces, verbatim */
+  const char *guideline;   /* the guideline sentence(s) it enforces, verbatim; NULL beyond it */
+  const char *beyond;      /* a rule beyond the institution's guideline: its source; else NULL */
 } pw_rule_info;
 
 /* The rules in order, for listing them (pathwise rules, coverage). */

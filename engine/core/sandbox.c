@@ -153,6 +153,10 @@ static int sb_setmetatable(lua_State *L) {
     if (lua_rawget(L, 2) != LUA_TNIL)
       return luaL_error(L, "setmetatable: __gc finalizers are not allowed in protocols");
     lua_pop(L, 1);
+    lua_pushliteral(L, "__mode");   /* what a weak table holds depends on when the collector ran */
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return luaL_error(L, "setmetatable: weak tables (__mode) are not allowed in protocols");
+    lua_pop(L, 1);
   }
   if (lua_getmetatable(L, 1)) {
     lua_pushliteral(L, "__metatable");
@@ -276,22 +280,198 @@ static int sb_undeclared(lua_State *L) {
                     lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
 }
 
-/* next() over the table a proxy hides (upvalue 1), so that pairs never
-** hands the writable table itself to a script. */
-static int sb_proxy_next(lua_State *L) {
-  lua_settop(L, 2);
-  if (lua_next(L, lua_upvalueindex(1))) return 2;
+/* ---- the same iteration order in every process ----
+**
+** Lua's own next() follows the table's hash layout, which depends on a
+** per-state random seed and on addresses: the same protocol could iterate
+** the same table in a different order in another process, and so produce
+** a different result. Scripts get a pairs and a next that visit keys in
+** one fixed order: numbers by value, then strings byte by byte, then false
+** and true. Keys of other types (tables, functions) have no such order and
+** are refused. The sorting work is charged to the instruction budget. */
+
+typedef struct skey { int rank; lua_Integer i; lua_Number n; int isint; const char *s; size_t len; int pos; } skey;
+
+static int key_rank(lua_State *L, int idx) {
+  switch (lua_type(L, idx)) {
+  case LUA_TNUMBER: return 0;
+  case LUA_TSTRING: return 1;
+  case LUA_TBOOLEAN: return 2;
+  default: return -1;
+  }
+}
+
+static void key_read(lua_State *L, int idx, skey *k) {
+  memset(k, 0, sizeof *k);
+  k->rank = key_rank(L, idx);
+  if (k->rank < 0)
+    luaL_error(L, "pairs/next: a %s key has no fixed order; iterate a list (ipairs) or use string/number keys",
+               luaL_typename(L, idx));
+  if (k->rank == 0) {
+    k->isint = lua_isinteger(L, idx);
+    if (k->isint) k->i = lua_tointeger(L, idx);
+    k->n = lua_tonumber(L, idx);
+  } else if (k->rank == 1) k->s = lua_tolstring(L, idx, &k->len);
+  else k->i = lua_toboolean(L, idx);
+}
+
+static int key_cmp(const void *pa, const void *pb) {
+  const skey *a = pa, *b = pb;
+  if (a->rank != b->rank) return a->rank < b->rank ? -1 : 1;
+  if (a->rank == 1) {
+    int c = memcmp(a->s, b->s, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+  }
+  if (a->rank == 0 && a->isint && b->isint) return (a->i > b->i) - (a->i < b->i);
+  if (a->rank == 0 && a->n != b->n) return a->n < b->n ? -1 : 1;
+  if (a->rank == 0) return (b->isint - a->isint);   /* 1 before 1.0: never both keys, but total */
+  return (int)(a->i - b->i);
+}
+
+static int sb_sorted_next(lua_State *L) {   /* upvalues: sorted keys, position, table */
+  lua_Integer i = lua_tointeger(L, lua_upvalueindex(2));
+  lua_Integer n = (lua_Integer)lua_rawlen(L, lua_upvalueindex(1));
+  while (i < n) {
+    i++;
+    lua_rawgeti(L, lua_upvalueindex(1), i);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, lua_upvalueindex(3)) != LUA_TNIL) {   /* removed during the loop: skipped */
+      lua_pushinteger(L, i);
+      lua_replace(L, lua_upvalueindex(2));
+      return 2;
+    }
+    lua_pop(L, 2);
+  }
+  lua_pushinteger(L, n);
+  lua_replace(L, lua_upvalueindex(2));
+  return 0;
+}
+
+/* Push an iterator over the table at idx, keys in the fixed order. */
+static void push_sorted_iter(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  size_t n = 0;
   lua_pushnil(L);
-  return 1;
+  while (lua_next(L, idx)) { lua_pop(L, 1); n++; }
+  skey *keys = lua_newuserdatauv(L, (n ? n : 1) * sizeof *keys, 0);
+  int kidx = lua_gettop(L);
+  lua_createtable(L, (int)n, 0);   /* keys, then sorted in place */
+  int tidx = lua_gettop(L);
+  size_t k = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    key_read(L, -1, &keys[k]);
+    keys[k].pos = (int)k + 1;
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, tidx, (lua_Integer)++k);   /* anchors the key (and its string) */
+  }
+  qsort(keys, n, sizeof *keys, key_cmp);
+  sb_charge(L, (double)n * 4 + 1, "pairs");
+  lua_createtable(L, (int)n, 0);
+  for (size_t j = 0; j < n; j++) {
+    lua_rawgeti(L, tidx, keys[j].pos);
+    lua_rawseti(L, -2, (lua_Integer)j + 1);
+  }
+  lua_pushinteger(L, 0);
+  lua_pushvalue(L, idx);
+  lua_pushcclosure(L, sb_sorted_next, 3);
+  lua_replace(L, kidx);
+  lua_settop(L, kidx);
+}
+
+static int sb_pairs(lua_State *L) {
+  luaL_checkany(L, 1);
+  if (luaL_getmetafield(L, 1, "__pairs") != LUA_TNIL) {   /* facts views, read-only proxies */
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 3);
+    return 3;
+  }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  push_sorted_iter(L, 1);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* next(t, k): the key after k in the fixed order (one pass, no sorting). */
+static int sb_next(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  skey after, best, cur;
+  int have_after = !lua_isnil(L, 2), have_best = 0;
+  if (have_after) key_read(L, 2, &after);
+  uint64_t n = 0;
+  lua_pushnil(L);   /* best key at 3 after the loop */
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    n++;
+    key_read(L, -1, &cur);
+    if (have_after && key_cmp(&cur, &after) <= 0) continue;
+    if (have_best && key_cmp(&cur, &best) >= 0) continue;
+    best = cur;
+    have_best = 1;
+    lua_pushvalue(L, -1);
+    lua_replace(L, 3);
+  }
+  sb_charge(L, (double)n + 1, "next");
+  if (!have_best) { lua_pushnil(L); return 1; }
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 3);
+  lua_rawget(L, 1);
+  return 2;
 }
 
 static int sb_pairs_proxy(lua_State *L) {   /* pairs over a read-only proxy */
   lua_getmetatable(L, 1);
   lua_getfield(L, -1, "__index");
-  lua_pushcclosure(L, sb_proxy_next, 1);
+  push_sorted_iter(L, -1);
   lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
+}
+
+/* tostring without addresses: "table", "function", unless __tostring says more. */
+static int sb_tostring(lua_State *L) {
+  luaL_checkany(L, 1);
+  int t = lua_type(L, 1);
+  int addressed = t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA || t == LUA_TTHREAD ||
+                  t == LUA_TLIGHTUSERDATA;
+  if (addressed && luaL_getmetafield(L, 1, "__tostring") == LUA_TNIL) {
+    lua_pushstring(L, t == LUA_TLIGHTUSERDATA && !lua_touserdata(L, 1) ? "null" : lua_typename(L, t));
+    return 1;
+  }
+  lua_settop(L, 1);
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* string.format: no %p (an address), and %s of a table or function says its type, never its address. */
+static int sb_format(lua_State *L) {
+  size_t n;
+  const char *f = luaL_checklstring(L, 1, &n);
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (f[i] != '%') continue;
+    size_t j = i + 1;
+    while (j < n && strchr("-+ #0123456789.", f[j])) j++;
+    if (j < n && f[j] == 'p') return luaL_error(L, "string.format: %%p (an address) is not available in the sandbox");
+    i = j;
+  }
+  int top = lua_gettop(L);
+  for (int a = 2; a <= top; a++) {
+    int t = lua_type(L, a);
+    if (t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA || t == LUA_TTHREAD || t == LUA_TLIGHTUSERDATA) {
+      lua_pushcfunction(L, sb_tostring);
+      lua_pushvalue(L, a);
+      lua_call(L, 1, 1);
+      lua_replace(L, a);
+    }
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, top, 1);
+  return 1;
 }
 
 static int sb_len_proxy(lua_State *L) {
@@ -341,6 +521,9 @@ static int sb_setup(lua_State *L) {
   wrap_pattern(L, strlib, "match", 0);
   wrap_pattern(L, strlib, "gmatch", 0);
   wrap_pattern(L, strlib, "gsub", 0);
+  lua_getfield(L, strlib, "format");
+  lua_pushcclosure(L, sb_format, 1);
+  lua_setfield(L, strlib, "format");
   sb_bound_library_calls(L);
   lua_pushliteral(L, "");
   lua_getmetatable(L, -1);
@@ -364,6 +547,12 @@ static int sb_setup(lua_State *L) {
   }
   lua_pushcfunction(L, sb_setmetatable);
   lua_setfield(L, libs, "setmetatable");
+  lua_pushcfunction(L, sb_pairs);   /* the same order in every process */
+  lua_setfield(L, libs, "pairs");
+  lua_pushcfunction(L, sb_next);
+  lua_setfield(L, libs, "next");
+  lua_pushcfunction(L, sb_tostring);
+  lua_setfield(L, libs, "tostring");
   const char *const libnames[] = {"string", "table", "math", "utf8"};
   for (int i = 0; i < 4; i++) {
     lua_getglobal(L, libnames[i]);

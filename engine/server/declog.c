@@ -76,7 +76,7 @@ struct pw_declog {
 
   /* the job only */
   uv_work_t work;
-  pw_buf inflight;
+  pw_buf writing;            /* the records being written now */
 
   uint32_t crc[8][256];
 };
@@ -185,6 +185,41 @@ static off_t line_start_before(int fd, off_t end) {
   return 0;
 }
 
+/* Copy bytes [good, end) of fd into a new file beside the log, durably,
+** then cut them off the log. Returns 0, or -1; note says which. */
+static int set_aside(pw_declog *d, int fd, off_t good, off_t end, int torn, int cut_lines,
+                     char *note, size_t notelen) {
+  char *aside = malloc(strlen(d->path) + 64);
+  if (!aside) return -1;
+  sprintf(aside, "%s.torn-%lld-%d", d->path, (long long)time(NULL), (int)getpid());
+  int afd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  char *bytes = afd >= 0 ? read_range(fd, good, end) : NULL;
+  int rc = -1;
+  if (bytes) {
+    size_t n = (size_t)(end - good), off = 0;
+    while (off < n) {
+      ssize_t k = write(afd, bytes + off, n - off);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) break;
+      off += (size_t)k;
+    }
+    if (off == n && fsync(afd) == 0 && fsync_dir_of(aside) == 0 &&
+        ftruncate(fd, good) == 0 && fdatasync(fd) == 0)
+      rc = 0;
+  }
+  if (rc == 0)
+    snprintf(note, notelen, "%s: cut %lld bytes (%s%d bad record%s) into %s", d->path,
+             (long long)(end - good), torn ? "a torn last line, " : "", cut_lines,
+             cut_lines == 1 ? "" : "s", aside);
+  else
+    snprintf(note, notelen, "%s: cannot set a torn tail aside into %s: %s", d->path, aside,
+             strerror(errno));
+  free(bytes);
+  if (afd >= 0) close(afd);
+  free(aside);
+  return rc;
+}
+
 /* Cut a torn or corrupt tail, saving it beside the log. Returns 0, or -1
 ** with a message. last_seq gets the seq of the last good record. */
 static int repair_tail(pw_declog *d, int fd, uint64_t *last_seq, char *note, size_t notelen) {
@@ -236,36 +271,7 @@ static int repair_tail(pw_declog *d, int fd, uint64_t *last_seq, char *note, siz
     cut_lines++;
   }
   if (good == end) return 0;
-  /* set the cut bytes aside, durably, before cutting them */
-  char *aside = malloc(strlen(d->path) + 64);
-  if (!aside) return -1;
-  sprintf(aside, "%s.torn-%lld-%d", d->path, (long long)time(NULL), (int)getpid());
-  int afd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  char *bytes = afd >= 0 ? read_range(fd, good, end) : NULL;
-  int rc = -1;
-  if (bytes) {
-    size_t n = (size_t)(end - good), off = 0;
-    while (off < n) {
-      ssize_t k = write(afd, bytes + off, n - off);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) break;
-      off += (size_t)k;
-    }
-    if (off == n && fsync(afd) == 0 && fsync_dir_of(aside) == 0 &&
-        ftruncate(fd, good) == 0 && fdatasync(fd) == 0)
-      rc = 0;
-  }
-  if (rc == 0)
-    snprintf(note, notelen, "%s: cut %lld bytes (%s%d bad record%s) into %s", d->path,
-             (long long)(end - good), torn ? "a torn last line, " : "", cut_lines,
-             cut_lines == 1 ? "" : "s", aside);
-  else
-    snprintf(note, notelen, "%s: cannot set a torn tail aside into %s: %s", d->path, aside,
-             strerror(errno));
-  free(bytes);
-  if (afd >= 0) close(afd);
-  free(aside);
-  return rc;
+  return set_aside(d, fd, good, end, torn, cut_lines, note, notelen);
 }
 
 /* Open path for appending; 0 or -1 with the reason in note. */
@@ -392,16 +398,16 @@ static void commit_work(uv_work_t *w) {
       uv_mutex_unlock(&d->mu);
       return;
     }
-    pw_buf t = d->inflight;
-    d->inflight = d->pending;
+    pw_buf t = d->writing;
+    d->writing = d->pending;
     d->pending = t;
     pw_buf_reset(&d->pending);
     uint64_t last = d->pending_last;
     d->pending_last = 0;
     int reopen = d->sh_reopen;
-    int sync = d->sync == PW_LOG_ALWAYS ? d->inflight.len > 0
+    int sync = d->sync == PW_LOG_ALWAYS ? d->writing.len > 0
              : d->sync == PW_LOG_BATCH
-               ? d->sh_sync || (d->inflight.len && now_ms() - d->last_sync_ms >= d->interval_ms)
+               ? d->sh_sync || (d->writing.len && now_ms() - d->last_sync_ms >= d->interval_ms)
                : 0;
     d->sh_reopen = d->sh_sync = 0;
     uv_mutex_unlock(&d->mu);
@@ -409,7 +415,7 @@ static void commit_work(uv_work_t *w) {
     char msg[256], note[512];
     uint64_t file_last = 0;
     msg[0] = note[0] = '\0';
-    int rc = commit_one(d, &d->inflight, reopen, sync, &file_last, msg, sizeof msg, note,
+    int rc = commit_one(d, &d->writing, reopen, sync, &file_last, msg, sizeof msg, note,
                         sizeof note);
 
     uv_mutex_lock(&d->mu);
@@ -430,18 +436,18 @@ static void commit_work(uv_work_t *w) {
       d->pending_last = 0;
     } else {
       if (last) d->pub_durable = last;
-      if (d->inflight.len) d->st.commits++;
-      d->st.bytes += d->inflight.len;
+      if (d->writing.len) d->st.commits++;
+      d->st.bytes += d->writing.len;
       if (sync) {
         d->st.syncs++;
         d->last_sync_ms = now_ms();
         d->pub_unsynced = 0;
-      } else if (d->inflight.len) {
+      } else if (d->writing.len) {
         d->pub_unsynced = 1;
       }
     }
     uv_mutex_unlock(&d->mu);
-    pw_buf_reset(&d->inflight);
+    pw_buf_reset(&d->writing);
     uv_async_send(&d->async);
     if (rc != 0) {
       uv_mutex_lock(&d->mu);
@@ -715,7 +721,7 @@ int pw_declog_close(pw_declog *d, char *err, size_t errlen) {
   if (d->fd >= 0) close(d->fd);
   d->fd = -1;
   pw_buf_free(&d->pending);
-  pw_buf_free(&d->inflight);
+  pw_buf_free(&d->writing);
   pw_buf_free(&d->local);
   uv_timer_stop(&d->timer);
   uv_close((uv_handle_t *)&d->timer, free_after_close);

@@ -1,10 +1,10 @@
 /*
 ** rpc.h: JSON-RPC 2.0 framing helpers for the server.
 **
-** Two halves. The supervisor half is a bounded scanner that finds the raw
-** text of a few top-level members of one request line without building
-** anything (the full strict check is pw_gate_check, run by the worker's
-** decode); it is safe on any bytes. The worker half (pw_rpc_*) answers
+** Two halves. The supervisor half (rpc.c) is a bounded scanner that finds
+** the raw text of a few top-level members of one request line without
+** building anything (the full strict check is pw_gate_check, run by the
+** worker's decode); it is safe on any bytes. The worker half (handler.c) answers
 ** evaluate and check_orders with an engine per loaded protocol: it decodes
 ** with pw_engine_decode, reads params with raw Lua access only, and writes
 ** the response line and the decision-log fragment.
@@ -99,7 +99,7 @@ void pw_rpc_ready_payload(pw_rpc *r, pw_buf *out);
 
 typedef struct pw_rpc_outcome {
   int code;               /* 0, or a JSON-RPC error code */
-  int protocol;           /* index of the engine used, -1 if none */
+  int engine;             /* index of the engine used, -1 if none */
   size_t resp_len;        /* bytes of the response line at the start */
   int fatal;              /* an engine could not be rebuilt: end the worker */
 } pw_rpc_outcome;

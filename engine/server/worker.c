@@ -61,7 +61,7 @@ static void send_frame(int fd, int kind, const char *payload, size_t n) {
   memset(&h, 0, sizeof h);
   h.len = (uint32_t)n;
   h.kind = (uint16_t)kind;
-  h.proto = -1;
+  h.engine = -1;
   if (write_all(fd, (const char *)&h, sizeof h) != 0 || write_all(fd, payload, n) != 0)
     _exit(0);
 }
@@ -125,99 +125,116 @@ static void child_setup(const pw_worker_cfg *cfg, int fd) {
   cpu_rearm(cfg->cpu_headroom_s);
 }
 
+typedef struct wbuf {      /* the worker's read buffer */
+  char *p;
+  size_t cap, len;
+} wbuf;
+
+static void wbuf_reserve(wbuf *b, size_t cap) {
+  char *nb = realloc(b->p, cap);
+  if (!nb) _exit(71);
+  b->p = nb;
+  b->cap = cap;
+}
+
+/* Answer one request frame: append the response frame to out. Returns 1
+** when the worker must end (an engine could not be rebuilt). */
+static int answer_frame(pw_worker_slot *slot, pw_rpc *r, const pw_wire_hdr *h,
+                        const char *line, pw_buf *out) {
+  uint64_t t0 = pw_worker_now_ns();
+  size_t h0 = out->len;
+  pw_wire_hdr rh;
+  memset(&rh, 0, sizeof rh);
+  pw_buf_add(out, (const char *)&rh, sizeof rh);
+  pw_rpc_outcome oc;
+  memset(&oc, 0, sizeof oc);
+  oc.engine = -1;
+  if (t0 > h->deadline_ns) {
+    oc.code = PW_RPC_DEADLINE;   /* the supervisor writes the error */
+  } else {
+    atomic_store_explicit(&slot->since_ns, t0, memory_order_relaxed);
+    atomic_store_explicit(&slot->tag, h->tag, memory_order_release);
+    pw_rpc_handle(r, h->method, line, h->len, out, &oc);
+    atomic_store_explicit(&slot->tag, 0, memory_order_release);
+    atomic_fetch_add_explicit(&slot->served, 1, memory_order_relaxed);
+  }
+  rh.len = (uint32_t)(out->len - h0 - PW_WIRE_HDR);
+  rh.kind = PW_WIRE_RESP;
+  rh.engine = (int16_t)oc.engine;
+  rh.tag = h->tag;
+  rh.eval_ns = pw_worker_now_ns() - t0;
+  rh.resp_len = (uint32_t)oc.resp_len;
+  rh.code = oc.code;
+  memcpy(out->data + h0, &rh, sizeof rh);
+  return oc.fatal;
+}
+
+/* Answer every whole frame in b, writing answers as they pile up; returns
+** the bytes consumed. */
+static size_t answer_frames(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_rpc *r,
+                            wbuf *b, pw_buf *out) {
+  size_t pos = 0;
+  uint64_t first_pending = 0;
+  while (b->len - pos >= PW_WIRE_HDR) {
+    pw_wire_hdr h;
+    memcpy(&h, b->p + pos, sizeof h);
+    if (h.kind != PW_WIRE_REQ || h.len > cfg->max_frame) _exit(70);
+    if (b->len - pos - PW_WIRE_HDR < h.len) {
+      size_t need = PW_WIRE_HDR + (size_t)h.len;
+      if (need > b->cap) {   /* make room for the whole frame */
+        memmove(b->p, b->p + pos, b->len - pos);
+        b->len -= pos;
+        pos = 0;
+        wbuf_reserve(b, need + 65536);
+      }
+      break;
+    }
+    uint64_t t0 = pw_worker_now_ns();
+    int fatal = answer_frame(slot, r, &h, b->p + pos + PW_WIRE_HDR, out);
+    pos += PW_WIRE_HDR + (size_t)h.len;
+    if (fatal) {
+      (void)write_all(W_FD, out->data, out->len);
+      _exit(70);
+    }
+    if (!first_pending) first_pending = t0;
+    if (out->len >= W_FLUSH_BYTES || pw_worker_now_ns() - first_pending >= W_FLUSH_NS) {
+      if (write_all(W_FD, out->data, out->len) != 0) _exit(0);
+      pw_buf_reset(out);
+      first_pending = 0;
+    }
+  }
+  return pos;
+}
+
 static void worker_loop(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_rpc *r) {
-  size_t rcap = 256 * 1024, rlen = 0;
-  char *rb = malloc(rcap);
+  wbuf b = {NULL, 0, 0};
   pw_buf out = {0};
   uint64_t last_cpu_check = pw_worker_now_ns();
-  if (!rb) _exit(71);
+  wbuf_reserve(&b, 256 * 1024);
   for (;;) {
-    if (rcap - rlen < 65536) {
-      size_t ncap = rcap * 2;
-      char *nb = realloc(rb, ncap);
-      if (!nb) _exit(71);
-      rb = nb;
-      rcap = ncap;
-    }
-    ssize_t n = read(W_FD, rb + rlen, rcap - rlen);
+    if (b.cap - b.len < 65536) wbuf_reserve(&b, b.cap * 2);
+    ssize_t n = read(W_FD, b.p + b.len, b.cap - b.len);
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
     }
-    rlen += (size_t)n;
-    size_t pos = 0;
-    uint64_t first_pending = 0;
-    while (rlen - pos >= PW_WIRE_HDR) {
-      pw_wire_hdr h;
-      memcpy(&h, rb + pos, sizeof h);
-      if (h.kind != PW_WIRE_REQ || h.len > cfg->max_frame) _exit(70);
-      if (rlen - pos - PW_WIRE_HDR < h.len) {
-        size_t need = PW_WIRE_HDR + (size_t)h.len;
-        if (need > rcap) {   /* make room for the whole frame */
-          memmove(rb, rb + pos, rlen - pos);
-          rlen -= pos;
-          pos = 0;
-          char *nb = realloc(rb, need + 65536);
-          if (!nb) _exit(71);
-          rb = nb;
-          rcap = need + 65536;
-        }
-        break;
-      }
-      const char *line = rb + pos + PW_WIRE_HDR;
-      uint64_t t0 = pw_worker_now_ns();
-      size_t h0 = out.len;
-      pw_wire_hdr rh;
-      memset(&rh, 0, sizeof rh);
-      pw_buf_add(&out, (const char *)&rh, sizeof rh);
-      pw_rpc_outcome oc;
-      memset(&oc, 0, sizeof oc);
-      oc.protocol = -1;
-      if (t0 > h.ns) {
-        oc.code = PW_RPC_DEADLINE;   /* the supervisor writes the error */
-      } else {
-        atomic_store_explicit(&slot->since_ns, t0, memory_order_relaxed);
-        atomic_store_explicit(&slot->tag, h.tag, memory_order_release);
-        pw_rpc_handle(r, h.proto, line, h.len, &out, &oc);
-        atomic_store_explicit(&slot->tag, 0, memory_order_release);
-        atomic_fetch_add_explicit(&slot->served, 1, memory_order_relaxed);
-      }
-      uint64_t t1 = pw_worker_now_ns();
-      rh.len = (uint32_t)(out.len - h0 - PW_WIRE_HDR);
-      rh.kind = PW_WIRE_RESP;
-      rh.proto = (int16_t)oc.protocol;
-      rh.tag = h.tag;
-      rh.ns = t1 - t0;
-      rh.aux = (uint32_t)oc.resp_len;
-      rh.code = oc.code;
-      memcpy(out.data + h0, &rh, sizeof rh);
-      pos += PW_WIRE_HDR + (size_t)h.len;
-      if (oc.fatal) {
-        (void)write_all(W_FD, out.data, out.len);
-        _exit(70);
-      }
-      if (!first_pending) first_pending = t0;
-      if (out.len >= W_FLUSH_BYTES || t1 - first_pending >= W_FLUSH_NS) {
-        if (write_all(W_FD, out.data, out.len) != 0) _exit(0);
-        pw_buf_reset(&out);
-        first_pending = 0;
-      }
-    }
+    b.len += (size_t)n;
+    size_t pos = answer_frames(cfg, slot, r, &b, &out);
     if (pos) {
-      memmove(rb, rb + pos, rlen - pos);
-      rlen -= pos;
+      memmove(b.p, b.p + pos, b.len - pos);
+      b.len -= pos;
     }
     if (out.len) {
       if (write_all(W_FD, out.data, out.len) != 0) _exit(0);
       pw_buf_reset(&out);
     }
     if (out.cap > 4u * 1024 * 1024) pw_buf_free(&out);
-    if (rcap > 4u * 1024 * 1024 && rlen < 65536) {
-      char *nb = realloc(rb, 256 * 1024);
+    if (b.cap > 4u * 1024 * 1024 && b.len < 65536) {
+      char *nb = realloc(b.p, 256 * 1024);
       if (nb) {
-        rb = nb;
-        rcap = 256 * 1024;
+        b.p = nb;
+        b.cap = 256 * 1024;
       }
     }
     uint64_t now = pw_worker_now_ns();
@@ -227,7 +244,7 @@ static void worker_loop(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_rpc *
     }
   }
   pw_buf_free(&out);
-  free(rb);
+  free(b.p);
 }
 
 static void worker_child(const pw_worker_cfg *cfg, pw_worker_slot *slot, int fd) {

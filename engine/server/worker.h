@@ -30,14 +30,27 @@ enum {
 typedef struct pw_wire_hdr {
   uint32_t len;       /* payload bytes after this header */
   uint16_t kind;
-  int16_t proto;      /* resp: engine index, -1 none; req: method */
+  union {
+    int16_t method;   /* req: PW_M_EVALUATE or PW_M_CHECK_ORDERS */
+    int16_t engine;   /* resp: index of the engine that answered, -1 none */
+  };
   uint64_t tag;       /* request tag (never 0) */
-  uint64_t ns;        /* req: deadline (CLOCK_MONOTONIC ns); resp: evaluation time */
-  uint32_t aux;       /* resp: bytes of the response line */
+  union {
+    uint64_t deadline_ns;  /* req: deadline (CLOCK_MONOTONIC ns) */
+    uint64_t eval_ns;      /* resp: evaluation time */
+  };
+  uint32_t resp_len;  /* resp: bytes of the response line */
   int32_t code;       /* resp: 0 or the JSON-RPC error code */
 } pw_wire_hdr;
 
 #define PW_WIRE_HDR ((uint32_t)sizeof(pw_wire_hdr))
+
+/* The largest payloads, for request lines of at most max_line bytes: a
+** request frame carries the line; a response frame the response line (a
+** text report may be longer than the facts) and the log fragment (which
+** may hold the facts again). A frame over these ends the peer. */
+#define PW_WIRE_MAX_REQ(max_line) ((size_t)(max_line) + 16)
+#define PW_WIRE_MAX_RESP(max_line) ((size_t)(max_line) * 4 + (1u << 20))
 
 /* Shared with the supervisor (MAP_SHARED). */
 typedef struct pw_worker_slot {

@@ -46,7 +46,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 static void fuzz_check_result(const pw_result *r) {
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
-    if (it->blocked && (!it->rule || !it->reason || !it->reason[0] || it->rule_cites.n == 0)) abort();
+    /* a block cites the guideline, or names its source beyond the guideline */
+    if (it->blocked && (!it->rule || !it->reason || !it->reason[0] ||
+                        (it->rule_cites.n == 0) == (it->rule_beyond == NULL)))
+      abort();
     if (!it->blocked && it->source == PW_SRC_PROTOCOL && it->cites.n == 0) abort();
   }
 }

@@ -2,6 +2,7 @@
 """pathwise serve: hot reload under load (the reload method, SIGHUP, a
 changed protocol file) loses no request; a broken protocol, or one whose
 example cases fail, is refused while the old one keeps serving."""
+import json
 import os
 import shutil
 import signal
@@ -108,5 +109,35 @@ def test_start_with_broken_protocol(args, tmp):
     check(rc == 66, "exit %d for a missing protocol (wanted 66)" % rc)
 
 
+def test_reload_runs_the_strict_check(args, tmp):
+    """A reload runs the examples check of `pathwise check`, as strict: an
+    expect key misspelled, or an id that no protocol can produce, refuses
+    the new sources and the loaded ones keep serving."""
+    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
+    proto = os.path.join(tmp, "p.lua")
+    with open(proto, "w") as f:
+        f.write(src)
+    srv = Server(args, tmp, ["--protocol", proto, "--no-watch"]).start()
+    check(versions(srv) == ["1.0.0"], "protocol not serving: %r" % versions(srv))
+    good = 'recommend = { "FOLFIRI+bevacizumab", "ras_testing"'
+    bad_not = 'not_recommend = { "palliative_rt_inguinal",'
+    check(src.count(good) == 1 and src.count(bad_not) == 1, "example lines not found")
+    for what, old, new in (
+            ("misspelled expect key", good, good.replace("recommend", "recomend", 1)),
+            ("unknown id", bad_not, 'not_recommend = { "NOT_AN_ID", "palliative_rt_inguinal",')):
+        bad = src.replace('version = "1.0.0",', 'version = "9.9.9",', 1).replace(old, new, 1)
+        check(bad != src and new in bad, "could not make the bad example (%s)" % what)
+        with open(proto, "w") as f:
+            f.write(bad)
+        r = srv.call("reload")
+        check(r.get("error", {}).get("code") == -32012 and "example" in r["error"]["message"],
+              "%s accepted on reload: %r" % (what, r))
+        check(versions(srv) == ["1.0.0"], "%s replaced the loaded protocol" % what)
+    r = srv.call("evaluate", {"facts": json.loads(read(examples(args.root)[0]))})
+    check("result" in r, "the loaded protocol stopped serving: %r" % r)
+    check(srv.stop() == 0, "exit status")
+
+
 if __name__ == "__main__":
-    run([test_reload_under_load, test_start_with_broken_protocol])
+    run([test_reload_under_load, test_start_with_broken_protocol,
+         test_reload_runs_the_strict_check])

@@ -74,7 +74,10 @@ def test_budgets(args, tmp):
     proto = os.path.join(tmp, "p.lua")
     with open(proto, "w") as f:
         f.write(src)
-    srv = Server(args, tmp, ["--protocol", proto, "--memory", str(32 << 20)]).start()
+    # the budgets, not the deadline, must stop these: a generous --timeout
+    # keeps a slow (sanitized, loaded) machine from turning them into -32005
+    srv = Server(args, tmp, ["--protocol", proto, "--memory", str(32 << 20),
+                             "--timeout", "60000"]).start()
     c = srv.conn()
     facts = json.loads(read(examples(args.root)[0]))
     pids = srv.health()["workers"]["pids"]

@@ -96,7 +96,8 @@ static void impacts(void) {
           "\"planned_surgery_in_days\":null,\"metastases\":[],\"prior_radiation_sites\":[]}", &rc);
   CHECK(rc == PW_OK);
   CHECK(impact_of(w, "ecog") == PW_WI_PATHWAY);
-  CHECK(impact_of(w, "primary.site") == PW_WI_NONE);
+  /* issue 10: a non-colorectal primary takes the patient out of the guideline */
+  CHECK(impact_of(w, "primary.site") == PW_WI_PATHWAY);
   CHECK_STR(pw_engine_result(E)->pathway, "needs_assessment");
   /* surgery date unknown: the regimen */
   w = run("{" "\"ecog\":1,\"metastatic\":true,\"prior_regimens\":[{\"name\":\"FOLFOX\",\"line\":1,\"outcome\":\"progression\"}],"

@@ -165,9 +165,21 @@ class Output(unittest.TestCase):
                      "rt_symptomatic_sites_only", "groin_rt_prior_radiation", "checkpoint_requires_msi_high",
                      "encorafenib_requires_braf_v600e"):
             self.assertIn(rule, ids)
-        self.assertTrue(all(r["guideline"] and r["citations"] for r in json.loads(out)))
+        # a guideline rule quotes and cites it; a rule beyond it names its source instead (issue 10)
+        rules = json.loads(out)
+        for r in rules:
+            if r["beyond_guideline"] is None:
+                self.assertTrue(r["guideline"] and r["citations"], r["id"])
+            else:
+                self.assertTrue(r["guideline"] is None and r["citations"] == [], r["id"])
+        beyond = {r["id"] for r in rules if r["beyond_guideline"]}
+        self.assertEqual(beyond, {"encorafenib_needs_anti_egfr", "single_pd1_inhibitor", "single_bone_agent",
+                                  "oxaliplatin_neuropathy_grade_3_4"})
+        self.assertIn("BEACON", [r for r in rules if r["id"] == "encorafenib_needs_anti_egfr"][0]["beyond_guideline"])
         code, out, _ = run("rules")
         self.assertIn("ecog_gate", out)
+        self.assertIn("[beyond the guideline]", out)
+        self.assertIn("source (beyond the guideline): BEACON CRC", out)
 
     def test_check(self):
         code, out, _ = run("check", root("scripts", "mrc_second_line.lua"))

@@ -178,7 +178,9 @@ class Answers(unittest.TestCase):
 
     def test_missing_facts_without_values_are_named_not_dismissed(self):
         r = what_if(case("history_incomplete"))
-        self.assertEqual({m["fact"] for m in r["missing"]}, {"prior_regimens", "metastases"})
+        # (issue 10: the primary's site, resection and pelvic radiation are reported missing too)
+        self.assertEqual({m["fact"] for m in r["missing"]}, {"prior_regimens", "metastases", "primary.site",
+                                                              "primary.resected", "primary.prior_pelvic_radiation"})
         w = r["what_if"]
         # the FOLFOX outcome is tried record by record; the metastatic sites cannot be
         self.assertEqual([x["fact"] for x in w["not_explored"]], ["metastases"])
@@ -188,6 +190,8 @@ class Answers(unittest.TestCase):
         self.assertEqual(o["values"]["ongoing"]["applicable"], False)
         # nothing changes apart from that, and still the section does not say "nothing"
         r["what_if"]["facts"].pop("prior_regimens[0].outcome")
+        # issue 10: a non-colorectal primary is outside the guideline
+        self.assertEqual(r["what_if"]["facts"].pop("primary.site")["impact"], "pathway")
         self.assertTrue(all(f["impact"] == "none" for f in w["facts"].values()))
         code, out, _ = run("eval", "--what-if", "--format", "text", case("history_incomplete"))
         sec = section(out)

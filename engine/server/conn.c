@@ -1,0 +1,389 @@
+/*
+** conn.c: client connections: accepting, reading and framing request
+** lines, backpressure, and the one write path every stream uses.
+**
+** Input: bytes accumulate in c->rb; each complete line goes to
+** pw_request_line (request.c). Reading pauses while a connection has
+** --max-inflight unanswered requests or --max-write-queue unsent bytes,
+** and resumes at half of each. Output: answers are appended to c->out and
+** written once per loop iteration (serve.c's check handle calls
+** pw_conn_flush). A connection that half-closed is closed once every
+** request it sent has been answered and written.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "supervisor.h"
+
+static void conn_process(conn *c);
+static size_t conn_unsent(const conn *c) { return c->out.buf.len + c->out.queued; }
+static void conn_alloc(uv_handle_t *h, size_t sug, uv_buf_t *b);
+static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
+
+/* ==================================================================== */
+/* {====== the write path (connections and worker channels)             */
+
+typedef struct outq_write {
+  uv_write_t req;
+  pw_outq *o;
+  void *owner;
+  pw_outq_done done;
+  char *data;
+  size_t len;
+} outq_write;
+
+static void outq_write_cb(uv_write_t *w, int status) {
+  outq_write *ow = (outq_write *)w;
+  ow->o->queued -= ow->len;
+  free(ow->data);
+  pw_outq_done done = ow->done;
+  void *owner = ow->owner;
+  free(ow);
+  done(owner, status);
+}
+
+/* Write at once what the socket takes; hand the rest, buffer and all, to
+** one uv_write. Nothing is written while an earlier write is queued. */
+int pw_outq_flush(pw_outq *o, uv_stream_t *st, void *owner, pw_outq_done done) {
+  if (!o->buf.len || o->queued) return 0;
+  uv_buf_t b = uv_buf_init(o->buf.data, (unsigned)o->buf.len);
+  int n = uv_try_write(st, &b, 1);
+  if (n == UV_EAGAIN) n = 0;
+  if (n < 0) return PW_OUTQ_GONE;
+  if ((size_t)n == o->buf.len) {
+    pw_buf_reset(&o->buf);
+    return 0;
+  }
+  outq_write *ow = malloc(sizeof *ow);
+  if (!ow) abort();
+  ow->o = o;
+  ow->owner = owner;
+  ow->done = done;
+  ow->len = o->buf.len - (size_t)n;
+  if (n) memmove(o->buf.data, o->buf.data + n, ow->len);
+  ow->data = o->buf.data;          /* hand the buffer over */
+  memset(&o->buf, 0, sizeof o->buf);
+  uv_buf_t wb = uv_buf_init(ow->data, (unsigned)ow->len);
+  o->queued += ow->len;
+  if (uv_write(&ow->req, st, &wb, 1, outq_write_cb) != 0) {
+    o->queued -= ow->len;
+    free(ow->data);
+    free(ow);
+    return PW_OUTQ_FAILED;
+  }
+  return 0;
+}
+
+/* }====== */
+
+/* ==================================================================== */
+/* {====== connections: output and lifetime                             */
+
+void pw_conn_dirty(conn *c) {
+  if (c->dirty || c->closing) return;
+  c->dirty = 1;
+  c->dnext = c->s->dconns;
+  c->s->dconns = c;
+  pw_serve_wake(c->s);
+}
+
+void pw_conn_send(conn *c, const char *p, size_t n) {
+  if (c->closing) return;
+  pw_buf_add(&c->out.buf, p, n);
+  pw_conn_dirty(c);
+}
+
+void pw_conn_error(conn *c, const char *id, size_t idlen, int code, const char *msg) {
+  pw_stats_error(c->s, code);
+  if (c->closing) return;
+  pw_rpc_error_line(&c->out.buf, id, idlen, code, msg);
+  pw_conn_dirty(c);
+}
+
+void pw_conn_result_head(conn *c, const char *id, size_t idlen) {
+  pw_buf_adds(&c->out.buf, "{\"jsonrpc\":\"2.0\",\"id\":");
+  pw_buf_add(&c->out.buf, id, idlen);
+  pw_buf_adds(&c->out.buf, ",\"result\":");
+}
+
+static void conn_maybe_free(conn *c) {
+  if (!c->closed || c->refs) return;
+  srv *s = c->s;
+  if (c->prev) c->prev->next = c->next;
+  else s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  free(c->rb);
+  pw_buf_free(&c->out.buf);
+  free(c);
+  pw_serve_maybe_finish(s);
+}
+
+void pw_conn_unref(conn *c) {
+  c->refs--;
+  if (c->closing) conn_maybe_free(c);
+  else pw_conn_check(c);
+}
+
+static void on_conn_closed(uv_handle_t *h) {
+  conn *c = h->data;
+  c->closed = 1;
+  conn_maybe_free(c);
+}
+
+void pw_conn_close(conn *c) {
+  if (c->closing) return;
+  c->closing = 1;
+  c->s->nconns--;
+  pw_buf_free(&c->out.buf);
+  uv_close((uv_handle_t *)&c->h, on_conn_closed);
+}
+
+static void conn_resume(conn *c) {
+  srv *s = c->s;
+  if (!c->paused || c->closing) return;
+  if (c->inflight > s->o.max_inflight / 2 || conn_unsent(c) > s->o.max_wq / 2) return;
+  c->paused = 0;
+  conn_process(c);
+  if (!c->paused && !c->closing && !c->eof && !s->stopping)
+    uv_read_start((uv_stream_t *)&c->h, conn_alloc, conn_read);
+}
+
+/* after every change: close a finished half-closed connection, resume */
+void pw_conn_check(conn *c) {
+  if (c->closing) return;
+  if ((c->eof || c->close_after_flush) && !c->inflight && !c->out.buf.len && !c->out.queued) {
+    pw_conn_close(c);
+    return;
+  }
+  if (c->paused) conn_resume(c);
+}
+
+static void conn_write_done(void *owner, int status) {
+  conn *c = owner;
+  if (c->closing) return;
+  if (status < 0) {
+    c->s->client_gone++;
+    pw_conn_close(c);
+    return;
+  }
+  if (c->out.buf.len) pw_conn_flush(c);
+  else pw_conn_check(c);
+}
+
+void pw_conn_flush(conn *c) {
+  if (c->closing) return;
+  int rc = pw_outq_flush(&c->out, (uv_stream_t *)&c->h, c, conn_write_done);
+  if (rc != 0) {
+    if (rc == PW_OUTQ_GONE) c->s->client_gone++;
+    pw_conn_close(c);
+    return;
+  }
+  if (c->out.buf.cap > 1u << 20 && !c->out.buf.len) pw_buf_free(&c->out.buf);
+  pw_conn_check(c);
+}
+
+/* }====== */
+
+/* ==================================================================== */
+/* {====== connections: input                                           */
+
+static void conn_pause(conn *c) {
+  if (c->paused) return;
+  c->paused = 1;
+  uv_read_stop((uv_stream_t *)&c->h);
+}
+
+static void too_large(conn *c) {
+  char msg[160];
+  snprintf(msg, sizeof msg,
+           "request line longer than %zu bytes (--max-line); closing the connection",
+           c->s->o.max_line);
+  c->s->requests++;
+  c->s->responses++;
+  pw_conn_error(c, NULL, 0, PW_RPC_TOO_LARGE, msg);
+  c->close_after_flush = 1;
+  c->rlen = c->rpos = c->scan = 0;
+  conn_pause(c);
+}
+
+static void conn_process(conn *c) {
+  srv *s = c->s;
+  while (!c->closing && !c->paused && !c->close_after_flush) {
+    char *start = c->rb + c->rpos;
+    char *nl = c->rlen > c->scan ? memchr(c->rb + c->scan, '\n', c->rlen - c->scan) : NULL;
+    if (!nl) {
+      c->scan = c->rlen;
+      if (c->rlen - c->rpos > s->o.max_line) too_large(c);
+      break;
+    }
+    size_t len = (size_t)(nl - start);
+    c->rpos = c->scan = (size_t)(nl - c->rb) + 1;
+    if (len > s->o.max_line) {
+      too_large(c);
+      break;
+    }
+    pw_request_line(c, start, len);
+    if (c->inflight >= s->o.max_inflight || conn_unsent(c) >= s->o.max_wq) conn_pause(c);
+  }
+  if (c->rpos && !c->closing) {
+    memmove(c->rb, c->rb + c->rpos, c->rlen - c->rpos);
+    c->rlen -= c->rpos;
+    c->scan -= c->rpos;
+    c->rpos = 0;
+  }
+  if (c->rcap > (1u << 20) && c->rlen < 65536) {
+    char *nb = realloc(c->rb, 65536);
+    if (nb) {
+      c->rb = nb;
+      c->rcap = 65536;
+    }
+  }
+}
+
+static void conn_alloc(uv_handle_t *h, size_t sug, uv_buf_t *b) {
+  conn *c = h->data;
+  (void)sug;
+  if (c->rcap - c->rlen < 16384) {
+    size_t ncap = c->rcap ? c->rcap * 2 : 65536;
+    size_t lim = c->s->o.max_line + 65536;
+    if (ncap > lim) ncap = lim;
+    if (ncap < c->rlen + 16384) ncap = c->rlen + 16384;
+    char *nb = realloc(c->rb, ncap);
+    if (!nb) abort();
+    c->rb = nb;
+    c->rcap = ncap;
+  }
+  b->base = c->rb + c->rlen;
+  b->len = c->rcap - c->rlen;
+}
+
+static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+  conn *c = st->data;
+  (void)b;
+  if (n == 0 || c->closing) return;
+  if (n < 0) {
+    uv_read_stop(st);
+    if (n == UV_EOF) {   /* half-closed: answer what came, then close */
+      if (!c->paused && !c->close_after_flush && c->rlen > c->rpos &&
+          c->rlen - c->rpos <= c->s->o.max_line) {
+        /* EOF ends a last line sent without its newline */
+        size_t at = c->rpos, len = c->rlen - c->rpos;
+        c->rpos = c->scan = c->rlen;
+        pw_request_line(c, c->rb + at, len);
+      }
+      c->eof = 1;
+      pw_conn_check(c);
+    } else {
+      c->s->client_gone++;
+      pw_conn_close(c);
+    }
+    return;
+  }
+  c->rlen += (size_t)n;
+  c->last_ms = uv_now(c->s->loop);
+  if (c->paused || c->close_after_flush) return;
+  conn_process(c);
+}
+
+static int peer_allowed(srv *s, conn *c) {
+  if (!s->o.nallow_uid && !s->o.nallow_gid) return 1;
+  for (int i = 0; i < s->o.nallow_uid; i++)
+    if (c->uid >= 0 && s->o.allow_uid[i] == c->uid) return 1;
+  for (int i = 0; i < s->o.nallow_gid; i++)
+    if (c->gid >= 0 && s->o.allow_gid[i] == c->gid) return 1;
+  return 0;
+}
+
+/* Refuse c with one error line, then close it once that is written. */
+static void conn_refuse(conn *c, int code, const char *msg) {
+  c->s->conns_rejected++;
+  pw_conn_error(c, NULL, 0, code, msg);
+  c->close_after_flush = 1;
+}
+
+/* May c be served? If not, it gets an error line and closes. */
+static int conn_admit(srv *s, conn *c) {
+  char msg[120];
+  if (s->stopping) {
+    conn_refuse(c, PW_RPC_BUSY, "the server is stopping");
+    return 0;
+  }
+  if (s->nconns > s->o.max_conns) {
+    snprintf(msg, sizeof msg, "too many connections (--max-connections %u); try again later",
+             s->o.max_conns);
+    conn_refuse(c, PW_RPC_BUSY, msg);
+    return 0;
+  }
+  if (!peer_allowed(s, c)) {
+    snprintf(msg, sizeof msg, "uid %ld (gid %ld) is not allowed to use this server", c->uid,
+             c->gid);
+    pw_serve_say("refused a connection from uid %ld gid %ld pid %ld", c->uid, c->gid, c->pid);
+    conn_refuse(c, PW_RPC_FORBIDDEN, msg);
+    return 0;
+  }
+  return 1;
+}
+
+static void conn_peer(conn *c) {
+  c->uid = c->gid = c->pid = -1;
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->h, &fd) == 0) {
+    struct ucred uc;
+    socklen_t l = sizeof uc;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &l) == 0) {
+      c->uid = (long)uc.uid;
+      c->gid = (long)uc.gid;
+      c->pid = (long)uc.pid;
+    }
+  }
+}
+
+void pw_conn_accept(uv_stream_t *listener, int status) {
+  srv *s = listener->data;
+  if (status < 0) {   /* EMFILE: libuv's reserve descriptor sheds it */
+    s->accept_errors++;
+    if (uv_now(s->loop) - s->accept_error_ms >= 1000) {
+      pw_serve_say("accept: %s (%llu so far)", uv_strerror(status),
+                   (unsigned long long)s->accept_errors);
+      s->accept_error_ms = uv_now(s->loop);
+    }
+    return;
+  }
+  conn *c = calloc(1, sizeof *c);
+  if (!c) abort();
+  c->s = s;
+  uv_pipe_init(s->loop, &c->h, 0);
+  c->h.data = c;
+  if (uv_accept(listener, (uv_stream_t *)&c->h) != 0) {
+    uv_close((uv_handle_t *)&c->h, (uv_close_cb)free);
+    return;
+  }
+  conn_peer(c);
+  c->last_ms = uv_now(s->loop);
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  s->nconns++;
+  s->conns_total++;
+  if (conn_admit(s, c)) uv_read_start((uv_stream_t *)&c->h, conn_alloc, conn_read);
+}
+
+void pw_conn_idle_sweep(srv *s) {
+  if (!s->o.idle_s) return;
+  uint64_t now = uv_now(s->loop), lim = (uint64_t)s->o.idle_s * 1000u;
+  for (conn *c = s->conns; c; c = c->next) {
+    if (c->closing || c->inflight || c->out.queued || c->close_after_flush) continue;
+    if (now - c->last_ms > lim) {
+      char msg[120];
+      snprintf(msg, sizeof msg, "idle for %u s (--idle-timeout); closing the connection",
+               s->o.idle_s);
+      pw_conn_error(c, NULL, 0, PW_RPC_BUSY, msg);
+      c->close_after_flush = 1;
+      conn_pause(c);
+    }
+  }
+}
+
+/* }====== */

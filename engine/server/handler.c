@@ -1,0 +1,696 @@
+/*
+** handler.c: the worker half of rpc.h: one engine per loaded protocol,
+** built (and its examples checked, at load) by pw_rpc_new, and the handler
+** of evaluate and check_orders.
+**
+** A request line is decoded by pw_engine_decode (the gate's full strict
+** check, then cjson) into the engine's Lua state and read with raw access
+** only (lua_rawget, lua_next), never a metamethod; the engine's stack is
+** left as found. The answer is the response line and, when a log is open,
+** the decision-log fragment right after it. An engine whose state ran out
+** of memory (or hit an internal error) is rebuilt from the same source.
+*/
+#include "rpc.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter.h"
+#include "engine.h"
+#include "result.h"
+#include "whatif.h"
+
+/* ==================================================================== */
+/* {====== the worker half                                              */
+
+typedef struct rpc_engine {
+  pw_engine *e;
+  char *id;
+  pw_buf ident;         /* "protocol":{"id":..,"version":..,"sha256":..} */
+} rpc_engine;
+
+struct pw_rpc {
+  pw_rpc_config cfg;
+  rpc_engine *eng;
+  int n;
+  pw_buf text;
+  pw_adapter *fhir;     /* evaluate_fhir: made on first use (see the end) */
+};
+
+static void rpc_engine_clear(rpc_engine *re) {
+  if (re->e) pw_engine_free(re->e);
+  free(re->id);
+  pw_buf_free(&re->ident);
+  memset(re, 0, sizeof *re);
+}
+
+static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errlen) {
+  const pw_rpc_protocol *p = &r->cfg.protocols[i];
+  rpc_engine *re = &r->eng[i];
+  pw_error e;
+  memset(&e, 0, sizeof e);
+  rpc_engine_clear(re);
+  re->e = pw_engine_new(&r->cfg.limits, &e);
+  if (!re->e) {
+    snprintf(err, errlen, "%s: cannot create an engine: %s", p->name, e.msg);
+    return -1;
+  }
+  if (pw_engine_load_buffer(re->e, p->name, p->src, p->len, &e) != PW_OK) {
+    snprintf(err, errlen, "%s", e.msg);
+    return -1;
+  }
+  for (int k = 0; k < r->cfg.nplugins; k++) {
+    if (pw_engine_add_plugin(re->e, r->cfg.plugins[k], &e) != PW_OK) {
+      snprintf(err, errlen, "%s", e.msg);
+      return -1;
+    }
+  }
+  if (check) {
+    pw_buf rep = {0};
+    if (pw_engine_check_examples(re->e, &rep, &e) != PW_OK) {
+      /* the report says which example and why; keep the message short */
+      size_t keep = rep.len;
+      if (keep > 300) keep = 300;
+      snprintf(err, errlen, "%s: example cases failed: %s%s%.*s", p->name, e.msg,
+               keep ? ": " : "", (int)keep, rep.data ? rep.data : "");
+      for (char *c = err; *c; c++)
+        if (*c == '\n') *c = ' ';
+      pw_buf_free(&rep);
+      return -1;
+    }
+    pw_buf_free(&rep);
+  }
+  const char *id = pw_engine_protocol_id(re->e);
+  re->id = strdup(id ? id : "");
+  if (!re->id) abort();
+  pw_buf_adds(&re->ident, "\"protocol\":{\"id\":");
+  pw_buf_json_str(&re->ident, pw_engine_protocol_id(re->e));
+  pw_buf_adds(&re->ident, ",\"version\":");
+  pw_buf_json_str(&re->ident, pw_engine_protocol_version(re->e));
+  pw_buf_adds(&re->ident, ",\"sha256\":");
+  pw_buf_json_str(&re->ident, pw_engine_protocol_sha256(re->e));
+  pw_buf_adds(&re->ident, "}");
+  return 0;
+}
+
+pw_rpc *pw_rpc_new(const pw_rpc_config *cfg, char *err, size_t errlen) {
+  pw_rpc *r = calloc(1, sizeof *r);
+  if (!r) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  r->cfg = *cfg;
+  r->n = cfg->nprotocols;
+  r->eng = calloc((size_t)(r->n ? r->n : 1), sizeof *r->eng);
+  if (!r->eng) {
+    free(r);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  if (r->n == 0) {
+    snprintf(err, errlen, "no protocol to load");
+    pw_rpc_free(r);
+    return NULL;
+  }
+  for (int i = 0; i < r->n; i++) {
+    if (rpc_engine_build(r, i, cfg->check_examples, err, errlen) != 0) {
+      pw_rpc_free(r);
+      return NULL;
+    }
+    for (int j = 0; j < i; j++) {
+      if (strcmp(r->eng[j].id, r->eng[i].id) == 0) {
+        snprintf(err, errlen, "%s and %s both declare protocol id '%s'",
+                 cfg->protocols[j].name, cfg->protocols[i].name, r->eng[i].id);
+        pw_rpc_free(r);
+        return NULL;
+      }
+    }
+  }
+  return r;
+}
+
+void pw_rpc_free(pw_rpc *r) {
+  if (!r) return;
+  for (int i = 0; i < r->n; i++) rpc_engine_clear(&r->eng[i]);
+  free(r->eng);
+  pw_buf_free(&r->text);
+  pw_adapter_free(r->fhir);
+  free(r);
+}
+
+void pw_rpc_ready_payload(pw_rpc *r, pw_buf *out) {
+  pw_buf_add(out, "[", 1);
+  for (int i = 0; i < r->n; i++) {
+    if (i) pw_buf_add(out, ",", 1);
+    pw_engine_protocol_json(r->eng[i].e, out);
+  }
+  pw_buf_add(out, "]\n", 2);
+  for (int i = 0; i < r->n; i++) {
+    pw_buf_adds(out, r->eng[i].id);
+    pw_buf_add(out, "\n", 1);
+  }
+}
+
+static int status_code(pw_status st) {
+  switch (st) {
+    case PW_EINPUT: return PW_RPC_VALIDATION;
+    case PW_EPROTOCOL: return PW_RPC_PROTOCOL;
+    case PW_EBUDGET: return PW_RPC_BUDGET;
+    case PW_EMEMORY: return PW_RPC_MEMORY;
+    default: return PW_RPC_INTERNAL;
+  }
+}
+
+/* Which engine a request names (only asked when several are loaded). */
+static int pick_engine(pw_rpc *r, const char *line, size_t len, int *unknown) {
+  static const char *const top[] = {"params"};
+  static const char *const par[] = {"protocol"};
+  pw_span sp[1], pp[1];
+  char name[128];
+  *unknown = 0;
+  if (pw_rpc_members(line, len, top, 1, sp, PW_RPC_FIRST) != 0 || !sp[0].len) return 0;
+  if (pw_rpc_members(line + sp[0].off, sp[0].len, par, 1, pp, PW_RPC_FIRST) != 0 ||
+      !pp[0].len)
+    return 0;
+  const char *v = line + sp[0].off + pp[0].off;
+  if (pp[0].len == 4 && memcmp(v, "null", 4) == 0) return 0;
+  if (pw_rpc_string(v, pp[0].len, name, sizeof name) < 0) return 0; /* type error later */
+  for (int i = 0; i < r->n; i++)
+    if (strcmp(r->eng[i].id, name) == 0) return i;
+  *unknown = 1;
+  return 0;
+}
+
+/* The raw text of params.facts (for --log-facts). */
+static pw_span facts_span(const char *line, size_t len) {
+  static const char *const top[] = {"params"};
+  static const char *const par[] = {"facts"};
+  pw_span sp[1], fp[1], none = {0, 0};
+  if (pw_rpc_members(line, len, top, 1, sp, PW_RPC_FIRST) != 0 || !sp[0].len) return none;
+  if (pw_rpc_members(line + sp[0].off, sp[0].len, par, 1, fp, PW_RPC_FIRST) != 0 ||
+      !fp[0].len)
+    return none;
+  fp[0].off += sp[0].off;
+  return fp[0];
+}
+
+/* Is the empty table at params.<key> written as {} (1) or [] (0)? */
+static int empty_was_object(const char *line, size_t len, const char *key) {
+  static const char *const top[] = {"params"};
+  const char *par[1] = {key};
+  pw_span sp[1], kp[1];
+  if (pw_rpc_members(line, len, top, 1, sp, 0) != 0 || !sp[0].len) return 1;
+  if (pw_rpc_members(line + sp[0].off, sp[0].len, par, 1, kp, 0) != 0 || !kp[0].len) return 1;
+  return line[sp[0].off + kp[0].off] == '{';
+}
+
+static void log_fragment(pw_rpc *r, int ei, const char *line, size_t len, pw_buf *out) {
+  rpc_engine *re = &r->eng[ei];
+  const pw_result *res = pw_engine_result(re->e);
+  pw_buf_adds(out, "\"engine\":\"" PW_VERSION "\",");
+  pw_buf_add(out, re->ident.data, re->ident.len);
+  pw_buf_adds(out, ",\"facts_sha256\":");
+  pw_buf_json_str(out, res ? res->facts_sha256 : NULL);
+  if (r->cfg.log_facts) {
+    pw_span f = facts_span(line, len);
+    pw_buf_adds(out, ",\"facts\":");
+    if (f.len) pw_buf_add(out, line + f.off, f.len);
+    else pw_buf_add(out, "null", 4);
+  }
+  pw_buf_adds(out, ",\"pathway\":");
+  pw_buf_json_str(out, res ? res->pathway : NULL);
+  pw_buf_adds(out, ",\"recommendations\":[");
+  int first = 1;
+  for (int i = 0; res && i < res->items.n; i++) {
+    const pw_item *it = &res->items.v[i];
+    if (it->blocked || it->source == PW_SRC_ORDER) continue;
+    if (!first) pw_buf_add(out, ",", 1);
+    first = 0;
+    pw_buf_json_str(out, it->id);
+  }
+  pw_buf_adds(out, "],\"orders_allowed\":[");
+  first = 1;
+  for (int i = 0; res && i < res->items.n; i++) {
+    const pw_item *it = &res->items.v[i];
+    if (it->blocked || it->source != PW_SRC_ORDER) continue;
+    if (!first) pw_buf_add(out, ",", 1);
+    first = 0;
+    pw_buf_json_str(out, it->id);
+  }
+  pw_buf_adds(out, "],\"blocked\":[");
+  first = 1;
+  for (int i = 0; res && i < res->items.n; i++) {
+    const pw_item *it = &res->items.v[i];
+    if (!it->blocked) continue;
+    if (!first) pw_buf_add(out, ",", 1);
+    first = 0;
+    pw_buf_adds(out, "{\"id\":");
+    pw_buf_json_str(out, it->id);
+    pw_buf_adds(out, ",\"rule\":");
+    pw_buf_json_str(out, it->rule);
+    pw_buf_add(out, "}", 1);
+  }
+  pw_buf_add(out, "]", 1);
+}
+
+static void buf_cut(pw_buf *b, size_t len) {
+  b->len = len;
+  if (b->data) b->data[len] = '\0';
+}
+
+/* is the value at idx absent (nil or JSON null)? */
+static int absent(lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  return t == LUA_TNIL || t == LUA_TLIGHTUSERDATA;
+}
+
+/* One call being answered: where its parts sit on the engine's stack and,
+** once something is wrong, the error to answer with. */
+typedef struct rpc_call {
+  pw_rpc *r;
+  rpc_engine *re;
+  lua_State *L;
+  int method;
+  const char *line;
+  size_t len;
+  int unknown;            /* params.protocol names no loaded engine */
+  int base;               /* the stack top before the call */
+  int req, params, facts; /* stack slots: base+1, +2, +3 */
+  int orders;             /* check_orders: base+5; evaluate: 0 */
+  unsigned flags;
+  int text;               /* format "text" */
+  int what_if;            /* evaluate with what_if: true (issue 17) */
+  int code;
+  char msg[600];
+} rpc_call;
+
+static int call_fail(rpc_call *k, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int call_fail(rpc_call *k, int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(k->msg, sizeof k->msg, fmt, ap);
+  va_end(ap);
+  k->code = code;
+  return -1;
+}
+
+/* The request object and its params object, whose every member must be
+** known: a typo is an error, not a silent default. */
+static int read_params(rpc_call *k) {
+  lua_State *L = k->L;
+  if (!lua_checkstack(L, 8)) return call_fail(k, PW_RPC_INTERNAL, "Lua stack exhausted");
+  k->req = k->base + 1;
+  if (lua_type(L, k->req) != LUA_TTABLE)
+    return call_fail(k, PW_RPC_INVALID_REQUEST, "request: expected an object");
+  lua_pushliteral(L, "params");
+  if (lua_rawget(L, k->req) != LUA_TTABLE)
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params: expected an object with member 'facts'");
+  k->params = k->base + 2;
+  lua_pushnil(L);
+  while (lua_next(L, k->params)) {
+    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    int ok = key && (strcmp(key, "facts") == 0 || strcmp(key, "protocol") == 0 ||
+                     (k->method == PW_M_EVALUATE &&
+                      (strcmp(key, "format") == 0 || strcmp(key, "trace") == 0 ||
+                       strcmp(key, "what_if") == 0)) ||
+                     (k->method == PW_M_CHECK_ORDERS && strcmp(key, "orders") == 0));
+    if (!ok) {
+      call_fail(k, PW_RPC_INVALID_PARAMS, "params: unknown member '%.60s' for %s",
+                key ? key : "?", pw_rpc_method_name(k->method));
+      lua_pop(L, 2);
+      return -1;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* params.facts must be an object ({} is one; [] is not). */
+static int read_facts(rpc_call *k) {
+  lua_State *L = k->L;
+  lua_pushliteral(L, "facts");
+  k->facts = k->base + 3;
+  if (lua_rawget(L, k->params) != LUA_TTABLE)
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.facts: expected an object");
+  lua_pushnil(L);
+  if (lua_next(L, k->facts)) lua_pop(L, 2);
+  else if (!empty_was_object(k->line, k->len, "facts"))
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.facts: expected an object, got an array");
+  return 0;
+}
+
+/* params.protocol, if given, must name the engine picked for the call. */
+static int read_protocol(rpc_call *k) {
+  lua_State *L = k->L;
+  lua_pushliteral(L, "protocol");
+  lua_rawget(L, k->params);                               /* base+4 */
+  if (absent(L, -1)) return 0;
+  if (lua_type(L, -1) != LUA_TSTRING)
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.protocol: expected a protocol id string");
+  if (k->unknown || strcmp(lua_tostring(L, -1), k->re->id) != 0)
+    return call_fail(k, PW_RPC_UNKNOWN_PROTOCOL,
+                     "params.protocol: no loaded protocol has id '%.100s'",
+                     lua_tostring(L, -1));
+  return 0;
+}
+
+/* evaluate: params.format ("json" or "text"), params.trace and
+** params.what_if. */
+static int read_evaluate(rpc_call *k) {
+  lua_State *L = k->L;
+  lua_pushliteral(L, "format");
+  lua_rawget(L, k->params);                               /* base+5 */
+  if (!absent(L, -1)) {
+    const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (f && strcmp(f, "text") == 0) k->text = 1;
+    else if (!f || strcmp(f, "json") != 0)
+      return call_fail(k, PW_RPC_INVALID_PARAMS, "params.format: expected \"json\" or \"text\"");
+  }
+  lua_pushliteral(L, "trace");
+  lua_rawget(L, k->params);                               /* base+6 */
+  if (!absent(L, -1)) {
+    if (lua_type(L, -1) != LUA_TBOOLEAN)
+      return call_fail(k, PW_RPC_INVALID_PARAMS, "params.trace: expected true or false");
+    if (lua_toboolean(L, -1)) k->flags |= PW_EVAL_TRACE;
+  }
+  lua_pushliteral(L, "what_if");
+  lua_rawget(L, k->params);                               /* base+7 */
+  if (!absent(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.what_if: expected true or false");
+  k->what_if = lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+  return 0;
+}
+
+/* check_orders: params.orders, an array of order id strings. */
+static int read_orders(rpc_call *k) {
+  lua_State *L = k->L;
+  k->flags |= PW_EVAL_ORDERS_ONLY;
+  lua_pushliteral(L, "orders");
+  k->orders = k->base + 5;
+  if (lua_rawget(L, k->params) != LUA_TTABLE)
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.orders: expected an array of order ids");
+  lua_Integer n = (lua_Integer)lua_rawlen(L, k->orders), count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, k->orders)) {
+    count++;
+    if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || lua_tointeger(L, -2) > n ||
+        lua_type(L, -1) != LUA_TSTRING) {
+      int bad_key = !lua_isinteger(L, -2);
+      lua_pop(L, 2);
+      if (bad_key)
+        return call_fail(k, PW_RPC_INVALID_PARAMS,
+                         "params.orders: expected an array, got an object");
+      return call_fail(k, PW_RPC_INVALID_PARAMS,
+                       "params.orders: every item must be an order id string");
+    }
+    lua_pop(L, 1);
+  }
+  if (count == 0 && empty_was_object(k->line, k->len, "orders"))
+    return call_fail(k, PW_RPC_INVALID_PARAMS, "params.orders: expected an array, got an object");
+  return 0;
+}
+
+/* Evaluate and append the result line (without its closing "}\n"). */
+static int evaluate(rpc_call *k, const char *id, size_t idlen, pw_buf *out) {
+  pw_engine *e = k->re->e;
+  pw_error err;
+  pw_status st;
+  err.code = PW_OK;
+  err.msg[0] = '\0';
+  pw_buf_add(out, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
+  if (id) pw_buf_add(out, id, idlen);
+  else pw_buf_add(out, "null", 4);
+  pw_buf_add(out, ",\"result\":", 10);
+  if (k->what_if) {   /* the result with its what_if member, or the text with its section */
+    pw_buf_reset(&k->r->text);
+    st = pw_whatif_eval_table(e, k->facts, k->flags, k->text, NULL, k->text ? &k->r->text : out,
+                              &err);
+    if (st == PW_OK && k->text) {
+      pw_buf_add(&k->r->text, "", 0);
+      pw_buf_json_str(out, k->r->text.data);
+    }
+  } else if (k->text) {
+    st = pw_engine_eval_table(e, k->facts, k->orders, k->flags, NULL, &err);   /* no JSON needed */
+    if (st == PW_OK) {
+      pw_buf_reset(&k->r->text);
+      pw_engine_render_text(e, &k->r->text);
+      pw_buf_add(&k->r->text, "", 0);   /* NUL-terminated even when empty */
+      pw_buf_json_str(out, k->r->text.data);
+    }
+  } else {   /* one line: ends in '}' */
+    st = pw_engine_eval_table(e, k->facts, k->orders, k->flags, out, &err);
+  }
+  if (st != PW_OK) return call_fail(k, status_code(st), "%s", err.msg);
+  return 0;
+}
+
+/* Decode the line and read its params; 0, or -1 with k->code set. The
+** id, once the line passed the gate, goes to *id. */
+static int call_read(rpc_call *k, const char **id, size_t *idlen) {
+  pw_gate_info gi;
+  pw_error err;
+  memset(&gi, 0, sizeof gi);
+  err.code = PW_OK;
+  err.msg[0] = '\0';
+  pw_status st = pw_engine_decode(k->re->e, k->line, k->len, &gi, &err);
+  if (st != PW_OK) {
+    if (st == PW_EMEMORY) return call_fail(k, PW_RPC_MEMORY, "%s", err.msg);
+    return call_fail(k, PW_RPC_PARSE_ERROR, "Parse error: %s", err.msg);
+  }
+  if (gi.has_id) {
+    *id = k->line + gi.id_off;
+    *idlen = gi.id_len;
+  }
+  if (read_params(k) != 0 || read_facts(k) != 0 || read_protocol(k) != 0) return -1;
+  return k->method == PW_M_EVALUATE ? read_evaluate(k) : read_orders(k);
+}
+
+static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out,
+                        pw_rpc_outcome *oc);
+
+void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *out,
+                   pw_rpc_outcome *oc) {
+  if (method == PW_M_EVALUATE_FHIR) {
+    handle_fhir(r, line, len, out, oc);
+    return;
+  }
+  size_t start = out->len;
+  const char *id = NULL;
+  size_t idlen = 0;
+  rpc_call k;
+  memset(&k, 0, sizeof k);
+  k.r = r;
+  k.method = method;
+  k.line = line;
+  k.len = len;
+  int ei = r->n > 1 ? pick_engine(r, line, len, &k.unknown) : 0;
+  k.re = &r->eng[ei];
+  k.L = pw_engine_lua(k.re->e);
+  k.base = lua_gettop(k.L);
+  oc->engine = ei;
+  oc->fatal = 0;
+  if (call_read(&k, &id, &idlen) == 0 && evaluate(&k, id, idlen, out) == 0) {
+    pw_buf_add(out, "}\n", 2);
+    oc->code = 0;
+    oc->resp_len = out->len - start;
+    if (r->cfg.log) log_fragment(r, ei, line, len, out);
+    lua_settop(k.L, k.base);
+    return;
+  }
+  lua_settop(k.L, k.base);
+  buf_cut(out, start);
+  pw_rpc_error_line(out, id, idlen, k.code, k.msg);
+  oc->code = k.code;
+  oc->resp_len = out->len - start;
+  if (k.code == PW_RPC_MEMORY || k.code == PW_RPC_INTERNAL) {
+    /* the state may be unusable: rebuild it from the same source */
+    char e2[256];
+    if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1; /* respawn me */
+  }
+}
+
+/* }====== */
+
+/* ==================================================================== */
+/* {====== evaluate_fhir: a FHIR document through the input adapter     */
+/*
+** params: {bundle: a FHIR document (Bundle, resource, prefetch object),
+**          as_of?: "YYYY-MM-DD" (default today, UTC), protocol?, format?, trace?}
+** The request is gated and decoded with the adapter's limits (16 MiB,
+** 100,000 members; the line must also fit --max-line), the adapter derives
+** the facts, the engine evaluates them; the result gains "input" (as of,
+** sources, unmapped), as `pathwise eval --from fhir` prints it.
+*/
+
+typedef struct fhir_params {
+  char as_of[16];
+  int text, trace, what_if;
+  int bundle;            /* stack index in the adapter's state */
+} fhir_params;
+
+static int fhir_params_read(lua_State *L, int req, fhir_params *p, char *msg, size_t n) {
+  lua_pushliteral(L, "params");
+  if (lua_rawget(L, req) != LUA_TTABLE) { snprintf(msg, n, "params: expected an object with member 'bundle'"); return PW_RPC_INVALID_PARAMS; }
+  int params = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, params)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    if (strcmp(k, "bundle") && strcmp(k, "as_of") && strcmp(k, "protocol") && strcmp(k, "format") &&
+        strcmp(k, "trace") && strcmp(k, "what_if")) {
+      snprintf(msg, n, "params: unknown member '%.60s' for evaluate_fhir", k);
+      lua_pop(L, 2);
+      return PW_RPC_INVALID_PARAMS;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushliteral(L, "as_of");
+  lua_rawget(L, params);
+  if (!absent(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING || !pw_adapter_date_ok(lua_tostring(L, -1))) {
+      snprintf(msg, n, "params.as_of: expected a date \"YYYY-MM-DD\"");
+      return PW_RPC_INVALID_PARAMS;
+    }
+    snprintf(p->as_of, sizeof p->as_of, "%s", lua_tostring(L, -1));
+  }
+  lua_pushliteral(L, "format");
+  lua_rawget(L, params);
+  const char *f = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (!absent(L, -1) && (!f || (strcmp(f, "json") && strcmp(f, "text")))) {
+    snprintf(msg, n, "params.format: expected \"json\" or \"text\"");
+    return PW_RPC_INVALID_PARAMS;
+  }
+  p->text = f && !strcmp(f, "text");
+  lua_pushliteral(L, "trace");
+  lua_rawget(L, params);
+  if (!absent(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) {
+    snprintf(msg, n, "params.trace: expected true or false");
+    return PW_RPC_INVALID_PARAMS;
+  }
+  p->trace = lua_toboolean(L, -1);
+  lua_pushliteral(L, "what_if");
+  lua_rawget(L, params);
+  if (!absent(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) {
+    snprintf(msg, n, "params.what_if: expected true or false");
+    return PW_RPC_INVALID_PARAMS;
+  }
+  p->what_if = lua_toboolean(L, -1);
+  lua_pushliteral(L, "protocol");
+  lua_rawget(L, params);
+  if (!absent(L, -1) && lua_type(L, -1) != LUA_TSTRING) {
+    snprintf(msg, n, "params.protocol: expected a protocol id string");
+    return PW_RPC_INVALID_PARAMS;
+  }
+  lua_pushliteral(L, "bundle");
+  if (lua_rawget(L, params) != LUA_TTABLE || lua_rawlen(L, -1) > 0) {
+    snprintf(msg, n, "params.bundle: expected a FHIR document (an object)");
+    return PW_RPC_INVALID_PARAMS;
+  }
+  p->bundle = lua_gettop(L);
+  return 0;
+}
+
+static pw_adapter *fhir_adapter(pw_rpc *r, char *msg, size_t n) {
+  pw_error err;
+  if (r->fhir) return r->fhir;
+  pw_adapter *a = pw_adapter_new(NULL, &err);
+  if (a && (pw_adapter_load(a, PW_DEFAULT_ADAPTER, &err) != PW_OK ||
+            pw_adapter_add_codes(a, PW_DEFAULT_ADAPTER_CODES, &err) != PW_OK)) {
+    pw_adapter_free(a);
+    a = NULL;
+  }
+  if (!a) snprintf(msg, n, "FHIR adapter: %s", err.msg);
+  return r->fhir = a;
+}
+
+/* Evaluate the derived facts with engine ei and write the response. */
+static int fhir_eval(pw_rpc *r, int ei, const fhir_params *p, const pw_adapter_output *in,
+                     const char *id, size_t idlen, pw_buf *out, char *msg, size_t n) {
+  pw_error err;
+  pw_buf res = {0};
+  pw_engine *e = r->eng[ei].e;
+  unsigned flags = p->trace ? PW_EVAL_TRACE : 0;
+  pw_buf_reset(&r->text);
+  pw_status st = p->what_if ? pw_whatif_eval(e, in->facts.data, in->facts.len, flags, p->text, NULL,
+                                             p->text ? &r->text : &res, &err)
+                            : pw_engine_eval(e, in->facts.data, in->facts.len, flags, p->text ? NULL : &res, &err);
+  if (st != PW_OK) {
+    pw_buf_free(&res);
+    snprintf(msg, n, "facts from FHIR: %.500s", err.msg);
+    return status_code(st);
+  }
+  pw_buf_adds(out, "{\"jsonrpc\":\"2.0\",\"id\":");
+  if (id) pw_buf_add(out, id, idlen);
+  else pw_buf_add(out, "null", 4);
+  pw_buf_adds(out, ",\"result\":");
+  if (p->text) {
+    if (!p->what_if) pw_engine_render_text(e, &r->text);
+    pw_buf_adds(&r->text, "\n");
+    pw_buf_add(&r->text, in->text.data, in->text.len);
+    pw_buf_add(&r->text, "", 0);
+    pw_buf_json_str(out, r->text.data);
+  } else {
+    pw_adapter_splice(&res, in);
+    pw_buf_add(out, res.data, res.len);
+  }
+  pw_buf_add(out, "}\n", 2);
+  pw_buf_free(&res);
+  return 0;
+}
+
+static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw_rpc_outcome *oc) {
+  size_t start = out->len;
+  char msg[600];
+  pw_error err;
+  pw_gate_info gi;
+  fhir_params p;
+  pw_adapter_output in = {0};
+  const char *id = NULL;
+  size_t idlen = 0;
+  int code = 0, unknown = 0, ei = r->n > 1 ? pick_engine(r, line, len, &unknown) : 0;
+  memset(oc, 0, sizeof *oc);
+  memset(&p, 0, sizeof p);
+  memset(&gi, 0, sizeof gi);
+  oc->engine = -1;
+  pw_adapter *a = fhir_adapter(r, msg, sizeof msg);
+  if (!a) { code = PW_RPC_INTERNAL; goto fail; }
+  lua_State *L = pw_adapter_lua(a);
+  int base = lua_gettop(L);
+  pw_status st = pw_adapter_decode(a, line, len, &gi, &err);
+  if (st != PW_OK) {
+    code = st == PW_EMEMORY ? PW_RPC_MEMORY : PW_RPC_PARSE_ERROR;
+    snprintf(msg, sizeof msg, "%s%.500s", code == PW_RPC_PARSE_ERROR ? "Parse error: " : "", err.msg);
+    goto fail;
+  }
+  if (gi.has_id) { id = line + gi.id_off; idlen = gi.id_len; }
+  if (lua_type(L, base + 1) != LUA_TTABLE) { code = PW_RPC_INVALID_REQUEST; snprintf(msg, sizeof msg, "request: expected an object"); goto done; }
+  if ((code = fhir_params_read(L, base + 1, &p, msg, sizeof msg))) goto done;
+  if (unknown) { code = PW_RPC_UNKNOWN_PROTOCOL; snprintf(msg, sizeof msg, "params.protocol: no loaded protocol has that id"); goto done; }
+  if (!p.as_of[0]) pw_adapter_today(p.as_of);
+  st = pw_adapter_run_value(a, p.bundle, p.as_of, &in, &err);
+  if (st != PW_OK) { code = status_code(st); snprintf(msg, sizeof msg, "%.580s", err.msg); goto done; }
+  code = fhir_eval(r, ei, &p, &in, id, idlen, out, msg, sizeof msg);
+done:
+  lua_settop(L, base);
+  lua_gc(L, LUA_GCCOLLECT);
+  if (!code) {
+    oc->resp_len = out->len - start;
+    oc->engine = ei;
+    if (r->cfg.log) log_fragment(r, ei, line, len, out);
+    pw_adapter_output_free(&in);
+    return;
+  }
+fail:
+  pw_adapter_output_free(&in);
+  buf_cut(out, start);
+  pw_rpc_error_line(out, id, idlen, code, msg);
+  oc->code = code;
+  oc->engine = ei;
+  oc->resp_len = out->len - start;
+}
+
+/* }====== */

@@ -1,0 +1,441 @@
+/*
+** reload.c: generations of worker processes, protocol reload, and the
+** watcher of the protocol files.
+**
+** A generation is the set of worker processes that load one reading of
+** the protocol sources. A reload (at start, on SIGHUP, on the reload
+** method, or 200 ms after a watched protocol file changed) reads the
+** sources, forks a new generation whose workers must load them and pass
+** their example cases (pw_engine_check_examples, run by rpc.c in each new
+** worker), then swaps it in: new requests go to it, the old generation's
+** workers finish what they hold and exit when their channel closes. If any
+** new worker fails, the new generation is killed and the old one keeps
+** serving; at start, the server stops. One reload runs at a time; a
+** request for another while one loads runs once it ends. A watched file
+** that changed back to the same bytes reloads nothing.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "file.h"
+#include "supervisor.h"
+
+/* ==================================================================== */
+/* {====== a generation's life                                         */
+
+void pw_reload_release(generation *g) {
+  for (int i = 0; i < g->nprotos; i++) {
+    free(g->names[i]);
+    free(g->srcs[i]);
+  }
+  free(g->names);
+  free(g->srcs);
+  free(g->protos);
+  free(g->w);
+  free(g->stat_idx);
+  free(g->protocols_json);
+  free(g);
+}
+
+static void generation_free_cb(uv_handle_t *h) { pw_reload_release(h->data); }
+
+void pw_reload_collect(generation *g) {
+  srv *s = g->s;
+  if (g->state != GEN_DRAINING || g->alive || g == s->active || g == s->loading) return;
+  generation **gp = &s->generations;
+  while (*gp && *gp != g) gp = &(*gp)->gnext;
+  if (*gp) *gp = g->gnext;
+  if (!uv_is_closing((uv_handle_t *)&g->respawn))
+    uv_close((uv_handle_t *)&g->respawn, generation_free_cb);
+}
+
+static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen) {
+  pw_buf b = {0};
+  pw_error e;
+  /* "-" names a file here, as in --protocols DIR: never standard input */
+  if (pw_file_read(strcmp(path, "-") ? path : "./-", SRV_MAX_SOURCE, &b, &e) != PW_OK) {
+    pw_buf_free(&b);
+    snprintf(err, errlen, "%s", e.msg);
+    return -1;
+  }
+  *out = b.data;
+  *len = b.len;
+  return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The protocol paths to load, sorted for a directory. */
+static int protocol_paths(srv *s, char ***paths, int *n, char *err, size_t errlen) {
+  *paths = NULL;
+  *n = 0;
+  if (s->o.protocols_dir) {
+    DIR *d = opendir(s->o.protocols_dir);
+    if (!d) {
+      snprintf(err, errlen, "%s: %s", s->o.protocols_dir, strerror(errno));
+      return -1;
+    }
+    struct dirent *de;
+    char **v = NULL;
+    int k = 0;
+    while ((de = readdir(d))) {
+      size_t l = strlen(de->d_name);
+      if (l < 5 || strcmp(de->d_name + l - 4, ".lua") != 0 || de->d_name[0] == '.') continue;
+      char **nv = realloc(v, (size_t)(k + 1) * sizeof *v);
+      if (!nv) abort();
+      v = nv;
+      v[k] = malloc(strlen(s->o.protocols_dir) + l + 2);
+      if (!v[k]) abort();
+      sprintf(v[k], "%s/%s", s->o.protocols_dir, de->d_name);
+      k++;
+    }
+    closedir(d);
+    if (!k) {
+      snprintf(err, errlen, "%s: no *.lua protocol files", s->o.protocols_dir);
+      return -1;
+    }
+    qsort(v, (size_t)k, sizeof *v, cmp_str);
+    *paths = v;
+    *n = k;
+    return 0;
+  }
+  char **v = calloc((size_t)s->o.nprotocol_files, sizeof *v);
+  if (!v) abort();
+  for (int i = 0; i < s->o.nprotocol_files; i++) {
+    v[i] = strdup(s->o.protocol_files[i]);
+    if (!v[i]) abort();
+  }
+  *paths = v;
+  *n = s->o.nprotocol_files;
+  return 0;
+}
+
+/* A generation's sources, read now; 0, or -1 with the reason in err. */
+static int generation_read(generation *g, char **paths, int n, char *err, size_t errlen) {
+  g->nprotos = n;
+  g->names = paths;
+  g->srcs = calloc((size_t)n, sizeof *g->srcs);
+  g->protos = calloc((size_t)n, sizeof *g->protos);
+  if (!g->srcs || !g->protos) abort();
+  for (int i = 0; i < n; i++) {
+    size_t len;
+    if (read_file(paths[i], &g->srcs[i], &len, err, errlen) != 0) return -1;
+    g->protos[i].name = g->names[i];
+    g->protos[i].src = g->srcs[i];
+    g->protos[i].len = len;
+  }
+  return 0;
+}
+
+/* What each worker of g is forked with. */
+static void generation_config(generation *g) {
+  const srv *s = g->s;
+  pw_worker_cfg *c = &g->wcfg;
+  c->rpc.protocols = g->protos;
+  c->rpc.nprotocols = g->nprotos;
+  c->rpc.plugins = s->o.cmd.plugins;
+  c->rpc.nplugins = s->o.cmd.nplugins;
+  c->rpc.limits.memory = s->o.cmd.lim.memory;
+  c->rpc.limits.instructions = s->o.cmd.lim.instructions;
+  c->rpc.limits.max_input = s->o.max_line;
+  c->rpc.log = s->o.log_path != NULL;
+  c->rpc.log_facts = s->o.log_facts;
+  c->max_frame = PW_WIRE_MAX_REQ(s->o.max_line);
+  c->rlimit_as = s->o.worker_as;
+  c->cpu_headroom_s = s->o.worker_cpu;
+  c->parent = getpid();
+}
+
+static generation *generation_new(srv *s, char *err, size_t errlen) {
+  char **paths;
+  int n;
+  if (protocol_paths(s, &paths, &n, err, errlen) != 0) return NULL;
+  generation *g = calloc(1, sizeof *g);
+  if (!g) abort();
+  g->s = s;
+  if (generation_read(g, paths, n, err, errlen) != 0) {
+    for (int k = 0; k < n; k++) {
+      free(g->names[k]);
+      free(g->srcs[k]);
+    }
+    free(g->names);
+    free(g->srcs);
+    free(g->protos);
+    free(g);
+    return NULL;
+  }
+  generation_config(g);
+  g->nw = s->o.workers;
+  g->w = calloc((size_t)g->nw, sizeof *g->w);
+  if (!g->w) abort();
+  uv_timer_init(s->loop, &g->respawn);
+  g->respawn.data = g;
+  g->num = ++s->generation_seq;
+  g->gnext = s->generations;
+  s->generations = g;
+  return g;
+}
+
+static int same_sources(const generation *a, const generation *b) {
+  if (!a || !b || a->nprotos != b->nprotos) return 0;
+  for (int i = 0; i < a->nprotos; i++) {
+    if (strcmp(a->names[i], b->names[i]) != 0 || a->protos[i].len != b->protos[i].len ||
+        memcmp(a->protos[i].src, b->protos[i].src, a->protos[i].len) != 0)
+      return 0;
+  }
+  return 1;
+}
+
+/* }====== */
+
+/* ==================================================================== */
+/* {====== reload requests waiting for their answer                    */
+
+static void waiter_add(pw_queue *q, conn *c, const char *id, size_t idlen) {
+  waiter *wt = malloc(sizeof *wt + idlen);
+  if (!wt) abort();
+  wt->c = c;
+  wt->idlen = idlen;
+  memcpy(wt->id, id, idlen);
+  pw_queue_push(q, &wt->link);
+  c->refs++;
+  c->inflight++;
+}
+
+void pw_reload_answer(srv *s, pw_queue *waiters, int code, const char *msg,
+                      const char *result) {
+  pw_queue all = pw_queue_take(waiters);
+  pw_qlink *l;
+  while ((l = pw_queue_pop(&all))) {
+    waiter *wt = PW_QITEM(l, waiter, link);
+    conn *c = wt->c;
+    if (code) {
+      pw_conn_error(c, wt->id, wt->idlen, code, msg);
+    } else if (!c->closing) {
+      pw_conn_result_head(c, wt->id, wt->idlen);
+      pw_buf_adds(&c->out.buf, result);
+      pw_buf_adds(&c->out.buf, "}\n");
+      pw_conn_dirty(c);
+    }
+    s->responses++;
+    c->inflight--;
+    free(wt);
+    pw_conn_unref(c);
+  }
+}
+
+/* }====== */
+
+/* ==================================================================== */
+/* {====== reload                                                      */
+
+static void reload_again(srv *s) {
+  if (!s->reload_again) return;
+  s->reload_again = 0;
+  pw_reload_start(s, s->last_reload_reason, NULL, NULL, 0);
+}
+
+/* The first generation is ready: start listening. */
+static int first_ready(generation *g, double ms) {
+  srv *s = g->s;
+  if (pw_listen_start(s) != 0) {
+    s->exit_code = PW_EX_OSERR;
+    pw_serve_shutdown(s, "cannot listen");
+    return -1;
+  }
+  pw_serve_say("ready on %s: %d workers, protocols %s, decision log %s%s%s (%.0f ms)",
+               s->o.socket, g->nw, g->protocols_json, s->o.log_path ? s->o.log_path : "off",
+               s->o.log_path ? ", sync " : "",
+               s->o.log_path ? pw_declog_mode_name(s->o.log_sync) : "", ms);
+  char m[512];
+  snprintf(m, sizeof m, "READY=1\nSTATUS=serving on %s\nMAINPID=%d", s->o.socket,
+           (int)getpid());
+  pw_serve_notify(m);
+  return 0;
+}
+
+/* g replaces old: old's idle workers retire now, the others once done. */
+static void replace(generation *g, generation *old, double ms) {
+  srv *s = g->s;
+  old->state = GEN_DRAINING;
+  uv_timer_stop(&old->respawn);
+  for (int i = 0; i < old->nw; i++) {
+    worker *w = old->w[i];
+    if (w && !w->sent.n && !w->lost) pw_pool_retire(w);
+  }
+  s->reloads_ok++;
+  s->last_reload_error[0] = '\0';
+  pw_serve_say("reloaded (%s): generation %u serves %s in %.0f ms", s->last_reload_reason,
+               g->num, g->protocols_json, ms);
+  pw_serve_notify("READY=1\nSTATUS=serving (reloaded)");
+}
+
+void pw_reload_activate(generation *g) {
+  srv *s = g->s;
+  generation *old = s->active;
+  s->loading = NULL;
+  s->active = g;
+  g->state = GEN_ACTIVE;
+  g->backoff_ms = 0;
+  double ms = (double)(pw_worker_now_ns() - g->started_ns) / 1e6;
+  if (old) replace(g, old, ms);
+  else if (first_ready(g, ms) != 0) return;
+  pw_buf res = {0};
+  pw_buf_addf(&res, "{\"reloaded\":true,\"generation\":%u,\"protocols\":%s}", g->num,
+              g->protocols_json);
+  pw_reload_answer(s, &g->waiters, 0, NULL, res.data);
+  pw_buf_free(&res);
+  pw_pool_drain(s);
+  reload_again(s);
+}
+
+/* The new sources did not load. With a generation serving, it goes on;
+** with none, the server stops with code. */
+static void refused(srv *s, pw_queue *waiters, const char *msg, int code) {
+  s->reloads_failed++;
+  snprintf(s->last_reload_error, sizeof s->last_reload_error, "%s", msg);
+  if (s->active) {
+    char m[1200];
+    pw_serve_say("reload refused (%s): %s; generation %u keeps serving", s->last_reload_reason,
+                 msg, s->active->num);
+    snprintf(m, sizeof m, "reload refused, the loaded protocols keep serving: %s", msg);
+    pw_reload_answer(s, waiters, PW_RPC_RELOAD_FAILED, m, NULL);
+  } else {
+    pw_serve_say("cannot start: %s", msg);
+    if (!s->exit_code) s->exit_code = code;
+    pw_reload_answer(s, waiters, PW_RPC_RELOAD_FAILED, msg, NULL);
+  }
+}
+
+void pw_reload_fail(generation *g, const char *msg) {
+  srv *s = g->s;
+  if (g->state != GEN_LOADING) return;
+  g->state = GEN_DRAINING;
+  if (s->loading == g) s->loading = NULL;
+  uv_timer_stop(&g->respawn);
+  pw_pool_end(g);
+  refused(s, &g->waiters, msg, PW_EX_CONFIG);
+  pw_reload_collect(g);
+  if (!s->active) {
+    pw_serve_shutdown(s, "the protocols did not load");
+    return;
+  }
+  reload_again(s);
+}
+
+void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t idlen) {
+  if (c) waiter_add(&s->next_waiters, c, id, idlen);
+  if (s->stopping) {
+    pw_reload_answer(s, &s->next_waiters, PW_RPC_BUSY, "the server is stopping", NULL);
+    return;
+  }
+  snprintf(s->last_reload_reason, sizeof s->last_reload_reason, "%s", reason);
+  if (s->loading) {
+    s->reload_again = 1;
+    return;
+  }
+  char err[1024];
+  generation *g = generation_new(s, err, sizeof err);
+  if (!g) {
+    refused(s, &s->next_waiters, err, PW_EX_NOINPUT);
+    if (!s->active) pw_serve_shutdown(s, "no protocol");
+    return;
+  }
+  if (!c && !s->next_waiters.n && strcmp(reason, "protocol file changed") == 0 &&
+      same_sources(g, s->active)) {
+    g->state = GEN_DRAINING;   /* nothing changed: drop it quietly */
+    pw_reload_collect(g);
+    s->generation_seq--;
+    return;
+  }
+  g->waiters = pw_queue_take(&s->next_waiters);
+  g->state = GEN_LOADING;
+  g->started_ns = pw_worker_now_ns();
+  s->loading = g;
+  pw_pool_spawn(g);
+}
+
+void pw_reload_timeout(srv *s, uint64_t now) {
+  if (s->loading && now - s->loading->started_ns > SRV_MS(SRV_LOAD_TIMEOUT_S * 1000ull)) {
+    char msg[120];
+    snprintf(msg, sizeof msg, "the new workers did not become ready within %d s",
+             SRV_LOAD_TIMEOUT_S);
+    pw_reload_fail(s->loading, msg);
+  }
+}
+
+/* }====== */
+
+/* ==================================================================== */
+/* {====== the watcher                                                 */
+
+static void on_debounce(uv_timer_t *t) {
+  srv *s = t->data;
+  pw_reload_start(s, "protocol file changed", NULL, NULL, 0);
+}
+
+static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status) {
+  srv *s = h->data;
+  (void)events;
+  if (status < 0 || s->stopping) return;
+  if (filename) {
+    size_t l = strlen(filename);
+    if (s->o.protocols_dir) {
+      if (l < 5 || strcmp(filename + l - 4, ".lua") != 0) return;
+    } else {
+      int hit = 0;
+      for (int i = 0; i < s->o.nprotocol_files; i++) {
+        const char *b = strrchr(s->o.protocol_files[i], '/');
+        b = b ? b + 1 : s->o.protocol_files[i];
+        if (strcmp(b, filename) == 0) hit = 1;
+      }
+      if (!hit) return;
+    }
+  }
+  uv_timer_start(&s->debounce, on_debounce, 200, 0);
+}
+
+void pw_reload_watch(srv *s) {
+  if (!s->o.watch) return;
+  const char *dirs[SRV_MAX_WATCH];
+  int nd = 0;
+  char *own[SRV_MAX_WATCH];
+  int nown = 0;
+  if (s->o.protocols_dir) dirs[nd++] = s->o.protocols_dir;
+  for (int i = 0; i < s->o.nprotocol_files && nd < SRV_MAX_WATCH - 1; i++) {
+    char *d = strdup(s->o.protocol_files[i]);
+    if (!d) abort();
+    char *sl = strrchr(d, '/');
+    if (sl) *(sl == d ? sl + 1 : sl) = '\0';
+    else strcpy(d, ".");
+    int dup = 0;
+    for (int k = 0; k < nd; k++) dup |= strcmp(dirs[k], d) == 0;
+    if (dup) {
+      free(d);
+      continue;
+    }
+    dirs[nd++] = d;
+    own[nown++] = d;
+  }
+  for (int i = 0; i < nd; i++) {
+    uv_fs_event_init(s->loop, &s->watch[s->nwatch]);
+    s->watch[s->nwatch].data = s;
+    int rc = uv_fs_event_start(&s->watch[s->nwatch], on_fs_event, dirs[i], 0);
+    if (rc != 0) {
+      pw_serve_say("cannot watch %s for protocol changes: %s", dirs[i], uv_strerror(rc));
+      uv_close((uv_handle_t *)&s->watch[s->nwatch], NULL);
+      continue;
+    }
+    s->nwatch++;
+  }
+  for (int i = 0; i < nown; i++) free(own[i]);
+}
+
+/* }====== */
