@@ -68,19 +68,29 @@ static int add_section(pw_cds *c, lua_State *L, const char *name) {
   return 0;
 }
 
-static void add_loinc(pw_cds *c, lua_State *L, const char *name) {
-  lua_getfield(L, -1, name);
-  if (!lua_istable(L, -1)) { lua_pop(L, 1); return; }
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-    if (!strncmp(k, LOINC_PREFIX, strlen(LOINC_PREFIX)) && lua_toboolean(L, -1)) {
-      if (c->loinc.len) pw_buf_add(&c->loinc, ",", 1);
-      pw_buf_adds(&c->loinc, k);
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The LOINC codes of these sections, sorted (table order is not stable). */
+static void add_loinc(pw_cds *c, lua_State *L, const char *const *names, size_t nn) {
+  const char *codes[512];
+  size_t n = 0;
+  for (size_t i = 0; i < nn; i++) {
+    lua_getfield(L, -1, names[i]);
+    if (!lua_istable(L, -1)) { lua_pop(L, 1); continue; }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+      if (!strncmp(k, LOINC_PREFIX, strlen(LOINC_PREFIX)) && lua_toboolean(L, -1) && n < 512) codes[n++] = k;
+      lua_pop(L, 1);
     }
-    lua_pop(L, 1);
+    lua_pop(L, 1);   /* the strings stay alive in the code table */
   }
-  lua_pop(L, 1);
+  qsort(codes, n, sizeof codes[0], cmp_str);
+  for (size_t i = 0; i < n; i++) {
+    if (i && !strcmp(codes[i], codes[i - 1])) continue;
+    if (c->loinc.len) pw_buf_add(&c->loinc, ",", 1);
+    pw_buf_adds(&c->loinc, codes[i]);
+  }
 }
 
 pw_cds *pw_cds_new(const char *codes_path, pw_error *err) {
@@ -96,7 +106,7 @@ pw_cds *pw_cds_new(const char *codes_path, pw_error *err) {
     goto fail;
   }
   static const char *const obs[] = {"ecog", "variant", "gene_tests", "msi", "msi_ihc", "disease_status"};
-  for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++) add_loinc(c, L, obs[i]);
+  add_loinc(c, L, obs, sizeof obs / sizeof obs[0]);
   if (add_section(c, L, "agents") || add_section(c, L, "products") || c->loinc.failed) {
     pw_error_set(err, PW_EMEMORY, "out of memory");
     goto fail;
