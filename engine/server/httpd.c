@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cds.h"
@@ -30,6 +31,13 @@
 int pw_httpd_listen(srv *s) {
   const char *path = s->o.http_path;
   if (!path) return 0;
+  if (!s->o.http_no_auth) {
+    char err[300];
+    if (!(s->jwt = pw_jwt_new(&s->o.jwt, err, sizeof err))) {
+      pw_serve_say("--http-jwks: %s", err);
+      return -1;
+    }
+  }
   struct stat st;
   if (lstat(path, &st) == 0) {   /* a stale socket of ours: replace it; anything else: refuse */
     if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
@@ -73,8 +81,9 @@ void pw_httpd_unlink(srv *s) {
 static void respond(conn *c, int status, const char *ctype, const char *body, size_t len) {
   int keep = c->http_keep && !c->s->stopping && status < 500 && status != 400 && status != 413 &&
              status != 431 && status != 414 && status != 408;
-  pw_http_response(&c->out.buf, status, ctype, status == 405 ? "Allow: GET, POST\r\n" : NULL, body, len,
-                   keep);
+  const char *extra = status == 405 ? "Allow: GET, POST\r\n"
+                    : status == 401 ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" : NULL;
+  pw_http_response(&c->out.buf, status, ctype, extra, body, len, keep);
   c->http_busy = 0;
   if (!keep) {
     c->close_after_flush = 1;
@@ -139,6 +148,25 @@ static int json_type(const char *ct) {
   return !*ct || (!strncasecmp(ct, "application/json", n) && (ct[n] == 0 || ct[n] == ';'));
 }
 
+/* The bearer token; 0 when it passes (or with --http-no-auth). Refusals
+** are logged with the reason and the peer, never the token. */
+static int authorized(conn *c, const pw_http_request *q) {
+  srv *s = c->s;
+  if (!s->jwt) return 1;
+  char why[160] = "no bearer token";
+  const char *a = q->authorization.data;
+  size_t n = q->authorization.len;
+  int ok = a && n > 7 && !strncasecmp(a, "Bearer ", 7) &&
+           pw_jwt_verify(s->jwt, a + 7, n - 7, (long long)time(NULL), why, sizeof why) == 0;
+  if (!ok) {
+    s->http_refused++;
+    pw_serve_say("CDS Hooks: refused %s %s from uid %ld pid %ld: %s", q->method_name, q->path.data,
+                 c->uid, c->pid, why);
+    respond_outcome(c, 401, "login", why);
+  }
+  return ok;
+}
+
 /* Route one request: a "cds" line to the workers, or an answer here. */
 static void route(conn *c, const pw_http_request *q) {
   static const char pre[] = "/cds-services";
@@ -157,6 +185,7 @@ static void route(conn *c, const pw_http_request *q) {
   if (!op || (*svc && !id_ok(svc, slen))) { respond_outcome(c, 404, "not-found", "no such resource; GET /cds-services lists the services"); return; }
   int want = *svc ? PW_HTTP_POST : PW_HTTP_GET;
   if (q->method != want) { respond_outcome(c, 405, "not-supported", "method not allowed here"); return; }
+  if (!authorized(c, q)) return;
   if (want == PW_HTTP_POST) {
     char e[300];
     if (!json_type(q->content_type.data ? q->content_type.data : "")) {

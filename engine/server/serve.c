@@ -293,6 +293,8 @@ static void start_handles(srv *s) {
 static int teardown(srv *s) {
   pw_listen_unlink(s);
   pw_httpd_unlink(s);
+  pw_jwt_free(s->jwt);
+  s->jwt = NULL;
   if (s->log) {   /* never got as far as finish() */
     char err[300];
     pw_declog_close(s->log, err, sizeof err);

@@ -24,6 +24,7 @@
 #include "declog.h"
 #include "gate.h"
 #include "http.h"
+#include "jwt.h"
 #include "queue.h"
 #include "rpc.h"
 #include "worker.h"
@@ -77,6 +78,7 @@ typedef struct srv_opts {
   int watch;
   const char *http_path;      /* --http: CDS Hooks over HTTP/1.1 on this Unix socket */
   int http_no_auth;          /* --http-no-auth: no bearer-token check (testing only) */
+  pw_jwt_config jwt;         /* --http-jwks, --http-issuer, --http-audience */
 } srv_opts;
 
 /* A stream's unsent output: appended to at will, written once per loop
@@ -194,6 +196,8 @@ struct srv {
   int listener_init;
   uv_pipe_t http_listener;   /* --http (httpd.c) */
   int http_init, http_bound;
+  pw_jwt *jwt;               /* NULL with --http-no-auth */
+  uint64_t http_refused;     /* requests refused with 401 */
   dev_t http_dev;
   ino_t http_ino;
   uv_check_t check;

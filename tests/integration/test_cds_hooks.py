@@ -10,8 +10,10 @@ decision log (checksummed); the fhirAuthorization token never logged;
 keep-alive and pipelining; clear 4xx answers; a patient the guideline does
 not apply to ({"cards": []}).
 """
+import base64
 import json
 import re
+import time
 import os
 import socket
 import subprocess
@@ -292,6 +294,102 @@ def test_http_framing(args, tmp):
     check(srv.health()["status"] == "ok", "the JSON-RPC socket still answers")
 
 
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def openssl(*a, data=None):
+    p = subprocess.run(["openssl"] + list(a), input=data, capture_output=True)
+    check(p.returncode == 0, "openssl %s: %s" % (" ".join(a), p.stderr[-300:]))
+    return p.stdout
+
+
+def der_to_raw(der, size=48):
+    """An ECDSA DER signature (SEQUENCE of two INTEGERs) as JWS's r||s."""
+    i = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7f)
+    out = b""
+    for _ in range(2):
+        check(der[i] == 2, "DER integer")
+        n = der[i + 1]
+        v = der[i + 2:i + 2 + n].lstrip(b"\0")
+        out += v.rjust(size, b"\0")
+        i += 2 + n
+    return out
+
+
+class Keys:
+    """Test keys made with openssl at test time: an RSA (RS256) and a P-384 (ES384) key."""
+
+    def __init__(self, tmp):
+        self.rsa = os.path.join(tmp, "rsa.pem")
+        self.ec = os.path.join(tmp, "ec.pem")
+        self.other = os.path.join(tmp, "other.pem")
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", self.rsa)
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", self.other)
+        openssl("ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", self.ec)
+        mod = openssl("rsa", "-in", self.rsa, "-noout", "-modulus").decode().strip().split("=")[1]
+        pub = openssl("ec", "-in", self.ec, "-pubout", "-outform", "DER")[-97:]
+        check(pub[0] == 4, "uncompressed EC point")
+        self.jwks = os.path.join(tmp, "jwks.json")
+        with open(self.jwks, "w") as f:
+            json.dump({"keys": [
+                {"kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig", "n": b64u(bytes.fromhex(mod)), "e": "AQAB"},
+                {"kty": "EC", "kid": "ec-1", "alg": "ES384", "use": "sig", "crv": "P-384",
+                 "x": b64u(pub[1:49]), "y": b64u(pub[49:])}]}, f)
+
+    def token(self, alg="RS256", kid="rsa-1", key=None, **claims):
+        now = int(time.time())
+        body = {"iss": "https://ehr.example", "aud": "https://cds.example/cds-services",
+                "exp": now + 300, "iat": now, "jti": os.urandom(8).hex()}
+        body.update(claims)
+        body = {k: v for k, v in body.items() if v is not None}
+        head = b64u(json.dumps({"alg": alg, "typ": "JWT", "kid": kid}).encode())
+        data = (head + "." + b64u(json.dumps(body).encode())).encode()
+        if alg == "RS256":
+            sig = openssl("dgst", "-sha256", "-sign", key or self.rsa, data=data)
+        else:
+            sig = der_to_raw(openssl("dgst", "-sha384", "-sign", key or self.ec, data=data))
+        return data.decode() + "." + b64u(sig)
+
+
+def test_bearer_jwt(args, tmp):
+    keys = Keys(tmp)
+    srv = Server(args, tmp)
+    srv.http = os.path.join(tmp, "h.sock")
+    srv.cmd += ["--http", srv.http, "--http-jwks", keys.jwks, "--http-issuer", "https://ehr.example",
+                "--http-audience", "https://cds.example/cds-services"]
+    srv.start()
+    check("WITHOUT AUTHENTICATION" not in srv.stderr(), "no warning with auth on")
+
+    def get(tok):
+        hdr = ["Authorization: Bearer " + tok] if tok is not None else []
+        return curl(srv, "GET", "/cds-services", headers=hdr)[0]
+    check(get(keys.token()) == 200, "a valid RS256 token")
+    check(get(keys.token("ES384", "ec-1")) == 200, "a valid ES384 token")
+    bad = {
+        "no token": None,
+        "not a JWT": "abc.def",
+        "signed by another key": keys.token(key=keys.other),
+        "expired": keys.token(exp=int(time.time()) - 3600),
+        "issuer not allowed": keys.token(iss="https://evil.example"),
+        "wrong audience": keys.token(aud="https://other.example"),
+        "no jti": keys.token(jti=None),
+        "unknown kid": keys.token(kid="nope"),
+    }
+    for what, tok in bad.items():
+        check(get(tok) == 401, "%s: not refused" % what)
+    tok = keys.token()
+    check(get(tok) == 200 and get(tok) == 401, "a replayed jti is refused")
+    # a service call with a bad token never reaches the workers
+    code, out = curl(srv, "POST", "/cds-services/mrc_second_line-patient-view", b"{}",
+                     headers=["Authorization: Bearer " + bad["expired"]])
+    check(code == 401 and b"token expired" in out, "401 with the reason: %s %s" % (code, out))
+    err = srv.stderr()
+    check(err.count("CDS Hooks: refused") >= len(bad) + 1, "refusals logged: %s" % err[-1500:])
+    check("token expired" in err and "signature does not verify" in err, "reasons logged")
+    check(bad["expired"].split(".")[2] not in err, "the token itself is never logged")
+
+
 if __name__ == "__main__":
     run([test_discovery_and_patient_view, test_order_sign, test_prefetch_absent_null, test_not_applicable,
-         test_feedback_logged, test_http_framing])
+         test_feedback_logged, test_http_framing, test_bearer_jwt])
