@@ -3,7 +3,9 @@
 #
 #   bash quickstart.sh demo    install dependencies, build, evaluate the
 #                              guideline's index case and print the report
-#   bash quickstart.sh test    install dependencies, build, run every test
+#   bash quickstart.sh test    install dependencies, build, run every test,
+#                              then build the Debian package, install it,
+#                              run it with the source tree hidden, purge it
 #
 # Run as root (or with sudo): it installs Debian packages with apt-get.
 # Set PW_NO_APT=1 to skip the install step when the packages are present.
@@ -11,7 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev
-          libuv1-dev lua-busted python3 python3-jsonschema socat valgrind
+          libuv1-dev lua-busted python3 socat valgrind
+          help2man dpkg-dev file logrotate python3-jsonschema python3-distributed
           node-llhttp libssl-dev curl)
 
 install_deps() {
@@ -43,7 +46,15 @@ case "${1:-}" in
   test)
     install_deps
     build
-    cd build && ctest --output-on-failure -j"$(nproc)"
+    # The Debian package: build, dpkg -i, run from the installed files with
+    # the source tree hidden, purge. It changes the system, so root only.
+    # It runs first so that ctest's summary closes the run.
+    if [[ $(id -u) == 0 ]]; then
+      bash tests/package/test_deb.sh
+    else
+      echo "quickstart: package test skipped (needs root: dpkg -i)" >&2
+    fi
+    (cd build && ctest --output-on-failure -j"$(nproc)")
     ;;
   *)
     echo "usage: bash quickstart.sh demo|test" >&2

@@ -2,12 +2,14 @@
 ** command.c: helpers shared by the subcommands; see command.h.
 */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "command.h"
 #include "engine.h"
+#include "locate.h"
 #include "file.h"
 
 int pw_cmd_exit_code(pw_status s) {
@@ -32,9 +34,19 @@ int pw_cmd_cores(void) {
   return n < 1 ? 1 : n > PW_MAX_JOBS ? PW_MAX_JOBS : n;
 }
 
+/* Resolved once (locate.h: $PATHWISE_PROTOCOL, $PATHWISE_PATH, the installed
+** copy beside the binary, the source tree for the build-tree binary) and
+** immutable afterwards, so worker threads may share the pointer. */
+static char default_protocol[4096];
+static pthread_once_t default_protocol_once = PTHREAD_ONCE_INIT;
+
+static void default_protocol_init(void) {
+  pw_locate_default_protocol(default_protocol, sizeof default_protocol);
+}
+
 const char *pw_cmd_default_protocol(void) {
-  const char *env = getenv("PATHWISE_PROTOCOL");
-  return env && *env ? env : PW_DEFAULT_PROTOCOL;
+  pthread_once(&default_protocol_once, default_protocol_init);
+  return default_protocol;
 }
 
 pw_engine *pw_cmd_engine(const char *protocol, const char *const *plugins, int nplugins,

@@ -37,7 +37,8 @@ int pw_cmd_read(const char *path, pw_buf *b);
 ** 1..PW_MAX_JOBS: the default number of batch threads or server workers. */
 int pw_cmd_cores(void);
 
-/* The default protocol: $PATHWISE_PROTOCOL, else the source tree's. */
+/* The default protocol: $PATHWISE_PROTOCOL, $PATHWISE_PATH, the installed
+** copy, else the source tree's (see locate.h). */
 const char *pw_cmd_default_protocol(void);
 
 /* Create an engine with the protocol and plugins loaded; on failure print

@@ -14,6 +14,7 @@
 #include "command.h"
 #include "engine.h"
 #include "fhir.h"
+#include "locate.h"
 #include "whatif.h"
 
 #define MAX_CODES 7
@@ -28,7 +29,8 @@ static const char *const usage_facts =
   "      --from fhir         the input format (required)\n"
   "      --as-of DATE        YYYY-MM-DD against which staleness and days to\n"
   "                          surgery are computed (default: today, UTC)\n"
-  "      --adapter FILE      adapter script (default plugins/fhir/adapter.lua);\n"
+  "      --adapter FILE      adapter script (default: $PATHWISE_ADAPTER, else the\n"
+  "                          installed share/pathwise/plugins/fhir/adapter.lua);\n"
   "                          its code table is codes.lua next to it\n"
   "      --codes FILE        an institution's code table extending the adapter's\n"
   "                          (repeatable; later tables win)\n"
@@ -146,11 +148,18 @@ static int write_out(const pw_buf *b) {
 /* The adapter with its base code table (codes.lua next to it) and extensions. */
 static pw_adapter *load_adapter(const fopts *o, int *code) {
   pw_error err;
-  const char *path = o->adapter ? o->adapter : PW_DEFAULT_ADAPTER;
-  char codes[4096];
-  const char *slash = strrchr(path, '/');
-  int dir = slash ? (int)(slash - path + 1) : 0;
-  snprintf(codes, sizeof codes, "%.*scodes.lua", dir, path);
+  char found[4096], codes[4096];
+  if (!o->adapter && pw_locate_default_adapter(found, sizeof found) != 0) {
+    fprintf(stderr, "pathwise: cannot locate the FHIR adapter (give --adapter FILE)\n");
+    *code = PW_EX_NOINPUT;
+    return NULL;
+  }
+  const char *path = o->adapter ? o->adapter : found;
+  if (pw_locate_adapter_codes(path, codes, sizeof codes) != 0) {
+    fprintf(stderr, "pathwise: adapter path too long: %s\n", path);
+    *code = PW_EX_USAGE;
+    return NULL;
+  }
   pw_adapter *a = pw_adapter_new(&o->alim, &err);
   if (!a) { fprintf(stderr, "pathwise: %s\n", err.msg); *code = PW_EX_SOFTWARE; return NULL; }
   pw_status rc = pw_adapter_load(a, path, &err);

@@ -15,6 +15,7 @@
 #include "file.h"
 #include "server.h"
 #include "whatif.h"
+#include "version.h"
 
 static const char *const usage_main =
   "usage: pathwise <command> [options]\n"
@@ -44,8 +45,9 @@ static const char *const usage_eval =
   "\n"
   "Evaluate one facts object (JSON) and print the recommendation.\n"
   "\n"
-  "  -p, --protocol FILE     protocol script (default: the bundled guideline,\n"
-  "                          scripts/mrc_second_line.lua, or $PATHWISE_PROTOCOL)\n"
+  "  -p, --protocol FILE     protocol script (default: $PATHWISE_PROTOCOL, else\n"
+  "                          mrc_second_line.lua in $PATHWISE_PATH, else the\n"
+  "                          installed guideline, share/pathwise/scripts)\n"
   "      --plugin FILE       add a local-rules plugin (repeatable; may only tighten)\n"
   "  -f, --format text|json  output format (default: text on a terminal, else json)\n"
   "  -t, --trace             explain: branches taken, facts used, rules that blocked\n"
@@ -205,7 +207,7 @@ int main(int argc, char **argv) {
   if (argc < 2) { fputs(usage_main, stderr); return PW_EX_USAGE; }
   const char *cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(usage_main, stdout); return 0; }
-  if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) { printf("pathwise %s\n", PW_VERSION); return 0; }
+  if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) return pw_version_main();
   if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
   if (!strcmp(cmd, "facts")) return pw_fhir_facts_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);

@@ -39,17 +39,7 @@ static pw_status fail(pw_error *err, pw_status code, const char *fmt, const char
 
 static int setup(lua_State *L) {   /* a strict cjson decoder for the host */
   pw_adapter *a = lua_touserdata(L, 1);
-  lua_getglobal(L, "cjson");
-  lua_getfield(L, -1, "new");
-  lua_call(L, 0, 1);
-  lua_getfield(L, -1, "decode_invalid_numbers");
-  lua_pushboolean(L, 0);
-  lua_call(L, 1, 0);
-  lua_getfield(L, -1, "decode_max_depth");
-  lua_pushinteger(L, 64);
-  lua_call(L, 1, 0);
-  lua_getfield(L, -1, "decode");
-  a->decode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  a->decode_ref = pw_sandbox_json_decoder(L);
   return 0;
 }
 

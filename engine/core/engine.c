@@ -28,18 +28,7 @@ static int engine_setup(lua_State *L) {
   pw_engine *e = lua_touserdata(L, 1);
   pw_facts_open(L);
   pw_builder_open(L, e);
-  /* A private cjson instance, strict on numbers, for the host only. */
-  lua_getglobal(L, "cjson");
-  lua_getfield(L, -1, "new");
-  lua_call(L, 0, 1);
-  lua_getfield(L, -1, "decode_invalid_numbers");
-  lua_pushboolean(L, 0);
-  lua_call(L, 1, 0);
-  lua_getfield(L, -1, "decode_max_depth");
-  lua_pushinteger(L, 64);
-  lua_call(L, 1, 0);
-  lua_getfield(L, -1, "decode");
-  e->decode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  e->decode_ref = pw_sandbox_json_decoder(L);
   return 0;
 }
 

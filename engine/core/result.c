@@ -240,6 +240,7 @@ void pw_protocol_info_json(const pw_protocol_info *p, pw_buf *b) {
 
 /* The head: engine, protocol, patient, applicability and pathway. */
 static void j_head(pw_jsonw *w, const pw_result *r, const pw_protocol_info *p) {
+  pw_jsonw_field_int(w, "schema_version", PW_RESULT_SCHEMA);
   pw_jsonw_key(w, "engine");
   pw_jsonw_begin_object(w);
   pw_jsonw_field_str(w, "name", "pathwise");

@@ -889,3 +889,19 @@ int pw_sandbox_pcall(pw_sandbox *sb, int nargs, int nresults, uint64_t instructi
   }
   return PW_OK;
 }
+
+int pw_sandbox_json_decoder(lua_State *L) {
+  lua_getglobal(L, "cjson");   /* loaded for the host by pw_sandbox_init; scripts never see it */
+  lua_getfield(L, -1, "new");
+  lua_call(L, 0, 1);
+  lua_getfield(L, -1, "decode_invalid_numbers");
+  lua_pushboolean(L, 0);
+  lua_call(L, 1, 0);
+  lua_getfield(L, -1, "decode_max_depth");
+  lua_pushinteger(L, 64);
+  lua_call(L, 1, 0);
+  lua_getfield(L, -1, "decode");
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pop(L, 2);
+  return ref;
+}

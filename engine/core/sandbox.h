@@ -87,4 +87,9 @@ int pw_sandbox_raise_oom(lua_State *L, const char *what);
 ** (reads, #, pairs and ipairs work; writes raise an error). */
 void pw_sandbox_readonly(lua_State *L);
 
+/* A registry reference to the decode function of a private cjson
+** instance, strict on numbers (no NaN/Infinity) and 64 levels deep, for
+** the host only. Call inside a protected call: it allocates. */
+int pw_sandbox_json_decoder(lua_State *L);
+
 #endif

@@ -16,6 +16,9 @@
 #include <stdint.h>
 
 #define PW_VERSION "0.1.0"
+/* Version of the result and decision-log record layouts (schemas/); bumped
+** when a key is removed or changes meaning. */
+#define PW_RESULT_SCHEMA 1
 
 /* Plugins one engine can load (pw_engine_add_plugin refuses more). */
 #define PW_MAX_PLUGINS 8

@@ -55,7 +55,7 @@ void pw_answer_log_done(void *arg, uint64_t upto, int ok) {
 
 void pw_answer_log_note(void *arg, const char *msg) {
   (void)arg;
-  pw_serve_say("decision log: %s", msg);
+  pw_serve_warn("decision log: %s", msg);
 }
 
 /* The oldest answer waiting for its record has waited past the deadline. */

@@ -329,7 +329,7 @@ static int conn_admit(srv *s, conn *c) {
   if (!peer_allowed(s, c)) {
     snprintf(msg, sizeof msg, "uid %ld (gid %ld) is not allowed to use this server", c->uid,
              c->gid);
-    pw_serve_say("refused a connection from uid %ld gid %ld pid %ld", c->uid, c->gid, c->pid);
+    pw_serve_warn("refused a connection from uid %ld gid %ld pid %ld", c->uid, c->gid, c->pid);
     conn_refuse(c, PW_RPC_FORBIDDEN, msg);
     return 0;
   }
@@ -355,7 +355,7 @@ void pw_conn_accept(uv_stream_t *listener, int status) {
   if (status < 0) {   /* EMFILE: libuv's reserve descriptor sheds it */
     s->accept_errors++;
     if (uv_now(s->loop) - s->accept_error_ms >= 1000) {
-      pw_serve_say("accept: %s (%llu so far)", uv_strerror(status),
+      pw_serve_warn("accept: %s (%llu so far)", uv_strerror(status),
                    (unsigned long long)s->accept_errors);
       s->accept_error_ms = uv_now(s->loop);
     }

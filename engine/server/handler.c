@@ -22,6 +22,7 @@
 #include "adapter.h"
 #include "cds.h"
 #include "engine.h"
+#include "locate.h"
 #include "result.h"
 #include "whatif.h"
 
@@ -214,7 +215,7 @@ static int empty_was_object(const char *line, size_t len, const char *key) {
 static void log_fragment(pw_rpc *r, int ei, const char *line, size_t len, pw_buf *out) {
   rpc_engine *re = &r->eng[ei];
   const pw_result *res = pw_engine_result(re->e);
-  pw_buf_adds(out, "\"engine\":\"" PW_VERSION "\",");
+  pw_buf_addf(out, "\"schema_version\":%d,\"engine\":\"" PW_VERSION "\",", PW_RESULT_SCHEMA);
   pw_buf_add(out, re->ident.data, re->ident.len);
   pw_buf_adds(out, ",\"facts_sha256\":");
   pw_buf_json_str(out, res ? res->facts_sha256 : NULL);
@@ -605,9 +606,15 @@ static int fhir_params_read(lua_State *L, int req, fhir_params *p, char *msg, si
 static pw_adapter *fhir_adapter(pw_rpc *r, char *msg, size_t n) {
   pw_error err;
   if (r->fhir) return r->fhir;
+  char path[4096], codes[4096];
+  if (pw_locate_default_adapter(path, sizeof path) != 0 ||
+      pw_locate_adapter_codes(path, codes, sizeof codes) != 0) {
+    snprintf(msg, n, "FHIR adapter: cannot locate it (set PATHWISE_ADAPTER)");
+    return NULL;
+  }
   pw_adapter *a = pw_adapter_new(NULL, &err);
-  if (a && (pw_adapter_load(a, PW_DEFAULT_ADAPTER, &err) != PW_OK ||
-            pw_adapter_add_codes(a, PW_DEFAULT_ADAPTER_CODES, &err) != PW_OK)) {
+  if (a && (pw_adapter_load(a, path, &err) != PW_OK ||
+            pw_adapter_add_codes(a, codes, &err) != PW_OK)) {
     pw_adapter_free(a);
     a = NULL;
   }
@@ -790,7 +797,13 @@ static void handle_cds(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw_
   }
   int np = cds_protocols(r, protos, store, 16);
   pw_error err;
-  if (!r->cds && !(r->cds = pw_cds_new(PW_DEFAULT_ADAPTER_CODES, &err))) {
+  char apath[4096], cpath[4096];
+  int located = r->cds || (pw_locate_default_adapter(apath, sizeof apath) == 0 &&
+                           pw_locate_adapter_codes(apath, cpath, sizeof cpath) == 0);
+  if (!located) {
+    status = 500;
+    pw_cds_outcome(&body, "exception", "FHIR adapter code table: cannot locate it (set PATHWISE_ADAPTER)");
+  } else if (!r->cds && !(r->cds = pw_cds_new(cpath, &err))) {
     status = 500;
     pw_cds_outcome(&body, "exception", err.msg);
   } else if (!strcmp(p.op, "discovery")) {

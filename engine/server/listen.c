@@ -29,10 +29,10 @@ static int take_lock(srv *s, const char *path, size_t l) {
   int rc = 0;
   s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (s->lock_fd < 0) {
-    pw_serve_say("cannot open the lock file %s: %s", lock, strerror(errno));
+    pw_serve_err("cannot open the lock file %s: %s", lock, strerror(errno));
     rc = PW_EX_CANTCREAT;
   } else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    pw_serve_say("another pathwise server holds %s: is one already serving %s?", lock, path);
+    pw_serve_err("another pathwise server holds %s: is one already serving %s?", lock, path);
     rc = PW_EX_UNAVAILABLE;
   }
   free(lock);
@@ -43,7 +43,7 @@ static int take_lock(srv *s, const char *path, size_t l) {
 static int remove_stale(const char *path, size_t l) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    pw_serve_say("socket: %s", strerror(errno));
+    pw_serve_err("socket: %s", strerror(errno));
     return PW_EX_OSERR;
   }
   struct sockaddr_un sa;
@@ -54,18 +54,18 @@ static int remove_stale(const char *path, size_t l) {
   int e = errno;
   close(fd);
   if (rc == 0 || e == EAGAIN) {
-    pw_serve_say("a server is already listening on %s", path);
+    pw_serve_err("a server is already listening on %s", path);
     return PW_EX_UNAVAILABLE;
   }
   if (e != ECONNREFUSED) {
-    pw_serve_say("cannot tell whether %s is in use: %s", path, strerror(e));
+    pw_serve_err("cannot tell whether %s is in use: %s", path, strerror(e));
     return PW_EX_UNAVAILABLE;
   }
   if (unlink(path) != 0) {
-    pw_serve_say("cannot remove the stale socket %s: %s", path, strerror(errno));
+    pw_serve_err("cannot remove the stale socket %s: %s", path, strerror(errno));
     return PW_EX_CANTCREAT;
   }
-  pw_serve_say("removed a stale socket file %s", path);
+  pw_serve_warn("removed a stale socket file %s", path);
   return 0;
 }
 
@@ -73,7 +73,7 @@ int pw_listen_prepare(srv *s) {
   const char *path = s->o.socket;
   size_t l = strlen(path);
   if (l == 0 || (int)l > SRV_SUN_PATH_MAX) {
-    pw_serve_say("socket path is %zu bytes long; a Unix socket path must be 1 to %d bytes: %s",
+    pw_serve_err("socket path is %zu bytes long; a Unix socket path must be 1 to %d bytes: %s",
                  l, SRV_SUN_PATH_MAX, path);
     return PW_EX_USAGE;
   }
@@ -82,15 +82,15 @@ int pw_listen_prepare(srv *s) {
   struct stat st;
   if (lstat(path, &st) != 0) {
     if (errno == ENOENT) return 0;
-    pw_serve_say("%s: %s", path, strerror(errno));
+    pw_serve_err("%s: %s", path, strerror(errno));
     return PW_EX_CANTCREAT;
   }
   if (!S_ISSOCK(st.st_mode)) {
-    pw_serve_say("%s exists and is not a socket; refusing to replace it", path);
+    pw_serve_err("%s exists and is not a socket; refusing to replace it", path);
     return PW_EX_CANTCREAT;
   }
   if (st.st_uid != geteuid()) {
-    pw_serve_say("%s belongs to uid %ld, not to us; refusing to replace it", path,
+    pw_serve_err("%s belongs to uid %ld, not to us; refusing to replace it", path,
                  (long)st.st_uid);
     return PW_EX_CANTCREAT;
   }
@@ -101,12 +101,18 @@ int pw_listen_start(srv *s) {
   uv_pipe_init(s->loop, &s->listener, 0);
   s->listener.data = s;
   s->listener_init = 1;
+  if (s->activated_fd > 0) {   /* systemd owns the file: adopt, never unlink */
+    int rc = uv_pipe_open(&s->listener, s->activated_fd);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 256, pw_conn_accept);
+    if (rc != 0) pw_serve_err("cannot listen on the socket from systemd: %s", uv_strerror(rc));
+    return rc != 0 ? -1 : 0;
+  }
   /* the file is born with its final mode: no chmod after, no widening */
   mode_t old = umask((mode_t)(~s->o.socket_mode & 0777));
   int rc = uv_pipe_bind(&s->listener, s->o.socket);
   umask(old);
   if (rc != 0) {
-    pw_serve_say("cannot bind %s: %s", s->o.socket, uv_strerror(rc));
+    pw_serve_err("cannot bind %s: %s", s->o.socket, uv_strerror(rc));
     return -1;
   }
   struct stat st;
@@ -117,7 +123,7 @@ int pw_listen_start(srv *s) {
   }
   rc = uv_listen((uv_stream_t *)&s->listener, 256, pw_conn_accept);
   if (rc != 0) {
-    pw_serve_say("cannot listen on %s: %s", s->o.socket, uv_strerror(rc));
+    pw_serve_err("cannot listen on %s: %s", s->o.socket, uv_strerror(rc));
     return -1;
   }
   return 0;

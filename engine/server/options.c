@@ -186,7 +186,7 @@ static int set_number(srv_opts *o, int c, uint64_t v) {
 static int set_ids(srv_opts *o, int c, const char *a) {
   int uid = c == O_ALLOW_UID;
   if (parse_ids(a, uid ? o->allow_uid : o->allow_gid, uid ? &o->nallow_uid : &o->nallow_gid)) {
-    pw_serve_say("--allow-%s: expected numeric %ss separated by commas; got '%s'",
+    pw_serve_err("--allow-%s: expected numeric %ss separated by commas; got '%s'",
                  uid ? "uid" : "gid", uid ? "uid" : "gid", a);
     return -1;
   }
@@ -211,7 +211,7 @@ static int set_text(srv_opts *o, int c, const char *a) {
       return 0;
     case O_SOCKET_MODE:
       if (parse_u64(a, &v, 8) != 0 || v > 0777 || (v & 0600) != 0600) {
-        pw_serve_say("--socket-mode: expected an octal mode that lets the owner read and "
+        pw_serve_err("--socket-mode: expected an octal mode that lets the owner read and "
                      "write, such as 0660 or 0600; got '%s'", a);
         return -1;
       }
@@ -219,7 +219,7 @@ static int set_text(srv_opts *o, int c, const char *a) {
       return 0;
     case PW_OPT_PROTOCOL:   /* repeatable here: not the shared meaning */
       if (o->nprotocol_files >= SRV_MAX_PROTOCOLS) {
-        pw_serve_say("--protocol: at most %d", SRV_MAX_PROTOCOLS);
+        pw_serve_err("--protocol: at most %d", SRV_MAX_PROTOCOLS);
         return -1;
       }
       o->protocol_files[o->nprotocol_files++] = a;
@@ -231,7 +231,7 @@ static int set_text(srv_opts *o, int c, const char *a) {
       else if (strcmp(a, "batch") == 0) o->log_sync = PW_LOG_BATCH;
       else if (strcmp(a, "none") == 0) o->log_sync = PW_LOG_NONE;
       else {
-        pw_serve_say("--log-sync: expected always, batch or none; got '%s'", a);
+        pw_serve_err("--log-sync: expected always, batch or none; got '%s'", a);
         return -1;
       }
       return 0;
@@ -240,7 +240,7 @@ static int set_text(srv_opts *o, int c, const char *a) {
     default: {   /* --plugin, --memory, --instructions */
       char msg[200];
       int rc = pw_cmd_option(c, a, &o->cmd, msg, sizeof msg);
-      if (rc < 0) pw_serve_say("%s", msg);
+      if (rc < 0) pw_serve_err("%s", msg);
       return rc < 0 ? -1 : rc > 0 ? 0 : 1;
     }
   }
@@ -249,7 +249,7 @@ static int set_text(srv_opts *o, int c, const char *a) {
 /* What holds across options, once all are read. */
 static int check_opts(srv_opts *o) {
   if (!o->socket) {
-    pw_serve_say("--socket PATH is required (see --help)");
+    pw_serve_err("--socket PATH is required (see --help)");
     return -1;
   }
   if (o->http_path && !o->http_no_auth &&
@@ -264,14 +264,14 @@ static int check_opts(srv_opts *o) {
     return -1;
   }
   if (o->protocols_dir && o->nprotocol_files) {
-    pw_serve_say("give --protocol FILE or --protocols DIR, not both");
+    pw_serve_err("give --protocol FILE or --protocols DIR, not both");
     return -1;
   }
   if (!o->protocols_dir && !o->nprotocol_files)
     o->protocol_files[o->nprotocol_files++] = pw_cmd_default_protocol();
   if (!o->workers) o->workers = pw_cmd_cores();
   if (o->worker_as && o->cmd.lim.memory && o->worker_as < o->cmd.lim.memory * 2 + (64u << 20)) {
-    pw_serve_say("--worker-memory must leave room for --memory (at least twice it plus 64 MiB)");
+    pw_serve_err("--worker-memory must leave room for --memory (at least twice it plus 64 MiB)");
     return -1;
   }
   return 0;
@@ -304,8 +304,8 @@ int pw_options_parse(int argc, char **argv, srv_opts *o) {
     }
     if (c == '?') {
       if (optopt > 0 && optopt < 128)
-        pw_serve_say("option -%c: unknown or missing its value (see --help)", optopt);
-      else pw_serve_say("%s: unknown option or missing value (see --help)", argv[optind - 1]);
+        pw_serve_err("option -%c: unknown or missing its value (see --help)", optopt);
+      else pw_serve_err("%s: unknown option or missing value (see --help)", argv[optind - 1]);
       return -1;
     }
     int rc = set_text(o, c, a);
@@ -313,16 +313,16 @@ int pw_options_parse(int argc, char **argv, srv_opts *o) {
     if (rc == 0) continue;
     uint64_t v = 0;
     if (parse_u64(a, &v, 10) != 0) {
-      pw_serve_say("--%s: expected a non-negative integer; got '%s'", name, a);
+      pw_serve_err("--%s: expected a non-negative integer; got '%s'", name, a);
       return -1;
     }
     if (set_number(o, c, v) != 0) {
-      pw_serve_say("--%s: %s is out of range (see --help)", name, a);
+      pw_serve_err("--%s: %s is out of range (see --help)", name, a);
       return -1;
     }
   }
   if (optind < argc) {
-    pw_serve_say("unexpected argument '%s' (see --help)", argv[optind]);
+    pw_serve_err("unexpected argument '%s' (see --help)", argv[optind]);
     return -1;
   }
   return check_opts(o);

@@ -271,7 +271,7 @@ void pw_pool_lost(worker *w, const char *why) {
   if (w->killed) s->w_kills++;
   else s->w_crashes++;
   if (g->state != GEN_DRAINING || w->sent.n)
-    pw_serve_say("worker %d (pid %d, generation %u) %s", w->idx, (int)w->pid, g->num, desc);
+    pw_serve_warn("worker %d (pid %d, generation %u) %s", w->idx, (int)w->pid, g->num, desc);
   uint64_t now = pw_worker_now_ns();
   lost_requests(w, running, desc, now);
   lost_replace(w, desc, now);
@@ -350,7 +350,7 @@ static int worker_frame(worker *w, const pw_wire_hdr *h, const char *p) {
       if (w->g->state == GEN_LOADING) {
         pw_reload_fail(w->g, msg);
       } else {
-        pw_serve_say("worker %d could not load the protocols: %s", w->idx, msg);
+        pw_serve_warn("worker %d could not load the protocols: %s", w->idx, msg);
         pw_pool_lost(w, "could not load the protocols");
       }
       return -1;
@@ -447,7 +447,7 @@ static worker *worker_start(generation *g, int idx, int check) {
   int fd = -1;
   w->pid = pw_worker_spawn(&g->wcfg, w->slot, &fd);
   if (w->pid < 0) {
-    pw_serve_say("cannot fork a worker: %s", strerror(errno));
+    pw_serve_err("cannot fork a worker: %s", strerror(errno));
     munmap(w->slot, sizeof *w->slot);
     free(w);
     return NULL;
@@ -508,7 +508,7 @@ void pw_pool_on_sigchld(uv_signal_t *h, int sig) {
       w->status = st;
       char d[160];
       describe_status(st, d, sizeof d);
-      if (w->lost && !w->killed && !w->retiring) pw_serve_say("worker pid %d: %s", (int)p, d);
+      if (w->lost && !w->killed && !w->retiring) pw_serve_warn("worker pid %d: %s", (int)p, d);
       if (!w->lost && !w->retiring) pw_pool_lost(w, d);
       worker_maybe_free(w);
       break;

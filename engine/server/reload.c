@@ -23,6 +23,7 @@
 
 #include "command.h"
 #include "file.h"
+#include "sd.h"
 #include "supervisor.h"
 
 /* ==================================================================== */
@@ -296,6 +297,17 @@ void pw_reload_activate(generation *g) {
   reload_again(s);
 }
 
+/* A reload of a serving server tells systemd RELOADING=1 now; READY=1
+** follows when it ends, loaded (replace) or refused (refused). */
+static void notify_reloading(srv *s, const char *reason) {
+  if (!s->active) return;
+  char m[160];
+  char st[96];
+  snprintf(st, sizeof st, "reloading (%s)", reason);
+  pw_sd_reloading_msg(m, sizeof m, st);
+  pw_serve_notify(m);
+}
+
 /* The new sources did not load. With a generation serving, it goes on;
 ** with none, the server stops with code. */
 static void refused(srv *s, pw_queue *waiters, const char *msg, int code) {
@@ -303,12 +315,15 @@ static void refused(srv *s, pw_queue *waiters, const char *msg, int code) {
   snprintf(s->last_reload_error, sizeof s->last_reload_error, "%s", msg);
   if (s->active) {
     char m[1200];
-    pw_serve_say("reload refused (%s): %s; generation %u keeps serving", s->last_reload_reason,
+    pw_serve_warn("reload refused (%s): %s; generation %u keeps serving", s->last_reload_reason,
                  msg, s->active->num);
+    snprintf(m, sizeof m, "READY=1\nSTATUS=serving generation %u; reload refused: %s",
+             s->active->num, s->last_reload_error);
+    pw_serve_notify(m);
     snprintf(m, sizeof m, "reload refused, the loaded protocols keep serving: %s", msg);
     pw_reload_answer(s, waiters, PW_RPC_RELOAD_FAILED, m, NULL);
   } else {
-    pw_serve_say("cannot start: %s", msg);
+    pw_serve_err("cannot start: %s", msg);
     if (!s->exit_code) s->exit_code = code;
     pw_reload_answer(s, waiters, PW_RPC_RELOAD_FAILED, msg, NULL);
   }
@@ -344,6 +359,7 @@ void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t
   char err[1024];
   generation *g = generation_new(s, err, sizeof err);
   if (!g) {
+    notify_reloading(s, reason);
     refused(s, &s->next_waiters, err, PW_EX_NOINPUT);
     if (!s->active) pw_serve_shutdown(s, "no protocol");
     return;
@@ -359,6 +375,7 @@ void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t
   g->state = GEN_LOADING;
   g->started_ns = pw_worker_now_ns();
   s->loading = g;
+  notify_reloading(s, reason);
   pw_pool_spawn(g);
 }
 
@@ -429,7 +446,7 @@ void pw_reload_watch(srv *s) {
     s->watch[s->nwatch].data = s;
     int rc = uv_fs_event_start(&s->watch[s->nwatch], on_fs_event, dirs[i], 0);
     if (rc != 0) {
-      pw_serve_say("cannot watch %s for protocol changes: %s", dirs[i], uv_strerror(rc));
+      pw_serve_warn("cannot watch %s for protocol changes: %s", dirs[i], uv_strerror(rc));
       uv_close((uv_handle_t *)&s->watch[s->nwatch], NULL);
       continue;
     }

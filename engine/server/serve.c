@@ -28,34 +28,30 @@
 
 #include "command.h"
 #include "engine.h"
+#include "sd.h"
 #include "server.h"
 #include "supervisor.h"
 
-void pw_serve_say(const char *fmt, ...) {
+/* Log lines: under systemd (stderr is the journal stream) each starts with
+** its syslog priority, <6> information, <4> warning, <3> error (sd.h). */
+static void say_at(int prio, const char *fmt, va_list ap) {
   char m[2048];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(m, sizeof m, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "pathwise serve: %s\n", m);
+  fprintf(stderr, "%spathwise serve: %s\n", pw_sd_prefix(pw_sd_stderr_is_journal(), prio), m);
 }
 
-void pw_serve_notify(const char *msg) {
-  const char *path = getenv("NOTIFY_SOCKET");
-  if (!path || !*path) return;
-  struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  size_t l = strlen(path);
-  if (l >= sizeof sa.sun_path) return;
-  memcpy(sa.sun_path, path, l);
-  if (sa.sun_path[0] == '@') sa.sun_path[0] = '\0';
-  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  (void)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + l));
-  close(fd);
-}
+#define SAY_FN(name, prio)                      \
+  void name(const char *fmt, ...) {             \
+    va_list ap;                                 \
+    va_start(ap, fmt);                          \
+    say_at(prio, fmt, ap);                      \
+    va_end(ap);                                 \
+  }
+SAY_FN(pw_serve_say, PW_SD_INFO)
+SAY_FN(pw_serve_warn, PW_SD_WARNING)
+SAY_FN(pw_serve_err, PW_SD_ERR)
+
+void pw_serve_notify(const char *msg) { (void)pw_sd_notify(msg); }
 
 /* ==================================================================== */
 /* {====== the loop's housekeeping                                      */
@@ -118,7 +114,7 @@ static void on_stop_timer(uv_timer_t *t) {
   srv *s = t->data;
   if (!s->finishing) {
     /* in-flight work did not end in time: answer it and go */
-    pw_serve_say("stopping: giving up on %llu unanswered requests",
+    pw_serve_warn("stopping: giving up on %llu unanswered requests",
                  (unsigned long long)(s->requests - s->responses));
     for (worker *w = s->workers; w; w = w->anext)
       if (!w->lost && !w->retiring) {
@@ -150,7 +146,7 @@ static void finish(srv *s) {
   if (s->log) {
     char err[300];
     if (pw_declog_close(s->log, err, sizeof err) != 0) {
-      pw_serve_say("decision log: %s", err);
+      pw_serve_err("decision log: %s", err);
       if (!s->exit_code) s->exit_code = PW_EX_CANTCREAT;
     }
     s->log = NULL;
@@ -228,7 +224,7 @@ static void on_signal(uv_signal_t *h, int sig) {
     }
   } else {
     if (s->stopping && !s->finishing) {
-      pw_serve_say("%s again: stopping now", strsignal(sig));
+      pw_serve_warn("%s again: stopping now", strsignal(sig));
       on_stop_timer(&s->stop_timer);
       return;
     }
@@ -253,10 +249,10 @@ static int open_log(srv *s) {
   lo.arg = s;
   s->log = pw_declog_open(s->loop, &lo, note, sizeof note);
   if (!s->log) {
-    pw_serve_say("cannot open the decision log: %s", note);
+    pw_serve_err("cannot open the decision log: %s", note);
     return -1;
   }
-  if (note[0]) pw_serve_say("decision log: %s", note);
+  if (note[0]) pw_serve_warn("decision log: %s", note);
   return 0;
 }
 
@@ -321,6 +317,21 @@ static int teardown(srv *s) {
   return code;
 }
 
+/* Socket activation (sd.h): a socket systemd passed is served as is, with
+** no lock file and no stale-file check (systemd owns the file); one that
+** does not fit --socket stops the start with 78. */
+static int adopt_socket(srv *s) {
+  char err[400];
+  s->activated_fd = pw_sd_listen_fd(s->o.socket, err, sizeof err);
+  if (s->activated_fd < 0) {
+    pw_serve_err("%s", err);
+    return PW_EX_CONFIG;
+  }
+  if (s->activated_fd > 0)
+    pw_serve_say("socket activation: serving %s on the socket from systemd", s->o.socket);
+  return 0;
+}
+
 int pw_serve_main(int argc, char **argv) {
   srv *s = calloc(1, sizeof *s);
   if (!s) return PW_EX_OSERR;
@@ -339,7 +350,8 @@ int pw_serve_main(int argc, char **argv) {
   s->stall_ms = s->o.timeout_ms / 10;
   if (s->stall_ms < 10) s->stall_ms = 10;
   if (s->stall_ms > 200) s->stall_ms = 200;
-  rc = pw_listen_prepare(s);
+  rc = adopt_socket(s);
+  if (rc == 0 && !s->activated_fd) rc = pw_listen_prepare(s);
   if (rc != 0) {
     if (s->lock_fd >= 0) close(s->lock_fd);
     free(s);

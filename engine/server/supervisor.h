@@ -221,6 +221,7 @@ struct srv {
   int stopping, finishing;
   int exit_code;
   int lock_fd;
+  int activated_fd;          /* > 0: the listening socket systemd passed (sd.h) */
   dev_t sock_dev;
   ino_t sock_ino;
   int sock_bound;
@@ -249,7 +250,10 @@ struct srv {
 #define SRV_HARD_NS(s) SRV_MS((uint64_t)(s)->o.timeout_ms + (s)->o.grace_ms)
 
 /* {====== serve.c: the loop, signals, shutdown ====================== */
+/* log lines at info, warning, error priority (a journal prefix, sd.h) */
 void pw_serve_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pw_serve_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pw_serve_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pw_serve_wake(srv *s);               /* output waits: flush this iteration */
 void pw_serve_notify(const char *msg);    /* sd_notify, if under systemd */
 void pw_serve_shutdown(srv *s, const char *why);

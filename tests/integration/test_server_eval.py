@@ -46,7 +46,7 @@ def test_every_example_equals_eval(args, tmp):
     recs = log_records(srv.log)
     check(len(recs) == 2 * len(cases) + 1, "log has %d records" % len(recs))
     r = recs[0]
-    for k in ("seq", "time", "request_id", "engine", "protocol", "facts_sha256", "pathway",
+    for k in ("seq", "time", "request_id", "schema_version", "engine", "protocol", "facts_sha256", "pathway",
               "recommendations", "blocked", "duration_us", "crc32"):
         check(k in r, "log record lacks %s" % k)
     check(r["protocol"]["id"] == "mrc_second_line" and len(r["protocol"]["sha256"]) == 64,

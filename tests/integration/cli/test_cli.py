@@ -45,7 +45,15 @@ class ExitCodes(unittest.TestCase):
         self.assertIn("usage: pathwise", out)
         code, out, _ = run("--version")
         self.assertEqual(code, 0)
-        self.assertRegex(out, r"^pathwise \d+\.\d+\.\d+\n$")
+        # GNU style line 1 (help2man reads it), then the build and its libraries
+        self.assertRegex(out, r"^pathwise \d+\.\d+\.\d+\ncommit ([0-9a-f]{12}|unknown)\n"
+                              r"result schema 1\nLua 5\.4\.\d+, lua-cjson 2\.\d+\.\d+, libuv 1\.\d+\.\d+\n")
+        has_git = subprocess.run(["git", "-C", ARGS.root, "rev-parse", "HEAD"],
+                                 capture_output=True).returncode == 0
+        if has_git:
+            self.assertNotIn("commit unknown", out, "built from a git checkout: the commit is known")
+        code, out2, _ = run("-V")
+        self.assertEqual((code, out2), (0, out))
         for cmd in ("eval", "check", "rules"):
             code, out, _ = run(cmd, "--help")
             self.assertEqual(code, 0, cmd)
