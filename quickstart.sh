@@ -14,7 +14,8 @@ cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev
           libuv1-dev lua-busted python3 socat valgrind
-          help2man dpkg-dev file logrotate python3-jsonschema python3-distributed)
+          help2man dpkg-dev file logrotate python3-jsonschema python3-distributed
+          node-llhttp libssl-dev curl)
 
 install_deps() {
   [[ ${PW_NO_APT:-0} == 1 ]] && return 0

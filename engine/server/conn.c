@@ -91,6 +91,10 @@ void pw_conn_dirty(conn *c) {
 
 void pw_conn_send(conn *c, const char *p, size_t n) {
   if (c->closing) return;
+  if (c->http) {
+    pw_httpd_answer(c, p, n);
+    return;
+  }
   pw_buf_add(&c->out.buf, p, n);
   pw_conn_dirty(c);
 }
@@ -98,6 +102,10 @@ void pw_conn_send(conn *c, const char *p, size_t n) {
 void pw_conn_error(conn *c, const char *id, size_t idlen, int code, const char *msg) {
   pw_stats_error(c->s, code);
   if (c->closing) return;
+  if (c->http) {
+    pw_httpd_error(c, code, msg);
+    return;
+  }
   pw_rpc_error_line(&c->out.buf, id, idlen, code, msg);
   pw_conn_dirty(c);
 }
@@ -116,6 +124,7 @@ static void conn_maybe_free(conn *c) {
   if (c->next) c->next->prev = c->prev;
   free(c->rb);
   pw_buf_free(&c->out.buf);
+  pw_http_conn_free(c->http);
   free(c);
   pw_serve_maybe_finish(s);
 }
@@ -189,7 +198,7 @@ void pw_conn_flush(conn *c) {
 /* ==================================================================== */
 /* {====== connections: input                                           */
 
-static void conn_pause(conn *c) {
+void pw_conn_pause(conn *c) {
   if (c->paused) return;
   c->paused = 1;
   uv_read_stop((uv_stream_t *)&c->h);
@@ -205,12 +214,13 @@ static void too_large(conn *c) {
   pw_conn_error(c, NULL, 0, PW_RPC_TOO_LARGE, msg);
   c->close_after_flush = 1;
   c->rlen = c->rpos = c->scan = 0;
-  conn_pause(c);
+  pw_conn_pause(c);
 }
 
 static void conn_process(conn *c) {
   srv *s = c->s;
-  while (!c->closing && !c->paused && !c->close_after_flush) {
+  if (c->http) pw_httpd_process(c);
+  else while (!c->closing && !c->paused && !c->close_after_flush) {
     char *start = c->rb + c->rpos;
     char *nl = c->rlen > c->scan ? memchr(c->rb + c->scan, '\n', c->rlen - c->scan) : NULL;
     if (!nl) {
@@ -225,7 +235,7 @@ static void conn_process(conn *c) {
       break;
     }
     pw_request_line(c, start, len);
-    if (c->inflight >= s->o.max_inflight || conn_unsent(c) >= s->o.max_wq) conn_pause(c);
+    if (c->inflight >= s->o.max_inflight || conn_unsent(c) >= s->o.max_wq) pw_conn_pause(c);
   }
   if (c->rpos && !c->closing) {
     memmove(c->rb, c->rb + c->rpos, c->rlen - c->rpos);
@@ -270,7 +280,7 @@ static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   if (n < 0) {
     uv_read_stop(st);
     if (n == UV_EOF) {   /* half-closed: answer what came, then close */
-      if (!c->paused && !c->close_after_flush && c->rlen > c->rpos &&
+      if (!c->http && !c->paused && !c->close_after_flush && c->rlen > c->rpos &&
           c->rlen - c->rpos <= c->s->o.max_line) {
         /* EOF ends a last line sent without its newline */
         size_t at = c->rpos, len = c->rlen - c->rpos;
@@ -393,6 +403,11 @@ void pw_conn_accept(uv_stream_t *listener, int status) {
     return;
   }
   conn_peer(c);
+  if (listener == (uv_stream_t *)&s->http_listener) {
+    pw_http_limits lim = {.max_body = s->o.max_line > 4096 ? s->o.max_line - 4096 : 1};
+    c->http = pw_http_conn_new(&lim);
+    if (!c->http) abort();
+  }
   c->last_ms = uv_now(s->loop);
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
@@ -413,7 +428,7 @@ void pw_conn_idle_sweep(srv *s) {
                s->o.idle_s);
       pw_conn_error(c, NULL, 0, PW_RPC_BUSY, msg);
       c->close_after_flush = 1;
-      conn_pause(c);
+      pw_conn_pause(c);
     }
   }
 }

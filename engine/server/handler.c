@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "adapter.h"
+#include "cds.h"
 #include "engine.h"
 #include "locate.h"
 #include "result.h"
@@ -40,6 +41,7 @@ struct pw_rpc {
   int n;
   pw_buf text;
   pw_adapter *fhir;     /* evaluate_fhir: made on first use (see the end) */
+  pw_cds *cds;          /* the CDS Hooks service: made on first use */
 };
 
 static void rpc_engine_clear(rpc_engine *re) {
@@ -145,6 +147,7 @@ void pw_rpc_free(pw_rpc *r) {
   free(r->eng);
   pw_buf_free(&r->text);
   pw_adapter_free(r->fhir);
+  pw_cds_free(r->cds);
   free(r);
 }
 
@@ -478,6 +481,7 @@ static int call_read(rpc_call *k, const char **id, size_t *idlen) {
 
 static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out,
                         pw_rpc_outcome *oc);
+static void handle_cds(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw_rpc_outcome *oc);
 
 /* The log fragment of a request that reached its protocol and failed there
 ** (issue 12: every such request leaves one record, with its error kind). */
@@ -495,6 +499,10 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
                    pw_rpc_outcome *oc) {
   if (method == PW_M_EVALUATE_FHIR) {
     handle_fhir(r, line, len, out, oc);
+    return;
+  }
+  if (method == PW_M_CDS) {
+    handle_cds(r, line, len, out, oc);
     return;
   }
   size_t start = out->len;
@@ -717,6 +725,147 @@ fail:
   oc->code = code;
   oc->engine = ei;
   oc->resp_len = out->len - start;
+}
+
+/* }====== */
+
+/* {====== cds: the CDS Hooks service (cds.h), for the HTTP listener      */
+/*
+** params: {op: "discovery" | "call" | "feedback", service?, request?}. The
+** supervisor built the line from an HTTP request (httpd.c); request is the
+** HTTP body, already gate-checked there. The result is {"status": the HTTP
+** status, "body": the HTTP body}; the decision-log fragment names the
+** service and status (a call adds the engine's usual fragment, feedback its
+** records). The request itself (fhirAuthorization and its access token) is
+** never written to the log.
+*/
+
+typedef struct cds_params {
+  char op[16], service[160];
+  const char *req;
+  size_t req_len;
+} cds_params;
+
+static int cds_params_read(const char *line, size_t len, cds_params *p, const char **id, size_t *idlen) {
+  static const char *const top[] = {"id", "params"};
+  static const char *const par[] = {"op", "service", "request"};
+  pw_span sp[2], pp[3];
+  memset(p, 0, sizeof *p);
+  if (pw_rpc_members(line, len, top, 2, sp, 0) != 0 || !sp[1].len) return -1;
+  if (sp[0].len) { *id = line + sp[0].off; *idlen = sp[0].len; }
+  const char *par_text = line + sp[1].off;
+  if (pw_rpc_members(par_text, sp[1].len, par, 3, pp, 0) != 0) return -1;
+  if (!pp[0].len || pw_rpc_string(par_text + pp[0].off, pp[0].len, p->op, sizeof p->op) < 0) return -1;
+  if (pp[1].len && pw_rpc_string(par_text + pp[1].off, pp[1].len, p->service, sizeof p->service) < 0) return -1;
+  if (pp[2].len) { p->req = par_text + pp[2].off; p->req_len = pp[2].len; }
+  return 0;
+}
+
+/* The loaded protocols' id, title and version (strings in store). */
+static int cds_protocols(pw_rpc *r, pw_cds_protocol *p, char (*store)[3][256], int max) {
+  static const char *const keys[] = {"id", "title", "version"};
+  int n = 0;
+  for (int i = 0; i < r->n && n < max; i++) {
+    pw_buf b = {0};
+    pw_span sp[3];
+    pw_engine_protocol_json(r->eng[i].e, &b);
+    memset(store[n], 0, sizeof store[n]);
+    if (b.data && pw_rpc_members(b.data, b.len, keys, 3, sp, 0) == 0)
+      for (int k = 0; k < 3; k++)
+        if (sp[k].len) pw_rpc_string(b.data + sp[k].off, sp[k].len, store[n][k], sizeof store[n][k]);
+    if (!store[n][0][0]) snprintf(store[n][0], sizeof store[n][0], "%s", r->eng[i].id);
+    p[n].id = store[n][0];
+    p[n].title = store[n][1];
+    p[n].version = store[n][2];
+    n++;
+    pw_buf_free(&b);
+  }
+  return n;
+}
+
+static int cds_feedback(const cds_params *p, pw_buf *body, pw_buf *frag) {
+  static const char *const keys[] = {"feedback"};
+  pw_span sp[1];
+  if (!p->req || pw_rpc_members(p->req, p->req_len, keys, 1, sp, 0) != 0 || !sp[0].len ||
+      p->req[sp[0].off] != '[') {
+    pw_cds_outcome(body, "invalid", "feedback: expected {\"feedback\": [...]}");
+    return 400;
+  }
+  pw_buf_adds(body, "{}");
+  pw_buf_adds(frag, ",\"feedback\":");
+  pw_buf_add(frag, p->req + sp[0].off, sp[0].len);
+  return 200;
+}
+
+static void handle_cds(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw_rpc_outcome *oc) {
+  cds_params p;
+  const char *id = NULL;
+  size_t idlen = 0;
+  pw_buf body = {0}, frag = {0};
+  pw_cds_protocol protos[16];
+  char store[16][3][256];
+  int status = 200, ei = -1;
+  char msg[300];
+  memset(oc, 0, sizeof *oc);
+  oc->engine = 0;
+  if (cds_params_read(line, len, &p, &id, &idlen) != 0) {
+    pw_rpc_error_line(out, id, idlen, PW_RPC_INVALID_PARAMS, "cds: params {op, service?, request?} expected");
+    oc->code = PW_RPC_INVALID_PARAMS;
+    oc->resp_len = out->len;
+    return;
+  }
+  int np = cds_protocols(r, protos, store, 16);
+  pw_error err;
+  char apath[4096], cpath[4096];
+  int located = r->cds || (pw_locate_default_adapter(apath, sizeof apath) == 0 &&
+                           pw_locate_adapter_codes(apath, cpath, sizeof cpath) == 0);
+  if (!located) {
+    status = 500;
+    pw_cds_outcome(&body, "exception", "FHIR adapter code table: cannot locate it (set PATHWISE_ADAPTER)");
+  } else if (!r->cds && !(r->cds = pw_cds_new(cpath, &err))) {
+    status = 500;
+    pw_cds_outcome(&body, "exception", err.msg);
+  } else if (!strcmp(p.op, "discovery")) {
+    pw_cds_discovery(r->cds, protos, np, &body);
+  } else {
+    int hook = pw_cds_service(p.service, protos, np, &ei);
+    pw_adapter *a = hook >= 0 ? fhir_adapter(r, msg, sizeof msg) : NULL;
+    if (hook < 0) {
+      status = 404;
+      pw_cds_outcome(&body, "not-found", "no CDS service with that id (GET /cds-services lists them)");
+    } else if (!strcmp(p.op, "feedback")) {
+      status = cds_feedback(&p, &body, &frag);
+    } else if (!a) {
+      status = 500;
+      pw_cds_outcome(&body, "exception", msg);
+    } else {
+      status = pw_cds_call(r->cds, r->eng[ei].e, a, hook, p.req ? p.req : "", p.req_len, NULL, &body);
+    }
+  }
+  size_t start = out->len;
+  pw_buf_adds(out, "{\"jsonrpc\":\"2.0\",\"id\":");
+  if (id) pw_buf_add(out, id, idlen);
+  else pw_buf_adds(out, "null");
+  pw_buf_addf(out, ",\"result\":{\"status\":%d,\"body\":", status);
+  pw_buf_add(out, body.data ? body.data : "{}", body.data ? body.len : 2);
+  pw_buf_adds(out, "}}\n");
+  oc->resp_len = out->len - start;
+  oc->engine = ei >= 0 ? ei : 0;
+  if (r->cfg.log) {
+    if (status == 200 && ei >= 0 && !strcmp(p.op, "call")) {
+      log_fragment(r, ei, line, len, out);
+      pw_buf_add(out, ",", 1);
+    }
+    pw_buf_adds(out, "\"cds\":{\"op\":");
+    pw_buf_json_str(out, p.op);
+    pw_buf_adds(out, ",\"service\":");
+    pw_buf_json_str(out, p.service);
+    pw_buf_addf(out, ",\"status\":%d", status);
+    pw_buf_add(out, frag.data ? frag.data : "", frag.len);
+    pw_buf_add(out, "}", 1);
+  }
+  pw_buf_free(&body);
+  pw_buf_free(&frag);
 }
 
 /* }====== */

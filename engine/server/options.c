@@ -50,6 +50,15 @@ static void usage(FILE *f) {
 "  --socket-mode MODE      octal mode the file is created with (default 0%o)\n"
 "  --allow-uid UID[,UID]   only these peer uids may connect (repeatable)\n"
 "  --allow-gid GID[,GID]   ... or peers whose primary gid is one of these\n"
+"CDS Hooks 2.0 over HTTP/1.1 (the same workers and decision log):\n"
+"  --http PATH             serve GET /cds-services, POST /cds-services/{id} and\n"
+"                          .../feedback on this Unix socket (same mode and peer checks)\n"
+"  --http-jwks FILE        verify each request's bearer JWT (RS256, ES384) with\n"
+"                          the keys of this JWKS file; failures answer 401\n"
+"  --http-issuer ISS       an allowed iss (repeatable; at least one)\n"
+"  --http-audience URL     the aud tokens must carry (this service's base URL)\n"
+"  --http-no-auth          accept requests without a token (local testing only;\n"
+"                          the server warns at start)\n"
 "Workers and limits:\n"
 "  --workers N             worker processes (default: the number of cores)\n"
 "  --timeout MS            deadline of one request (default %u)\n"
@@ -114,12 +123,18 @@ enum {
   O_SOCKET = 256, O_SOCKET_MODE, O_PROTOCOLS, O_WORKERS, O_LOG,
   O_LOG_SYNC, O_LOG_INTERVAL, O_LOG_FACTS, O_TIMEOUT, O_GRACE, O_MAX_LINE, O_MAX_CONNS,
   O_IDLE, O_MAX_WQ, O_MAX_INFLIGHT, O_WORKER_QUEUE, O_WORKER_MEM,
-  O_WORKER_CPU, O_ALLOW_UID, O_ALLOW_GID, O_NO_WATCH, O_HELP
+  O_WORKER_CPU, O_ALLOW_UID, O_ALLOW_GID, O_NO_WATCH, O_HTTP, O_HTTP_NO_AUTH, O_HTTP_JWKS, O_HTTP_ISSUER,
+  O_HTTP_AUDIENCE, O_HELP
 };
 
 static const struct option lo[] = {
   {"socket", required_argument, 0, O_SOCKET},
   {"socket-mode", required_argument, 0, O_SOCKET_MODE},
+  {"http", required_argument, 0, O_HTTP},
+  {"http-no-auth", no_argument, 0, O_HTTP_NO_AUTH},
+  {"http-jwks", required_argument, 0, O_HTTP_JWKS},
+  {"http-issuer", required_argument, 0, O_HTTP_ISSUER},
+  {"http-audience", required_argument, 0, O_HTTP_AUDIENCE},
   PW_OPT_LONG_PROTOCOL,
   {"protocols", required_argument, 0, O_PROTOCOLS},
   PW_OPT_LONG_PLUGIN,
@@ -184,6 +199,16 @@ static int set_text(srv_opts *o, int c, const char *a) {
   uint64_t v;
   switch (c) {
     case O_SOCKET: o->socket = a; return 0;
+    case O_HTTP: o->http_path = a; return 0;
+    case O_HTTP_JWKS: o->jwt.jwks_path = a; return 0;
+    case O_HTTP_AUDIENCE: o->jwt.audience = a; return 0;
+    case O_HTTP_ISSUER:
+      if (o->jwt.nissuers >= PW_JWT_MAX_ISSUERS) {
+        pw_serve_say("--http-issuer: at most %d", PW_JWT_MAX_ISSUERS);
+        return -1;
+      }
+      o->jwt.issuers[o->jwt.nissuers++] = a;
+      return 0;
     case O_SOCKET_MODE:
       if (parse_u64(a, &v, 8) != 0 || v > 0777 || (v & 0600) != 0600) {
         pw_serve_err("--socket-mode: expected an octal mode that lets the owner read and "
@@ -227,6 +252,17 @@ static int check_opts(srv_opts *o) {
     pw_serve_err("--socket PATH is required (see --help)");
     return -1;
   }
+  if (o->http_path && !o->http_no_auth &&
+      (!o->jwt.jwks_path || !o->jwt.nissuers || !o->jwt.audience)) {
+    pw_serve_say("--http: give --http-jwks FILE, --http-issuer ISS and --http-audience URL "
+                 "(or --http-no-auth, for local testing only)");
+    return -1;
+  }
+  o->jwt.leeway_s = 60;
+  if (o->http_path && strlen(o->http_path) > (size_t)SRV_SUN_PATH_MAX) {
+    pw_serve_say("--http: the path is longer than %d bytes", SRV_SUN_PATH_MAX);
+    return -1;
+  }
   if (o->protocols_dir && o->nprotocol_files) {
     pw_serve_err("give --protocol FILE or --protocols DIR, not both");
     return -1;
@@ -260,6 +296,10 @@ int pw_options_parse(int argc, char **argv, srv_opts *o) {
     }
     if (c == O_NO_WATCH) {
       o->watch = 0;
+      continue;
+    }
+    if (c == O_HTTP_NO_AUTH) {
+      o->http_no_auth = 1;
       continue;
     }
     if (c == '?') {

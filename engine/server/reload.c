@@ -267,7 +267,7 @@ static void reload_again(srv *s) {
 /* The first generation is ready: start listening. */
 static int first_ready(generation *g, double ms) {
   srv *s = g->s;
-  if (pw_listen_start(s) != 0) {
+  if (pw_listen_start(s) != 0 || pw_httpd_listen(s) != 0) {
     s->exit_code = PW_EX_OSERR;
     pw_serve_shutdown(s, "cannot listen");
     return -1;

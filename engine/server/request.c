@@ -208,7 +208,8 @@ void pw_request_line(conn *c, const char *p, size_t n) {
   }
   line_head h;
   line_head_read(p, sp, &h);
-  if (h.m == PW_M_EVALUATE || h.m == PW_M_CHECK_ORDERS || h.m == PW_M_EVALUATE_FHIR)
+  if (h.m == PW_M_EVALUATE || h.m == PW_M_CHECK_ORDERS || h.m == PW_M_EVALUATE_FHIR ||
+      h.m == PW_M_CDS)
     line_evaluation(c, p, n, &h);
   else line_local(c, p, n, &h);
 }

@@ -22,7 +22,7 @@
 
 static const char *const rpc_methods[PW_M__COUNT] = {
   NULL, "evaluate", "check_orders", "protocols", "rules", "reload", "health", "stats",
-  "evaluate_fhir"
+  "evaluate_fhir", "cds"
 };
 
 int pw_rpc_method_num(const char *s, size_t n) {

@@ -39,7 +39,9 @@
 /* Method numbers (sent to workers in the frame header). */
 enum {
   PW_M_NONE = 0, PW_M_EVALUATE, PW_M_CHECK_ORDERS, PW_M_PROTOCOLS, PW_M_RULES,
-  PW_M_RELOAD, PW_M_HEALTH, PW_M_STATS, PW_M_EVALUATE_FHIR, PW_M__COUNT
+  PW_M_RELOAD, PW_M_HEALTH, PW_M_STATS, PW_M_EVALUATE_FHIR,
+  PW_M_CDS,   /* CDS Hooks over HTTP (cds.h): params {op, service?, request?} */
+  PW_M__COUNT
 };
 int pw_rpc_method_num(const char *s, size_t n);   /* PW_M_NONE if unknown */
 const char *pw_rpc_method_name(int m);

@@ -192,7 +192,9 @@ void pw_serve_shutdown(srv *s, const char *why) {
                (unsigned long long)(s->requests - s->responses));
   pw_serve_notify("STOPPING=1");
   if (s->listener_init) close_if((uv_handle_t *)&s->listener);
+  if (s->http_init) close_if((uv_handle_t *)&s->http_listener);
   pw_listen_unlink(s);
+  pw_httpd_unlink(s);
   for (int i = 0; i < s->nwatch; i++) close_if((uv_handle_t *)&s->watch[i]);
   uv_timer_stop(&s->debounce);
   if (s->loading) pw_reload_fail(s->loading, "the server is stopping");
@@ -298,6 +300,9 @@ static void start_handles(srv *s) {
 /* After the loop: close what is left, free everything; the exit code. */
 static int teardown(srv *s) {
   pw_listen_unlink(s);
+  pw_httpd_unlink(s);
+  pw_jwt_free(s->jwt);
+  s->jwt = NULL;
   if (s->log) {   /* never got as far as finish() */
     char err[300];
     pw_declog_close(s->log, err, sizeof err);

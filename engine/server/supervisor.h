@@ -23,6 +23,8 @@
 #include "command.h"
 #include "declog.h"
 #include "gate.h"
+#include "http.h"
+#include "jwt.h"
 #include "queue.h"
 #include "rpc.h"
 #include "worker.h"
@@ -74,6 +76,9 @@ typedef struct srv_opts {
   long allow_gid[SRV_MAX_ALLOW];
   int nallow_gid;
   int watch;
+  const char *http_path;      /* --http: CDS Hooks over HTTP/1.1 on this Unix socket */
+  int http_no_auth;          /* --http-no-auth: no bearer-token check (testing only) */
+  pw_jwt_config jwt;         /* --http-jwks, --http-issuer, --http-audience */
 } srv_opts;
 
 /* A stream's unsent output: appended to at will, written once per loop
@@ -125,6 +130,8 @@ struct conn {
   uint64_t last_ms;
   long uid, gid, pid;
   int paused, eof, closing, closed, close_after_flush;
+  pw_http_conn *http;        /* an HTTP connection (httpd.c), else NULL */
+  int http_busy, http_keep;  /* a request is with the workers; keep-alive after it */
 };
 
 enum { W_STARTING, W_READY, W_LOST };
@@ -190,6 +197,12 @@ struct srv {
   uv_work_t warm;            /* starts libuv's thread pool (serve.c open_log) */
   uv_pipe_t shed;            /* accepts and closes a connection with no memory */
   int shed_busy, shed_pending;
+  uv_pipe_t http_listener;   /* --http (httpd.c) */
+  int http_init, http_bound;
+  pw_jwt *jwt;               /* NULL with --http-no-auth */
+  uint64_t http_refused;     /* requests refused with 401 */
+  dev_t http_dev;
+  ino_t http_ino;
   uv_check_t check;
   uv_idle_t idle;            /* active while output waits: no blocking poll */
   int idle_on;
@@ -274,6 +287,14 @@ void pw_conn_close(conn *c);
 void pw_conn_check(conn *c);              /* after every change: close or resume */
 void pw_conn_unref(conn *c);              /* a req, held or waiter let go of c */
 void pw_conn_idle_sweep(srv *s);
+void pw_conn_pause(conn *c);
+
+/* {====== httpd.c: CDS Hooks over HTTP/1.1 on the same loop ========== */
+int pw_httpd_listen(srv *s);               /* 0 or -1 (said why) */
+void pw_httpd_unlink(srv *s);
+void pw_httpd_process(conn *c);            /* parse and dispatch what c read */
+void pw_httpd_answer(conn *c, const char *line, size_t n);   /* a response line */
+void pw_httpd_error(conn *c, int code, const char *msg);
 
 /* {====== request.c: one request line, on the supervisor ============ */
 void pw_request_line(conn *c, const char *p, size_t n);
