@@ -82,24 +82,37 @@ void pw_engine_protocol_json(const pw_engine *e, pw_buf *out) { pw_protocol_info
 
 /* ---- evaluation ---- */
 
+/* Decode and mark empty tables inside a protected call: the string copy
+** and the marks allocate, and no allocation may fail outside one. */
+typedef struct decode_args { pw_engine *e; const char *json; size_t len; } decode_args;
+
+static int decode_p(lua_State *L) {
+  decode_args *a = lua_touserdata(L, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->e->decode_ref);
+  lua_pushlstring(L, a->json, a->len);
+  lua_call(L, 1, 1);
+  pw_facts_mark_empty(L, -1, a->json, a->len);   /* {} and [] stay apart (facts.h) */
+  return 1;
+}
+
 pw_status pw_engine_decode(pw_engine *e, const char *json, size_t len, pw_gate_info *info, pw_error *err) {
   char msg[300];
   pw_gate_limits gl = {e->lim.max_input, 0, 0};   /* the gate's default depth and width */
   if (pw_gate_check(json, len, &gl, info, msg, sizeof msg))
     return pw_error_set(err, PW_EINPUT, "%s", msg);
   lua_State *L = e->sb.L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, e->decode_ref);
-  lua_pushlstring(L, json, len);
+  decode_args a = {e, json, len};
+  lua_pushcfunction(L, decode_p);
+  lua_pushlightuserdata(L, &a);
   e->sb.mem_tainted = 0;
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+  int rc = lua_pcall(L, 1, 1, 0);
+  if (rc != LUA_OK) {
     snprintf(msg, sizeof msg, "invalid JSON: %s", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
     lua_pop(L, 1);
-    return pw_error_set(err, e->sb.mem_tainted ? PW_EMEMORY : PW_EINPUT, "%s", msg);
+    return pw_error_set(err, e->sb.mem_tainted || rc == LUA_ERRMEM ? PW_EMEMORY : PW_EINPUT, "%s", msg);
   }
-  pw_facts_mark_empty(L, -1, json, len);   /* {} and [] stay apart (facts.h) */
   return PW_OK;
 }
-
 
 /* Push the facts view (and, for plugins, the items) inside a protected
 ** call: each allocates, and an allocation failure outside a protected call
