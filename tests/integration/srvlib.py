@@ -317,3 +317,27 @@ def run(tests):
             subprocess.run(["rm", "-rf", tmp])
     print("%d failed" % failed if failed else "all passed")
     sys.exit(1 if failed else 0)
+
+
+# Lua that makes the default protocol fail on chosen patient ids.
+HOSTILE_IDS = """
+  if facts.patient_id == "boom" then error("boom") end
+  if facts.patient_id == "loop" then while true do end end
+  if facts.patient_id == "bomb" then
+    local t = {}
+    for i = 1, 100000000 do t[i] = string.rep("x", 4096) .. i end
+  end
+"""
+
+
+def hostile_protocol(args, tmp):
+    """The default protocol, written to tmp/p.lua, with HOSTILE_IDS at the
+    top of evaluate(): patient ids boom (script error), loop (budget) and
+    bomb (memory)."""
+    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
+    hook = "local function evaluate(facts, out)\n"
+    check(hook in src, "evaluate() not found in the protocol")
+    proto = os.path.join(tmp, "p.lua")
+    with open(proto, "w") as f:
+        f.write(src.replace(hook, hook + HOSTILE_IDS, 1))
+    return proto

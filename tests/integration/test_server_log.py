@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 
-from srvlib import Server, check, eval_request, examples, log_records, read, run
+from srvlib import Server, check, eval_request, examples, hostile_protocol, log_records, read, run
 
 
 def ack_load(srv, facts, tag, stop, acked, lock, window=16):
@@ -253,20 +253,7 @@ def test_errors_are_audited(args, tmp):
     """Every request that reached its protocol leaves exactly one record,
     errors included, with its error kind (issue 12): script error, budget,
     memory, and a worker killed at the deadline."""
-    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
-    hook = "local function evaluate(facts, out)\n"
-    check(hook in src, "evaluate() not found in the protocol")
-    src = src.replace(hook, hook + """
-  if facts.patient_id == "boom" then error("boom") end
-  if facts.patient_id == "loop" then while true do end end
-  if facts.patient_id == "bomb" then
-    local t = {}
-    for i = 1, 100000000 do t[i] = string.rep("x", 4096) .. i end
-  end
-""", 1)
-    proto = os.path.join(tmp, "p.lua")
-    with open(proto, "w") as f:
-        f.write(src)
+    proto = hostile_protocol(args, tmp)
     # the budgets, not the deadline, must stop these, even on a slow
     # (sanitized) build: a generous --timeout
     srv = Server(args, tmp, ["--protocol", proto, "--memory", str(32 << 20),

@@ -8,7 +8,7 @@ import os
 import signal
 import time
 
-from srvlib import Load, Server, check, examples, read, run
+from srvlib import Load, Server, check, examples, hostile_protocol, read, run
 
 TIMEOUT_MS, GRACE_MS = 600, 200
 
@@ -61,19 +61,7 @@ def test_crash_and_hang_under_load(args, tmp):
 
 
 def test_budgets(args, tmp):
-    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
-    hook = "local function evaluate(facts, out)\n"
-    check(hook in src, "evaluate() not found in the protocol")
-    src = src.replace(hook, hook + """
-  if facts.patient_id == "loop" then while true do end end
-  if facts.patient_id == "bomb" then
-    local t = {}
-    for i = 1, 100000000 do t[i] = string.rep("x", 4096) .. i end
-  end
-""", 1)
-    proto = os.path.join(tmp, "p.lua")
-    with open(proto, "w") as f:
-        f.write(src)
+    proto = hostile_protocol(args, tmp)
     # the budgets, not the deadline, must stop these: a generous --timeout
     # keeps a slow (sanitized, loaded) machine from turning them into -32005
     srv = Server(args, tmp, ["--protocol", proto, "--memory", str(32 << 20),
