@@ -15,6 +15,7 @@
 #include <string.h>
 #include "cohortgen.h"
 #include "file.h"
+#include "jsonw.h"
 #include "runtime.h"
 
 #define PW_GATE_COHORT 200
@@ -158,24 +159,44 @@ int pw_gate_lint(pw_engine *e, pw_buf *out) {
 
 /* ---- provenance: each plugin's id, version and sha256 next to the protocol's ---- */
 
+static char *dup_or_null(const char *s, int *bad) {
+  char *d = s ? strdup(s) : NULL;
+  if (s && !d) *bad = 1;
+  return d;
+}
+
+/* Appends one plugin to p->plugins and rewrites p->plugins_json from them
+** with the JSON writer. Returns -1 (p unchanged) when out of memory or full. */
 int pw_plugin_provenance(pw_protocol_info *p, const char *id, const char *version, const char *sha256,
                          const char *file) {
-  pw_buf b = {0};
-  size_t n = p->plugins_json ? strlen(p->plugins_json) : 0;
-  if (n) pw_buf_add(&b, p->plugins_json, n - 1);   /* without its closing ] */
-  else pw_buf_adds(&b, "[");
-  pw_buf_adds(&b, n > 2 ? ",{\"id\":" : "{\"id\":");
-  pw_buf_json_str(&b, id);
-  pw_buf_adds(&b, ",\"version\":");
-  if (version) pw_buf_json_str(&b, version);
-  else pw_buf_adds(&b, "null");
-  pw_buf_adds(&b, ",\"sha256\":");
-  pw_buf_json_str(&b, sha256);
-  pw_buf_adds(&b, ",\"file\":");
+  if (p->nplugins >= PW_MAX_PLUGINS) return -1;
   const char *slash = strrchr(file, '/');   /* the file's name, never a host path */
-  pw_buf_json_str(&b, slash ? slash + 1 : file);
-  pw_buf_adds(&b, "}]");
-  if (b.failed) { pw_buf_free(&b); return -1; }
+  struct pw_plugin_prov *pp = &p->plugins[p->nplugins];
+  int bad = 0;
+  pp->id = dup_or_null(id, &bad);
+  pp->version = dup_or_null(version, &bad);
+  pp->file = dup_or_null(slash ? slash + 1 : file, &bad);
+  snprintf(pp->sha256, sizeof pp->sha256, "%s", sha256);
+  pw_buf b = {0};
+  pw_jsonw w;
+  pw_jsonw_init(&w, &b);
+  pw_jsonw_begin_array(&w);
+  for (int i = 0; i <= p->nplugins; i++) {
+    pw_jsonw_begin_object(&w);
+    pw_jsonw_field_str(&w, "id", p->plugins[i].id);
+    pw_jsonw_field_str(&w, "version", p->plugins[i].version);
+    pw_jsonw_field_str(&w, "sha256", p->plugins[i].sha256);
+    pw_jsonw_field_str(&w, "file", p->plugins[i].file);
+    pw_jsonw_end_object(&w);
+  }
+  pw_jsonw_end_array(&w);
+  if (bad || b.failed) {
+    free(pp->id); free(pp->version); free(pp->file);
+    memset(pp, 0, sizeof *pp);
+    pw_buf_free(&b);
+    return -1;
+  }
+  p->nplugins++;
   free(p->plugins_json);
   p->plugins_json = b.data;
   return 0;

@@ -34,6 +34,7 @@ void pw_protocol_info_free(pw_protocol_info *p) {
   free(p->id); free(p->version); free(p->title); free(p->plugins_json);
   free(p->base_id); free(p->base_version);
   for (int i = 0; i <= PW_MAX_REFS; i++) free(p->refs[i]);
+  for (int i = 0; i < p->nplugins; i++) { free(p->plugins[i].id); free(p->plugins[i].version); free(p->plugins[i].file); }
   memset(p, 0, sizeof *p);
 }
 
