@@ -79,6 +79,8 @@ const char *pw_engine_protocol_version(const pw_engine *e) { return e->info.vers
 const char *pw_engine_protocol_title(const pw_engine *e) { return e->info.title; }
 const char *pw_engine_protocol_sha256(const pw_engine *e) { return e->loaded ? e->info.sha256 : NULL; }
 void pw_engine_protocol_json(const pw_engine *e, pw_buf *out) { pw_protocol_info_json(&e->info, out); }
+const pw_protocol_info *pw_engine_info(const pw_engine *e) { return &e->info; }
+const pw_facts *pw_engine_facts(const pw_engine *e) { return &e->facts; }
 
 /* ---- evaluation ---- */
 

@@ -14,6 +14,7 @@
 #include "gate.h"
 #include "sha256.h"
 #include "result.h"
+#include "facts.h"
 
 /* The engine's Lua state. Callers may push and pop on it between
 ** evaluations; they must leave the stack as they found it. */
@@ -42,6 +43,11 @@ const char *pw_engine_protocol_path(const pw_engine *e);
 
 /* Protocol identity as a JSON object ({"id":..,"version":..,..}) */
 void pw_engine_protocol_json(const pw_engine *e, pw_buf *out);
+
+/* The loaded protocol's identity, references and plugin provenance; and the
+** facts of the last evaluation (valid after PW_OK, until the next one). */
+const pw_protocol_info *pw_engine_info(const pw_engine *e);
+const pw_facts *pw_engine_facts(const pw_engine *e);
 
 /* "plugins [{id, version, sha256, file}...]\n" when plugins are loaded (gates.c). */
 void pw_engine_plugins_text(const pw_engine *e, pw_buf *out);
