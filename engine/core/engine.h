@@ -49,6 +49,15 @@ void pw_engine_protocol_json(const pw_engine *e, pw_buf *out);
 const pw_protocol_info *pw_engine_info(const pw_engine *e);
 const pw_facts *pw_engine_facts(const pw_engine *e);
 
+/* The host paths of the bases the protocol's `extends` loaded, one a line
+** (the direct base first), or NULL: what a file watcher must watch too. */
+const char *pw_engine_base_files(const pw_engine *e);
+
+/* The protocol's provenance for a decision-log record: {"id","version",
+** "sha256","file"} (file: the name of file, without its directories),
+** with "extends" {id, version, sha256} and "plugins" [...] when present. */
+void pw_engine_provenance_json(const pw_engine *e, const char *file, pw_buf *out);
+
 /* "plugins [{id, version, sha256, file}...]\n" when plugins are loaded (gates.c). */
 void pw_engine_plugins_text(const pw_engine *e, pw_buf *out);
 

@@ -26,6 +26,7 @@ static const char *file_at_fault(const pw_engine *e, const char *msg, char *buf,
   for (int i = 0; i < e->nplugins; i++)
     if (e->plugins[i].name && strstr(msg, e->plugins[i].name)) return e->plugins[i].name;
   if (e->path) return e->path;
+  if (e->src_name) return e->src_name;
   const char *l = strstr(msg, ".lua:"), *b = l;   /* loaded from a buffer: the chunk name in the message */
   while (b && b > msg && b[-1] != ' ') b--;
   if (l && (size_t)(l + 4 - b) < n) { snprintf(buf, n, "%.*s", (int)(l + 4 - b), b); return buf; }
@@ -131,11 +132,8 @@ static void lint_pair(const tok *name, const tok *lit, const char *file, pw_buf 
   (*bad)++;
 }
 
-static int lint_file(const char *file, pw_buf *out) {
-  pw_buf src = {0};
-  pw_error err;
+static int lint_src(const char *file, const pw_buf src, pw_buf *out) {
   int bad = 0, line = 1;
-  if (pw_file_read(file, PW_MAX_SOURCE, &src, &err) != PW_OK) { pw_buf_free(&src); return 0; }
   tok w[3] = {{0, NULL, 0, 0}, {0, NULL, 0, 0}, {0, NULL, 0, 0}};
   size_t i = 0;
   for (;;) {
@@ -146,12 +144,22 @@ static int lint_file(const char *file, pw_buf *out) {
     if (w[0].kind == 'n' && w[2].kind == 's') lint_pair(&w[0], &w[2], file, out, &bad);
     if (w[0].kind == 's' && w[2].kind == 'n') lint_pair(&w[2], &w[0], file, out, &bad);
   }
+  return bad;
+}
+
+static int lint_file(const char *file, pw_buf *out) {
+  pw_buf src = {0};
+  pw_error err;
+  int bad = pw_file_read(file, PW_MAX_SOURCE, &src, &err) == PW_OK ? lint_src(file, src, out) : 0;
   pw_buf_free(&src);
   return bad;
 }
 
+/* The protocol's source as it was loaded (a file or, in the server's
+** workers, a buffer: both are linted), then each plugin's file. */
 int pw_gate_lint(pw_engine *e, pw_buf *out) {
-  int bad = e->path ? lint_file(e->path, out) : 0;
+  pw_buf src = {e->src, e->src_len, e->src_len, 0};
+  int bad = e->src ? lint_src(e->src_name, src, out) : 0;
   for (int i = 0; i < e->nplugins; i++)
     if (e->plugins[i].name) bad += lint_file(e->plugins[i].name, out);
   return bad;
@@ -202,7 +210,39 @@ int pw_plugin_provenance(pw_protocol_info *p, const char *id, const char *versio
   return 0;
 }
 
-/* The loaded plugins' provenance (id, version, sha256, file) as one JSON line, for `pathwise check`. */
+/* The base's and the loaded plugins' provenance (id, version, sha256, file), for `pathwise check`. */
 void pw_engine_plugins_text(const pw_engine *e, pw_buf *out) {
+  if (e->info.base_id)
+    pw_buf_addf(out, "extends %s %s\nbase sha256 %s\n", e->info.base_id,
+                e->info.base_version ? e->info.base_version : "-", e->info.base_sha256);
   if (e->info.plugins_json) pw_buf_addf(out, "plugins %s\n", e->info.plugins_json);
+}
+
+void pw_engine_provenance_json(const pw_engine *e, const char *file, pw_buf *out) {
+  const pw_protocol_info *p = &e->info;
+  pw_buf_adds(out, "{\"id\":");
+  pw_buf_json_str(out, p->id);
+  pw_buf_adds(out, ",\"version\":");
+  pw_buf_json_str(out, p->version);
+  pw_buf_adds(out, ",\"sha256\":");
+  pw_buf_json_str(out, e->loaded ? p->sha256 : NULL);
+  if (file) {
+    const char *slash = strrchr(file, '/');   /* a file name, never a host path */
+    pw_buf_adds(out, ",\"file\":");
+    pw_buf_json_str(out, slash ? slash + 1 : file);
+  }
+  if (p->base_id) {
+    pw_buf_adds(out, ",\"extends\":{\"id\":");
+    pw_buf_json_str(out, p->base_id);
+    pw_buf_adds(out, ",\"version\":");
+    pw_buf_json_str(out, p->base_version);
+    pw_buf_adds(out, ",\"sha256\":");
+    pw_buf_json_str(out, p->base_sha256);
+    pw_buf_adds(out, "}");
+  }
+  if (p->plugins_json) {
+    pw_buf_adds(out, ",\"plugins\":");
+    pw_buf_adds(out, p->plugins_json);
+  }
+  pw_buf_adds(out, "}");
 }

@@ -407,6 +407,9 @@ static void t_warnings(pw_buf *b, const pw_result *r, pw_level l, const char *ti
 ** warning comes right after the patient, before anything else. */
 static void t_head(pw_buf *b, const pw_result *r, const pw_protocol_info *p) {
   pw_buf_addf(b, "pathwise %s | protocol %s %s (sha256 %.12s)\n", PW_VERSION, p->id, p->version, p->sha256);
+  if (p->base_id)   /* an extension: the base it was built on, in full */
+    pw_buf_addf(b, "Extends: %s %s (sha256 %s)\n", p->base_id, p->base_version ? p->base_version : "-",
+                p->base_sha256);
   pw_buf_addf(b, "Patient: %s\n", r->patient_id ? r->patient_id : "(no id)");
   t_warnings(b, r, PW_LEVEL_URGENT, "URGENT", "!!");
   if (t_count_level(r, PW_LEVEL_URGENT)) ADDL(b, "\n");

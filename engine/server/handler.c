@@ -95,13 +95,10 @@ static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errle
     snprintf(err, errlen, "%s: out of memory", p->name);
     return -1;
   }
-  pw_buf_adds(&re->ident, "\"protocol\":{\"id\":");
-  pw_buf_json_str(&re->ident, pw_engine_protocol_id(re->e));
-  pw_buf_adds(&re->ident, ",\"version\":");
-  pw_buf_json_str(&re->ident, pw_engine_protocol_version(re->e));
-  pw_buf_adds(&re->ident, ",\"sha256\":");
-  pw_buf_json_str(&re->ident, pw_engine_protocol_sha256(re->e));
-  pw_buf_adds(&re->ident, "}");
+  /* id, version, sha256, file name, the base it extends and each plugin's
+  ** id, version, sha256 and file name: every record says what decided */
+  pw_buf_adds(&re->ident, "\"protocol\":");
+  pw_engine_provenance_json(re->e, p->name, &re->ident);
   return 0;
 }
 
@@ -161,6 +158,26 @@ void pw_rpc_ready_payload(pw_rpc *r, pw_buf *out) {
   for (int i = 0; i < r->n; i++) {
     pw_buf_adds(out, r->eng[i].id);
     pw_buf_add(out, "\n", 1);
+  }
+  /* then each engine's provenance ("=" and the decision log's protocol
+  ** object) and the host path of each base its `extends` loaded ("@"),
+  ** for the supervisor's reload events and file watcher (never sent to
+  ** clients) */
+  for (int i = 0; i < r->n; i++) {
+    pw_buf_add(out, "=", 1);
+    pw_engine_provenance_json(r->eng[i].e, r->cfg.protocols[i].name, out);
+    pw_buf_add(out, "\n", 1);
+  }
+  for (int i = 0; i < r->n; i++) {
+    const char *b = pw_engine_base_files(r->eng[i].e);
+    for (const char *q = b; q && *q;) {
+      const char *nl = strchr(q, '\n');
+      size_t l = nl ? (size_t)(nl - q) : strlen(q);
+      pw_buf_add(out, "@", 1);
+      pw_buf_add(out, q, l);
+      pw_buf_add(out, "\n", 1);
+      q = nl ? nl + 1 : q + l;
+    }
   }
 }
 

@@ -44,7 +44,7 @@ static void usage(FILE *f) {
 "  --protocol FILE         load FILE (repeatable)\n"
 "  --protocols DIR         load every DIR/*.lua\n"
 "  --plugin FILE           add a local-rule plugin (repeatable)\n"
-"  --no-watch              do not reload when a protocol file changes\n"
+"  --no-watch              do not reload when a protocol, plugin or base file changes\n"
 "Socket:\n"
 "  --socket PATH           the socket file (at most %d bytes); PATH.lock beside it\n"
 "  --socket-mode MODE      octal mode the file is created with (default 0%o)\n"

@@ -92,6 +92,9 @@ typedef struct pw_rpc_config {
   int check_examples;     /* run each protocol's examples at load */
 } pw_rpc_config;
 
+/* Room for the reason a load failed (every failing example and cohort case). */
+#define PW_RPC_LOAD_ERR_MAX (512u << 10)
+
 /* Build one engine per protocol. On failure returns NULL with a message. */
 pw_rpc *pw_rpc_new(const pw_rpc_config *cfg, char *err, size_t errlen);
 void pw_rpc_free(pw_rpc *r);

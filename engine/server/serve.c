@@ -323,6 +323,8 @@ static int teardown(srv *s) {
   int code = s->exit_code;
   if (!code) pw_serve_say("stopped");
   pw_buf_free(&s->rules_json);
+  free(s->last_reload_error);
+  for (int i = 0; i < s->nwatch; i++) free(s->watch_dir[i]);
   for (int i = 0; i < s->nproto_stats; i++) free(s->proto_stats[i].id);
   free(s->proto_stats);
   free(s);

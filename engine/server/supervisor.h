@@ -33,7 +33,7 @@
 
 #define SRV_MAX_PROTOCOLS 64      /* --protocol given at most this often */
 #define SRV_MAX_ALLOW 64          /* uids, and gids, in --allow-uid/--allow-gid */
-#define SRV_MAX_WATCH (SRV_MAX_PROTOCOLS + 1)   /* directories watched */
+#define SRV_MAX_WATCH (SRV_MAX_PROTOCOLS + PW_MAX_PLUGINS + 16)   /* directories watched */
 #define SRV_MAX_SOURCE (16u << 20)   /* largest protocol file read */
 #define SRV_LOAD_TIMEOUT_S 60     /* a new generation must be ready within */
 #define SRV_LAT_BUCKETS (32 + 40 * 16)
@@ -170,6 +170,13 @@ struct generation {
   worker **w;
   int nw, nready, alive;
   char *protocols_json;
+  /* provenance (reloadlog.c): what g read (files_json: [{file, role,
+  ** sha256}]), the digest of its plugin and base files (read by the
+  ** supervisor before its workers load), the base files its digest
+  ** covered, and what its workers reported: their protocols' provenance
+  ** (prov_json, the decision log's protocol objects) and base files */
+  char *files_json, *digest_bases, *prov_json, *base_files;
+  char digest[65];
   int *stat_idx;             /* engine index -> srv.proto_stats index */
   int nstat_idx;
   pw_queue waiters;          /* reload requests answered when it loads */
@@ -209,7 +216,9 @@ struct srv {
   uv_timer_t tick, debounce, stop_timer;
   uv_signal_t sig_term, sig_int, sig_hup, sig_usr1, sig_chld;
   uv_fs_event_t watch[SRV_MAX_WATCH];
+  char *watch_dir[SRV_MAX_WATCH];   /* the directory each watch[] watches */
   int nwatch;
+  char watch_reason[64];     /* what the watcher saw change last */
   conn *conns;
   unsigned nconns;
   conn *dconns;
@@ -231,7 +240,7 @@ struct srv {
   pw_buf rules_json;
   pw_queue next_waiters;     /* reload requests for the next generation */
   int reload_again;
-  char last_reload_error[1024];
+  char *last_reload_error;   /* for clients: file names, no host paths; NULL none */
   char last_reload_reason[64];
   uint64_t start_ms;
   pw_gate_limits gate;
@@ -328,6 +337,19 @@ void pw_reload_release(generation *g);    /* its memory (the timer is closed) */
 void pw_reload_answer(srv *s, pw_queue *waiters, int code, const char *msg,
                       const char *result);
 void pw_reload_timeout(srv *s, uint64_t now);
+void pw_reload_watch_bases(srv *s, const generation *g);   /* watch g's base files too */
+/* {====== reloadlog.c: provenance of reloads ======================== */
+/* Read g's plugin files and the active generation's base files: their
+** names, sha256 and digest (g->files_json, g->digest). 0, or -1 out of memory. */
+int pw_reloadlog_files(srv *s, generation *g);
+/* Take the READY payload's "=" (provenance) and "@" (base file) lines. */
+void pw_reloadlog_ready(generation *g, const char *p, size_t n);
+/* msg with every host path cut to its file name (malloc; NULL: no memory). */
+char *pw_reloadlog_for_clients(const char *msg);
+/* A decision-log event: kind "reload" (g now serves), "reload_refused"
+** (g did not load: error), "error_cleared" (the files of the serving
+** generation are back: error is the reload error that cleared). */
+void pw_reloadlog_event(srv *s, const char *kind, const generation *g, const char *error);
 void pw_reload_watch(srv *s);
 
 /* {====== methods.c and stats.c: the cheap methods ================== */

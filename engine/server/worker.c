@@ -249,13 +249,18 @@ static void worker_loop(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_rpc *
 
 static void worker_child(const pw_worker_cfg *cfg, pw_worker_slot *slot, int fd) {
   child_setup(cfg, fd);
-  char err[1024];
+  /* the reason a load failed lists every failing case: room for all */
+  char small[256];
+  size_t errlen = PW_RPC_LOAD_ERR_MAX;
+  char *err = malloc(errlen);
+  if (!err) err = small, errlen = sizeof small;
   err[0] = '\0';
-  pw_rpc *r = pw_rpc_new(&cfg->rpc, err, sizeof err);
+  pw_rpc *r = pw_rpc_new(&cfg->rpc, err, errlen);
   if (!r) {
     send_frame(W_FD, PW_WIRE_FAIL, err, strlen(err));
     _exit(0);
   }
+  if (err != small) free(err);
   pw_buf ready = {0};
   pw_rpc_ready_payload(r, &ready);
   send_frame(W_FD, PW_WIRE_READY, ready.data, ready.len);

@@ -9,7 +9,7 @@
   method, each against its method's $defs (a derived schema that keeps the
   $defs and points $ref at one), and all of them against the whole schema;
 - decision-log.schema.json: every record of the server's log, with and
-  without --log-facts;
+  without --log-facts, and the reload event the reload method leaves;
 - diff.schema.json: pathwise diff --format json of an extension with a
   plugin, of a plugin that leaves patients with no systemic regimen, of a
   protocol failing on some lines (errors on one side, invalid lines on
@@ -180,12 +180,15 @@ def test_server(tmp):
             validate(derived(tmp, "rpc.schema.json", ref), write_instances(tmp, "rpc-%s-%d" % (m, log_facts), lines),
                      "rpc %s (log_facts=%d)" % (ref, log_facts))
         recs = open(srv.log).read().splitlines()
+        events = [r for r in recs if "\"method\":\"reload\"" in r]   # the reload method's event
+        check(len(events) == 1 and "\"event\":{\"kind\":\"reload\"" in events[0], "reload events: %r" % events)
+        recs = [r for r in recs if r not in events]
         check(len(recs) == 6, "decision log: %d records, want 6 (4 evaluate, 1 check_orders, 1 refused facts)"
               % len(recs))
         errs = [r for r in recs if "\"error\":" in r]
         check(len(errs) == 1 and "\"kind\":\"validation\"" in errs[0], "one refused-facts record: %r" % errs)
         check(all(("\"facts\":" in r) == bool(log_facts) for r in recs if r not in errs), "facts logged iff --log-facts")
-        validate(schema_path("decision-log.schema.json"), write_instances(tmp, "log%d" % log_facts, recs),
+        validate(schema_path("decision-log.schema.json"), write_instances(tmp, "log%d" % log_facts, recs + events),
                  "decision log records (log_facts=%d)" % log_facts)
     validate(rpc, write_instances(tmp, "rpc-all", all_lines), "every request and response against rpc.schema.json")
     validate(schema_path("result.schema.json"), write_instances(tmp, "rpc-results", results),
