@@ -353,7 +353,7 @@ static int open_file(pw_declog *d, int *fdp, uint64_t *last_seq, char *note, siz
 ** the log fails closed until a reopen. A torn tail set aside at open or
 ** reopen is recorded as an event too. Event records:
 **   {"seq":N,"time":"...","schema_version":1,"engine":"...",
-**    "event":{"kind":"...",...},"crc32":"..."}
+**    "log_event":{"kind":"...",...},"crc32":"..."}
 */
 
 static const char *base_name(const char *p) {
@@ -792,7 +792,7 @@ static uint64_t event_append(pw_declog *d, const pw_buf *body) {
   if (body->failed) return 0;
   uint64_t seq = d->next_seq;
   size_t start = rec_open(d, seq);
-  pw_buf_addf(&d->local, "\"schema_version\":%d,\"engine\":\"%s\",\"event\":{", PW_RESULT_SCHEMA,
+  pw_buf_addf(&d->local, "\"schema_version\":%d,\"engine\":\"%s\",\"log_event\":{", PW_RESULT_SCHEMA,
               PW_VERSION);
   pw_buf_add(&d->local, body->data, body->len);
   pw_buf_add(&d->local, "}", 1);

@@ -20,7 +20,7 @@
 ** succeeds on the new segment, is final until a reopen (SIGUSR1).
 ** A torn tail set aside at open or reopen is recorded as an event:
 **   {"seq":N,"time":"...","schema_version":1,"engine":"...",
-**    "event":{"kind":"torn_tail"|"segment_failed",...},"crc32":"..."}
+**    "log_event":{"kind":"torn_tail"|"segment_failed",...},"crc32":"..."}
 */
 #ifndef PW_DECLOG_H
 #define PW_DECLOG_H

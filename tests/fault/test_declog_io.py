@@ -73,7 +73,7 @@ def one_by_one(args, tmp, op):
     check(len(olds) == 1, "%s: one failed segment, got %r" % (op, names))
     check([r["request_id"] for r in olds[0]] == [1, 2], "%s: old segment holds %r"
           % (op, [r.get("request_id") for r in olds[0]]))
-    ev = new[0].get("event", {})
+    ev = new[0].get("log_event", {})
     check(ev.get("kind") == "segment_failed" and ev.get("segment") == os.path.basename(names[0])
           and ev.get("last_seq") == 2 and ev.get("refused") == 1 and "Input/output error" in ev.get("error", ""),
           "%s: first record of the new segment: %r" % (op, new[0]))
@@ -113,7 +113,7 @@ def test_pipelined_every_request_once(args, tmp):
     check(srv.stop() == 0, "stop")
     names, olds, new = segments(srv)
     check(len(olds) == 1, "one failed segment: %r" % names)
-    recs = [r for r in olds[0] + new if "event" not in r]
+    recs = [r for r in olds[0] + new if "log_event" not in r]
     ids = [r["request_id"] for r in recs]
     check(sorted(ids, key=str) == sorted(list(range(n)) + ["after"], key=str),
           "every request once: %d records for %d requests" % (len(ids), n + 1))
@@ -176,7 +176,7 @@ def test_torn_tail_events(args, tmp):
     check(len(first) == 3 and len(second) == 2, "records: %d and %d" % (len(first), len(second)))
     for ev, at, cut, rec, rid in ((first[1], len(whole), 12, first[2], 2),
                                   (second[0], 0, 18, second[1], 3)):
-        e = ev.get("event", {})
+        e = ev.get("log_event", {})
         check(e.get("kind") == "torn_tail" and e.get("segment") == os.path.basename(srv.log)
               and e.get("offset") == at and e.get("bytes") == cut
               and e.get("aside", "").startswith(os.path.basename(srv.log) + ".torn-"),

@@ -110,7 +110,7 @@ def test_torn_tail(args, tmp):
           % [r["seq"] for r in recs])
     # the repair is in the log itself: an event naming the segment, the
     # offset where the cut began and where the bytes went (issue 12)
-    ev = recs[4].get("event")
+    ev = recs[4].get("log_event")
     kept = len(b"\n".join(lines[:-1]) + b"\n")
     check(ev == {"kind": "torn_tail", "segment": os.path.basename(srv.log), "offset": kept,
                  "bytes": len(damaged) - kept,

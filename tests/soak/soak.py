@@ -162,7 +162,7 @@ def check_log(path):
         if prev is not None and rec["seq"] != prev + 1:
             problems.append("line %d: seq %d after %d" % (n, rec["seq"], prev))
         prev = rec["seq"]
-        if "event" in rec:
+        if "log_event" in rec:
             events += 1
         else:
             recs += 1
