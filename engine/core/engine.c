@@ -75,6 +75,12 @@ void pw_engine_free(pw_engine *e) {
 }
 
 lua_State *pw_engine_lua(pw_engine *e) { return e->sb.L; }
+
+size_t pw_engine_memory(pw_engine *e, size_t *peak) {
+  *peak = e->sb.peak > e->sb.used ? e->sb.peak : e->sb.used;
+  e->sb.peak = e->sb.used;
+  return e->sb.used;
+}
 const pw_result *pw_engine_result(const pw_engine *e) { return &e->res; }
 
 const char *pw_engine_protocol_id(const pw_engine *e) { return e->info.id; }

@@ -20,6 +20,10 @@
 ** evaluations; they must leave the stack as they found it. */
 lua_State *pw_engine_lua(pw_engine *e);
 
+/* Bytes the engine's Lua state holds now (its allocator's count); *peak
+** gets the most it held since the previous call, which resets it. */
+size_t pw_engine_memory(pw_engine *e, size_t *peak);
+
 /* Gate JSON text and decode it with the engine's private cjson instance;
 ** on PW_OK the decoded value is pushed on the engine's stack. info (may be
 ** NULL) receives where a top-level "id" member's raw text is. */

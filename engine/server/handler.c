@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "adapter.h"
 #include "cds.h"
@@ -33,6 +36,8 @@ typedef struct rpc_engine {
   pw_engine *e;
   char *id;
   pw_buf ident;         /* "protocol":{"id":..,"version":..,"sha256":..} */
+  size_t baseline;      /* its state's bytes once built, after a full collection */
+  size_t used;          /* and after the last call */
 } rpc_engine;
 
 struct pw_rpc {
@@ -42,6 +47,7 @@ struct pw_rpc {
   pw_buf text;
   pw_adapter *fhir;     /* evaluate_fhir: made on first use (see the end) */
   pw_cds *cds;          /* the CDS Hooks service: made on first use */
+  uint64_t rebuilds;    /* engines rebuilt after load (state_check, errors) */
 };
 
 static void rpc_engine_clear(rpc_engine *re) {
@@ -50,6 +56,62 @@ static void rpc_engine_clear(rpc_engine *re) {
   pw_buf_free(&re->ident);
   memset(re, 0, sizeof *re);
 }
+
+/* ==================================================================== */
+/* {====== state memory: back to its baseline after a big evaluation    */
+/*
+** An evaluation whose state's peak went far above the baseline (a deep
+** recursion leaves 200,000 CallInfos and a 16 MB stack, freed only half
+** per collection and pinning the heap's pages) is followed by full
+** collections until the state stops shrinking; if it is still well above
+** its baseline (a protocol keeping data between calls), the state is
+** rebuilt from the same source; then the freed memory goes back to the
+** kernel (malloc_trim), so the worker's RSS returns too.
+*/
+
+#define STATE_FAR ((size_t)8 << 20)     /* a peak this far above: settle */
+#define STATE_SLACK ((size_t)2 << 20)   /* settled above 2 x baseline + this: rebuild */
+
+/* Collect until the state stops shrinking; returns its bytes. */
+static size_t state_settle(rpc_engine *re) {
+  lua_State *L = pw_engine_lua(re->e);
+  size_t peak, used = pw_engine_memory(re->e, &peak);
+  for (int i = 0; i < 64; i++) {
+    lua_gc(L, LUA_GCCOLLECT);
+    size_t now = pw_engine_memory(re->e, &peak);
+    if (now >= used) break;
+    used = now;
+  }
+  return used;
+}
+
+static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errlen);
+
+/* After a call on engine ei: settle, rebuild and trim as above; report
+** the states' bytes and the rebuilds in oc. */
+static void state_check(pw_rpc *r, int ei, pw_rpc_outcome *oc) {
+  rpc_engine *re = &r->eng[ei];
+  if (re->e) {
+    size_t peak;
+    re->used = pw_engine_memory(re->e, &peak);
+    if (peak > re->baseline + STATE_FAR) {
+      re->used = state_settle(re);
+      if (re->used > 2 * re->baseline + STATE_SLACK) {
+        char e2[256];
+        r->rebuilds++;
+        if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1;   /* respawn me */
+      }
+#ifdef __GLIBC__
+      malloc_trim(0);
+#endif
+    }
+  }
+  oc->state_bytes = 0;
+  for (int i = 0; i < r->n; i++) oc->state_bytes += r->eng[i].used;
+  oc->rebuilds = r->rebuilds;
+}
+
+/* }====== */
 
 static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errlen) {
   const pw_rpc_protocol *p = &r->cfg.protocols[i];
@@ -99,6 +161,7 @@ static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errle
   ** id, version, sha256 and file name: every record says what decided */
   pw_buf_adds(&re->ident, "\"protocol\":");
   pw_engine_provenance_json(re->e, p->name, &re->ident);
+  re->baseline = re->used = state_settle(re);
   return 0;
 }
 
@@ -544,6 +607,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
     oc->resp_len = out->len - start;
     if (r->cfg.log) log_fragment(r, ei, line, len, out);
     lua_settop(k.L, k.base);
+    state_check(r, ei, oc);
     return;
   }
   lua_settop(k.L, k.base);
@@ -555,8 +619,10 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
   if (k.code == PW_RPC_MEMORY || k.code == PW_RPC_INTERNAL) {
     /* the state may be unusable: rebuild it from the same source */
     char e2[256];
+    r->rebuilds++;
     if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1; /* respawn me */
   }
+  if (!oc->fatal) state_check(r, ei, oc);
 }
 
 /* }====== */

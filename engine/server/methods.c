@@ -75,6 +75,24 @@ static void stats_requests(srv *s, pw_buf *b) {
   pw_buf_add(b, "}", 1);
 }
 
+/* ,"state_bytes":[..],"state_rebuilds":[..]: each worker's Lua states
+** after its last request, and how often it rebuilt one (handler.c). */
+static void stats_worker_state(srv *s, pw_buf *b) {
+  generation *g = s->active;
+  for (int k = 0; k < 2; k++) {
+    pw_buf_adds(b, k ? ",\"state_rebuilds\":[" : ",\"state_bytes\":[");
+    int first = 1;
+    for (int i = 0; g && i < g->nw; i++) {
+      if (!g->w[i] || g->w[i]->lost) continue;
+      pw_worker_slot *sl = g->w[i]->slot;
+      pw_buf_addf(b, "%s%llu", first ? "" : ",",
+                  ULL(k ? atomic_load(&sl->rebuilds) : atomic_load(&sl->state_bytes)));
+      first = 0;
+    }
+    pw_buf_add(b, "]", 1);
+  }
+}
+
 static void stats_workers(srv *s, pw_buf *b) {
   pw_buf_addf(b,
               ",\"connections\":{\"open\":%u,\"total\":%llu,\"rejected\":%llu,"
@@ -89,7 +107,9 @@ static void stats_workers(srv *s, pw_buf *b) {
     pw_buf_addf(b, "%s%llu", first ? "" : ",", ULL(atomic_load(&g->w[i]->slot->served)));
     first = 0;
   }
-  pw_buf_addf(b, "]},\"reloads\":{\"ok\":%llu,\"failed\":%llu}", ULL(s->reloads_ok),
+  pw_buf_add(b, "]", 1);
+  stats_worker_state(s, b);
+  pw_buf_addf(b, "},\"reloads\":{\"ok\":%llu,\"failed\":%llu}", ULL(s->reloads_ok),
               ULL(s->reloads_failed));
 }
 

@@ -107,6 +107,8 @@ typedef struct pw_rpc_outcome {
   int engine;             /* index of the engine used, -1 if none */
   size_t resp_len;        /* bytes of the response line at the start */
   int fatal;              /* an engine could not be rebuilt: end the worker */
+  uint64_t state_bytes;   /* bytes the worker's Lua states hold after the call */
+  uint64_t rebuilds;      /* states rebuilt so far (memory, or an internal error) */
 } pw_rpc_outcome;
 
 /* Answer one request line whose method the supervisor already identified.

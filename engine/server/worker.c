@@ -157,6 +157,8 @@ static int answer_frame(pw_worker_slot *slot, pw_rpc *r, const pw_wire_hdr *h,
     pw_rpc_handle(r, h->method, line, h->len, out, &oc);
     atomic_store_explicit(&slot->tag, 0, memory_order_release);
     atomic_fetch_add_explicit(&slot->served, 1, memory_order_relaxed);
+    atomic_store_explicit(&slot->state_bytes, oc.state_bytes, memory_order_relaxed);
+    atomic_store_explicit(&slot->rebuilds, oc.rebuilds, memory_order_relaxed);
   }
   rh.len = (uint32_t)(out->len - h0 - PW_WIRE_HDR);
   rh.kind = PW_WIRE_RESP;
