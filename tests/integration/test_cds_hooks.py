@@ -21,7 +21,7 @@ import sys
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
-from srvlib import Server, check, run  # noqa: E402
+from srvlib import Server, check, log_records, run  # noqa: E402
 
 JSONSCHEMA = "/usr/bin/jsonschema"
 AS_OF = "2026-06-01"
@@ -83,7 +83,69 @@ def start(args, tmp):
     srv.http = os.path.join(tmp, "h.sock")
     srv.cmd += ["--http", srv.http, "--http-no-auth"]
     srv.start()
+    STARTED.append(srv)
     return srv
+
+
+STARTED = []     # the servers the current test started
+LOG_KINDS = set()   # (op, status) of every cds record seen, across the tests
+
+
+def check_log(args, tmp):
+    """Every record the test's servers wrote to the decision log validates
+    against schemas/decision-log.schema.json (Debian's jsonschema)."""
+    recs = []
+    for srv in STARTED:
+        srv.stop()
+        if srv.log and os.path.exists(srv.log):
+            recs += log_records(srv.log)
+    del STARTED[:]
+    check(recs, "no decision-log records")
+    paths = []
+    for i, rec in enumerate(recs):
+        check(rec["method"] == "cds" and "cds" in rec, "not a cds record: %r" % rec)
+        LOG_KINDS.add((rec["cds"]["op"], rec["cds"]["status"]))
+        paths.append(os.path.join(tmp, "rec%d.json" % i))
+        with open(paths[-1], "w") as f:
+            json.dump(rec, f)
+    p = subprocess.run([JSONSCHEMA] + sum((["-i", x] for x in paths), []) + [LOG_SCHEMA(args)],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, "decision-log records do not validate: %s %s" % (p.stdout[-2000:], p.stderr[-500:]))
+
+
+def LOG_SCHEMA(args):
+    return os.path.join(args.root, "schemas", "decision-log.schema.json")
+
+
+def logged(test):
+    """test, then check_log on what its servers logged."""
+    def run_and_check(args, tmp):
+        del STARTED[:]
+        test(args, tmp)
+        check_log(args, tmp)
+    run_and_check.__name__ = test.__name__
+    return run_and_check
+
+
+def test_log_kinds(args, tmp):
+    """The tests above logged every kind of cds record, and the schema
+    refuses a cds record without its cds member or with a decision missing."""
+    want = {("discovery", 200), ("call", 200), ("call", 412), ("call", 404), ("feedback", 200)}
+    check(want <= LOG_KINDS, "record kinds not seen (run the whole file): %s" % sorted(want - LOG_KINDS))
+    base = {"seq": 1, "time": "2026-06-01T10:00:00.000000Z", "request_id": 1, "method": "cds",
+            "peer": {"uid": 1, "gid": 1, "pid": 1}, "schema_version": 1, "engine": "0.1.0",
+            "duration_us": 5, "crc32": "0123abcd"}
+    good = dict(base, cds={"op": "discovery", "service": "", "status": 200})
+    bad = {"no cds member": dict(base),
+           "a call answered 200 without its decision": dict(base, cds={"op": "call", "service": "x", "status": 200}),
+           "an evaluate record with a cds member": dict(good, method="evaluate"),
+           "an unknown op": dict(base, cds={"op": "delete", "service": "", "status": 200})}
+    for what, rec in [("good", good)] + sorted(bad.items()):
+        path = os.path.join(tmp, "neg.json")
+        with open(path, "w") as f:
+            json.dump(rec, f)
+        p = subprocess.run([JSONSCHEMA, "-i", path, LOG_SCHEMA(args)], capture_output=True, text=True)
+        check((p.returncode == 0) == (what == "good"), "%s: %s by the schema" % (what, "refused" if p.returncode else "accepted"))
 
 
 def prefetch_of(args, name="index_case.json"):
@@ -391,5 +453,6 @@ def test_bearer_jwt(args, tmp):
 
 
 if __name__ == "__main__":
-    run([test_discovery_and_patient_view, test_order_sign, test_prefetch_absent_null, test_not_applicable,
-         test_feedback_logged, test_http_framing, test_bearer_jwt])
+    run([logged(t) for t in (test_discovery_and_patient_view, test_order_sign, test_prefetch_absent_null,
+                             test_not_applicable, test_feedback_logged, test_http_framing)] +
+        [test_bearer_jwt, test_log_kinds])
