@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include "cds.h"
 #include "supervisor.h"
@@ -28,16 +30,13 @@
 #define JSON_TYPE "application/json"
 #define FHIR_ERR_TYPE "application/fhir+json"
 
-int pw_httpd_listen(srv *s) {
-  const char *path = s->o.http_path;
-  if (!path) return 0;
-  if (!s->o.http_no_auth) {
-    char err[300];
-    if (!(s->jwt = pw_jwt_new(&s->o.jwt, err, sizeof err))) {
-      pw_serve_say("--http-jwks: %s", err);
-      return -1;
-    }
-  }
+int pw_httpd_is_listener(srv *s, uv_stream_t *l, int *tcp) {
+  *tcp = s->http_tcp_init && l == (uv_stream_t *)&s->http_tcp;
+  return *tcp || (s->http_init && l == (uv_stream_t *)&s->http_listener);
+}
+
+/* --http PATH: the Unix socket, born with --socket-mode. */
+static int listen_unix(srv *s, const char *path) {
   struct stat st;
   if (lstat(path, &st) == 0) {   /* a stale socket of ours: replace it; anything else: refuse */
     if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
@@ -62,10 +61,47 @@ int pw_httpd_listen(srv *s) {
     pw_serve_say("--http %s: %s", path, uv_strerror(rc));
     return -1;
   }
-  if (s->o.http_no_auth)
-    pw_serve_say("WARNING: CDS Hooks on %s WITHOUT AUTHENTICATION (--http-no-auth): any local "
-                 "process that can open the socket is trusted. For testing only.", path);
   pw_serve_say("CDS Hooks on %s", path);
+  return 0;
+}
+
+/* --http-port N: 127.0.0.1 only (loopback, for local testing); 0 takes a
+** free port, which the start message names. */
+static int listen_tcp(srv *s, int port) {
+  struct sockaddr_in sa;
+  int rc = uv_ip4_addr("127.0.0.1", port, &sa);
+  uv_tcp_init(s->loop, &s->http_tcp);
+  s->http_tcp.data = s;
+  s->http_tcp_init = 1;
+  if (rc == 0) rc = uv_tcp_bind(&s->http_tcp, (const struct sockaddr *)&sa, 0);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&s->http_tcp, 256, pw_conn_accept);
+  if (rc != 0) {
+    pw_serve_say("--http-port %d: 127.0.0.1: %s", port, uv_strerror(rc));
+    return -1;
+  }
+  struct sockaddr_storage got;
+  int len = (int)sizeof got;
+  if (uv_tcp_getsockname(&s->http_tcp, (struct sockaddr *)&got, &len) == 0 && got.ss_family == AF_INET)
+    port = ntohs(((struct sockaddr_in *)&got)->sin_port);
+  pw_serve_say("CDS Hooks on http://127.0.0.1:%d/cds-services (loopback only)", port);
+  return 0;
+}
+
+int pw_httpd_listen(srv *s) {
+  const char *path = s->o.http_path;
+  if (!path && s->o.http_port < 0) return 0;
+  if (!s->o.http_no_auth) {
+    char err[300];
+    if (!(s->jwt = pw_jwt_new(&s->o.jwt, err, sizeof err))) {
+      pw_serve_say("--http-jwks: %s", err);
+      return -1;
+    }
+  }
+  if (path && listen_unix(s, path) != 0) return -1;
+  if (s->o.http_port >= 0 && listen_tcp(s, s->o.http_port) != 0) return -1;
+  if (s->o.http_no_auth)
+    pw_serve_say("WARNING: CDS Hooks WITHOUT AUTHENTICATION (--http-no-auth): any local process "
+                 "that can connect is trusted. For testing only.");
   return 0;
 }
 

@@ -193,6 +193,7 @@ void pw_serve_shutdown(srv *s, const char *why) {
   pw_serve_notify("STOPPING=1");
   if (s->listener_init) close_if((uv_handle_t *)&s->listener);
   if (s->http_init) close_if((uv_handle_t *)&s->http_listener);
+  if (s->http_tcp_init) close_if((uv_handle_t *)&s->http_tcp);
   pw_listen_unlink(s);
   pw_httpd_unlink(s);
   for (int i = 0; i < s->nwatch; i++) close_if((uv_handle_t *)&s->watch[i]);

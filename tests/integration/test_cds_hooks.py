@@ -78,9 +78,9 @@ def curl(srv, method, path, body=None, headers=()):
     return int(code), out
 
 
-def start(args, tmp):
-    srv = Server(args, tmp, extra=())
-    srv.http = os.path.join(tmp, "h.sock")
+def start(args, tmp, name="s"):
+    srv = Server(args, tmp, extra=(), name=name)
+    srv.http = os.path.join(tmp, name + "h.sock")
     srv.cmd += ["--http", srv.http, "--http-no-auth"]
     srv.start()
     STARTED.append(srv)
@@ -356,6 +356,81 @@ def test_http_framing(args, tmp):
     check(srv.health()["status"] == "ok", "the JSON-RPC socket still answers")
 
 
+def tcp_listeners(port):
+    """The local addresses listening on TCP port (from /proc/net/tcp and tcp6)."""
+    out = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(name):
+            continue
+        for line in open(name).read().splitlines()[1:]:
+            f = line.split()
+            addr, p = f[1].split(":")
+            if int(p, 16) == port and f[3] == "0A":   # LISTEN
+                out.append(addr)
+    return out
+
+
+def test_http_port(args, tmp):
+    """--http-port: the same service over TCP, on 127.0.0.1 only."""
+    srv = Server(args, tmp)
+    srv.http = os.path.join(tmp, "h.sock")
+    srv.cmd += ["--http-port", "0", "--http-no-auth"]
+    srv.start()
+    STARTED.append(srv)
+    m = re.search(r"CDS Hooks on http://127\.0\.0\.1:([0-9]+)/cds-services \(loopback only\)", srv.stderr())
+    check(m, "the start message names the port: %s" % srv.stderr()[-600:])
+    port = int(m.group(1))
+    check(tcp_listeners(port) == ["0100007F"], "listens on 127.0.0.1 only: %s" % tcp_listeners(port))
+    base = "http://127.0.0.1:%d" % port
+
+    def tcurl(method, path, body=None):
+        cmd = ["curl", "-s", "-S", "-X", method, "-o", "-", "-w", "\n%{http_code}", "-H", "Expect:"]
+        if body is not None:
+            cmd += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+        p = subprocess.run(cmd + [base + path], input=body, capture_output=True)
+        check(p.returncode == 0, "curl over TCP failed: %s" % p.stderr)
+        out, _, code = p.stdout.rpartition(b"\n")
+        return int(code), out
+    code, out = tcurl("GET", "/cds-services")
+    check(code == 200, "discovery over TCP: %s" % code)
+    validate(args, tmp, json.loads(out), "discovery")
+    req = hook_request("patient-view", prefetch_of(args), "0d6f6f2e-7f0a-4c39-9d8c-000000000009")
+    code, out = tcurl("POST", "/cds-services/mrc_second_line-patient-view", json.dumps(req).encode())
+    check(code == 200, "patient-view over TCP: %s %s" % (code, out[:300]))
+    resp = json.loads(out)
+    validate(args, tmp, resp, "response")
+    check(any(c["indicator"] == "info" and "FOLFIRI" in c["summary"] for c in resp["cards"]), "plan card over TCP")
+    # the same answer as over the Unix socket of another server
+    uni = start(args, tmp, "u")
+    code, out2 = curl(uni, "POST", "/cds-services/mrc_second_line-patient-view", json.dumps(req).encode())
+    check(code == 200 and json.loads(out2) == resp, "TCP and Unix socket answer alike")
+    # keep-alive and pipelining over TCP
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /cds-services HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    heads = re.findall(rb"HTTP/1\.1 [0-9]{3} [A-Za-z ]+(?=\r\n)", data)
+    check(heads == [b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found"], "pipelining over TCP: %s" % heads)
+    check(srv.health()["status"] == "ok", "the JSON-RPC socket still answers")
+
+
+def test_http_port_options(args, tmp):
+    """--http-port is refused out of range, with peer filters, or without auth settings."""
+    for extra, want in ((["--http-port", "65536", "--http-no-auth"], "out of range"),
+                        (["--http-port", "0", "--http-no-auth", "--allow-uid", "0"], "peer credentials"),
+                        (["--http-port", "0"], "--http-jwks")):
+        p = subprocess.run([args.pathwise, "serve", "--socket", os.path.join(tmp, "x.sock")] + extra,
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 64 and want in p.stderr, "%s: exit %d, %s" % (extra, p.returncode, p.stderr))
+    p = subprocess.run([args.pathwise, "serve", "--help"], capture_output=True, text=True)
+    check("--http-port N" in p.stdout and "127.0.0.1" in p.stdout, "--help documents --http-port")
+
+
 def b64u(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
@@ -454,5 +529,5 @@ def test_bearer_jwt(args, tmp):
 
 if __name__ == "__main__":
     run([logged(t) for t in (test_discovery_and_patient_view, test_order_sign, test_prefetch_absent_null,
-                             test_not_applicable, test_feedback_logged, test_http_framing)] +
-        [test_bearer_jwt, test_log_kinds])
+                             test_not_applicable, test_feedback_logged, test_http_framing, test_http_port)] +
+        [test_bearer_jwt, test_http_port_options, test_log_kinds])
