@@ -121,6 +121,7 @@ static void respond(conn *c, int status, const char *ctype, const char *body, si
                     : status == 401 ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" : NULL;
   pw_http_response(&c->out.buf, status, ctype, extra, body, len, keep);
   c->http_busy = 0;
+  c->http_phase_ms = uv_now(c->s->loop);   /* keep-alive idle time counts from the answer */
   if (!keep) {
     c->close_after_flush = 1;
     pw_conn_pause(c);
@@ -148,8 +149,8 @@ void pw_httpd_error(conn *c, int code, const char *msg) {
     case PW_RPC_DEADLINE: st = 504; break;
     default: break;
   }
-  if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && c->http && pw_http_in_request(c->http) == 0)
-    st = 408;   /* the idle sweep */
+  if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && c->http && pw_http_in_request(c->http))
+    st = 408;   /* the idle sweep (conn.c) caught a request half received */
   respond_outcome(c, st, st >= 500 ? "transient" : "invalid", msg);
 }
 
@@ -247,10 +248,47 @@ static void route(conn *c, const pw_http_request *q) {
   pw_buf_free(&line);
 }
 
+/* A request's phase began now (the time of the read that moved it). */
+static void phase_note(conn *c) {
+  int ph = pw_http_phase(c->http);
+  if (ph != c->http_phase) {
+    c->http_phase = ph;
+    c->http_phase_ms = uv_now(c->s->loop);
+  }
+}
+
+/* Every tick: a connection idle between requests past --idle-timeout is
+** closed without an answer (a client reusing it retries on a new one); a
+** request whose headers, or body, are slower than --http-header-timeout or
+** --http-body-timeout (slowloris, a stalled upload) gets 408 and is closed.
+** conn.c's idle sweep, once a second, finds nothing left to do here. */
+void pw_httpd_sweep(srv *s) {
+  if (!s->http_init && !s->http_tcp_init) return;
+  uint64_t now = uv_now(s->loop);
+  for (conn *c = s->conns; c; c = c->next) {
+    if (!c->http || c->closing || c->inflight || c->http_busy || c->out.queued || c->close_after_flush)
+      continue;
+    if (!c->http_phase_ms) c->http_phase_ms = c->last_ms;   /* a new connection */
+    if (c->http_phase == PW_HTTP_AT_IDLE) {   /* bytes that begin no request do not count */
+      if (s->o.idle_s && now - c->http_phase_ms > (uint64_t)s->o.idle_s * 1000u) pw_conn_close(c);
+      continue;
+    }
+    int head = c->http_phase == PW_HTTP_AT_HEADERS;
+    unsigned lim = head ? s->o.http_header_ms : s->o.http_body_ms;
+    if (!lim || now - c->http_phase_ms <= lim) continue;
+    char msg[160];
+    snprintf(msg, sizeof msg, "the request's %s did not arrive within %u ms (--http-%s-timeout); closing",
+             head ? "headers" : "body", lim, head ? "header" : "body");
+    c->http_keep = 0;
+    respond_outcome(c, 408, "timeout", msg);
+  }
+}
+
 void pw_httpd_process(conn *c) {
   while (!c->closing && !c->paused && !c->close_after_flush && !c->http_busy && c->rpos < c->rlen) {
     size_t used = 0;
     int st = pw_http_feed(c->http, c->rb + c->rpos, c->rlen - c->rpos, &used);
+    phase_note(c);
     c->rpos += used;
     c->scan = c->rpos;
     if (pw_http_take_continue(c->http)) pw_buf_adds(&c->out.buf, "HTTP/1.1 100 Continue\r\n\r\n"), pw_conn_dirty(c);
@@ -264,6 +302,7 @@ void pw_httpd_process(conn *c) {
     c->http_keep = q->keep_alive;
     route(c, q);
     pw_http_next(c->http);
+    phase_note(c);
   }
   if (c->http_busy && !c->paused) pw_conn_pause(c);
 }

@@ -356,6 +356,91 @@ def test_http_framing(args, tmp):
     check(srv.health()["status"] == "ok", "the JSON-RPC socket still answers")
 
 
+def trickle(sock, data, every=0.1, limit=6.0):
+    """Send data a byte at a time, every `every` s, until the server answers
+    or closes (or limit s pass); then read to EOF. Returns (bytes sent, answer)."""
+    sock.settimeout(every)
+    out, sent, t0 = b"", 0, time.time()
+    while time.time() - t0 < limit:
+        if sent < len(data):
+            try:
+                sock.sendall(data[sent:sent + 1])
+                sent += 1
+            except OSError:
+                break
+        try:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return sent, out
+            out += chunk
+        except socket.timeout:
+            pass
+    sock.settimeout(10)
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (socket.timeout, OSError):
+        out += b"<still open>"
+    return sent, out
+
+
+def test_http_timeouts(args, tmp):
+    """Slow headers (slowloris) and a slow body each get 408 and a close,
+    under their own options; a keep-alive connection idle past
+    --idle-timeout is closed without an answer, even if it trickles empty
+    lines; a request slower than nothing but within the limits is served."""
+    srv = Server(args, tmp, extra=["--idle-timeout", "1", "--http-header-timeout", "400",
+                                   "--http-body-timeout", "700"])
+    srv.http = os.path.join(tmp, "h.sock")
+    srv.cmd += ["--http", srv.http, "--http-no-auth"]
+    srv.start()
+    STARTED.append(srv)
+
+    def conn():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(srv.http)
+        return s
+    # slowloris: a header line that never ends, one byte every 100 ms
+    s = conn()
+    sent, out = trickle(s, b"GET /cds-services HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200)
+    s.close()
+    check(out.startswith(b"HTTP/1.1 408 ") and b"Connection: close" in out and out.endswith(b"}"),
+          "slow headers: 408 and close: %r" % out[-300:])
+    check(b"--http-header-timeout" in out, "the answer names the header timeout: %r" % out[-200:])
+    # a slow body after quick headers: the body's own limit
+    body = json.dumps({"feedback": []}).encode() + b" " * 200
+    s = conn()
+    s.sendall(b"POST /cds-services/mrc_second_line-order-sign/feedback HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+    sent, out = trickle(s, body)
+    s.close()
+    check(out.startswith(b"HTTP/1.1 408 ") and b"--http-body-timeout" in out, "slow body: 408: %r" % out[-300:])
+    check(0 < sent < len(body), "the body was cut off (%d of %d bytes sent)" % (sent, len(body)))
+    # idle keep-alive: the answer, then a close with nothing more
+    s = conn()
+    s.sendall(b"GET /cds-services HTTP/1.1\r\nHost: x\r\n\r\n")
+    sent, out = trickle(s, b"\r\n" * 40, every=0.15)
+    s.close()
+    heads = re.findall(rb"HTTP/1\.1 [0-9]{3}", out)
+    check(heads == [b"HTTP/1.1 200"] and b"Connection: keep-alive" in out and not out.endswith(b"<still open>"),
+          "idle keep-alive: one answer, then closed without another: %s %r" % (heads, out[-120:]))
+    # slow, but within every limit: served
+    s = conn()
+    s.sendall(b"GET /cds-services HTTP/1.1\r\n")
+    time.sleep(0.2)
+    s.sendall(b"Host: x\r\nConnection: close\r\n\r\n")
+    sent, out = trickle(s, b"")
+    s.close()
+    check(out.startswith(b"HTTP/1.1 200 "), "a request within the limits: %r" % out[:80])
+    check(srv.health()["status"] == "ok", "the JSON-RPC socket still answers")
+    p = subprocess.run([args.pathwise, "serve", "--help"], capture_output=True, text=True)
+    check("--http-header-timeout MS" in p.stdout and "--http-body-timeout MS" in p.stdout, "--help documents them")
+
+
 def tcp_listeners(port):
     """The local addresses listening on TCP port (from /proc/net/tcp and tcp6)."""
     out = []
@@ -529,5 +614,6 @@ def test_bearer_jwt(args, tmp):
 
 if __name__ == "__main__":
     run([logged(t) for t in (test_discovery_and_patient_view, test_order_sign, test_prefetch_absent_null,
-                             test_not_applicable, test_feedback_logged, test_http_framing, test_http_port)] +
+                             test_not_applicable, test_feedback_logged, test_http_framing, test_http_port,
+                             test_http_timeouts)] +
         [test_bearer_jwt, test_http_port_options, test_log_kinds])
