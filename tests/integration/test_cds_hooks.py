@@ -441,6 +441,36 @@ def test_http_timeouts(args, tmp):
     check("--http-header-timeout MS" in p.stdout and "--http-body-timeout MS" in p.stdout, "--help documents them")
 
 
+def test_readme_exchange(args, tmp):
+    """The README's curl exchange: the command as shown answers what is shown
+    (each one-line "key":"value" of the shown answer is in the real one)."""
+    with open(os.path.join(args.root, "README.md")) as f:
+        text = f.read()
+    m = re.search(r"```\n(\$ curl -s --unix-socket h\.sock .*?)\n```", text, re.S)
+    check(m, "the README shows no curl exchange with the service")
+    block = m.group(1)
+    cmd_text, _, shown = block.partition("\n{")
+    shown = "{" + shown
+    srv = start(args, tmp)
+    argv = ["curl"] + re.sub(r"\\\n", " ", cmd_text[2:]).split()[1:]
+    argv = [srv.http if a == "h.sock" else a for a in argv]
+    argv = [a.strip("'") for a in argv]
+    argv = [a.replace("@examples/", "@" + os.path.join(args.root, "examples") + "/") for a in argv]
+    joined = []
+    for a in argv:   # re-join the quoted header split by white space
+        if joined and joined[-1].startswith("Content-Type:") and not joined[-1].endswith("json"):
+            joined[-1] += " " + a
+        else:
+            joined.append(a)
+    p = subprocess.run(joined, capture_output=True)
+    check(p.returncode == 0 and p.stdout.startswith(b'{"cards":['), "the README's curl: %s %s" % (p.stdout[:200], p.stderr))
+    pairs = re.findall(r'"[A-Za-z]+":(?:"[^"\n]*"|true|false|[0-9]+)(?=[,}\]])', shown)
+    pairs = [x for x in pairs if "..." not in x and "<" not in x]
+    check(len(pairs) >= 10, "too few values shown to check: %s" % pairs)
+    missing = [x for x in pairs if x.encode() not in p.stdout]
+    check(not missing, "the README shows values the service does not answer: %s" % missing)
+
+
 def tcp_listeners(port):
     """The local addresses listening on TCP port (from /proc/net/tcp and tcp6)."""
     out = []
@@ -615,5 +645,5 @@ def test_bearer_jwt(args, tmp):
 if __name__ == "__main__":
     run([logged(t) for t in (test_discovery_and_patient_view, test_order_sign, test_prefetch_absent_null,
                              test_not_applicable, test_feedback_logged, test_http_framing, test_http_port,
-                             test_http_timeouts)] +
+                             test_http_timeouts, test_readme_exchange)] +
         [test_bearer_jwt, test_http_port_options, test_log_kinds])
