@@ -396,14 +396,19 @@ void pw_conn_accept(uv_stream_t *listener, int status) {
     return;
   }
   c->s = s;
-  uv_pipe_init(s->loop, &c->h, 0);
+  int tcp = 0, http = pw_httpd_is_listener(s, listener, &tcp);
+  if (tcp) uv_tcp_init(s->loop, &c->tcp);
+  else uv_pipe_init(s->loop, &c->h, 0);
   c->h.data = c;
   if (uv_accept(listener, (uv_stream_t *)&c->h) != 0) {
     uv_close((uv_handle_t *)&c->h, (uv_close_cb)free);
     return;
   }
-  conn_peer(c);
-  if (listener == (uv_stream_t *)&s->http_listener) {
+  if (tcp) {   /* loopback TCP: no peer credentials; answers go out at once */
+    c->uid = c->gid = c->pid = -1;
+    uv_tcp_nodelay(&c->tcp, 1);
+  } else conn_peer(c);
+  if (http) {
     pw_http_limits lim = {.max_body = s->o.max_line > 4096 ? s->o.max_line - 4096 : 1};
     c->http = pw_http_conn_new(&lim);
     if (!c->http) abort();

@@ -938,6 +938,12 @@ static void handle_cds(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw_
     if (status == 200 && ei >= 0 && !strcmp(p.op, "call")) {
       log_fragment(r, ei, line, len, out);
       pw_buf_add(out, ",", 1);
+    } else {   /* no decision: who answered, and for which protocol if known */
+      pw_buf_addf(out, "\"schema_version\":%d,\"engine\":\"" PW_VERSION "\",", PW_RESULT_SCHEMA);
+      if (ei >= 0) {
+        pw_buf_add(out, r->eng[ei].ident.data, r->eng[ei].ident.len);
+        pw_buf_add(out, ",", 1);
+      }
     }
     pw_buf_adds(out, "\"cds\":{\"op\":");
     pw_buf_json_str(out, p.op);

@@ -77,6 +77,9 @@ typedef struct srv_opts {
   int nallow_gid;
   int watch;
   const char *http_path;      /* --http: CDS Hooks over HTTP/1.1 on this Unix socket */
+  int http_port;             /* --http-port: ... and on 127.0.0.1 (0: any free port); -1 off */
+  unsigned http_header_ms;   /* --http-header-timeout: request line and headers (0: none) */
+  unsigned http_body_ms;     /* --http-body-timeout: the body, after the headers (0: none) */
   int http_no_auth;          /* --http-no-auth: no bearer-token check (testing only) */
   pw_jwt_config jwt;         /* --http-jwks, --http-issuer, --http-audience */
 } srv_opts;
@@ -117,7 +120,10 @@ struct waiter {              /* a reload request waiting for its generation */
 };
 
 struct conn {
-  uv_pipe_t h;
+  union {
+    uv_pipe_t h;             /* a Unix socket (every listener but one) */
+    uv_tcp_t tcp;            /* a loopback TCP connection (--http-port): the same handle */
+  };
   srv *s;
   conn *prev, *next;
   conn *dnext;               /* in srv.dconns while dirty */
@@ -132,6 +138,8 @@ struct conn {
   int paused, eof, closing, closed, close_after_flush;
   pw_http_conn *http;        /* an HTTP connection (httpd.c), else NULL */
   int http_busy, http_keep;  /* a request is with the workers; keep-alive after it */
+  int http_phase;            /* PW_HTTP_AT_IDLE, _AT_HEADERS or _AT_BODY (http.h), for the timeouts */
+  uint64_t http_phase_ms;    /* uv_now when that phase began */
 };
 
 enum { W_STARTING, W_READY, W_LOST };
@@ -206,6 +214,8 @@ struct srv {
   int shed_busy, shed_pending;
   uv_pipe_t http_listener;   /* --http (httpd.c) */
   int http_init, http_bound;
+  uv_tcp_t http_tcp;         /* --http-port, on 127.0.0.1 */
+  int http_tcp_init;
   pw_jwt *jwt;               /* NULL with --http-no-auth */
   uint64_t http_refused;     /* requests refused with 401 */
   dev_t http_dev;
@@ -300,10 +310,12 @@ void pw_conn_pause(conn *c);
 
 /* {====== httpd.c: CDS Hooks over HTTP/1.1 on the same loop ========== */
 int pw_httpd_listen(srv *s);               /* 0 or -1 (said why) */
+int pw_httpd_is_listener(srv *s, uv_stream_t *l, int *tcp);   /* an HTTP listener? */
 void pw_httpd_unlink(srv *s);
 void pw_httpd_process(conn *c);            /* parse and dispatch what c read */
 void pw_httpd_answer(conn *c, const char *line, size_t n);   /* a response line */
 void pw_httpd_error(conn *c, int code, const char *msg);
+void pw_httpd_sweep(srv *s);               /* idle keep-alive, slow headers, slow body */
 
 /* {====== request.c: one request line, on the supervisor ============ */
 void pw_request_line(conn *c, const char *p, size_t n);
