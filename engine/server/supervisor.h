@@ -66,6 +66,8 @@ typedef struct srv_opts {
   size_t max_line;
   unsigned max_conns;
   unsigned idle_s;
+  unsigned line_timeout_s;   /* a partial line older than this closes (0 = never) */
+  unsigned write_timeout_s;  /* unsent output over max_wq this long closes (0 = never) */
   size_t max_wq;
   unsigned max_inflight;     /* per connection */
   unsigned worker_queue;     /* per worker */
@@ -128,6 +130,8 @@ struct conn {
   unsigned inflight;         /* requests not yet answered */
   unsigned refs;             /* reqs, helds and waiters pointing here */
   uint64_t last_ms;
+  uint64_t line_ms;          /* when the partial line in rb began; 0: none */
+  uint64_t stuck_ms;         /* since when unsent output is over max_wq; 0: not */
   long uid, gid, pid;
   int paused, eof, closing, closed, close_after_flush;
   pw_http_conn *http;        /* an HTTP connection (httpd.c), else NULL */
@@ -240,6 +244,7 @@ struct srv {
   uint64_t requests, responses, errors, by_method[PW_M__COUNT], unknown_method;
   codecount codes[SRV_CODE_SLOTS];
   uint64_t conns_total, conns_rejected, client_gone, accept_errors, accept_error_ms;
+  uint64_t conns_stalled;    /* closed by --line-timeout or --write-timeout */
   uint64_t w_spawns, w_crashes, w_kills, reloads_ok, reloads_failed, moved;
   uint64_t lat[SRV_LAT_BUCKETS];
   uint64_t lat_n, lat_max_us;
@@ -287,6 +292,7 @@ void pw_conn_close(conn *c);
 void pw_conn_check(conn *c);              /* after every change: close or resume */
 void pw_conn_unref(conn *c);              /* a req, held or waiter let go of c */
 void pw_conn_idle_sweep(srv *s);
+void pw_conn_stall_sweep(srv *s);         /* slowloris and clients that never read */
 void pw_conn_pause(conn *c);
 
 /* {====== httpd.c: CDS Hooks over HTTP/1.1 on the same loop ========== */

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""`pathwise serve` against abusive clients and failing workers (issue 12):
+slowloris (--line-timeout), clients that never read (--write-timeout),
+administrative methods refused by peer credentials, `health` naming a
+worker that keeps failing, evaluate_fhir errors audited, ids in error
+replies."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from srvlib import (Conn, Server, check, eval_request, examples, hostile_protocol,  # noqa: E402
+                    log_records, read, run)
+
+
+def wait_until(what, cond, timeout=20):
+    """Poll cond() until it holds; fail with `what` after timeout seconds
+    (a bound on a hang, not a speed check)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError("%s: not within %ss" % (what, timeout))
+
+
+def open_conns(srv):
+    return srv.call("stats")["result"]["connections"]["open"]
+
+
+def test_slowloris_closed(args, tmp):
+    """A partial line fed one byte at a time is closed after --line-timeout,
+    with a reason; the idle timeout alone never fires (each byte resets it)."""
+    srv = Server(args, tmp, ["--line-timeout", "1", "--idle-timeout", "60"], workers=1).start()
+    c = srv.conn(timeout=10)
+    c.send(b'{"jsonrpc":"2.0",')
+    closed = None
+    t0 = time.time()
+    c.s.settimeout(0.3)
+    while time.time() - t0 < 15:
+        try:
+            c.send(b" ")
+        except OSError:
+            closed = "send failed"
+            break
+        try:
+            chunk = c.s.recv(4096)
+            if not chunk:
+                closed = "eof"
+                break
+            c.buf += chunk
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            closed = "reset"
+            break
+    check(closed is not None, "slowloris client still open after 15 s: %r" % c.buf[:200])
+    line = c.buf.split(b"\n")[0]
+    r = json.loads(line)
+    check(r["error"]["code"] == -32009 and "line-timeout" in r["error"]["message"],
+          "no reason given: %r" % line)
+    # a client that pauses between whole lines is not affected
+    ok = srv.conn()
+    check("result" in ok.call("health"), "health")
+    time.sleep(2.5)
+    check("result" in ok.call("health", rid=2), "a connection between lines was closed")
+    check(srv.call("stats")["result"]["connections"]["stalled"] == 1, "stalled not counted")
+    srv.stop()
+
+
+def test_never_reading_client_closed(args, tmp):
+    """A client that pipelines many requests and never reads is closed once
+    its unsent answers pass --max-write-queue for --write-timeout; others
+    are served meanwhile."""
+    srv = Server(args, tmp, ["--write-timeout", "1", "--max-write-queue", "65536",
+                             "--idle-timeout", "600"], workers=1).start()
+    c = srv.conn(timeout=10)
+    one = b'{"jsonrpc":"2.0","id":1,"method":"rules"}\n'
+    rules_len = len(json.dumps(srv.call("rules")))
+    check(rules_len > 1000, "rules answer unexpectedly small")
+    # enough answers to fill the socket buffers and 64 KiB more, never read
+    n = (4 << 20) // rules_len + 1
+    c.s.settimeout(1)
+    sent = 0
+    try:
+        for _ in range(n):
+            c.send(one)
+            sent += 1
+    except (socket.timeout, OSError):
+        pass   # the server paused reading: that is the point
+    check(sent > 10, "could not even send: %d" % sent)
+    wait_until("the never-reading client closed", lambda: open_conns(srv) == 1)
+    check(srv.call("stats")["result"]["connections"]["stalled"] == 1, "stalled not counted")
+    check("--write-timeout" in srv.stderr(), "no operator message: %s" % srv.stderr()[-500:])
+    srv.stop()
+
+
+def _as_nobody(sock, lines):
+    """Send each line from a child process whose uid is nobody's; return
+    the answers (one line each for those with an id)."""
+    code = (
+        "import os, socket, sys, json\n"
+        "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+        "assert os.getuid() == 65534\n"
+        "s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(sys.argv[1])\n"
+        "f = s.makefile('rb')\n"
+        "for l in json.loads(sys.argv[2]):\n"
+        "    s.sendall(l.encode() + b'\\n')\n"
+        "    if '\"id\"' in l: sys.stdout.write(f.readline().decode())\n")
+    r = subprocess.run([sys.executable, "-c", code, sock, json.dumps(lines)],
+                       capture_output=True, timeout=60)
+    check(r.returncode == 0, "nobody client failed: %s" % r.stderr.decode()[-800:])
+    return [json.loads(x) for x in r.stdout.decode().splitlines()]
+
+
+def test_admin_methods_need_own_uid_or_root(args, tmp):
+    """reload is refused, by SO_PEERCRED, to a client whose uid is neither
+    the server's nor root's; health stays open to it; the server's own uid
+    may reload."""
+    check(os.geteuid() == 0, "this test must run as root (as CI does): it "
+          "connects as uid 65534 (nobody) too")
+    os.chmod(tmp, 0o755)
+    srv = Server(args, tmp, ["--socket-mode", "0666"], workers=1).start()
+    gen = srv.health()["workers"]["generation"]
+    out = _as_nobody(srv.sock, [
+        '{"jsonrpc":"2.0","id":1,"method":"health"}',
+        '{"jsonrpc":"2.0","id":"r","method":"reload"}',
+        '{"jsonrpc":"2.0","method":"reload"}',   # a notification: no reply
+        '{"jsonrpc":"2.0","id":3,"method":"health"}'])
+    check("result" in out[0], "health refused to nobody: %r" % out[0])
+    e = out[1].get("error", {})
+    check(out[1].get("id") == "r" and e.get("code") == -32011 and "administrative" in
+          e.get("message", "") and "65534" in e.get("message", ""), "reload: %r" % out[1])
+    check(out[2].get("id") == 3 and "result" in out[2], "after the refusals: %r" % out[2])
+    time.sleep(0.5)
+    check(srv.health()["workers"]["generation"] == gen, "a refused reload happened")
+    r = srv.call("reload")
+    check(r.get("result", {}).get("reloaded") is True, "root's reload: %r" % r)
+    check(srv.health()["workers"]["generation"] == gen + 1, "root's reload did not happen")
+    check("refused reload from uid 65534" in srv.stderr(), "not in the operator's log")
+    srv.stop()
+
+
+def _failing_worker(h):
+    ws = h["workers"].get("state", [])
+    return [w for w in ws if w.get("state") == "failing"]
+
+
+def test_health_reports_failing_worker(args, tmp):
+    """A worker whose evaluations keep failing (script errors) makes
+    health say degraded and name it, with its streak and last error kind;
+    one good evaluation clears it. Client errors (invalid facts) do not
+    count."""
+    proto = hostile_protocol(args, tmp)
+    srv = Server(args, tmp, ["--protocol", proto], workers=1).start()
+    facts = json.loads(read(examples(args.root)[0]))
+    c = srv.conn()
+    for i in range(8):
+        r = c.call("evaluate", {"facts": {"ecog": 9}}, rid=i)
+        check(r.get("error", {}).get("code") == -32001, "invalid facts: %r" % r)
+    h = srv.health()
+    check(h["status"] == "ok" and not _failing_worker(h), "client errors count: %r" % h)
+    for i in range(6):
+        r = c.call("evaluate", {"facts": dict(facts, patient_id="boom")}, rid=i)
+        check(r.get("error", {}).get("code") == -32002, "boom: %r" % r)
+    h = srv.health()
+    bad = _failing_worker(h)
+    check(h["status"] == "degraded" and len(bad) == 1, "failing worker not reported: %r" % h)
+    check(bad[0]["consecutive_failures"] >= 5 and bad[0]["last_error"] == "protocol" and
+          bad[0]["pid"] == h["workers"]["pids"][0], "worker state: %r" % bad[0])
+    r = c.call("evaluate", {"facts": facts}, rid=99)
+    check("result" in r, "good evaluation: %r" % r)
+    h = srv.health()
+    check(h["status"] == "ok" and not _failing_worker(h), "not cleared: %r" % h)
+    srv.stop()
+
+
+def test_health_reports_crash_looping_worker(args, tmp):
+    """A worker killed at the deadline on every evaluation (respawned each
+    time) is reported too: the streak belongs to its slot, not its pid."""
+    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
+    hook = "local function evaluate(facts, out)\n"
+    src = src.replace(hook, hook + '  if facts.patient_id == "spin" then while true do end end\n', 1)
+    proto = os.path.join(tmp, "spin.lua")
+    with open(proto, "w") as f:
+        f.write(src)
+    srv = Server(args, tmp, ["--protocol", proto, "--instructions", "100000000000000",
+                             "--timeout", "200", "--grace", "100"], workers=1).start()
+    facts = json.loads(read(examples(args.root)[0]))
+    for i in range(6):
+        c = srv.conn()
+        r = c.call("evaluate", {"facts": dict(facts, patient_id="spin")}, rid=i)
+        check(r.get("error", {}).get("code") == -32005, "not a deadline kill: %r" % r)
+        c.close()
+        wait_until("worker respawned", lambda: srv.health()["workers"]["ready"] == 1)
+    h = srv.health()
+    bad = _failing_worker(h)
+    check(h["status"] == "degraded" and len(bad) == 1 and bad[0]["consecutive_failures"] >= 5
+          and bad[0]["last_error"] == "deadline", "crash loop not reported: %r" % h)
+    srv.stop()
+
+
+if __name__ == "__main__":
+    run([test_slowloris_closed, test_never_reading_client_closed,
+         test_admin_methods_need_own_uid_or_root])
