@@ -8,8 +8,34 @@
 
 #include "supervisor.h"
 
+/* Is a worker slot of the serving generation failing (issue 12)? */
+static int health_failing(srv *s) {
+  for (int i = 0; s->active && i < s->active->nw; i++)
+    if (pw_stats_worker_failing(s->active, i)) return 1;
+  return 0;
+}
+
+/* Each worker slot: its pid, state and failure streak. */
+static void health_workers(generation *g, pw_buf *b) {
+  pw_buf_adds(b, ",\"state\":[");
+  for (int i = 0; g && i < g->nw; i++) {
+    worker *w = g->w[i] && !g->w[i]->lost ? g->w[i] : NULL;
+    const char *st = pw_stats_worker_failing(g, i) ? "failing"
+                     : !w                          ? "missing"
+                     : w->state == W_READY         ? "ok"
+                                                   : "starting";
+    pw_buf_addf(b, "%s{\"index\":%d,\"pid\":%d,\"state\":\"%s\",\"consecutive_failures\":%u,"
+                "\"last_error\":", i ? "," : "", i, w ? (int)w->pid : 0, st,
+                (unsigned)g->wfail[i].streak);
+    pw_buf_json_str(b, g->wfail[i].streak ? pw_rpc_code_kind(g->wfail[i].code) : NULL);
+    pw_buf_add(b, "}", 1);
+  }
+  pw_buf_add(b, "]", 1);
+}
+
 static const char *health_status(srv *s) {
   if (s->stopping) return "stopping";
+  if (health_failing(s)) return "degraded";
   if (s->log && (pw_declog_error(s->log) || pw_answer_log_stalled(s))) return "degraded";
   if (!s->active || s->active->nready < s->active->nw) return "degraded";
   return "ok";
@@ -28,7 +54,9 @@ static void method_health(srv *s, pw_buf *b) {
     pw_buf_addf(b, "%s%d", first ? "" : ",", (int)g->w[i]->pid);
     first = 0;
   }
-  pw_buf_addf(b, "]},\"protocols\":%s,", g && g->protocols_json ? g->protocols_json : "[]");
+  pw_buf_add(b, "]", 1);
+  health_workers(g, b);
+  pw_buf_addf(b, "},\"protocols\":%s,", g && g->protocols_json ? g->protocols_json : "[]");
   if (s->log) {
     const char *e = pw_declog_error(s->log);
     pw_buf_adds(b, "\"decision_log\":{\"enabled\":true,\"path\":");

@@ -38,6 +38,7 @@
 #define SRV_LOAD_TIMEOUT_S 60     /* a new generation must be ready within */
 #define SRV_LAT_BUCKETS (32 + 40 * 16)
 #define SRV_CODE_SLOTS 24         /* distinct error codes counted */
+#define SRV_FAILING_AFTER 5       /* failures in a row that make a worker "failing" */
 #define SRV_SUN_PATH_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 /* }====== */
@@ -177,6 +178,10 @@ struct generation {
   int *stat_idx;             /* engine index -> srv.proto_stats index */
   int nstat_idx;
   pw_queue waiters;          /* reload requests answered when it loads */
+  struct {                   /* per worker slot, across respawns (stats.c) */
+    uint32_t streak;         /* evaluations failed or workers lost in a row */
+    int code;                /* the last failure's error code */
+  } wfail[PW_MAX_JOBS];
   uint64_t started_ns;
   unsigned backoff_ms;
   uv_timer_t respawn;
@@ -343,5 +348,9 @@ void pw_stats_error(srv *s, int code);
 void pw_answer_log_lost(srv *s, req *r, int code, const char *msg);
 int pw_stats_protocol(srv *s, const char *id);   /* -1: out of memory */
 uint64_t pw_stats_percentile(const srv *s, double p);
+/* a worker that keeps failing (issue 12): its answers and its loss */
+void pw_stats_worker_answer(worker *w, int code);
+void pw_stats_worker_lost(worker *w);
+int pw_stats_worker_failing(const generation *g, int idx);   /* its streak, or 0 */
 
 #endif

@@ -207,4 +207,5 @@ def test_health_reports_crash_looping_worker(args, tmp):
 
 if __name__ == "__main__":
     run([test_slowloris_closed, test_never_reading_client_closed,
-         test_admin_methods_need_own_uid_or_root])
+         test_admin_methods_need_own_uid_or_root, test_health_reports_failing_worker,
+         test_health_reports_crash_looping_worker])
