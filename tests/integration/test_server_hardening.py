@@ -205,7 +205,49 @@ def test_health_reports_crash_looping_worker(args, tmp):
     srv.stop()
 
 
+def test_fhir_errors_are_audited(args, tmp):
+    """evaluate_fhir failures that reached the adapter (bad bundles) or the
+    protocol (a script error) leave exactly one decision-log record with
+    their error kind, as evaluate's do; requests refused before (unknown
+    params, a bad as_of) leave none."""
+    proto = hostile_protocol(args, tmp)
+    srv = Server(args, tmp, ["--protocol", proto, "--max-line", str(4 << 20)], workers=1).start()
+    path = os.path.join(args.root, "tests", "data", "fhir", "colorectal", "braf_v600e.json")
+    text = read(path).decode()
+    check("case-braf" in text, "the bundle changed: no case-braf")
+    good = json.loads(text)
+    boom = json.loads(text.replace("case-braf", "boom"))
+    cases = [   # id, params, error code (0: a result), kind logged (None: no record)
+        (1, {"bundle": good, "as_of": "2026-06-01"}, 0, "ok"),
+        (2, {"bundle": {"resourceType": "Bundle", "type": "collection", "entry": []}},
+         -32001, "validation"),
+        (3, {"bundle": {"resourceType": "Patient", "id": "x", "deceasedBoolean": True}},
+         -32001, "validation"),
+        (4, {"bundle": boom, "as_of": "2026-06-01"}, -32002, "protocol"),
+        (5, {"bundle": good, "facts": {}}, -32602, None),
+        (6, {"bundle": good, "as_of": "2026-13-01"}, -32602, None),
+        (7, {"bundle": good, "protocol": "nope"}, -32010, None),
+    ]
+    c = srv.conn()
+    for rid, params, code, _ in cases:
+        r = c.call("evaluate_fhir", params, rid)
+        got = r.get("error", {}).get("code", 0)
+        check(r.get("id") == rid and got == code, "case %d: %r" % (rid, str(r)[:300]))
+    srv.stop()
+    recs = log_records(srv.log)
+    for rid, _, _, kind in cases:
+        mine = [x for x in recs if x.get("request_id") == rid]
+        if kind is None:
+            check(not mine, "case %d: refused before the adapter, yet logged: %r" % (rid, mine))
+            continue
+        check(len(mine) == 1, "case %d: %d records, wanted 1" % (rid, len(mine)))
+        check(mine[0].get("method") == "evaluate_fhir", "case %d: %r" % (rid, mine[0]))
+        got = mine[0].get("error", {}).get("kind", "ok")
+        check(got == kind, "case %d: kind %r, wanted %r: %r" % (rid, got, kind, mine[0]))
+        check(mine[0].get("protocol", {}).get("id") == "mrc_second_line", "case %d: %r" % (rid, mine[0]))
+
+
 if __name__ == "__main__":
     run([test_slowloris_closed, test_never_reading_client_closed,
          test_admin_methods_need_own_uid_or_root, test_health_reports_failing_worker,
-         test_health_reports_crash_looping_worker])
+         test_health_reports_crash_looping_worker, test_fhir_errors_are_audited])
