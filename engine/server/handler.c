@@ -468,6 +468,11 @@ static int call_read(rpc_call *k, const char **id, size_t *idlen) {
   err.msg[0] = '\0';
   pw_status st = pw_engine_decode(k->re->e, k->line, k->len, &gi, &err);
   if (st != PW_OK) {
+    pw_span sp;   /* refused: its id, if it can still be read (issue 12) */
+    if (pw_rpc_readable_id(k->line, k->len, &sp) == 0) {
+      *id = k->line + sp.off;
+      *idlen = sp.len;
+    }
     if (st == PW_EMEMORY) return call_fail(k, PW_RPC_MEMORY, "%s", err.msg);
     return call_fail(k, PW_RPC_PARSE_ERROR, "Parse error: %s", err.msg);
   }
@@ -699,6 +704,11 @@ static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw
   int base = lua_gettop(L);
   pw_status st = pw_adapter_decode(a, line, len, &gi, &err);
   if (st != PW_OK) {
+    pw_span sp;   /* refused: its id, if it can still be read (issue 12) */
+    if (pw_rpc_readable_id(line, len, &sp) == 0) {
+      id = line + sp.off;
+      idlen = sp.len;
+    }
     code = st == PW_EMEMORY ? PW_RPC_MEMORY : PW_RPC_PARSE_ERROR;
     snprintf(msg, sizeof msg, "%s%.500s", code == PW_RPC_PARSE_ERROR ? "Parse error: " : "", err.msg);
     goto fail;

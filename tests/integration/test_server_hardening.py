@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -83,19 +84,23 @@ def test_never_reading_client_closed(args, tmp):
     one = b'{"jsonrpc":"2.0","id":1,"method":"rules"}\n'
     rules_len = len(json.dumps(srv.call("rules")))
     check(rules_len > 1000, "rules answer unexpectedly small")
-    # enough answers to fill the socket buffers and 64 KiB more, never read
+    # answers enough to fill the socket buffers and 64 KiB more, never read;
+    # the sender blocks once the server stops reading, until it closes
     n = (4 << 20) // rules_len + 1
-    c.s.settimeout(1)
-    sent = 0
-    try:
-        for _ in range(n):
-            c.send(one)
-            sent += 1
-    except (socket.timeout, OSError):
-        pass   # the server paused reading: that is the point
-    check(sent > 10, "could not even send: %d" % sent)
+    c.s.settimeout(None)
+    sent = []
+
+    def sender():
+        try:
+            for _ in range(n):
+                c.send(one)
+                sent.append(1)
+        except OSError:
+            pass
+    threading.Thread(target=sender, daemon=True).start()
     wait_until("the never-reading client closed", lambda: open_conns(srv) == 1)
     check(srv.call("stats")["result"]["connections"]["stalled"] == 1, "stalled not counted")
+    check(len(sent) > 10, "could not even send: %d" % len(sent))
     check("--write-timeout" in srv.stderr(), "no operator message: %s" % srv.stderr()[-500:])
     srv.stop()
 
@@ -247,7 +252,50 @@ def test_fhir_errors_are_audited(args, tmp):
         check(mine[0].get("protocol", {}).get("id") == "mrc_second_line", "case %d: %r" % (rid, mine[0]))
 
 
+def test_ids_echoed_in_parse_errors(args, tmp):
+    """A line the strict gate refuses (a duplicate key, NaN, bad UTF-8 deep
+    inside) still has an id that can be read: its error reply echoes it,
+    whether the supervisor or a worker answers. An id that cannot be read
+    beyond doubt (the id key twice, a truncated line, an id with bad bytes,
+    1e400, 1 KiB) is not echoed, and the reply stays valid JSON."""
+    srv = Server(args, tmp, workers=1).start()
+    c = srv.conn()
+    echoed = [
+        (7, b'{"jsonrpc":"2.0","id":7,"method":"evaluate","params":{"facts":{"a":1,"a":2}}}'),
+        (8, b'{"jsonrpc":"2.0","id":8,"method":"health","x":1,"x":2}'),
+        (9, b'{"jsonrpc":"2.0","id":9,"method":"evaluate","params":{"facts":{}},"foo":NaN}'),
+        ("u", b'{"jsonrpc":"2.0","id":"u","method":"evaluate","params":{"facts":{"a":"\xff"}}}'),
+        (12, b'{"jsonrpc":"2.0","id":12,"method":"evaluate_fhir","params":{"bundle":{"a":1,"a":1}}}'),
+        (-3.5, b'{"jsonrpc":"2.0","method":"check_orders","params":{"facts":{"b":1,"b":1}},"id":-3.5}'),
+        ("a\\b", b'{"jsonrpc":"2.0","id":"a\\\\b","method":"nosuch","x":1,"x":2}'),
+        (13, b'{"jsonrpc":"2.0","id":13,"method":"health","params":{"x":[1,2,]}}'),
+    ]
+    for rid, line in echoed:
+        c.send(line + b"\n")
+        out = c.line()
+        r = json.loads(out)
+        check(r.get("id") == rid and r["error"]["code"] == -32700, "id %r not echoed: %r" % (rid, out[:300]))
+    not_echoed = [
+        b'{"jsonrpc":"2.0","id":16,"method":"evaluate","params":{"facts":{}},"id":17}',
+        b'{"jsonrpc":"2.0","id":14,"method":"evaluate","params":{"facts":{}}',
+        b'{"jsonrpc":"2.0","id":"\xff","method":"health","x":1,"x":2}',
+        b'{"jsonrpc":"2.0","id":"a\x01","method":"health","x":1,"x":2}',
+        b'{"jsonrpc":"2.0","id":1e400,"method":"health","x":1,"x":2}',
+        b'{"jsonrpc":"2.0","id":0x10,"method":"health","x":1,"x":2}',
+        b'{"jsonrpc":"2.0","id":"' + b"x" * 1024 + b'","method":"health","x":1,"x":2}',
+    ]
+    for line in not_echoed:
+        c.send(line + b"\n")
+        out = c.line()
+        out.decode("utf-8")   # valid UTF-8, or this raises
+        r = json.loads(out)
+        check(r.get("id", "absent") is None and "error" in r, "%r: %r" % (line[:40], out[:300]))
+    check("result" in c.call("health", rid=99), "not serving after the refusals")
+    srv.stop()
+
+
 if __name__ == "__main__":
     run([test_slowloris_closed, test_never_reading_client_closed,
          test_admin_methods_need_own_uid_or_root, test_health_reports_failing_worker,
-         test_health_reports_crash_looping_worker, test_fhir_errors_are_audited])
+         test_health_reports_crash_looping_worker, test_fhir_errors_are_audited,
+         test_ids_echoed_in_parse_errors])
