@@ -442,9 +442,11 @@ void pw_conn_idle_sweep(srv *s) {
 /* {====== slow clients (issue 12): slowloris, and clients that never   */
 /* read. Checked once a second (serve.c's tick), after the idle sweep.  */
 
-/* After framing: start the clock of a partial line left in rb, or stop it. */
+/* After framing: start the clock of a partial line left in rb (or of an
+** HTTP request partly received), or stop it. */
 static void conn_line_clock(conn *c) {
-  if (c->http || c->closing || c->rlen == c->rpos) c->line_ms = 0;
+  int partial = c->http ? !c->http_busy && pw_http_in_request(c->http) : c->rlen != c->rpos;
+  if (c->closing || !partial) c->line_ms = 0;
   else if (!c->line_ms) c->line_ms = uv_now(c->s->loop) | 1;
 }
 

@@ -112,8 +112,8 @@ void pw_httpd_error(conn *c, int code, const char *msg) {
     case PW_RPC_DEADLINE: st = 504; break;
     default: break;
   }
-  if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && c->http && pw_http_in_request(c->http) == 0)
-    st = 408;   /* the idle sweep */
+  if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && c->http)
+    st = 408;   /* the idle sweep, or a request unfinished after --line-timeout */
   respond_outcome(c, st, st >= 500 ? "transient" : "invalid", msg);
 }
 

@@ -34,43 +34,54 @@ def open_conns(srv):
     return srv.call("stats")["result"]["connections"]["open"]
 
 
-def test_slowloris_closed(args, tmp):
-    """A partial line fed one byte at a time is closed after --line-timeout,
-    with a reason; the idle timeout alone never fires (each byte resets it)."""
-    srv = Server(args, tmp, ["--line-timeout", "1", "--idle-timeout", "60"], workers=1).start()
-    c = srv.conn(timeout=10)
-    c.send(b'{"jsonrpc":"2.0",')
-    closed = None
+def drip(sock_path, head, byte=b" ", limit=15):
+    """Connect, send head, then one byte every 0.3 s until the server
+    closes the connection (or `limit` seconds pass). Returns (how it
+    closed or None, everything the server sent)."""
+    c = Conn(sock_path, timeout=10)
+    c.send(head)
     t0 = time.time()
     c.s.settimeout(0.3)
-    while time.time() - t0 < 15:
+    while time.time() - t0 < limit:
         try:
-            c.send(b" ")
+            c.send(byte)
         except OSError:
-            closed = "send failed"
-            break
+            return "send failed", c.buf
         try:
             chunk = c.s.recv(4096)
             if not chunk:
-                closed = "eof"
-                break
+                return "eof", c.buf
             c.buf += chunk
         except socket.timeout:
             pass
         except ConnectionResetError:
-            closed = "reset"
-            break
-    check(closed is not None, "slowloris client still open after 15 s: %r" % c.buf[:200])
-    line = c.buf.split(b"\n")[0]
+            return "reset", c.buf
+    return None, c.buf
+
+
+def test_slowloris_closed(args, tmp):
+    """A partial line fed one byte at a time is closed after --line-timeout,
+    with a reason; the idle timeout alone never fires (each byte resets it).
+    The same holds for an HTTP request's headers on the --http socket."""
+    http = os.path.join(tmp, "h.sock")
+    srv = Server(args, tmp, ["--line-timeout", "1", "--idle-timeout", "60",
+                             "--http", http, "--http-no-auth"], workers=1).start()
+    closed, got = drip(srv.sock, b'{"jsonrpc":"2.0",')
+    check(closed is not None, "slowloris client still open after 15 s: %r" % got[:200])
+    line = got.split(b"\n")[0]
     r = json.loads(line)
     check(r["error"]["code"] == -32009 and "line-timeout" in r["error"]["message"],
           "no reason given: %r" % line)
+    closed, got = drip(http, b"POST /cds-services/x HTTP/1.1\r\nHost: a\r\nX-Slow: ", b"a")
+    check(closed is not None, "HTTP slowloris client still open after 15 s: %r" % got[:200])
+    check(got.startswith(b"HTTP/1.1 408 ") and b"line-timeout" in got,
+          "HTTP: no reason given: %r" % got[:300])
     # a client that pauses between whole lines is not affected
     ok = srv.conn()
     check("result" in ok.call("health"), "health")
     time.sleep(2.5)
     check("result" in ok.call("health", rid=2), "a connection between lines was closed")
-    check(srv.call("stats")["result"]["connections"]["stalled"] == 1, "stalled not counted")
+    check(srv.call("stats")["result"]["connections"]["stalled"] == 2, "stalled not counted")
     srv.stop()
 
 
