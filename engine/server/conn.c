@@ -472,7 +472,7 @@ static int conn_write_stuck(conn *c, uint64_t now) {
 ** The clock stands still while reading is paused by the server. */
 static void conn_line_late(conn *c, uint64_t now) {
   srv *s = c->s;
-  if (!s->o.line_timeout_s || !c->line_ms || c->close_after_flush) return;
+  if (!s->o.line_timeout_s || !c->line_ms || c->close_after_flush || c->eof) return;
   if (c->paused) {
     c->line_ms = now | 1;
     return;
