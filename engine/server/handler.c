@@ -548,6 +548,11 @@ static int call_read(rpc_call *k, const char **id, size_t *idlen) {
   err.msg[0] = '\0';
   pw_status st = pw_engine_decode(k->re->e, k->line, k->len, &gi, &err);
   if (st != PW_OK) {
+    pw_span sp;   /* refused: its id, if it can still be read (issue 12) */
+    if (pw_rpc_readable_id(k->line, k->len, &sp) == 0) {
+      *id = k->line + sp.off;
+      *idlen = sp.len;
+    }
     if (st == PW_EMEMORY) return call_fail(k, PW_RPC_MEMORY, "%s", err.msg);
     return call_fail(k, PW_RPC_PARSE_ERROR, "Parse error: %s", err.msg);
   }
@@ -565,13 +570,13 @@ static void handle_cds(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw_
 
 /* The log fragment of a request that reached its protocol and failed there
 ** (issue 12: every such request leaves one record, with its error kind). */
-static void log_error_fragment(pw_rpc *r, int ei, const rpc_call *k, pw_buf *out) {
+static void log_error_fragment(pw_rpc *r, int ei, int code, const char *msg, pw_buf *out) {
   rpc_engine *re = &r->eng[ei];
   pw_buf_addf(out, "\"schema_version\":%d,\"engine\":\"" PW_VERSION "\",", PW_RESULT_SCHEMA);
   pw_buf_add(out, re->ident.data, re->ident.len);
-  pw_buf_addf(out, ",\"error\":{\"code\":%d,\"kind\":\"%s\",\"message\":", k->code,
-              pw_rpc_code_kind(k->code));
-  pw_buf_json_str(out, k->msg);
+  pw_buf_addf(out, ",\"error\":{\"code\":%d,\"kind\":\"%s\",\"message\":", code,
+              pw_rpc_code_kind(code));
+  pw_buf_json_str(out, msg);
   pw_buf_add(out, "}", 1);
 }
 
@@ -615,7 +620,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
   pw_rpc_error_line(out, id, idlen, k.code, k.msg);
   oc->code = k.code;
   oc->resp_len = out->len - start;
-  if (reached && r->cfg.log) log_error_fragment(r, ei, &k, out);
+  if (reached && r->cfg.log) log_error_fragment(r, ei, k.code, k.msg, out);
   if (k.code == PW_RPC_MEMORY || k.code == PW_RPC_INTERNAL) {
     /* the state may be unusable: rebuild it from the same source */
     char e2[256];
@@ -642,6 +647,7 @@ typedef struct fhir_params {
   char as_of[16];
   int text, trace, what_if;
   int bundle;            /* stack index in the adapter's state */
+  const char *protocol;  /* params.protocol (on that stack), or NULL */
 } fhir_params;
 
 static int fhir_params_read(lua_State *L, int req, fhir_params *p, char *msg, size_t n) {
@@ -696,6 +702,7 @@ static int fhir_params_read(lua_State *L, int req, fhir_params *p, char *msg, si
     snprintf(msg, n, "params.protocol: expected a protocol id string");
     return PW_RPC_INVALID_PARAMS;
   }
+  p->protocol = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   lua_pushliteral(L, "bundle");
   if (lua_rawget(L, params) != LUA_TTABLE || lua_rawlen(L, -1) > 0) {
     snprintf(msg, n, "params.bundle: expected a FHIR document (an object)");
@@ -769,6 +776,7 @@ static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw
   const char *id = NULL;
   size_t idlen = 0;
   int code = 0, unknown = 0, ei = r->n > 1 ? pick_engine(r, line, len, &unknown) : 0;
+  int reached = 0;   /* the adapter ran: a failure from here on is logged (issue 12) */
   memset(oc, 0, sizeof *oc);
   memset(&p, 0, sizeof p);
   memset(&gi, 0, sizeof gi);
@@ -779,6 +787,11 @@ static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw
   int base = lua_gettop(L);
   pw_status st = pw_adapter_decode(a, line, len, &gi, &err);
   if (st != PW_OK) {
+    pw_span sp;   /* refused: its id, if it can still be read (issue 12) */
+    if (pw_rpc_readable_id(line, len, &sp) == 0) {
+      id = line + sp.off;
+      idlen = sp.len;
+    }
     code = st == PW_EMEMORY ? PW_RPC_MEMORY : PW_RPC_PARSE_ERROR;
     snprintf(msg, sizeof msg, "%s%.500s", code == PW_RPC_PARSE_ERROR ? "Parse error: " : "", err.msg);
     goto fail;
@@ -786,8 +799,10 @@ static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw
   if (gi.has_id) { id = line + gi.id_off; idlen = gi.id_len; }
   if (lua_type(L, base + 1) != LUA_TTABLE) { code = PW_RPC_INVALID_REQUEST; snprintf(msg, sizeof msg, "request: expected an object"); goto done; }
   if ((code = fhir_params_read(L, base + 1, &p, msg, sizeof msg))) goto done;
+  if (p.protocol && strcmp(p.protocol, r->eng[ei].id) != 0) unknown = 1;   /* one engine too */
   if (unknown) { code = PW_RPC_UNKNOWN_PROTOCOL; snprintf(msg, sizeof msg, "params.protocol: no loaded protocol has that id"); goto done; }
   if (!p.as_of[0]) pw_adapter_today(p.as_of);
+  reached = 1;
   st = pw_adapter_run_value(a, p.bundle, p.as_of, &in, &err);
   if (st != PW_OK) { code = status_code(st); snprintf(msg, sizeof msg, "%.580s", err.msg); goto done; }
   code = fhir_eval(r, ei, &p, &in, id, idlen, out, msg, sizeof msg);
@@ -808,6 +823,7 @@ fail:
   oc->code = code;
   oc->engine = ei;
   oc->resp_len = out->len - start;
+  if (reached && r->cfg.log) log_error_fragment(r, ei, code, msg, out);
 }
 
 /* }====== */

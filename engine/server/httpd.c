@@ -150,7 +150,7 @@ void pw_httpd_error(conn *c, int code, const char *msg) {
     default: break;
   }
   if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && c->http && pw_http_in_request(c->http))
-    st = 408;   /* the idle sweep (conn.c) caught a request half received */
+    st = 408;   /* the idle sweep (conn.c) or --line-timeout caught a request half received */
   respond_outcome(c, st, st >= 500 ? "transient" : "invalid", msg);
 }
 

@@ -271,6 +271,7 @@ void pw_pool_lost(worker *w, const char *why) {
   w->state = W_LOST;
   if (w->killed) s->w_kills++;
   else s->w_crashes++;
+  pw_stats_worker_lost(w);
   if (g->state != GEN_DRAINING || w->sent.n)
     pw_serve_warn("worker %d (pid %d, generation %u) %s", w->idx, (int)w->pid, g->num, desc);
   uint64_t now = pw_worker_now_ns();
@@ -301,6 +302,7 @@ static void worker_answer(worker *w, const pw_wire_hdr *h, const char *p) {
     ps->evaluations++;
     if (h->code) ps->errors++;
   }
+  pw_stats_worker_answer(w, h->code);
   pw_answer_response(s, r, h, p);
 }
 

@@ -38,6 +38,7 @@
 #define SRV_LOAD_TIMEOUT_S 60     /* a new generation must be ready within */
 #define SRV_LAT_BUCKETS (32 + 40 * 16)
 #define SRV_CODE_SLOTS 24         /* distinct error codes counted */
+#define SRV_FAILING_AFTER 5       /* failures in a row that make a worker "failing" */
 #define SRV_SUN_PATH_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 /* }====== */
@@ -66,6 +67,8 @@ typedef struct srv_opts {
   size_t max_line;
   unsigned max_conns;
   unsigned idle_s;
+  unsigned line_timeout_s;   /* a partial line older than this closes (0 = never) */
+  unsigned write_timeout_s;  /* unsent output over max_wq this long closes (0 = never) */
   size_t max_wq;
   unsigned max_inflight;     /* per connection */
   unsigned worker_queue;     /* per worker */
@@ -134,6 +137,8 @@ struct conn {
   unsigned inflight;         /* requests not yet answered */
   unsigned refs;             /* reqs, helds and waiters pointing here */
   uint64_t last_ms;
+  uint64_t line_ms;          /* when the partial line in rb began; 0: none */
+  uint64_t stuck_ms;         /* since when unsent output is over max_wq; 0: not */
   long uid, gid, pid;
   int paused, eof, closing, closed, close_after_flush;
   pw_http_conn *http;        /* an HTTP connection (httpd.c), else NULL */
@@ -188,6 +193,10 @@ struct generation {
   int *stat_idx;             /* engine index -> srv.proto_stats index */
   int nstat_idx;
   pw_queue waiters;          /* reload requests answered when it loads */
+  struct {                   /* per worker slot, across respawns (stats.c) */
+    uint32_t streak;         /* evaluations failed or workers lost in a row */
+    int code;                /* the last failure's error code */
+  } wfail[PW_MAX_JOBS];
   uint64_t started_ns;
   unsigned backoff_ms;
   uv_timer_t respawn;
@@ -259,6 +268,7 @@ struct srv {
   uint64_t requests, responses, errors, by_method[PW_M__COUNT], unknown_method;
   codecount codes[SRV_CODE_SLOTS];
   uint64_t conns_total, conns_rejected, client_gone, accept_errors, accept_error_ms;
+  uint64_t conns_stalled;    /* closed by --line-timeout or --write-timeout */
   uint64_t w_spawns, w_crashes, w_kills, reloads_ok, reloads_failed, moved;
   uint64_t lat[SRV_LAT_BUCKETS];
   uint64_t lat_n, lat_max_us;
@@ -306,6 +316,7 @@ void pw_conn_close(conn *c);
 void pw_conn_check(conn *c);              /* after every change: close or resume */
 void pw_conn_unref(conn *c);              /* a req, held or waiter let go of c */
 void pw_conn_idle_sweep(srv *s);
+void pw_conn_stall_sweep(srv *s);         /* slowloris and clients that never read */
 void pw_conn_pause(conn *c);
 
 /* {====== httpd.c: CDS Hooks over HTTP/1.1 on the same loop ========== */
@@ -371,5 +382,9 @@ void pw_stats_error(srv *s, int code);
 void pw_answer_log_lost(srv *s, req *r, int code, const char *msg);
 int pw_stats_protocol(srv *s, const char *id);   /* -1: out of memory */
 uint64_t pw_stats_percentile(const srv *s, double p);
+/* a worker that keeps failing (issue 12): its answers and its loss */
+void pw_stats_worker_answer(worker *w, int code);
+void pw_stats_worker_lost(worker *w);
+int pw_stats_worker_failing(const generation *g, int idx);   /* its streak, or 0 */
 
 #endif
