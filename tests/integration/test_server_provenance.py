@@ -233,6 +233,10 @@ def test_watch_plugin_and_base(args, tmp):
     no_host_path(tmp, err, "health's reload error")
     write(base, changed)
     wait_for("the error to clear again", lambda: reload_error(srv) is None)
+    # the plugin's error cleared by a reload (the first generation's digest
+    # did not cover the base yet), the base's by the files alone: no reload
+    check("the files on disk are again those that serve" in srv.stderr(),
+          "the base put back did not clear the error without a reload")
     check(srv.stop() == 0, "serve did not exit 0")
     recs = log_records(srv.log, events=True)
     kinds = [r["event"]["kind"] for r in recs if r["method"] == "reload"]
