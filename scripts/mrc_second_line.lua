@@ -227,6 +227,17 @@ local function evidence_of(names) -- a list of names
   return evidence(unpack(names))
 end
 
+-- constant(item, cited, quoted): an item that never changes, made once at
+-- load instead of on every evaluation. `cited` and `quoted` name the
+-- sentences of its citations and evidence; `prepare` fills those in once an
+-- extension has merged in. Items given to `out` may be such shared
+-- tables: never change one (copy it first).
+local CONSTANT = {}
+local function constant(item, cited, quoted)
+  CONSTANT[#CONSTANT + 1] = { item, cited, quoted }
+  return item
+end
+
 -- "unknown" and absent mean the same.
 local function known(v)
   if v == nil or v == "unknown" then return nil end
@@ -612,70 +623,74 @@ end
 -- Molecular testing (missing facts and the test orders)
 ------------------------------------------------------------------------
 
+-- The items of this section that never change, made once (see
+-- `constant`: their citations and evidence are filled in at load).
+local function ras_missing(gene)
+  return constant({
+    fact = "molecular." .. gene,
+    why = gene:upper() .. " status must be known before selecting EGFR inhibitors.",
+    order = "ras_testing",
+    test = "KRAS and NRAS exons 2, 3, 4",
+  }, { "ras_test" })
+end
+local RAS_GENES = { "kras", "nras" }
+local RAS_MISSING = { kras = ras_missing("kras"), nras = ras_missing("nras") }
+local RAS_FACTS = { "molecular.kras", "molecular.nras" }
+local BRAF_MISSING = constant({
+  fact = "molecular.braf_v600e",
+  why = "BRAF V600E status is prognostic and selects encorafenib plus cetuximab.",
+  order = "braf_testing",
+  test = "BRAF V600E mutation testing",
+}, { "braf" })
+local BRAF_TESTING = constant({
+  id = "braf_testing",
+  text = "BRAF V600E mutation testing.",
+  rationale = "BRAF-mutant tumours have a worse prognosis and may benefit from encorafenib plus cetuximab.",
+  facts = { "molecular.braf_v600e" },
+}, { "braf" }, { "braf" })
+local MSI_MISSING = constant({
+  fact = "molecular.msi",
+  why = "MSI-high tumours are treated with a checkpoint inhibitor in preference to chemotherapy.",
+  order = "msi_testing",
+  test = "microsatellite instability (MSI) / mismatch-repair testing",
+}, { "msi" })
+local MSI_TESTING = constant({
+  id = "msi_testing",
+  text = "Microsatellite instability (MSI) testing.",
+  rationale = "MSI-high tumours may respond dramatically to pembrolizumab or nivolumab, preferred over chemotherapy.",
+  facts = { "molecular.msi" },
+}, { "msi" }, { "msi" })
+
 -- folfiri_now: FOLFIRI plus bevacizumab is being recommended now, so the
 -- RAS result need not hold it up (said only then).
 local function order_tests(facts, out, folfiri_now)
   local m = facts.molecular
   -- One mutant gene settles RAS status (mutant): the other result would
   -- change nothing, so no RAS test is ordered then.
-  local ras_mutant = m.kras == "mutant" or m.nras == "mutant"
-  local ras_unknown = {}
-  for _, gene in ipairs({ "kras", "nras" }) do
-    if not ras_mutant and known(m[gene]) == nil then
-      ras_unknown[#ras_unknown + 1] = "molecular." .. gene
-      out.missing{
-        fact = "molecular." .. gene,
-        why = gene:upper() .. " status must be known before selecting EGFR inhibitors.",
-        order = "ras_testing",
-        test = "KRAS and NRAS exons 2, 3, 4",
-        citations = cites1("ras_test"),
-      }
+  local kras, nras = known(m.kras), known(m.nras)
+  if kras ~= "mutant" and nras ~= "mutant" and (kras == nil or nras == nil) then
+    for _, gene in ipairs(RAS_GENES) do
+      if known(m[gene]) == nil then
+        out.missing(RAS_MISSING[gene])
+      end
     end
-  end
-  if #ras_unknown > 0 then
     out.recommend{
       id = "ras_testing",
       text = "Extended RAS testing: KRAS and NRAS exons 2, 3, 4.",
-      rationale = "RAS status must be known before an EGFR inhibitor can be chosen" ..
-        (folfiri_now and "; FOLFIRI plus bevacizumab need not wait for it." or "."),
+      rationale = folfiri_now and "RAS status must be known before an EGFR inhibitor can be chosen; FOLFIRI plus bevacizumab need not wait for it."
+        or "RAS status must be known before an EGFR inhibitor can be chosen.",
       citations = cites2("ras_test", "ras_pitfall"),
       evidence = evidence2("ras_test", "ras_pitfall"),
-      facts = ras_unknown,
+      facts = kras == nil and nras == nil and RAS_FACTS or { kras == nil and "molecular.kras" or "molecular.nras" },
     }
   end
   if known(m.braf_v600e) == nil then
-    out.missing{
-      fact = "molecular.braf_v600e",
-      why = "BRAF V600E status is prognostic and selects encorafenib plus cetuximab.",
-      order = "braf_testing",
-      test = "BRAF V600E mutation testing",
-      citations = cites1("braf"),
-    }
-    out.recommend{
-      id = "braf_testing",
-      text = "BRAF V600E mutation testing.",
-      rationale = "BRAF-mutant tumours have a worse prognosis and may benefit from encorafenib plus cetuximab.",
-      citations = cites1("braf"),
-      evidence = evidence1("braf"),
-      facts = { "molecular.braf_v600e" },
-    }
+    out.missing(BRAF_MISSING)
+    out.recommend(BRAF_TESTING)
   end
   if known(m.msi) == nil then
-    out.missing{
-      fact = "molecular.msi",
-      why = "MSI-high tumours are treated with a checkpoint inhibitor in preference to chemotherapy.",
-      order = "msi_testing",
-      test = "microsatellite instability (MSI) / mismatch-repair testing",
-      citations = cites1("msi"),
-    }
-    out.recommend{
-      id = "msi_testing",
-      text = "Microsatellite instability (MSI) testing.",
-      rationale = "MSI-high tumours may respond dramatically to pembrolizumab or nivolumab, preferred over chemotherapy.",
-      citations = cites1("msi"),
-      evidence = evidence1("msi"),
-      facts = { "molecular.msi" },
-    }
+    out.missing(MSI_MISSING)
+    out.recommend(MSI_TESTING)
   end
 end
 
@@ -703,6 +718,9 @@ local function start_text(h, id, what, reason, fresh)
   end
   return what .. reason .. (fresh or ".")
 end
+
+local REGIMEN_FACTS = { "ecog", "prior_regimens", "planned_surgery_in_days" }
+local BRAF_RAS_FACTS = { "molecular.braf_v600e", "molecular.kras", "molecular.nras" }
 
 -- Returns whether a regimen with a biologic was recommended.
 local function second_line_regimens(facts, out, h)
@@ -740,7 +758,7 @@ local function second_line_regimens(facts, out, h)
       group = "second_line_regimen",
       preferred = not withheld,
       evidence = evidence3("folfiri", "bev", "seq_initiate"),
-      facts = { "ecog", "prior_regimens", "planned_surgery_in_days" },
+      facts = REGIMEN_FACTS,
     }
   end
   if (not bev_ok or withheld) and not skip("FOLFIRI") then
@@ -755,7 +773,7 @@ local function second_line_regimens(facts, out, h)
       group = "second_line_regimen",
       preferred = true,
       evidence = withheld and evidence1("folfiri") or evidence2("folfiri", "not_bev"),
-      facts = { "ecog", "prior_regimens", "planned_surgery_in_days" },
+      facts = REGIMEN_FACTS,
     }
   end
 
@@ -773,7 +791,7 @@ local function second_line_regimens(facts, out, h)
           citations = cites_of(policy.anti_egfr_sentences),
           group = "second_line_regimen",
           evidence = evidence_of(policy.anti_egfr_sentences),
-          facts = { "molecular.kras", "molecular.nras" },
+          facts = RAS_FACTS,
         }
       end
     end
@@ -791,7 +809,7 @@ local function second_line_regimens(facts, out, h)
         citations = cites1("braf"),
         group = "second_line_regimen",
         evidence = evidence1("braf"),
-        facts = { "molecular.braf_v600e", "molecular.kras", "molecular.nras" },
+        facts = BRAF_RAS_FACTS,
       }
     elseif not ras_wt then
       out.warn{
@@ -804,6 +822,7 @@ local function second_line_regimens(facts, out, h)
   return biologic, bev_ok and not withheld and not already_failed(h, "FOLFIRI+bevacizumab")
 end
 
+local MSI_ECOG_FACTS = { "molecular.msi", "ecog" }
 local function checkpoint_inhibitors(out, h)
   for _, agent in ipairs({ "pembrolizumab", "nivolumab" }) do
     if already_failed(h, agent) then
@@ -821,7 +840,7 @@ local function checkpoint_inhibitors(out, h)
       citations = cites1("msi"),
       group = "checkpoint_inhibitor",
       evidence = evidence1("msi"),
-      facts = { "molecular.msi", "ecog" },
+      facts = MSI_ECOG_FACTS,
     }
     end
   end
@@ -1054,6 +1073,8 @@ local function primary_words(facts)
   return noun, prior
 end
 
+local PRIMARY_FACTS = { "primary.symptoms", "primary.site", "primary.prior_pelvic_radiation" }
+local PRIMARY_SYMPTOMS = { "bleeding", "obstruction", "intractable_pain" }
 local function primary_site(facts, out)
   local noun, prior = primary_words(facts)
   local symptoms = facts.primary.symptoms
@@ -1065,7 +1086,7 @@ local function primary_site(facts, out)
     }
     return
   end
-  local why = present(symptoms, { "bleeding", "obstruction", "intractable_pain" })
+  local why = present(symptoms, PRIMARY_SYMPTOMS)
   if #why == 0 then
     out.warn{
       id = "no_locoregional_primary",
@@ -1082,7 +1103,7 @@ local function primary_site(facts, out)
     rationale = "Local treatment of the primary is reserved for symptomatic complications.",
     citations = cites1("primary_sympt"),
     evidence = evidence2("primary_sympt", "seq_primary"),
-    facts = { "primary.symptoms", "primary.site", "primary.prior_pelvic_radiation" },
+    facts = PRIMARY_FACTS,
   }
   if has(symptoms, "obstruction") then
     local stent = facts.primary.site == "rectum" and "endorectal stenting" or "stenting"
@@ -1098,6 +1119,12 @@ end
 ------------------------------------------------------------------------
 -- What not to do
 ------------------------------------------------------------------------
+
+local NO_LONG_COURSE_CRT = constant({
+  id = "no_long_course_crt",
+  text = "Do not use long-course chemoradiotherapy (50 Gy with concurrent 5-FU) in the metastatic setting: it delays systemic therapy without survival benefit.",
+  level = "standing",
+}, { "not_crt" })
 
 -- Each "do not" is a standing reminder, unless it bites for this patient:
 -- then it is a patient warning, shown before the reminders.
@@ -1115,12 +1142,7 @@ local function what_not_to_do(facts, out)
       (prior and (" and " .. prior .. " have already been given") or "") .. "."
   end
   out.warn{ id = "no_primary_surgery", text = surgery, citations = cites1("not_surgery"), level = "standing" }
-  out.warn{
-    id = "no_long_course_crt",
-    text = "Do not use long-course chemoradiotherapy (50 Gy with concurrent 5-FU) in the metastatic setting: it delays systemic therapy without survival benefit.",
-    citations = cites1("not_crt"),
-    level = "standing",
-  }
+  out.warn(NO_LONG_COURSE_CRT)
 
   local ras, level = nil, "standing"
   if kras == "mutant" or nras == "mutant" then
@@ -1285,32 +1307,31 @@ function rules.what_not_to_do(facts, out)
 end
 
 -- Follow-up and the expected outcomes of what was proposed.
+local CT_REASSESSMENT = constant({
+  id = "ct_reassessment",
+  text = "Re-evaluate response with CT after 2-3 cycles (6-9 weeks); adjust therapy to response and tolerance.",
+}, { "seq_ct" })
+local PFS = constant({
+  text = "Median progression-free survival with second-line FOLFIRI plus biologics is approximately 5-8 months.",
+}, { "pfs" })
+local RT_RELIEF = constant({
+  text = "Palliative radiotherapy relieves pain in 70-80% of patients with symptomatic bone metastases.",
+}, { "rt_relief" })
+local GOAL = constant({ text = "The goal is quality of life and symptom control, not cure." }, { "goal" })
+
 function rules.followup_and_outcomes(_, out, plan)
   if plan.systemic ~= nil then
-    out.followup{
-      id = "ct_reassessment",
-      text = "Re-evaluate response with CT after 2-3 cycles (6-9 weeks); adjust therapy to response and tolerance.",
-      citations = cites1("seq_ct"),
-    }
+    out.followup(CT_REASSESSMENT)
     -- Planned surgery unknown: the C kernel itself warns to confirm none is
     -- planned within 42 days (rule bev_surgery_window), for every protocol.
   end
   if plan.systemic == "chemo" and plan.biologic then
-    out.outcome{
-      text = "Median progression-free survival with second-line FOLFIRI plus biologics is approximately 5-8 months.",
-      citations = cites1("pfs"),
-    }
+    out.outcome(PFS)
   end
   if plan.bone_rt then
-    out.outcome{
-      text = "Palliative radiotherapy relieves pain in 70-80% of patients with symptomatic bone metastases.",
-      citations = cites1("rt_relief"),
-    }
+    out.outcome(RT_RELIEF)
   end
-  out.outcome{
-    text = "The goal is quality of life and symptom control, not cure.",
-    citations = cites1("goal"),
-  }
+  out.outcome(GOAL)
 end
 
 local rule_order = { "pathway", "palliative_radiotherapy", "bone_agents", "primary_site", "what_not_to_do",
@@ -1540,6 +1561,10 @@ local function prepare()
   local quoted = { policy.anti_egfr_sentences }
   for _, names in ipairs(QUOTED) do quoted[#quoted + 1] = names end
   for _, spec in pairs(RT) do quoted[#quoted + 1] = spec.evidence end
+  for _, c in ipairs(CONSTANT) do
+    c[1].citations = cites_of(c[2])
+    c[1].evidence = c[3] and evidence_of(c[3]) or nil
+  end
   for _, names in ipairs(quoted) do
     local a, b, c = names[1], names[2], names[3]
     if not (S[a] and S[b] and (c == nil or S[c])) then -- a misspelt name: the item that quotes it says so
