@@ -481,21 +481,26 @@ end
 -- The guideline's population: a resected, irradiated rectal primary. These
 -- facts decide its wording about the primary, not whether the systemic
 -- therapy applies; when absent they are reported missing.
+local POPULATION = {
+  site = "the site of the primary tumour (rectum, left or right colon)",
+  resected = "whether the primary was resected",
+  prior_pelvic_radiation = "whether the pelvis was irradiated",
+}
+local POPULATION_MISSING = {} -- made once: field -> the missing item
+for _, field in ipairs({ "site", "resected", "prior_pelvic_radiation" }) do
+  POPULATION_MISSING[#POPULATION_MISSING + 1] = { field, constant({
+    fact = "primary." .. field,
+    why = "The guideline was written for a resected and irradiated rectal primary; what it says about the primary depends on " ..
+      POPULATION[field] .. ".",
+    test = "primary tumour history review",
+  }, { "overview", "primary_not" }) }
+end
+
 local function population(facts, out)
   local p = facts.primary
-  local asks = {
-    { "primary.site", p.site, "the site of the primary tumour (rectum, left or right colon)" },
-    { "primary.resected", p.resected, "whether the primary was resected" },
-    { "primary.prior_pelvic_radiation", p.prior_pelvic_radiation, "whether the pelvis was irradiated" },
-  }
-  for _, a in ipairs(asks) do
-    if a[2] == nil then
-      out.missing{
-        fact = a[1],
-        why = "The guideline was written for a resected and irradiated rectal primary; what it says about the primary depends on " .. a[3] .. ".",
-        test = "primary tumour history review",
-        citations = cites2("overview", "primary_not"),
-      }
+  for _, a in ipairs(POPULATION_MISSING) do
+    if p[a[1]] == nil then
+      out.missing(a[2])
     end
   end
   local notes = {}
@@ -722,6 +727,19 @@ end
 local REGIMEN_FACTS = { "ecog", "prior_regimens", "planned_surgery_in_days" }
 local BRAF_RAS_FACTS = { "molecular.braf_v600e", "molecular.kras", "molecular.nras" }
 
+-- A regimen already progressed on or not tolerated is not proposed again.
+local function skip_failed(out, h, id)
+  if already_failed(h, id) then
+    out.warn{
+      id = "regimen_already_failed",
+      text = id .. " is not proposed: the treatment history shows it (or all of its drugs) already progressed or was not tolerated.",
+      citations = cites1("folfiri"),
+    }
+    return true
+  end
+  return false
+end
+
 -- Returns whether a regimen with a biologic was recommended.
 local function second_line_regimens(facts, out, h)
   local m = facts.molecular
@@ -731,23 +749,11 @@ local function second_line_regimens(facts, out, h)
   local bev_ok = days == nil or days > policy.bev_window_days
   local biologic = false
 
-  local function skip(id)
-    if already_failed(h, id) then
-      out.warn{
-        id = "regimen_already_failed",
-        text = id .. " is not proposed: the treatment history shows it (or all of its drugs) already progressed or was not tolerated.",
-        citations = cites1("folfiri"),
-      }
-      return true
-    end
-    return false
-  end
-
   -- A local rule (plugin) that blocked FOLFIRI+bevacizumab: it is still
   -- proposed (and reported withheld by local policy) and FOLFIRI without
   -- bevacizumab follows, as when the guideline's own window applies.
   local withheld = bev_ok and out.withheld("FOLFIRI+bevacizumab")
-  if bev_ok and not skip("FOLFIRI+bevacizumab") then
+  if bev_ok and not skip_failed(out, h, "FOLFIRI+bevacizumab") then
     biologic = not withheld
     out.recommend{
       id = "FOLFIRI+bevacizumab",
@@ -761,7 +767,7 @@ local function second_line_regimens(facts, out, h)
       facts = REGIMEN_FACTS,
     }
   end
-  if (not bev_ok or withheld) and not skip("FOLFIRI") then
+  if (not bev_ok or withheld) and not skip_failed(out, h, "FOLFIRI") then
     out.recommend{
       id = "FOLFIRI",
       text = start_text(h, "FOLFIRI", "FOLFIRI (5-FU/leucovorin/irinotecan) without bevacizumab",
@@ -780,7 +786,7 @@ local function second_line_regimens(facts, out, h)
   if ras_wt then
     for _, agent in ipairs(policy.anti_egfr) do
       local id = "FOLFIRI+" .. agent
-      if not skip(id) then
+      if not skip_failed(out, h, id) then
         biologic = true
         out.consider{
           id = id,
@@ -801,7 +807,7 @@ local function second_line_regimens(facts, out, h)
   end
 
   if braf == "mutant" then
-    if ras_wt and not skip("encorafenib+cetuximab") then
+    if ras_wt and not skip_failed(out, h, "encorafenib+cetuximab") then
       out.consider{
         id = "encorafenib+cetuximab",
         text = start_text(h, "encorafenib+cetuximab", "Encorafenib plus cetuximab for the BRAF V600E-mutant tumour", ""),
