@@ -212,13 +212,9 @@ local function evidence3(a, b, c)
   return q and q[c] or sentence(a)[2] .. " " .. sentence(b)[2] .. " " .. sentence(c)[2]
 end
 local function evidence(...) -- any number of names
-  local n = select("#", ...)
-  if n == 1 then return evidence1(...) end
-  if n == 2 then return evidence2(...) end
-  if n == 3 then return evidence3(...) end
-  local text = sentence((...))[2]
-  for i = 2, n do text = text .. " " .. sentence((select(i, ...)))[2] end
-  return text
+  local texts = { ... }
+  for i = 1, #texts do texts[i] = sentence(texts[i])[2] end
+  return concat(texts, " ")
 end
 local function evidence_of(names) -- a list of names
   local n = #names
@@ -443,10 +439,7 @@ end
 -- all of its drugs when it had no chemotherapy).
 local CHEMO = { fp = true, oxaliplatin = true, irinotecan = true }
 local function already_failed(h, id)
-  local set = drugs(id)
-  if set == nil then
-    return false
-  end
+  local set = drugs(id) or {} -- an unknown id: nothing of it failed
   for _, f in ipairs(h.failed) do
     local chemo, within = false, true -- the backbone: f's chemotherapy
     for i = 1, #f do
