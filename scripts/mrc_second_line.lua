@@ -129,12 +129,20 @@ function policy.rt_dose(site, met, spec) -- luacheck: ignore site met
 end
 
 ------------------------------------------------------------------------
--- Citation numbers (a speed detail: authors only call cites(...))
+-- Citations and evidence. Authors write cites("a", "b") and
+-- evidence("a", "b") with the names of S's sentences; the rest of this
+-- section only makes them cheap (see "Writing for speed" in
+-- scripts/README.md) and can be skipped.
 ------------------------------------------------------------------------
 
--- Union of the citation numbers of the named sentences, ascending. The
--- numbers of a sentence form a bit set (bit n-1 for reference n); the
--- lists of all sets of references 1-8 are made once, here, and shared.
+-- The library functions this file uses, as locals: a global read goes
+-- through the sandbox's environment on every call.
+local ipairs, pairs, type, tostring, error, select, next = ipairs, pairs, type, tostring, error, select, next
+local concat, unpack, insert = table.concat, table.unpack, table.insert
+
+-- A sentence's citation numbers as a bit set (bit n-1 for reference n),
+-- and the ascending list of the numbers of every set of references 1-8,
+-- made once and shared by every item that cites them.
 local function numbers(set) -- the reference numbers in a bit set, ascending
   local list = {}
   for n = 1, 32 do
@@ -142,33 +150,88 @@ local function numbers(set) -- the reference numbers in a bit set, ascending
   end
   return list
 end
+local LIST = {}
+for set = 1, 255 do LIST[set] = numbers(set) end
 
+-- BITS[name]: the sentence's bit set and Q2/Q3: the joined texts of the
+-- combinations of sentences items quote, filled by `prepare` (end of the
+-- file) once an extension has merged its sentences and policy in. A name
+-- they lack is computed afresh on each call (never stored during an
+-- evaluation, so `check --coverage` counts the same on every engine).
+local BITS, Q2, Q3 = {}, {}, {}
+
+local function sentence(key)
+  local s = S[key]
+  if s == nil then error("no sentence named '" .. tostring(key) .. "'", 3) end
+  return s
+end
 local function sentence_bits(key)
-  local sentence = S[key]
-  if sentence == nil then error("cites: no sentence named '" .. tostring(key) .. "'", 3) end
   local b = 0
-  for _, n in ipairs(sentence[1]) do b = b | (1 << (n - 1)) end
+  for _, n in ipairs(sentence(key)[1]) do b = b | (1 << (n - 1)) end
   return b
 end
-local LIST, SET = {}, {}
-for set = 1, 255 do LIST[set] = numbers(set) end
-for key in pairs(S) do SET[key] = sentence_bits(key) end
--- Sentences an extension adds are read each time (no cache: the counts of
--- `check --coverage` do not depend on which engine saw them first).
 local function bits(key)
-  return SET[key] or sentence_bits(key)
+  return BITS[key] or sentence_bits(key)
 end
-local function cites(...)
-  local set = 0
-  for i = 1, select("#", ...) do set = set | bits(select(i, ...)) end
+local function set_list(set)
   return LIST[set] or numbers(set)
 end
 
--- The named sentences' text, joined.
-local function evidence(first, ...)
-  local text = S[first][2]
-  for i = 1, select("#", ...) do text = text .. " " .. S[select(i, ...)][2] end
-  return text
+-- Fixed arity: no varargs on the paths every evaluation takes.
+local function cites1(a)
+  return set_list(bits(a))
+end
+local function cites2(a, b)
+  return set_list(bits(a) | bits(b))
+end
+local function cites3(a, b, c)
+  return set_list(bits(a) | bits(b) | bits(c))
+end
+local function cites(...) -- any number of names
+  local set = 0
+  for i = 1, select("#", ...) do set = set | bits(select(i, ...)) end
+  return set_list(set)
+end
+local function cites_of(names) -- a list of names (policy.anti_egfr_sentences)
+  local set = 0
+  for i = 1, #names do set = set | bits(names[i]) end
+  return set_list(set)
+end
+
+-- The named sentences' text, joined by a space.
+local function evidence1(a)
+  return sentence(a)[2]
+end
+local function evidence2(a, b)
+  local q = Q2[a]
+  return q and q[b] or sentence(a)[2] .. " " .. sentence(b)[2]
+end
+local function evidence3(a, b, c)
+  local q = Q3[a]
+  q = q and q[b]
+  return q and q[c] or sentence(a)[2] .. " " .. sentence(b)[2] .. " " .. sentence(c)[2]
+end
+local function evidence(...) -- any number of names
+  local texts = { ... }
+  for i = 1, #texts do texts[i] = sentence(texts[i])[2] end
+  return concat(texts, " ")
+end
+local function evidence_of(names) -- a list of names
+  local n = #names
+  if n == 1 then return evidence1(names[1]) end
+  if n == 2 then return evidence2(names[1], names[2]) end
+  return evidence(unpack(names))
+end
+
+-- constant(item, cited, quoted): an item that never changes, made once at
+-- load instead of on every evaluation. `cited` and `quoted` name the
+-- sentences of its citations and evidence; `prepare` fills those in once an
+-- extension has merged in. Items given to `out` may be such shared
+-- tables: never change one (copy it first).
+local CONSTANT = {}
+local function constant(item, cited, quoted)
+  CONSTANT[#CONSTANT + 1] = { item, cited, quoted }
+  return item
 end
 
 -- "unknown" and absent mean the same.
@@ -216,11 +279,15 @@ local function exhausted(outcome)
 end
 
 local function join(list)
-  return table.concat(list, ", ")
+  return concat(list, ", ")
 end
 
 -- "fracture_risk" -> "fracture risk", "neurologic" -> "neurological symptoms"
-local WORD = { neurologic = "neurological symptoms" }
+local WORD = {
+  neurologic = "neurological symptoms", fracture_risk = "fracture risk", skin_breakdown = "skin breakdown",
+  intractable_pain = "intractable pain", pain = "pain", lymphedema = "lymphedema", obstruction = "obstruction",
+  bleeding = "bleeding",
+}
 local function words(list)
   local w = {}
   for i, v in ipairs(list) do
@@ -258,31 +325,47 @@ local PART = {
 }
 
 -- The set of drugs of a regimen or item id ("FOLFOX+bevacizumab",
--- "mFOLFOX6", "CAPOX"), or nil when a part of the name is not known.
-local function drugs(name)
-  if type(name) ~= "string" then
-    return nil
-  end
+-- "mFOLFOX6", "CAPOX"), or nil when a part of the name is not known. The
+-- set also lists its drugs (set[1], set[2], ...) so that it can be walked
+-- without pairs. Sets are shared: never change one.
+local PART_LIST = {} -- PART's sets as lists, made once
+for p, d in pairs(PART) do
+  local list = {}
+  for k in pairs(d) do list[#list + 1] = k end
+  PART_LIST[p] = list
+end
+local function read_drugs(name)
   local set = {}
   for part in (name .. "+"):gmatch("([^+]*)%+") do
     local p = part:upper()
     if p:match("^M?FOLFOX%d*$") then
       p = "FOLFOX"
     end
-    local d = PART[p]
+    local d = PART_LIST[p]
     if d == nil then
       return nil
     end
-    for k in pairs(d) do
-      set[k] = true
+    for _, k in ipairs(d) do
+      if not set[k] then
+        set[k] = true
+        set[#set + 1] = k
+      end
     end
   end
   return set
 end
+-- DRUGS[name]: the sets of the names seen most, made by `prepare`.
+local DRUGS = {}
+local function drugs(name)
+  if type(name) ~= "string" then
+    return nil
+  end
+  return DRUGS[name] or read_drugs(name)
+end
 
 local function subset(a, b) -- every drug of a is in b
-  for k in pairs(a) do
-    if not b[k] then
+  for i = 1, #a do
+    if not b[a[i]] then
       return false
     end
   end
@@ -304,6 +387,7 @@ end
 --  gap: the highest line when line 1 is missing
 --  ongoing: regimens ongoing beyond first line { i, name, set, line }
 --  failed: the drug sets of regimens exhausted anywhere
+local RANK = { exhausted = 3, ongoing = 2, undecided = 1 }
 local function history(facts)
   local h = { unrecognised = {}, ongoing = {}, failed = {} }
   local regimens = facts.prior_regimens
@@ -334,8 +418,7 @@ local function history(facts)
       h.triplet = h.triplet or r.name
     elseif set ~= nil and first and set.oxaliplatin and set.fp then
       local state = exhausted(r.outcome) and "exhausted" or (r.outcome == "ongoing" and "ongoing" or "undecided")
-      local rank = { exhausted = 3, ongoing = 2, undecided = 1 }
-      if h.first == nil or rank[state] > rank[h.first.state] then
+      if h.first == nil or RANK[state] > RANK[h.first.state] then
         h.first = { name = r.name, state = state, outcome = r.outcome }
       end
     elseif line ~= nil and line >= 2 and exhausted(r.outcome) then
@@ -356,18 +439,16 @@ end
 -- all of its drugs when it had no chemotherapy).
 local CHEMO = { fp = true, oxaliplatin = true, irinotecan = true }
 local function already_failed(h, id)
-  local set = drugs(id)
+  local set = drugs(id) or {} -- an unknown id: nothing of it failed
   for _, f in ipairs(h.failed) do
-    local backbone = {}
-    for k in pairs(f) do
-      if CHEMO[k] then
-        backbone[k] = true
+    local chemo, within = false, true -- the backbone: f's chemotherapy
+    for i = 1, #f do
+      if CHEMO[f[i]] then
+        chemo = true
+        within = within and set[f[i]] == true
       end
     end
-    if next(backbone) == nil then
-      backbone = f
-    end
-    if set ~= nil and next(backbone) ~= nil and subset(backbone, set) then
+    if chemo and within or not chemo and #f > 0 and subset(f, set) then
       return true
     end
   end
@@ -393,21 +474,26 @@ end
 -- The guideline's population: a resected, irradiated rectal primary. These
 -- facts decide its wording about the primary, not whether the systemic
 -- therapy applies; when absent they are reported missing.
+local POPULATION = {
+  site = "the site of the primary tumour (rectum, left or right colon)",
+  resected = "whether the primary was resected",
+  prior_pelvic_radiation = "whether the pelvis was irradiated",
+}
+local POPULATION_MISSING = {} -- made once: field -> the missing item
+for _, field in ipairs({ "site", "resected", "prior_pelvic_radiation" }) do
+  POPULATION_MISSING[#POPULATION_MISSING + 1] = { field, constant({
+    fact = "primary." .. field,
+    why = "The guideline was written for a resected and irradiated rectal primary; what it says about the primary depends on " ..
+      POPULATION[field] .. ".",
+    test = "primary tumour history review",
+  }, { "overview", "primary_not" }) }
+end
+
 local function population(facts, out)
   local p = facts.primary
-  local asks = {
-    { "primary.site", p.site, "the site of the primary tumour (rectum, left or right colon)" },
-    { "primary.resected", p.resected, "whether the primary was resected" },
-    { "primary.prior_pelvic_radiation", p.prior_pelvic_radiation, "whether the pelvis was irradiated" },
-  }
-  for _, a in ipairs(asks) do
-    if a[2] == nil then
-      out.missing{
-        fact = a[1],
-        why = "The guideline was written for a resected and irradiated rectal primary; what it says about the primary depends on " .. a[3] .. ".",
-        test = "primary tumour history review",
-        citations = cites("overview", "primary_not"),
-      }
+  for _, a in ipairs(POPULATION_MISSING) do
+    if p[a[1]] == nil then
+      out.missing(a[2])
     end
   end
   local notes = {}
@@ -425,7 +511,7 @@ local function history_missing(out, why)
     fact = "prior_regimens",
     why = why,
     test = "treatment history review",
-    citations = cites("overview", "cornerstone"),
+    citations = cites2("overview", "cornerstone"),
   }
 end
 
@@ -480,7 +566,7 @@ local function applies(facts, out)
         fact = "metastatic",
         why = "The facts contradict each other: metastatic is false but " .. #mets .. " metastatic site(s) are listed.",
         test = "staging CT chest/abdomen/pelvis",
-        citations = cites("overview"),
+        citations = cites1("overview"),
       }
       return nil, "Cannot tell whether the guideline applies: metastatic is false but metastases are listed."
     end
@@ -501,7 +587,7 @@ local function applies(facts, out)
       fact = "metastatic",
       why = "The guideline applies to metastatic disease; metastatic status is not recorded.",
       test = "staging CT chest/abdomen/pelvis",
-      citations = cites("overview"),
+      citations = cites1("overview"),
     }
     unknown[#unknown + 1] = "metastatic"
   end
@@ -510,7 +596,7 @@ local function applies(facts, out)
       fact = "prior_regimens",
       why = "The guideline applies after exhausting first-line FOLFOX; the treatment history is not recorded.",
       test = "treatment history review",
-      citations = cites("overview", "cornerstone"),
+      citations = cites2("overview", "cornerstone"),
     }
     unknown[#unknown + 1] = "prior_regimens"
   elseif h.first.state == "undecided" then
@@ -521,12 +607,12 @@ local function applies(facts, out)
   if #unknown > 0 then
     return nil, "Cannot tell whether the guideline applies: " .. join(unknown) .. " unknown."
   end
-  if h.first ~= nil and not h.first.name:upper():match("FOLFOX") then
-    table.insert(notes, 1, "First-line " .. h.first.name ..
+  if h.first ~= nil and h.first.name ~= "FOLFOX" and not h.first.name:upper():match("FOLFOX") then
+    insert(notes, 1, "First-line " .. h.first.name ..
       " is read as the guideline's first-line FOLFOX: both are oxaliplatin with a fluoropyrimidine.")
   end
   if #notes > 0 then
-    return true, table.concat(notes, " ")
+    return true, concat(notes, " ")
   end
   return true
 end
@@ -535,70 +621,74 @@ end
 -- Molecular testing (missing facts and the test orders)
 ------------------------------------------------------------------------
 
+-- The items of this section that never change, made once (see
+-- `constant`: their citations and evidence are filled in at load).
+local function ras_missing(gene)
+  return constant({
+    fact = "molecular." .. gene,
+    why = gene:upper() .. " status must be known before selecting EGFR inhibitors.",
+    order = "ras_testing",
+    test = "KRAS and NRAS exons 2, 3, 4",
+  }, { "ras_test" })
+end
+local RAS_GENES = { "kras", "nras" }
+local RAS_MISSING = { kras = ras_missing("kras"), nras = ras_missing("nras") }
+local RAS_FACTS = { "molecular.kras", "molecular.nras" }
+local BRAF_MISSING = constant({
+  fact = "molecular.braf_v600e",
+  why = "BRAF V600E status is prognostic and selects encorafenib plus cetuximab.",
+  order = "braf_testing",
+  test = "BRAF V600E mutation testing",
+}, { "braf" })
+local BRAF_TESTING = constant({
+  id = "braf_testing",
+  text = "BRAF V600E mutation testing.",
+  rationale = "BRAF-mutant tumours have a worse prognosis and may benefit from encorafenib plus cetuximab.",
+  facts = { "molecular.braf_v600e" },
+}, { "braf" }, { "braf" })
+local MSI_MISSING = constant({
+  fact = "molecular.msi",
+  why = "MSI-high tumours are treated with a checkpoint inhibitor in preference to chemotherapy.",
+  order = "msi_testing",
+  test = "microsatellite instability (MSI) / mismatch-repair testing",
+}, { "msi" })
+local MSI_TESTING = constant({
+  id = "msi_testing",
+  text = "Microsatellite instability (MSI) testing.",
+  rationale = "MSI-high tumours may respond dramatically to pembrolizumab or nivolumab, preferred over chemotherapy.",
+  facts = { "molecular.msi" },
+}, { "msi" }, { "msi" })
+
 -- folfiri_now: FOLFIRI plus bevacizumab is being recommended now, so the
 -- RAS result need not hold it up (said only then).
 local function order_tests(facts, out, folfiri_now)
   local m = facts.molecular
   -- One mutant gene settles RAS status (mutant): the other result would
   -- change nothing, so no RAS test is ordered then.
-  local ras_mutant = m.kras == "mutant" or m.nras == "mutant"
-  local ras_unknown = {}
-  for _, gene in ipairs({ "kras", "nras" }) do
-    if not ras_mutant and known(m[gene]) == nil then
-      ras_unknown[#ras_unknown + 1] = "molecular." .. gene
-      out.missing{
-        fact = "molecular." .. gene,
-        why = gene:upper() .. " status must be known before selecting EGFR inhibitors.",
-        order = "ras_testing",
-        test = "KRAS and NRAS exons 2, 3, 4",
-        citations = cites("ras_test"),
-      }
+  local kras, nras = known(m.kras), known(m.nras)
+  if kras ~= "mutant" and nras ~= "mutant" and (kras == nil or nras == nil) then
+    for _, gene in ipairs(RAS_GENES) do
+      if known(m[gene]) == nil then
+        out.missing(RAS_MISSING[gene])
+      end
     end
-  end
-  if #ras_unknown > 0 then
     out.recommend{
       id = "ras_testing",
       text = "Extended RAS testing: KRAS and NRAS exons 2, 3, 4.",
-      rationale = "RAS status must be known before an EGFR inhibitor can be chosen" ..
-        (folfiri_now and "; FOLFIRI plus bevacizumab need not wait for it." or "."),
-      citations = cites("ras_test", "ras_pitfall"),
-      evidence = evidence("ras_test", "ras_pitfall"),
-      facts = ras_unknown,
+      rationale = folfiri_now and "RAS status must be known before an EGFR inhibitor can be chosen; FOLFIRI plus bevacizumab need not wait for it."
+        or "RAS status must be known before an EGFR inhibitor can be chosen.",
+      citations = cites2("ras_test", "ras_pitfall"),
+      evidence = evidence2("ras_test", "ras_pitfall"),
+      facts = kras == nil and nras == nil and RAS_FACTS or { kras == nil and "molecular.kras" or "molecular.nras" },
     }
   end
   if known(m.braf_v600e) == nil then
-    out.missing{
-      fact = "molecular.braf_v600e",
-      why = "BRAF V600E status is prognostic and selects encorafenib plus cetuximab.",
-      order = "braf_testing",
-      test = "BRAF V600E mutation testing",
-      citations = cites("braf"),
-    }
-    out.recommend{
-      id = "braf_testing",
-      text = "BRAF V600E mutation testing.",
-      rationale = "BRAF-mutant tumours have a worse prognosis and may benefit from encorafenib plus cetuximab.",
-      citations = cites("braf"),
-      evidence = evidence("braf"),
-      facts = { "molecular.braf_v600e" },
-    }
+    out.missing(BRAF_MISSING)
+    out.recommend(BRAF_TESTING)
   end
   if known(m.msi) == nil then
-    out.missing{
-      fact = "molecular.msi",
-      why = "MSI-high tumours are treated with a checkpoint inhibitor in preference to chemotherapy.",
-      order = "msi_testing",
-      test = "microsatellite instability (MSI) / mismatch-repair testing",
-      citations = cites("msi"),
-    }
-    out.recommend{
-      id = "msi_testing",
-      text = "Microsatellite instability (MSI) testing.",
-      rationale = "MSI-high tumours may respond dramatically to pembrolizumab or nivolumab, preferred over chemotherapy.",
-      citations = cites("msi"),
-      evidence = evidence("msi"),
-      facts = { "molecular.msi" },
-    }
+    out.missing(MSI_MISSING)
+    out.recommend(MSI_TESTING)
   end
 end
 
@@ -627,6 +717,22 @@ local function start_text(h, id, what, reason, fresh)
   return what .. reason .. (fresh or ".")
 end
 
+local REGIMEN_FACTS = { "ecog", "prior_regimens", "planned_surgery_in_days" }
+local BRAF_RAS_FACTS = { "molecular.braf_v600e", "molecular.kras", "molecular.nras" }
+
+-- A regimen already progressed on or not tolerated is not proposed again.
+local function skip_failed(out, h, id)
+  if already_failed(h, id) then
+    out.warn{
+      id = "regimen_already_failed",
+      text = id .. " is not proposed: the treatment history shows it (or all of its drugs) already progressed or was not tolerated.",
+      citations = cites1("folfiri"),
+    }
+    return true
+  end
+  return false
+end
+
 -- Returns whether a regimen with a biologic was recommended.
 local function second_line_regimens(facts, out, h)
   local m = facts.molecular
@@ -636,37 +742,25 @@ local function second_line_regimens(facts, out, h)
   local bev_ok = days == nil or days > policy.bev_window_days
   local biologic = false
 
-  local function skip(id)
-    if already_failed(h, id) then
-      out.warn{
-        id = "regimen_already_failed",
-        text = id .. " is not proposed: the treatment history shows it (or all of its drugs) already progressed or was not tolerated.",
-        citations = cites("folfiri"),
-      }
-      return true
-    end
-    return false
-  end
-
   -- A local rule (plugin) that blocked FOLFIRI+bevacizumab: it is still
   -- proposed (and reported withheld by local policy) and FOLFIRI without
   -- bevacizumab follows, as when the guideline's own window applies.
   local withheld = bev_ok and out.withheld("FOLFIRI+bevacizumab")
-  if bev_ok and not skip("FOLFIRI+bevacizumab") then
+  if bev_ok and not skip_failed(out, h, "FOLFIRI+bevacizumab") then
     biologic = not withheld
     out.recommend{
       id = "FOLFIRI+bevacizumab",
       text = start_text(h, "FOLFIRI+bevacizumab", "FOLFIRI (5-FU/leucovorin/irinotecan) plus bevacizumab", "",
         ", started now as second-line therapy."),
       rationale = "FOLFIRI is the second-line regimen after FOLFOX failure at ECOG 0-2; bevacizumab is added regardless of RAS status, so unknown molecular results do not delay it.",
-      citations = cites("folfiri", "bev"),
+      citations = cites2("folfiri", "bev"),
       group = "second_line_regimen",
       preferred = not withheld,
-      evidence = evidence("folfiri", "bev", "seq_initiate"),
-      facts = { "ecog", "prior_regimens", "planned_surgery_in_days" },
+      evidence = evidence3("folfiri", "bev", "seq_initiate"),
+      facts = REGIMEN_FACTS,
     }
   end
-  if (not bev_ok or withheld) and not skip("FOLFIRI") then
+  if (not bev_ok or withheld) and not skip_failed(out, h, "FOLFIRI") then
     out.recommend{
       id = "FOLFIRI",
       text = start_text(h, "FOLFIRI", "FOLFIRI (5-FU/leucovorin/irinotecan) without bevacizumab",
@@ -674,18 +768,18 @@ local function second_line_regimens(facts, out, h)
           or " (surgery is planned in " .. tostring(days) .. " days)", ", started now as second-line therapy."),
       rationale = withheld and "FOLFIRI is the second-line regimen after FOLFOX failure; bevacizumab is withheld by local policy (" .. withheld .. ")."
         or "FOLFIRI is the second-line regimen after FOLFOX failure; bevacizumab is withheld because surgery is planned within 6 weeks.",
-      citations = withheld and cites("folfiri") or cites("folfiri", "not_bev"),
+      citations = withheld and cites1("folfiri") or cites2("folfiri", "not_bev"),
       group = "second_line_regimen",
       preferred = true,
-      evidence = withheld and evidence("folfiri") or evidence("folfiri", "not_bev"),
-      facts = { "ecog", "prior_regimens", "planned_surgery_in_days" },
+      evidence = withheld and evidence1("folfiri") or evidence2("folfiri", "not_bev"),
+      facts = REGIMEN_FACTS,
     }
   end
 
   if ras_wt then
     for _, agent in ipairs(policy.anti_egfr) do
       local id = "FOLFIRI+" .. agent
-      if not skip(id) then
+      if not skip_failed(out, h, id) then
         biologic = true
         out.consider{
           id = id,
@@ -693,10 +787,10 @@ local function second_line_regimens(facts, out, h)
             " (KRAS and NRAS are wild type)"),
           rationale = "RAS wild-type (KRAS and NRAS): an EGFR inhibitor may replace bevacizumab; never combined with it." ..
             policy.anti_egfr_rationale,
-          citations = cites(table.unpack(policy.anti_egfr_sentences)),
+          citations = cites_of(policy.anti_egfr_sentences),
           group = "second_line_regimen",
-          evidence = evidence(table.unpack(policy.anti_egfr_sentences)),
-          facts = { "molecular.kras", "molecular.nras" },
+          evidence = evidence_of(policy.anti_egfr_sentences),
+          facts = RAS_FACTS,
         }
       end
     end
@@ -706,34 +800,35 @@ local function second_line_regimens(facts, out, h)
   end
 
   if braf == "mutant" then
-    if ras_wt and not skip("encorafenib+cetuximab") then
+    if ras_wt and not skip_failed(out, h, "encorafenib+cetuximab") then
       out.consider{
         id = "encorafenib+cetuximab",
         text = start_text(h, "encorafenib+cetuximab", "Encorafenib plus cetuximab for the BRAF V600E-mutant tumour", ""),
         rationale = "BRAF V600E-mutant tumours have a worse prognosis and may benefit from encorafenib plus cetuximab.",
-        citations = cites("braf"),
+        citations = cites1("braf"),
         group = "second_line_regimen",
-        evidence = evidence("braf"),
-        facts = { "molecular.braf_v600e", "molecular.kras", "molecular.nras" },
+        evidence = evidence1("braf"),
+        facts = BRAF_RAS_FACTS,
       }
     elseif not ras_wt then
       out.warn{
         id = "braf_combination_needs_ras_wt",
         text = "BRAF V600E mutant, but encorafenib plus cetuximab contains an EGFR inhibitor: it waits for KRAS and NRAS to be confirmed wild type.",
-        citations = cites("braf", "not_egfr"),
+        citations = cites2("braf", "not_egfr"),
       }
     end
   end
   return biologic, bev_ok and not withheld and not already_failed(h, "FOLFIRI+bevacizumab")
 end
 
+local MSI_ECOG_FACTS = { "molecular.msi", "ecog" }
 local function checkpoint_inhibitors(out, h)
   for _, agent in ipairs({ "pembrolizumab", "nivolumab" }) do
     if already_failed(h, agent) then
       out.warn{
         id = "regimen_already_failed",
         text = agent .. " is not proposed: the treatment history shows it already progressed or was not tolerated.",
-        citations = cites("msi"),
+        citations = cites1("msi"),
       }
     else
     out.recommend{
@@ -741,10 +836,10 @@ local function checkpoint_inhibitors(out, h)
       text = agent:sub(1, 1):upper() .. agent:sub(2) ..
         " (immune checkpoint inhibitor) for the MSI-high tumour, preferred over chemotherapy.",
       rationale = "MSI-high tumours may respond dramatically to immune checkpoint inhibitors, which are preferred over chemotherapy.",
-      citations = cites("msi"),
+      citations = cites1("msi"),
       group = "checkpoint_inhibitor",
-      evidence = evidence("msi"),
-      facts = { "molecular.msi", "ecog" },
+      evidence = evidence1("msi"),
+      facts = MSI_ECOG_FACTS,
     }
     end
   end
@@ -832,21 +927,21 @@ local function groin_review(facts, out, label, why)
     id = "groin_reirradiation_review",
     text = lead .. ": symptomatic inguinal metastasis " .. label .. " (" .. words(why) ..
       "); the 50 Gy in 25 fractions course is for groin not previously irradiated, so radiotherapy here needs radiation-oncology review of the prior fields.",
-    citations = cites("rt_inguinal"),
+    citations = cites1("rt_inguinal"),
   }
   if irradiated == nil then
     out.missing{
       fact = "prior_radiation_sites",
       why = "The 50 Gy inguinal course requires no prior groin radiation.",
       test = "radiation treatment history review",
-      citations = cites("rt_inguinal"),
+      citations = cites1("rt_inguinal"),
     }
   elseif irradiated == "possibly" then
     out.missing{
       fact = "prior_radiation_sites",
       why = "A prior radiotherapy site is not in the vocabulary (pelvis, groin, inguinal, spine, ...; with left/right/bilateral): it may include the groin.",
       test = "radiation treatment history review",
-      citations = cites("rt_inguinal"),
+      citations = cites1("rt_inguinal"),
     }
   end
 end
@@ -860,7 +955,7 @@ local function palliative_rt(facts, out)
       fact = "metastases",
       why = "The metastatic sites and their symptoms are not recorded: palliative radiotherapy and bone agents depend on them.",
       test = "imaging and clinical assessment of each metastatic site and its symptoms",
-      citations = cites("rt_selective", "seq_bone"),
+      citations = cites2("rt_selective", "seq_bone"),
     }
     return false
   end
@@ -879,7 +974,7 @@ local function palliative_rt(facts, out)
         fact = path .. ".symptoms",
         why = "Symptoms of metastasis " .. label .. " are not recorded: palliative radiotherapy is only for symptomatic sites.",
         test = "clinical assessment of the site: pain or functional impairment",
-        citations = cites("rt_selective"),
+        citations = cites1("rt_selective"),
       }
     elseif #why == 0 then
       asymptomatic[#asymptomatic + 1] = label
@@ -889,7 +984,7 @@ local function palliative_rt(facts, out)
         id = "symptomatic_site_specialist_review",
         text = "Symptomatic " .. (SITE_NAME[site] or "metastasis") .. " #" .. i .. " (" .. words(why) ..
           "): the guideline reserves radiotherapy for skeletal and nodal sites and gives no treatment for this one; refer for specialist review (multidisciplinary team) to control the symptoms.",
-        citations = cites("seq_rt"),
+        citations = cites1("seq_rt"),
       }
     elseif site == "inguinal_nodes" and groin_irradiated(facts) ~= false then
       groin_review(facts, out, label, why)
@@ -900,9 +995,9 @@ local function palliative_rt(facts, out)
         text = "Palliative radiotherapy to " .. SITE_NAME[site] .. " " .. label .. " for " ..
           words(why) .. " (" .. dose .. ").",
         rationale = "Radiotherapy only for symptomatic sites: this site has " .. words(why) .. ".",
-        citations = cites(table.unpack(cited)),
+        citations = cites_of(cited),
         target = i,
-        evidence = evidence(table.unpack(quoted)),
+        evidence = evidence_of(quoted),
         facts = { path .. ".site", path .. ".symptoms",
           site == "inguinal_nodes" and "prior_radiation_sites" or nil },
       }
@@ -921,7 +1016,7 @@ local function palliative_rt(facts, out)
     out.warn{
       id = "no_rt_asymptomatic_sites",
       text = "No radiotherapy to asymptomatic metastases: " .. join(asymptomatic) .. ".",
-      citations = cites("rt_selective"),
+      citations = cites1("rt_selective"),
     }
   end
   return bone_rt
@@ -947,9 +1042,9 @@ local function bone_agents(facts, out)
       id = agent,
       text = names[agent] .. " for skeletal metastases, to prevent skeletal-related events.",
       rationale = "Skeletal metastases: prevents pathological fractures, spinal cord compression and hypercalcaemia.",
-      citations = cites("bone_agent"),
+      citations = cites1("bone_agent"),
       group = "bone_agent",
-      evidence = evidence("bone_agent", "seq_bone"),
+      evidence = evidence2("bone_agent", "seq_bone"),
       facts = bone,
     }
   end
@@ -973,10 +1068,12 @@ local function primary_words(facts)
   if p.prior_pelvic_radiation == true then
     done[#done + 1] = "pelvic radiation"
   end
-  local prior = #done > 0 and ("prior " .. table.concat(done, " and ")) or nil
+  local prior = #done > 0 and ("prior " .. concat(done, " and ")) or nil
   return noun, prior
 end
 
+local PRIMARY_FACTS = { "primary.symptoms", "primary.site", "primary.prior_pelvic_radiation" }
+local PRIMARY_SYMPTOMS = { "bleeding", "obstruction", "intractable_pain" }
 local function primary_site(facts, out)
   local noun, prior = primary_words(facts)
   local symptoms = facts.primary.symptoms
@@ -984,16 +1081,16 @@ local function primary_site(facts, out)
     out.warn{
       id = "primary_symptoms_unknown",
       text = "Symptoms of the " .. noun .. " are not recorded: local therapy of the primary is reserved for bleeding, obstruction or intractable pain.",
-      citations = cites("primary_sympt"),
+      citations = cites1("primary_sympt"),
     }
     return
   end
-  local why = present(symptoms, { "bleeding", "obstruction", "intractable_pain" })
+  local why = present(symptoms, PRIMARY_SYMPTOMS)
   if #why == 0 then
     out.warn{
       id = "no_locoregional_primary",
       text = "Locoregional treatment of the " .. noun .. " is not indicated: it is asymptomatic.",
-      citations = cites("primary_not"),
+      citations = cites1("primary_not"),
     }
     return
   end
@@ -1003,9 +1100,9 @@ local function primary_site(facts, out)
     text = "Consider local therapy of the symptomatic " .. noun .. " (stoma formation, laser ablation or " .. rt .. ") for " ..
       words(why) .. ".",
     rationale = "Local treatment of the primary is reserved for symptomatic complications.",
-    citations = cites("primary_sympt"),
-    evidence = evidence("primary_sympt", "seq_primary"),
-    facts = { "primary.symptoms", "primary.site", "primary.prior_pelvic_radiation" },
+    citations = cites1("primary_sympt"),
+    evidence = evidence2("primary_sympt", "seq_primary"),
+    facts = PRIMARY_FACTS,
   }
   if has(symptoms, "obstruction") then
     local stent = facts.primary.site == "rectum" and "endorectal stenting" or "stenting"
@@ -1013,7 +1110,7 @@ local function primary_site(facts, out)
       id = "obstruction_last_resort",
       text = "Malignant obstruction: " .. stent .. ", laser ablation or palliative resection only if absolutely necessary" ..
         (prior and (", given " .. prior) or "") .. ".",
-      citations = cites("obstruction"),
+      citations = cites1("obstruction"),
     }
   end
 end
@@ -1021,6 +1118,12 @@ end
 ------------------------------------------------------------------------
 -- What not to do
 ------------------------------------------------------------------------
+
+local NO_LONG_COURSE_CRT = constant({
+  id = "no_long_course_crt",
+  text = "Do not use long-course chemoradiotherapy (50 Gy with concurrent 5-FU) in the metastatic setting: it delays systemic therapy without survival benefit.",
+  level = "standing",
+}, { "not_crt" })
 
 -- Each "do not" is a standing reminder, unless it bites for this patient:
 -- then it is a patient warning, shown before the reminders.
@@ -1037,13 +1140,8 @@ local function what_not_to_do(facts, out)
     surgery = "Do not perform additional surgery on the " .. noun .. ": metastatic disease is the dominant problem" ..
       (prior and (" and " .. prior .. " have already been given") or "") .. "."
   end
-  out.warn{ id = "no_primary_surgery", text = surgery, citations = cites("not_surgery"), level = "standing" }
-  out.warn{
-    id = "no_long_course_crt",
-    text = "Do not use long-course chemoradiotherapy (50 Gy with concurrent 5-FU) in the metastatic setting: it delays systemic therapy without survival benefit.",
-    citations = cites("not_crt"),
-    level = "standing",
-  }
+  out.warn{ id = "no_primary_surgery", text = surgery, citations = cites1("not_surgery"), level = "standing" }
+  out.warn(NO_LONG_COURSE_CRT)
 
   local ras, level = nil, "standing"
   if kras == "mutant" or nras == "mutant" then
@@ -1056,7 +1154,7 @@ local function what_not_to_do(facts, out)
   out.warn{
     id = "no_egfr_without_ras_wt",
     text = "Do not use EGFR inhibitors without confirming RAS wild-type status. " .. ras,
-    citations = cites("not_egfr"),
+    citations = cites1("not_egfr"),
     level = level,
   }
 
@@ -1074,7 +1172,7 @@ local function what_not_to_do(facts, out)
   out.warn{
     id = "no_oxaliplatin_neuropathy",
     text = "Do not continue oxaliplatin after grade 2 or higher persistent neuropathy from prior FOLFOX. " .. neuro,
-    citations = cites("not_oxali"),
+    citations = cites1("not_oxali"),
     level = level,
   }
 
@@ -1097,7 +1195,7 @@ local function what_not_to_do(facts, out)
   out.warn{
     id = "no_bev_near_surgery",
     text = "Do not administer bevacizumab within 6 weeks of any planned surgery (wound healing). " .. surg,
-    citations = cites("not_bev"),
+    citations = cites1("not_bev"),
     level = level,
   }
 end
@@ -1139,26 +1237,26 @@ function rules.pathway(facts, out, plan)
   if ecog == nil then
     out.pathway("needs_assessment", {
       rationale = "ECOG performance status is unknown: second-line chemotherapy is only offered at ECOG 0-2, so it waits for the assessment; molecular tests go ahead.",
-      citations = cites("ps_good", "seq_confirm"),
+      citations = cites2("ps_good", "seq_confirm"),
     })
     out.missing{
       fact = "ecog",
       why = "Second-line chemotherapy is only offered at ECOG 0-2; ECOG 3-4 means best supportive care only.",
       test = "ECOG performance status assessment",
-      citations = cites("ps_good", "seq_confirm"),
+      citations = cites2("ps_good", "seq_confirm"),
     }
     order_tests(facts, out, false)
   elseif ecog >= 3 then
     out.pathway("best_supportive_care", {
       rationale = "ECOG " .. ecog .. ": best supportive care only; aggressive chemotherapy gives no survival benefit and worsens quality of life.",
-      citations = cites("ps_poor"),
+      citations = cites1("ps_poor"),
     })
     out.recommend{
       id = "best_supportive_care",
       text = "Best supportive care only; no chemotherapy or biologic therapy.",
       rationale = "ECOG " .. ecog .. " (poor performance status).",
-      citations = cites("ps_poor"),
-      evidence = evidence("ps_poor"),
+      citations = cites1("ps_poor"),
+      evidence = evidence1("ps_poor"),
       facts = { "ecog" },
     }
     if msi == "msi_high" then
@@ -1167,7 +1265,7 @@ function rules.pathway(facts, out, plan)
   elseif msi == "msi_high" then
     out.pathway("immunotherapy", {
       rationale = "MSI-high tumour at ECOG " .. ecog .. ": an immune checkpoint inhibitor is preferred over chemotherapy.",
-      citations = cites("msi"),
+      citations = cites1("msi"),
     })
     checkpoint_inhibitors(out, h)
     order_tests(facts, out, false)
@@ -1182,7 +1280,7 @@ function rules.pathway(facts, out, plan)
       rationale = "First-line " .. first.name .. (first.outcome == "intolerance" and " was not tolerated" or " progressed") ..
         "; ECOG " .. ecog .. ": " .. (ongoing and "second-line FOLFIRI-based chemotherapy is ongoing; continue it."
           or "start second-line FOLFIRI-based chemotherapy now."),
-      citations = cites("overview", "cornerstone", "ps_good"),
+      citations = cites3("overview", "cornerstone", "ps_good"),
     })
     local folfiri_now
     plan.biologic, folfiri_now = second_line_regimens(facts, out, h)
@@ -1208,32 +1306,31 @@ function rules.what_not_to_do(facts, out)
 end
 
 -- Follow-up and the expected outcomes of what was proposed.
+local CT_REASSESSMENT = constant({
+  id = "ct_reassessment",
+  text = "Re-evaluate response with CT after 2-3 cycles (6-9 weeks); adjust therapy to response and tolerance.",
+}, { "seq_ct" })
+local PFS = constant({
+  text = "Median progression-free survival with second-line FOLFIRI plus biologics is approximately 5-8 months.",
+}, { "pfs" })
+local RT_RELIEF = constant({
+  text = "Palliative radiotherapy relieves pain in 70-80% of patients with symptomatic bone metastases.",
+}, { "rt_relief" })
+local GOAL = constant({ text = "The goal is quality of life and symptom control, not cure." }, { "goal" })
+
 function rules.followup_and_outcomes(_, out, plan)
   if plan.systemic ~= nil then
-    out.followup{
-      id = "ct_reassessment",
-      text = "Re-evaluate response with CT after 2-3 cycles (6-9 weeks); adjust therapy to response and tolerance.",
-      citations = cites("seq_ct"),
-    }
+    out.followup(CT_REASSESSMENT)
     -- Planned surgery unknown: the C kernel itself warns to confirm none is
     -- planned within 42 days (rule bev_surgery_window), for every protocol.
   end
   if plan.systemic == "chemo" and plan.biologic then
-    out.outcome{
-      text = "Median progression-free survival with second-line FOLFIRI plus biologics is approximately 5-8 months.",
-      citations = cites("pfs"),
-    }
+    out.outcome(PFS)
   end
   if plan.bone_rt then
-    out.outcome{
-      text = "Palliative radiotherapy relieves pain in 70-80% of patients with symptomatic bone metastases.",
-      citations = cites("rt_relief"),
-    }
+    out.outcome(RT_RELIEF)
   end
-  out.outcome{
-    text = "The goal is quality of life and symptom control, not cure.",
-    citations = cites("goal"),
-  }
+  out.outcome(GOAL)
 end
 
 local rule_order = { "pathway", "palliative_radiotherapy", "bone_agents", "primary_site", "what_not_to_do",
@@ -1438,6 +1535,49 @@ local examples = {
   },
 }
 
+------------------------------------------------------------------------
+-- Built once per load (a speed detail; authors can skip it)
+------------------------------------------------------------------------
+
+-- The sentences quoted together (evidence2, evidence3); a combination not
+-- listed here is joined on each call instead.
+local QUOTED = {
+  { "ras_test", "ras_pitfall" }, { "folfiri", "bev", "seq_initiate" }, { "folfiri", "not_bev" },
+  { "bone_agent", "seq_bone" }, { "primary_sympt", "seq_primary" },
+}
+
+local DRUG_NAMES = { "FOLFIRI+bevacizumab", "FOLFIRI+cetuximab", "FOLFIRI+panitumumab", "encorafenib+cetuximab",
+  "FOLFOX+bevacizumab", "FOLFOX+cetuximab", "FOLFOX+panitumumab", "CAPOX+bevacizumab", "mFOLFOX6", "FOLFOX4" }
+
+-- Run by the host once the protocol is loaded, after an extension has
+-- merged its sentences and policy in (scripts/README.md): fills the
+-- caches above in place.
+local function prepare()
+  for key in pairs(S) do BITS[key] = sentence_bits(key) end
+  for _, name in ipairs(DRUG_NAMES) do DRUGS[name] = read_drugs(name) end
+  for name in pairs(PART) do DRUGS[name] = read_drugs(name) end
+  for _, agent in ipairs(policy.anti_egfr) do DRUGS["FOLFIRI+" .. agent] = read_drugs("FOLFIRI+" .. agent) end
+  local quoted = { policy.anti_egfr_sentences }
+  for _, names in ipairs(QUOTED) do quoted[#quoted + 1] = names end
+  for _, spec in pairs(RT) do quoted[#quoted + 1] = spec.evidence end
+  for _, c in ipairs(CONSTANT) do
+    c[1].citations = cites_of(c[2])
+    c[1].evidence = c[3] and evidence_of(c[3]) or nil
+  end
+  for _, names in ipairs(quoted) do
+    local a, b, c = names[1], names[2], names[3]
+    if not (S[a] and S[b] and (c == nil or S[c])) then -- a misspelt name: the item that quotes it says so
+    elseif #names == 2 then
+      Q2[a] = Q2[a] or {}
+      Q2[a][b] = sentence(a)[2] .. " " .. sentence(b)[2]
+    elseif #names == 3 then
+      Q3[a] = Q3[a] or {}
+      Q3[a][b] = Q3[a][b] or {}
+      Q3[a][b][c] = sentence(a)[2] .. " " .. sentence(b)[2] .. " " .. sentence(c)[2]
+    end
+  end
+end
+
 return {
   id = "mrc_second_line",
   version = "1.0.0",
@@ -1456,4 +1596,5 @@ return {
   sentences = S,
   rules = rules,
   rule_order = rule_order,
+  prepare = prepare,
 }

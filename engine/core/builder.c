@@ -35,6 +35,7 @@ static pw_engine *engine_of(lua_State *L) {
 enum {
   F_ID, F_TEXT, F_RATIONALE, F_EVIDENCE, F_GROUP, F_STRENGTH, F_CITATIONS, F_PREFERRED,
   F_TARGET, F_FACTS, F_FACT, F_WHY, F_ORDER, F_TEST, F_RULE, F_REASON, F_LEVEL, NFIELDS};
+_Static_assert(NFIELDS <= 24, "pw_engine.field_text (runtime.h) holds every field name");
 static const char *const field_names[NFIELDS] = {
   "id", "text", "rationale", "evidence", "group", "strength", "citations", "preferred",
   "target", "facts", "fact", "why", "order", "test", "rule", "reason", "level"};
@@ -136,15 +137,19 @@ void pw_builder_trace(pw_engine *e, int line, const char *id, const char *fmt, c
 #define FB(f) (1u << (f))
 
 /* Refuse a field the builder does not read (`rationle =`): a typo would
-** otherwise drop the text silently. allowed is a set of FB(F_...). Keys are
-** compared with the interned names held as upvalues (pointer compares). */
-static void check_fields(lua_State *L, const char *fn, unsigned allowed) {
+** otherwise drop the text silently. allowed is a set of FB(F_...). The
+** names are short strings, so Lua interns them: a key equal to one is the
+** very string held as an upvalue, and comparing the text pointers
+** (e->field_text, kept alive by those upvalues) is comparing the strings. */
+static void check_fields(lua_State *L, const pw_engine *e, const char *fn, unsigned allowed) {
   lua_pushnil(L);
   while (lua_next(L, 1)) {
     lua_pop(L, 1);
     int ok = 0;
-    for (int f = 0; f < NFIELDS && !ok; f++)
-      ok = (allowed & FB(f)) && lua_rawequal(L, -1, lua_upvalueindex(2 + f));
+    if (lua_type(L, -1) == LUA_TSTRING) {   /* a string key: lua_tostring converts nothing */
+      const char *k = lua_tostring(L, -1);
+      for (unsigned m = allowed; m && !ok; m &= m - 1) ok = k == e->field_text[__builtin_ctz(m)];
+    }
     if (!ok) {
       if (lua_type(L, -1) == LUA_TSTRING)
         luaL_error(L, "out.%s: unknown field '%s' (see scripts/README.md for the fields it takes)", fn, lua_tostring(L, -1));
@@ -165,7 +170,7 @@ static int build_item(lua_State *L, const char *fn, const char *default_strength
   char why[PW_KNOWLEDGE_MSG];
   pw_kind kind;
   check_live(L, e, fn);
-  check_fields(L, fn, FB(F_ID) | FB(F_TEXT) | FB(F_RATIONALE) | FB(F_EVIDENCE) | FB(F_GROUP) | FB(F_STRENGTH) |
+  check_fields(L, e, fn, FB(F_ID) | FB(F_TEXT) | FB(F_RATIONALE) | FB(F_EVIDENCE) | FB(F_GROUP) | FB(F_STRENGTH) |
                       FB(F_CITATIONS) | FB(F_PREFERRED) | FB(F_TARGET) | FB(F_FACTS));
   memset(&it, 0, sizeof it);
   it.id = arg_str(L, e, fn, F_ID, 1);
@@ -234,7 +239,7 @@ static int b_consider(lua_State *L) { return build_item(L, "consider", "consider
 static int b_missing(lua_State *L) {
   pw_engine *e = engine_of(L);
   check_live(L, e, "missing");
-  check_fields(L, "missing", FB(F_FACT) | FB(F_WHY) | FB(F_ORDER) | FB(F_TEST) | FB(F_CITATIONS));
+  check_fields(L, e, "missing", FB(F_FACT) | FB(F_WHY) | FB(F_ORDER) | FB(F_TEST) | FB(F_CITATIONS));
   const char *fact = arg_str(L, e, "missing", F_FACT, 1);
   const char *why = arg_str(L, e, "missing", F_WHY, 1);
   const char *order = arg_str(L, e, "missing", F_ORDER, 0);
@@ -268,7 +273,7 @@ static int build_note(lua_State *L, int which, const char *fn, int id_required) 
   pw_cites c;
   if (!e->in_eval) luaL_error(L, "out.%s may only be called during an evaluation", fn);
   luaL_checktype(L, 1, LUA_TTABLE);
-  check_fields(L, fn, FB(F_ID) | FB(F_TEXT) | FB(F_CITATIONS) | (which == PW_NOTE_WARN ? FB(F_LEVEL) : 0));
+  check_fields(L, e, fn, FB(F_ID) | FB(F_TEXT) | FB(F_CITATIONS) | (which == PW_NOTE_WARN ? FB(F_LEVEL) : 0));
   const char *id = arg_str(L, e, fn, F_ID, id_required);
   const char *text = arg_str(L, e, fn, F_TEXT, 1);
   /* a warning's level: urgent first, this patient's, or a standing reminder */
@@ -340,7 +345,7 @@ static int b_pathway(lua_State *L) {
   if (lua_istable(L, 2)) {
     lua_settop(L, 2);
     lua_remove(L, 1);   /* the options table becomes argument 1 */
-    check_fields(L, "pathway", FB(F_RATIONALE) | FB(F_CITATIONS));
+    check_fields(L, e, "pathway", FB(F_RATIONALE) | FB(F_CITATIONS));
     e->res.pathway_rationale = arg_str(L, e, "pathway", F_RATIONALE, 0);
     arg_cites(L, e, "pathway", 0, &e->res.pathway_cites);
   }
@@ -356,7 +361,7 @@ static int p_block(lua_State *L) {
   char rule[160];
   if (!e->in_plugin) luaL_error(L, "out.block may only be called by a plugin during an evaluation");
   luaL_checktype(L, 1, LUA_TTABLE);
-  check_fields(L, "block", FB(F_ID) | FB(F_RULE) | FB(F_REASON) | FB(F_CITATIONS));
+  check_fields(L, e, "block", FB(F_ID) | FB(F_RULE) | FB(F_REASON) | FB(F_CITATIONS));
   const char *id = arg_str(L, e, "block", F_ID, 1);
   const char *r = arg_str(L, e, "block", F_RULE, 1);
   const char *reason = arg_str(L, e, "block", F_REASON, 1);
@@ -408,7 +413,7 @@ static int push_builder(lua_State *L, pw_engine *e, const luaL_Reg *fns, lua_CFu
   lua_newtable(L);                          /* metatable */
   lua_newtable(L);                          /* functions */
   lua_pushlightuserdata(L, e);
-  for (int i = 0; i < NFIELDS; i++) lua_pushstring(L, field_names[i]);
+  for (int i = 0; i < NFIELDS; i++) e->field_text[i] = lua_pushstring(L, field_names[i]);   /* interned: the same each time */
   luaL_setfuncs(L, fns, 1 + NFIELDS);
   lua_newtable(L);                          /* functions' own metatable: unknown names */
   lua_pushcfunction(L, missing);

@@ -74,6 +74,9 @@ void pw_engine_coverage_active(pw_engine *e, unsigned char *active, int n) {
   lua_newtable(L);
   int seen = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->proto_ref);
+  lua_pushliteral(L, "prepare");   /* runs at load, never in an evaluation: not counted */
+  if (lua_rawget(L, -2) == LUA_TFUNCTION) { lua_pushboolean(L, 1); lua_rawset(L, seen); }
+  else lua_pop(L, 1);
   mark_active(L, seen, active, n, 0);
   lua_settop(L, top);
 }

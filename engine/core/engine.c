@@ -296,6 +296,7 @@ pw_status pw_engine_evaluate(pw_engine *e, int facts_idx, int orders_idx, unsign
   char msg[480];
   uint64_t left = e->lim.instructions;
   pw_result_reset(&e->res);
+  e->facts_ok = 0;
   pw_sandbox_restore(&e->sb);   /* every evaluation starts from the state the protocol loaded in */
   e->res.tracing = (flags & PW_EVAL_TRACE) != 0;
   if (!e->loaded && !(flags & PW_EVAL_ORDERS_ONLY))
@@ -325,10 +326,18 @@ pw_status pw_engine_evaluate(pw_engine *e, int facts_idx, int orders_idx, unsign
   e->in_eval = 0;
   e->gen++;   /* views handed to scripts die here */
   if (rc != PW_OK) return rc;
-  pw_buf_reset(&e->scratch);
-  pw_facts_canonical(&e->facts, &e->scratch);
-  pw_sha256_hex(e->scratch.data, e->scratch.len, e->res.facts_sha256);
+  e->facts_ok = 1;   /* the facts sha256 waits until someone asks (pw_engine_facts_sha256) */
   return PW_OK;
+}
+
+const char *pw_engine_facts_sha256(pw_engine *e) {
+  if (!e->facts_ok) return NULL;
+  if (!e->res.facts_sha256[0]) {
+    pw_buf_reset(&e->scratch);
+    pw_facts_canonical(&e->facts, &e->scratch);
+    pw_sha256_hex(e->scratch.data, e->scratch.len, e->res.facts_sha256);
+  }
+  return e->res.facts_sha256;
 }
 
 pw_status pw_engine_eval_table(pw_engine *e, int facts_idx, int orders_idx, unsigned flags,

@@ -243,6 +243,29 @@ static pw_status run_chunk(pw_engine *e, const char *name, const char *src, size
   return PW_OK;
 }
 
+/* The protocol table (at the top) may have `prepare = function(protocol)`:
+** run once here, after any extension was merged in and before the first
+** evaluation, to build what does not change between evaluations (citation
+** sets, joined evidence texts, constant items). It runs under the budget
+** with `out` closed; an error fails the load. It is not an evaluation, so
+** `check --coverage` does not count its lines. */
+static pw_status run_prepare(pw_engine *e, const char *name, pw_error *err) {
+  lua_State *L = e->sb.L;
+  char msg[480];
+  lua_pushliteral(L, "prepare");
+  int ty = lua_rawget(L, -2);
+  if (ty == LUA_TNIL) { lua_pop(L, 1); return PW_OK; }
+  if (ty != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    return pw_error_set(err, PW_EPROTOCOL, "%s: protocol field 'prepare' must be a function", name);
+  }
+  lua_pushvalue(L, -2);
+  e->in_eval = 0;
+  int rc = pw_sandbox_pcall(&e->sb, 1, 0, e->lim.instructions, msg, sizeof msg);
+  if (rc != PW_OK) return pw_error_set(err, (pw_status)rc, "prepare: %s", msg);
+  return PW_OK;
+}
+
 pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src, size_t len, pw_error *err) {
   lua_State *L = e->sb.L;
   pw_protocol_info p, base;
@@ -255,6 +278,7 @@ pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src,
   if (rc == PW_OK) rc = apply_extends(e, name, &base, 0, &files, err);
   if (rc == PW_OK) rc = check_protocol_table(e, name, &p, err);
   if (rc == PW_OK && files.failed) rc = pw_error_set(err, PW_EMEMORY, "out of memory");
+  if (rc == PW_OK) rc = run_prepare(e, name, err);
   if (rc != PW_OK) {
     lua_settop(L, top);
     pw_protocol_info_free(&p);

@@ -83,7 +83,8 @@ struct pw_result {
   int tracing;
   size_t text_bytes;            /* text the scripts gave (the bound on output) */
   int nnotes;                   /* out.note calls, traced or not */
-  char facts_sha256[65];        /* of the canonical validated facts */
+  char facts_sha256[65];        /* of the canonical validated facts: "" until
+                                   pw_engine_facts_sha256 computes it */
 };
 
 void pw_result_reset(pw_result *r);

@@ -39,6 +39,8 @@ struct pw_engine {
   char *base_files;              /* the bases `extends` loaded, one host path a line, or NULL */
   int loaded, proto_ref, applies_ref, evaluate_ref, out_ref, pout_ref, decode_ref;
   int in_eval, in_plugin;
+  const char *field_text[24];   /* builder.c: the interned field names (check_fields) */
+  int facts_ok;   /* e->facts are the last successful evaluation's (for the facts sha256) */
   const pw_plugin *cur_plugin;
   uint32_t gen;
   pw_facts facts;

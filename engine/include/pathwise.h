@@ -94,6 +94,10 @@ const char *pw_engine_protocol_sha256(const pw_engine *e); /* hex */
 pw_status pw_engine_eval(pw_engine *e, const char *json, size_t len,
                          unsigned flags, pw_buf *out, pw_error *err);
 const pw_result *pw_engine_result(const pw_engine *e);
+/* The sha256 (hex) of the last successful evaluation's canonical facts,
+** computed on the first call after that evaluation (only the decision log
+** needs it); NULL when the last evaluation failed or none ran. */
+const char *pw_engine_facts_sha256(pw_engine *e);
 
 /* Render the last result as text for people (appended to out). */
 void pw_engine_render_text(const pw_engine *e, pw_buf *out);

@@ -303,7 +303,7 @@ static void log_fragment(pw_rpc *r, int ei, const char *line, size_t len, pw_buf
   pw_buf_addf(out, "\"schema_version\":%d,\"engine\":\"" PW_VERSION "\",", PW_RESULT_SCHEMA);
   pw_buf_add(out, re->ident.data, re->ident.len);
   pw_buf_adds(out, ",\"facts_sha256\":");
-  pw_buf_json_str(out, res ? res->facts_sha256 : NULL);
+  pw_buf_json_str(out, res ? pw_engine_facts_sha256(re->e) : NULL);
   if (r->cfg.log_facts) {
     pw_span f = facts_span(line, len);
     pw_buf_adds(out, ",\"facts\":");

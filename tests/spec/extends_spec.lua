@@ -55,6 +55,30 @@ describe("extends", function()
     assert.matches("extends 'no_such_protocol'", err)
   end)
 
+  it("an extension that rewrites a base sentence is cited and quoted as rewritten (prepare runs after the merge)", function()
+    local p = write('return { extends = "mrc_second_line", id = "x", version = "9", title = "t",'
+      .. ' references = { [6] = "Institutional policy" },'
+      .. ' sentences = { egfr = { { 6 }, "Local anti-EGFR sentence." } } }')
+    local r = assert(assert(H.pathwise.new{ protocol = p }):eval(H.json(H.case{ molecular = { kras = "wild_type", nras = "wild_type" } }),
+      { trace = true }))
+    local it = has(r.recommendations, "FOLFIRI+cetuximab")
+    assert.truthy(it)
+    assert.same({ 6 }, it.citations)
+    assert.equal("Local anti-EGFR sentence.", it.evidence)
+  end)
+
+  it("a protocol's prepare must be a function, and its error fails the load", function()
+    local p = write('return { extends = "mrc_second_line", id = "x", version = "9", title = "t", prepare = 5 }')
+    local ok, err = pcall(H.pathwise.new, { protocol = p })
+    assert.is_false(ok)
+    assert.matches("protocol field 'prepare' must be a function", err)
+    p = write('return { extends = "mrc_second_line", id = "x", version = "9", title = "t",'
+      .. ' prepare = function() error("no cache today") end }')
+    ok, err = pcall(H.pathwise.new, { protocol = p })
+    assert.is_false(ok)
+    assert.matches("prepare: .*no cache today", err)
+  end)
+
   it("a cited sentence that does not exist is named", function()
     local p = write('return { extends = "mrc_second_line", id = "x", version = "9", title = "t",'
       .. ' policy = { anti_egfr_sentences = { "egfr", "local_egrf" } } }')

@@ -146,19 +146,19 @@ static void everything_valid(void) {
        "\"prior_radiation_sites\":[\"pelvis\"],\"planned_surgery_in_days\":60,\"proposed_orders\":[\"FOLFIRI+bevacizumab\"]}");
   const pw_result *r = pw_engine_result(E);
   CHECK_STR(r->patient_id, "p1");
-  CHECK(strlen(r->facts_sha256) == 64);
+  CHECK(strlen(pw_engine_facts_sha256(E)) == 64);
   CHECK(r->warnings.n == 0);
 }
 
 static void canonical_hash(void) {
   char a[65], b[65];
   GOOD("{\"ecog\":1,\"metastatic\":true}");
-  memcpy(a, pw_engine_result(E)->facts_sha256, 65);
+  memcpy(a, pw_engine_facts_sha256(E), 65);
   GOOD("{ \"metastatic\" : true , \"ecog\" : 1.0 }");   /* same facts, other spelling */
-  memcpy(b, pw_engine_result(E)->facts_sha256, 65);
+  memcpy(b, pw_engine_facts_sha256(E), 65);
   CHECK_STR(a, b);
   GOOD("{\"ecog\":2,\"metastatic\":true}");
-  CHECK(strcmp(a, pw_engine_result(E)->facts_sha256) != 0);
+  CHECK(strcmp(a, pw_engine_facts_sha256(E)) != 0);
 }
 
 
@@ -404,9 +404,9 @@ static void empty_object_vs_list(void) {
   /* the same facts, the same hash, whatever the spacing */
   char a[65];
   GOOD("{\"prior_regimens\":[],\"primary\":{}}");
-  memcpy(a, pw_engine_result(E)->facts_sha256, 65);
+  memcpy(a, pw_engine_facts_sha256(E), 65);
   GOOD("{ \"prior_regimens\" : [ ] , \"primary\" : { } }");
-  CHECK_STR(a, pw_engine_result(E)->facts_sha256);
+  CHECK_STR(a, pw_engine_facts_sha256(E));
 }
 
 /* The views scripts see: per radiation entry its base site and laterality;
