@@ -176,7 +176,7 @@ void pw_httpd_log_lost(pw_buf *f, const char *line, size_t len, int code) {
 void pw_httpd_error(conn *c, int code, const char *msg) {
   int st = pw_httpd_status(code);
   if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && c->http && pw_http_in_request(c->http))
-    st = 408;   /* the idle sweep (conn.c) caught a request half received */
+    st = 408;   /* the idle sweep (conn.c) or --line-timeout caught a request half received */
   respond_outcome(c, st, st >= 500 ? "transient" : "invalid", msg);
 }
 

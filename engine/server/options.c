@@ -22,6 +22,8 @@ static const srv_opts defaults = {
   .max_line = 1u << 20,
   .max_conns = 256,
   .idle_s = 300,
+  .line_timeout_s = 30,
+  .write_timeout_s = 30,
   .max_wq = 8u << 20,
   .max_inflight = 1024,
   .worker_queue = 16,
@@ -47,7 +49,7 @@ static void usage(FILE *f) {
 "  --protocol FILE         load FILE (repeatable)\n"
 "  --protocols DIR         load every DIR/*.lua\n"
 "  --plugin FILE           add a local-rule plugin (repeatable)\n"
-"  --no-watch              do not reload when a protocol file changes\n"
+"  --no-watch              do not reload when a protocol, plugin or base file changes\n"
 "Socket:\n"
 "  --socket PATH           the socket file (at most %d bytes); PATH.lock beside it\n"
 "  --socket-mode MODE      octal mode the file is created with (default 0%o)\n"
@@ -87,6 +89,11 @@ static void usage(FILE *f) {
 "                          (default %zu)\n"
 "  --worker-queue N        requests handed to one worker at a time (default %u)\n"
 "  --idle-timeout SEC      close connections idle this long (default %u, 0 = never)\n"
+"  --line-timeout SEC      close a connection whose unfinished request line is\n"
+"                          older than this (slowloris; default %u, 0 = never)\n"
+"  --write-timeout SEC     close a connection whose unsent answers stayed over\n"
+"                          --max-write-queue this long (a client that never\n"
+"                          reads; default %u, 0 = never)\n"
 "Decision log:\n"
 "  --log FILE              append one JSON line per evaluation (created 0600)\n"
 "  --log-sync MODE         always (default): answer after fdatasync (group commit);\n"
@@ -103,6 +110,7 @@ static void usage(FILE *f) {
           SRV_SUN_PATH_MAX, d->socket_mode, d->http_header_ms, d->http_body_ms, d->timeout_ms, d->grace_ms,
           (unsigned long long)(d->worker_as >> 20), (unsigned long long)d->worker_cpu,
           d->max_line, d->max_conns, d->max_inflight, d->max_wq, d->worker_queue, d->idle_s,
+          d->line_timeout_s, d->write_timeout_s,
           d->log_interval_ms);
 }
 
@@ -134,7 +142,7 @@ static int parse_ids(const char *arg, long *list, int *n) {
 enum {
   O_SOCKET = 256, O_SOCKET_MODE, O_PROTOCOLS, O_WORKERS, O_LOG,
   O_LOG_SYNC, O_LOG_INTERVAL, O_LOG_FACTS, O_TIMEOUT, O_GRACE, O_MAX_LINE, O_MAX_CONNS,
-  O_IDLE, O_MAX_WQ, O_MAX_INFLIGHT, O_WORKER_QUEUE, O_WORKER_MEM,
+  O_IDLE, O_LINE_TIMEOUT, O_WRITE_TIMEOUT, O_MAX_WQ, O_MAX_INFLIGHT, O_WORKER_QUEUE, O_WORKER_MEM,
   O_WORKER_CPU, O_ALLOW_UID, O_ALLOW_GID, O_NO_WATCH, O_HTTP, O_HTTP_PORT, O_HTTP_HEADER_TIMEOUT, O_HTTP_BODY_TIMEOUT, O_HTTP_NO_AUTH, O_HTTP_JWKS, O_HTTP_ISSUER,
   O_HTTP_AUDIENCE, O_HELP
 };
@@ -163,6 +171,8 @@ static const struct option lo[] = {
   {"max-line", required_argument, 0, O_MAX_LINE},
   {"max-connections", required_argument, 0, O_MAX_CONNS},
   {"idle-timeout", required_argument, 0, O_IDLE},
+  {"line-timeout", required_argument, 0, O_LINE_TIMEOUT},
+  {"write-timeout", required_argument, 0, O_WRITE_TIMEOUT},
   {"max-write-queue", required_argument, 0, O_MAX_WQ},
   {"max-inflight", required_argument, 0, O_MAX_INFLIGHT},
   {"worker-queue", required_argument, 0, O_WORKER_QUEUE},
@@ -188,6 +198,8 @@ static int set_number(srv_opts *o, int c, uint64_t v) {
     case O_MAX_LINE: bad = v < 1024 || v > (256u << 20); o->max_line = (size_t)v; break;
     case O_MAX_CONNS: bad = v < 1 || v > 100000; o->max_conns = (unsigned)v; break;
     case O_IDLE: bad = v > 86400 * 7; o->idle_s = (unsigned)v; break;
+    case O_LINE_TIMEOUT: bad = v > 86400; o->line_timeout_s = (unsigned)v; break;
+    case O_WRITE_TIMEOUT: bad = v > 86400; o->write_timeout_s = (unsigned)v; break;
     case O_MAX_WQ: bad = v < 65536; o->max_wq = (size_t)v; break;
     case O_MAX_INFLIGHT: bad = v < 1 || v > 1000000; o->max_inflight = (unsigned)v; break;
     case O_WORKER_QUEUE: bad = v < 1 || v > 100000; o->worker_queue = (unsigned)v; break;

@@ -94,8 +94,10 @@ static void on_tick(uv_timer_t *t) {
   pw_answer_sweep(s, now);
   pw_reload_timeout(s, now);
   pw_httpd_sweep(s);
-  if (uv_now(s->loop) / 1000 != (uv_now(s->loop) - uv_timer_get_repeat(t)) / 1000)
+  if (uv_now(s->loop) / 1000 != (uv_now(s->loop) - uv_timer_get_repeat(t)) / 1000) {
     pw_conn_idle_sweep(s);
+    pw_conn_stall_sweep(s);
+  }
   pw_serve_maybe_finish(s);
 }
 
@@ -325,6 +327,8 @@ static int teardown(srv *s) {
   int code = s->exit_code;
   if (!code) pw_serve_say("stopped");
   pw_buf_free(&s->rules_json);
+  free(s->last_reload_error);
+  for (int i = 0; i < s->nwatch; i++) free(s->watch_dir[i]);
   for (int i = 0; i < s->nproto_stats; i++) free(s->proto_stats[i].id);
   free(s->proto_stats);
   free(s);

@@ -33,11 +33,12 @@
 
 #define SRV_MAX_PROTOCOLS 64      /* --protocol given at most this often */
 #define SRV_MAX_ALLOW 64          /* uids, and gids, in --allow-uid/--allow-gid */
-#define SRV_MAX_WATCH (SRV_MAX_PROTOCOLS + 1)   /* directories watched */
+#define SRV_MAX_WATCH (SRV_MAX_PROTOCOLS + PW_MAX_PLUGINS + 16)   /* directories watched */
 #define SRV_MAX_SOURCE (16u << 20)   /* largest protocol file read */
 #define SRV_LOAD_TIMEOUT_S 60     /* a new generation must be ready within */
 #define SRV_LAT_BUCKETS (32 + 40 * 16)
 #define SRV_CODE_SLOTS 24         /* distinct error codes counted */
+#define SRV_FAILING_AFTER 5       /* failures in a row that make a worker "failing" */
 #define SRV_SUN_PATH_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 /* }====== */
@@ -66,6 +67,8 @@ typedef struct srv_opts {
   size_t max_line;
   unsigned max_conns;
   unsigned idle_s;
+  unsigned line_timeout_s;   /* a partial line older than this closes (0 = never) */
+  unsigned write_timeout_s;  /* unsent output over max_wq this long closes (0 = never) */
   size_t max_wq;
   unsigned max_inflight;     /* per connection */
   unsigned worker_queue;     /* per worker */
@@ -134,6 +137,8 @@ struct conn {
   unsigned inflight;         /* requests not yet answered */
   unsigned refs;             /* reqs, helds and waiters pointing here */
   uint64_t last_ms;
+  uint64_t line_ms;          /* when the partial line in rb began; 0: none */
+  uint64_t stuck_ms;         /* since when unsent output is over max_wq; 0: not */
   long uid, gid, pid;
   int paused, eof, closing, closed, close_after_flush;
   pw_http_conn *http;        /* an HTTP connection (httpd.c), else NULL */
@@ -178,9 +183,20 @@ struct generation {
   worker **w;
   int nw, nready, alive;
   char *protocols_json;
+  /* provenance (reloadlog.c): what g read (files_json: [{file, role,
+  ** sha256}]), the digest of its plugin and base files (read by the
+  ** supervisor before its workers load), the base files its digest
+  ** covered, and what its workers reported: their protocols' provenance
+  ** (prov_json, the decision log's protocol objects) and base files */
+  char *files_json, *digest_bases, *prov_json, *base_files;
+  char digest[65];
   int *stat_idx;             /* engine index -> srv.proto_stats index */
   int nstat_idx;
   pw_queue waiters;          /* reload requests answered when it loads */
+  struct {                   /* per worker slot, across respawns (stats.c) */
+    uint32_t streak;         /* evaluations failed or workers lost in a row */
+    int code;                /* the last failure's error code */
+  } wfail[PW_MAX_JOBS];
   uint64_t started_ns;
   unsigned backoff_ms;
   uv_timer_t respawn;
@@ -219,7 +235,9 @@ struct srv {
   uv_timer_t tick, debounce, stop_timer;
   uv_signal_t sig_term, sig_int, sig_hup, sig_usr1, sig_chld;
   uv_fs_event_t watch[SRV_MAX_WATCH];
+  char *watch_dir[SRV_MAX_WATCH];   /* the directory each watch[] watches */
   int nwatch;
+  char watch_reason[64];     /* what the watcher saw change last */
   conn *conns;
   unsigned nconns;
   conn *dconns;
@@ -241,7 +259,7 @@ struct srv {
   pw_buf rules_json;
   pw_queue next_waiters;     /* reload requests for the next generation */
   int reload_again;
-  char last_reload_error[1024];
+  char *last_reload_error;   /* for clients: file names, no host paths; NULL none */
   char last_reload_reason[64];
   uint64_t start_ms;
   pw_gate_limits gate;
@@ -250,6 +268,7 @@ struct srv {
   uint64_t requests, responses, errors, by_method[PW_M__COUNT], unknown_method;
   codecount codes[SRV_CODE_SLOTS];
   uint64_t conns_total, conns_rejected, client_gone, accept_errors, accept_error_ms;
+  uint64_t conns_stalled;    /* closed by --line-timeout or --write-timeout */
   uint64_t w_spawns, w_crashes, w_kills, reloads_ok, reloads_failed, moved;
   uint64_t lat[SRV_LAT_BUCKETS];
   uint64_t lat_n, lat_max_us;
@@ -297,6 +316,7 @@ void pw_conn_close(conn *c);
 void pw_conn_check(conn *c);              /* after every change: close or resume */
 void pw_conn_unref(conn *c);              /* a req, held or waiter let go of c */
 void pw_conn_idle_sweep(srv *s);
+void pw_conn_stall_sweep(srv *s);         /* slowloris and clients that never read */
 void pw_conn_pause(conn *c);
 
 /* {====== httpd.c: CDS Hooks over HTTP/1.1 on the same loop ========== */
@@ -343,6 +363,19 @@ void pw_reload_release(generation *g);    /* its memory (the timer is closed) */
 void pw_reload_answer(srv *s, pw_queue *waiters, int code, const char *msg,
                       const char *result);
 void pw_reload_timeout(srv *s, uint64_t now);
+void pw_reload_watch_bases(srv *s, const generation *g);   /* watch g's base files too */
+/* {====== reloadlog.c: provenance of reloads ======================== */
+/* Read g's plugin files and the active generation's base files: their
+** names, sha256 and digest (g->files_json, g->digest). 0, or -1 out of memory. */
+int pw_reloadlog_files(srv *s, generation *g);
+/* Take the READY payload's "=" (provenance) and "@" (base file) lines. */
+void pw_reloadlog_ready(generation *g, const char *p, size_t n);
+/* msg with every host path cut to its file name (malloc; NULL: no memory). */
+char *pw_reloadlog_for_clients(const char *msg);
+/* A decision-log event: kind "reload" (g now serves), "reload_refused"
+** (g did not load: error), "error_cleared" (the files of the serving
+** generation are back: error is the reload error that cleared). */
+void pw_reloadlog_event(srv *s, const char *kind, const generation *g, const char *error);
 void pw_reload_watch(srv *s);
 
 /* {====== methods.c and stats.c: the cheap methods ================== */
@@ -352,5 +385,9 @@ void pw_stats_error(srv *s, int code);
 void pw_answer_log_lost(srv *s, req *r, int code, const char *msg);
 int pw_stats_protocol(srv *s, const char *id);   /* -1: out of memory */
 uint64_t pw_stats_percentile(const srv *s, double p);
+/* a worker that keeps failing (issue 12): its answers and its loss */
+void pw_stats_worker_answer(worker *w, int code);
+void pw_stats_worker_lost(worker *w);
+int pw_stats_worker_failing(const generation *g, int idx);   /* its streak, or 0 */
 
 #endif
