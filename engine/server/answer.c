@@ -140,6 +140,7 @@ void pw_answer_log_lost(srv *s, req *r, int code, const char *msg) {
               PW_RESULT_SCHEMA, PW_VERSION, code, pw_rpc_code_kind(code));
   pw_buf_json_str(&f, msg);
   pw_buf_add(&f, "}", 1);
+  if (r->method == PW_M_CDS) pw_httpd_log_lost(&f, r->line, r->len, code);
   if (!f.failed) {
     pw_declog_rec rec;
     memset(&rec, 0, sizeof rec);

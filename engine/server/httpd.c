@@ -136,8 +136,8 @@ static void respond_outcome(conn *c, int status, const char *code, const char *m
   pw_buf_free(&b);
 }
 
-/* A JSON-RPC error for this connection's request, as HTTP. */
-void pw_httpd_error(conn *c, int code, const char *msg) {
+/* The HTTP status that answers a JSON-RPC error code. */
+int pw_httpd_status(int code) {
   int st = 500;
   switch (code) {
     case PW_RPC_PARSE_ERROR: case PW_RPC_INVALID_REQUEST: case PW_RPC_INVALID_PARAMS:
@@ -149,6 +149,32 @@ void pw_httpd_error(conn *c, int code, const char *msg) {
     case PW_RPC_DEADLINE: st = 504; break;
     default: break;
   }
+  return st;
+}
+
+/* The cds member of the supervisor's record of a lost request (answer.c):
+** op and service from the request line route() built, the status sent. */
+void pw_httpd_log_lost(pw_buf *f, const char *line, size_t len, int code) {
+  static const char *const top[] = {"params"};
+  static const char *const par[] = {"op", "service"};
+  pw_span sp[1], pp[2];
+  char op[16] = "", svc[160] = "";
+  if (pw_rpc_members(line, len, top, 1, sp, 0) == 0 && sp[0].len &&
+      pw_rpc_members(line + sp[0].off, sp[0].len, par, 2, pp, 0) == 0) {
+    const char *p = line + sp[0].off;
+    if (pp[0].len) pw_rpc_string(p + pp[0].off, pp[0].len, op, sizeof op);
+    if (pp[1].len) pw_rpc_string(p + pp[1].off, pp[1].len, svc, sizeof svc);
+  }
+  pw_buf_adds(f, ",\"cds\":{\"op\":");
+  pw_buf_json_str(f, *op ? op : "call");
+  pw_buf_adds(f, ",\"service\":");
+  pw_buf_json_str(f, svc);
+  pw_buf_addf(f, ",\"status\":%d}", pw_httpd_status(code));
+}
+
+/* A JSON-RPC error for this connection's request, as HTTP. */
+void pw_httpd_error(conn *c, int code, const char *msg) {
+  int st = pw_httpd_status(code);
   if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && c->http && pw_http_in_request(c->http))
     st = 408;   /* the idle sweep (conn.c) or --line-timeout caught a request half received */
   respond_outcome(c, st, st >= 500 ? "transient" : "invalid", msg);

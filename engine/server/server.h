@@ -34,6 +34,10 @@
 **               handler of evaluate and check_orders
 **   declog.c    the decision log: JSON Lines with CRC, group commit on the
 **               uv thread pool, torn-tail repair, fail closed
+**   httpd.c     CDS Hooks over HTTP/1.1 (--http PATH, --http-port N on
+**               127.0.0.1): listeners, routing to a "cds" line, answers,
+**               the header/body/idle timeouts; http.c the llhttp parser,
+**               jwt.c the bearer token, cds.c (worker side) the service
 **   ../cli/client.c  `pathwise client`
 ** May include: engine/base, engine/core, engine/cli/command.h, libuv. The
 ** core never includes anything from here.

@@ -327,6 +327,9 @@ void pw_httpd_process(conn *c);            /* parse and dispatch what c read */
 void pw_httpd_answer(conn *c, const char *line, size_t n);   /* a response line */
 void pw_httpd_error(conn *c, int code, const char *msg);
 void pw_httpd_sweep(srv *s);               /* idle keep-alive, slow headers, slow body */
+int pw_httpd_status(int code);             /* the HTTP status for a JSON-RPC error */
+/* ,"cds":{op, service, status} for the record of a lost cds request */
+void pw_httpd_log_lost(pw_buf *f, const char *line, size_t len, int code);
 
 /* {====== request.c: one request line, on the supervisor ============ */
 void pw_request_line(conn *c, const char *p, size_t n);

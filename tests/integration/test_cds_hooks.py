@@ -375,6 +375,8 @@ def trickle(sock, data, every=0.1, limit=6.0):
             out += chunk
         except socket.timeout:
             pass
+        except ConnectionResetError:   # closed with our last bytes unread: the end, as EOF
+            return sent, out
     sock.settimeout(10)
     try:
         while True:
@@ -382,6 +384,8 @@ def trickle(sock, data, every=0.1, limit=6.0):
             if not chunk:
                 break
             out += chunk
+    except ConnectionResetError:
+        pass
     except (socket.timeout, OSError):
         out += b"<still open>"
     return sent, out
@@ -392,8 +396,8 @@ def test_http_timeouts(args, tmp):
     under their own options; a keep-alive connection idle past
     --idle-timeout is closed without an answer, even if it trickles empty
     lines; a request slower than nothing but within the limits is served."""
-    srv = Server(args, tmp, extra=["--idle-timeout", "1", "--http-header-timeout", "400",
-                                   "--http-body-timeout", "700"])
+    srv = Server(args, tmp, extra=["--idle-timeout", "1", "--http-header-timeout", "1500",
+                                   "--http-body-timeout", "1500"])
     srv.http = os.path.join(tmp, "h.sock")
     srv.cmd += ["--http", srv.http, "--http-no-auth"]
     srv.start()
@@ -439,6 +443,49 @@ def test_http_timeouts(args, tmp):
     check(srv.health()["status"] == "ok", "the JSON-RPC socket still answers")
     p = subprocess.run([args.pathwise, "serve", "--help"], capture_output=True, text=True)
     check("--http-header-timeout MS" in p.stdout and "--http-body-timeout MS" in p.stdout, "--help documents them")
+
+
+def test_worker_lost_logged(args, tmp):
+    """A worker killed during a service call: 503, and the supervisor's
+    record of the lost request names the cds request (op, service, status)."""
+    with open(os.path.join(args.root, "scripts", "mrc_second_line.lua")) as f:
+        src = f.read()
+    hook = "local function applies(facts, out)\n"
+    check(hook in src, "applies() not found in the protocol")
+    proto = os.path.join(tmp, "p.lua")
+    with open(proto, "w") as f:
+        f.write(src.replace(hook, hook + '  if facts.patient_id == "spin" then while true do end end\n', 1))
+    srv = Server(args, tmp, ["--protocol", proto, "--instructions", "100000000000000", "--timeout", "60000"],
+                 workers=1)
+    srv.http = os.path.join(tmp, "h.sock")
+    srv.cmd += ["--http", srv.http, "--http-no-auth"]
+    srv.start()
+    STARTED.append(srv)
+    pid = srv.health()["workers"]["pids"][0]
+    pre = prefetch_of(args)
+    pid_text = pre["patient"]["id"]   # the patient becomes "spin", references and all
+    body = json.dumps(hook_request("patient-view", pre, "i-lost")).replace(
+        '"%s"' % pid_text, '"spin"').replace("Patient/%s" % pid_text, "Patient/spin").encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(srv.http)
+    s.sendall(b"POST /cds-services/mrc_second_line-patient-view HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    time.sleep(0.5)
+    os.kill(pid, 9)
+    out = b""
+    while b"\r\n\r\n" not in out or not out.endswith(b"}"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    check(out.startswith(b"HTTP/1.1 503 "), "a lost worker answers 503: %r" % out[:200])
+    srv.stop()
+    lost = [r for r in log_records(srv.log) if r.get("error", {}).get("kind") == "worker_crash"]
+    check(len(lost) == 1 and lost[0]["method"] == "cds", "one worker_crash record: %r" % lost)
+    check(lost[0].get("cds") == {"op": "call", "service": "mrc_second_line-patient-view", "status": 503},
+          "the record names the cds request: %r" % lost[0])
 
 
 def test_readme_exchange(args, tmp):
@@ -645,5 +692,5 @@ def test_bearer_jwt(args, tmp):
 if __name__ == "__main__":
     run([logged(t) for t in (test_discovery_and_patient_view, test_order_sign, test_prefetch_absent_null,
                              test_not_applicable, test_feedback_logged, test_http_framing, test_http_port,
-                             test_http_timeouts, test_readme_exchange)] +
+                             test_http_timeouts, test_readme_exchange, test_worker_lost_logged)] +
         [test_bearer_jwt, test_http_port_options, test_log_kinds])
