@@ -453,13 +453,16 @@ static void conn_line_clock(conn *c) {
 /* ms from since to now; since is a uv_now | 1, possibly 1 ms past now */
 static uint64_t ms_since(uint64_t now, uint64_t since) { return now > since ? now - since : 0; }
 
-/* c's unsent answers stayed over --max-write-queue for --write-timeout
-** (or a connection being closed could not flush its last lines that long):
-** its client does not read. Nothing more can reach it: close at once. */
+/* c's unsent answers stayed over half --max-write-queue (where reading,
+** once paused, stays paused) without shrinking for --write-timeout (or a
+** connection being closed could not flush its last lines that long): its
+** client does not read. Nothing more can reach it: close at once. */
 static int conn_write_stuck(conn *c, uint64_t now) {
   srv *s = c->s;
-  size_t bound = c->close_after_flush ? 1 : s->o.max_wq;
-  if (!s->o.write_timeout_s || conn_unsent(c) < bound) {
+  size_t unsent = conn_unsent(c), bound = c->close_after_flush ? 1 : s->o.max_wq / 2 + 1;
+  int shrank = unsent < c->stuck_unsent;
+  c->stuck_unsent = unsent;
+  if (!s->o.write_timeout_s || unsent < bound || shrank) {
     c->stuck_ms = 0;
     return 0;
   }
