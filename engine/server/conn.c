@@ -455,16 +455,24 @@ static void conn_line_clock(conn *c) {
   else if (!c->line_ms) c->line_ms = uv_now(c->s->loop) | 1;
 }
 
-/* c's unsent answers stayed over --max-write-queue for --write-timeout:
-** its client does not read. Nothing more can reach it: close at once. */
+/* ms from since to now; since is a uv_now | 1, possibly 1 ms past now */
+static uint64_t ms_since(uint64_t now, uint64_t since) { return now > since ? now - since : 0; }
+
+/* c's unsent answers stayed over half --max-write-queue (where reading,
+** once paused, stays paused) without shrinking for --write-timeout (or a
+** connection being closed could not flush its last lines that long): its
+** client does not read. Nothing more can reach it: close at once. */
 static int conn_write_stuck(conn *c, uint64_t now) {
   srv *s = c->s;
-  if (!s->o.write_timeout_s || conn_unsent(c) < s->o.max_wq) {
+  size_t unsent = conn_unsent(c), bound = c->close_after_flush ? 1 : s->o.max_wq / 2 + 1;
+  int shrank = unsent < c->stuck_unsent;
+  c->stuck_unsent = unsent;
+  if (!s->o.write_timeout_s || unsent < bound || shrank) {
     c->stuck_ms = 0;
     return 0;
   }
   if (!c->stuck_ms) c->stuck_ms = now | 1;
-  if (now - c->stuck_ms <= (uint64_t)s->o.write_timeout_s * 1000u) return 0;
+  if (ms_since(now, c->stuck_ms) <= (uint64_t)s->o.write_timeout_s * 1000u) return 0;
   s->conns_stalled++;
   pw_serve_warn("closed a connection of uid %ld pid %ld: %zu bytes of answers unread for "
                 "%u s (--write-timeout)", c->uid, c->pid, conn_unsent(c),
@@ -482,7 +490,7 @@ static void conn_line_late(conn *c, uint64_t now) {
     c->line_ms = now | 1;
     return;
   }
-  if (now - c->line_ms <= (uint64_t)s->o.line_timeout_s * 1000u) return;
+  if (ms_since(now, c->line_ms) <= (uint64_t)s->o.line_timeout_s * 1000u) return;
   char msg[160];
   snprintf(msg, sizeof msg,
            "request line unfinished after %u s (--line-timeout); closing the connection",

@@ -112,6 +112,7 @@ static void worker_maybe_free(worker *w) {
   worker **pp = &s->workers;
   while (*pp && *pp != w) pp = &(*pp)->anext;
   if (*pp) *pp = w->anext;
+  if (w->idx >= 0 && w->idx < g->nw && g->w[w->idx] == w) g->w[w->idx] = NULL;   /* no dangling slot */
   munmap(w->slot, sizeof *w->slot);
   pw_buf_free(&w->out.buf);
   free(w->rb);

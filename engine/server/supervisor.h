@@ -138,7 +138,8 @@ struct conn {
   unsigned refs;             /* reqs, helds and waiters pointing here */
   uint64_t last_ms;
   uint64_t line_ms;          /* when the partial line in rb began; 0: none */
-  uint64_t stuck_ms;         /* since when unsent output is over max_wq; 0: not */
+  uint64_t stuck_ms;         /* since when unsent output is stuck (conn.c); 0: not */
+  size_t stuck_unsent;       /* unsent output at the last sweep */
   long uid, gid, pid;
   int paused, eof, closing, closed, close_after_flush;
   pw_http_conn *http;        /* an HTTP connection (httpd.c), else NULL */

@@ -305,8 +305,48 @@ def test_ids_echoed_in_parse_errors(args, tmp):
     srv.stop()
 
 
+def test_stop_while_old_generation_drains(args, tmp):
+    """SIGTERM while a reloaded-away generation still has a busy worker (its
+    idle sibling already retired and reaped) stops cleanly, with every
+    answer. The busy worker then answers, retires, and the server finishes
+    before it is reaped: finish() used to retire the reaped sibling through
+    a dangling slot, a use-after-free that the sanitizer build (CI) turns
+    into a non-zero exit."""
+    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
+    hook = "local function evaluate(facts, out)\n"
+    src = src.replace(hook, hook + '  if facts.patient_id == "slow" then for _ = 1, 1000000000 do end end\n', 1)
+    proto = os.path.join(tmp, "slow.lua")
+    with open(proto, "w") as f:
+        f.write(src)
+    srv = Server(args, tmp, ["--protocol", proto, "--instructions", "100000000000000",
+                             "--timeout", "60000"], workers=2).start()
+    facts = json.loads(read(examples(args.root)[0]))
+    busy = srv.conn(timeout=120)
+    busy.send(eval_request(json.dumps(dict(facts, patient_id="slow")).encode(), 1))
+    time.sleep(0.2)
+    old = srv.health()["workers"]["pids"]
+    r = srv.call("reload")
+    check(r.get("result", {}).get("reloaded") is True, "reload: %r" % r)
+
+    def alive(p):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                return f.read().split(") ")[1][0] != "Z"
+        except OSError:
+            return False
+    wait_until("the idle worker of the old generation exited",
+               lambda: len([p for p in old if alive(p)]) == 1)
+    time.sleep(0.3)   # its SIGCHLD is handled: that worker is freed
+    check(len([p for p in old if alive(p)]) == 1, "the slow evaluation ended too soon")
+    srv.proc.send_signal(signal.SIGTERM)
+    r = json.loads(busy.line())
+    check(r.get("id") == 1 and "result" in r, "the slow evaluation: %r" % str(r)[:300])
+    rc = srv.proc.wait(60)   # already stopping: a second SIGTERM would stop it at once
+    check(rc == 0, "exit status %r: %s" % (rc, srv.stderr()[-3000:]))
+
+
 if __name__ == "__main__":
     run([test_slowloris_closed, test_never_reading_client_closed,
          test_admin_methods_need_own_uid_or_root, test_health_reports_failing_worker,
          test_health_reports_crash_looping_worker, test_fhir_errors_are_audited,
-         test_ids_echoed_in_parse_errors])
+         test_ids_echoed_in_parse_errors, test_stop_while_old_generation_drains])
