@@ -963,7 +963,9 @@ int pw_declog_busy(const pw_declog *d) {
   uv_mutex_lock(&m->mu);
   int busy = m->running || (!m->sh_failed && m->pending.len);
   uv_mutex_unlock(&m->mu);
-  return busy || d->queued || d->local.len || d->reopen_req || (d->sync_req && !d->failed);
+  /* in_lost_cb: the server must not close the log while it is rewritten */
+  return busy || d->queued || d->local.len || d->reopen_req || (d->sync_req && !d->failed) ||
+         d->in_lost_cb;
 }
 
 const char *pw_declog_mode_name(pw_log_sync s) {
