@@ -391,7 +391,7 @@ static void segment_publish(pw_declog *d, const char *seg) {
   pw_buf t = d->pub_lost;
   d->pub_lost = d->writing;
   d->writing = t;
-  pw_buf_add(&d->pub_lost, d->pending.data, d->pending.len);
+  if (d->pending.len) pw_buf_add(&d->pub_lost, d->pending.data, d->pending.len);
   d->pub_switched = 1;
   snprintf(d->pub_segment, sizeof d->pub_segment, "%s", seg);
 }
@@ -857,13 +857,13 @@ static void segment_rewrite(pw_declog *d, const char *seg, const char *why) {
   uv_mutex_lock(&d->mu);
   lost = d->pub_lost;
   memset(&d->pub_lost, 0, sizeof d->pub_lost);
-  pw_buf_add(&lost, d->pending.data, d->pending.len);
+  if (d->pending.len) pw_buf_add(&lost, d->pending.data, d->pending.len);
   pw_buf_reset(&d->pending);
   d->pending_last = 0;
   d->st.lost += lost_upto > d->durable_seq ? lost_upto - d->durable_seq : 0;
   d->pub_durable = d->durable_seq;
   uv_mutex_unlock(&d->mu);
-  pw_buf_add(&lost, d->local.data, d->local.len);
+  if (d->local.len) pw_buf_add(&lost, d->local.data, d->local.len);
   pw_buf_reset(&d->local);
   d->local_last = 0;
   d->next_seq = d->durable_seq + 1;
@@ -963,7 +963,9 @@ int pw_declog_busy(const pw_declog *d) {
   uv_mutex_lock(&m->mu);
   int busy = m->running || (!m->sh_failed && m->pending.len);
   uv_mutex_unlock(&m->mu);
-  return busy || d->queued || d->local.len || d->reopen_req || (d->sync_req && !d->failed);
+  /* in_lost_cb: the server must not close the log while it is rewritten */
+  return busy || d->queued || d->local.len || d->reopen_req || (d->sync_req && !d->failed) ||
+         d->in_lost_cb;
 }
 
 const char *pw_declog_mode_name(pw_log_sync s) {

@@ -72,6 +72,13 @@ static void rpc_engine_clear(rpc_engine *re) {
 #define STATE_FAR ((size_t)8 << 20)     /* a peak this far above: settle */
 #define STATE_SLACK ((size_t)2 << 20)   /* settled above 2 x baseline + this: rebuild */
 
+/* Give the pages malloc holds free back to the kernel. */
+static void state_trim(void) {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 /* Collect until the state stops shrinking; returns its bytes. */
 static size_t state_settle(rpc_engine *re) {
   lua_State *L = pw_engine_lua(re->e);
@@ -101,9 +108,7 @@ static void state_check(pw_rpc *r, int ei, pw_rpc_outcome *oc) {
         r->rebuilds++;
         if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1;   /* respawn me */
       }
-#ifdef __GLIBC__
-      malloc_trim(0);
-#endif
+      state_trim();
     }
   }
   oc->state_bytes = 0;
@@ -626,6 +631,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
     char e2[256];
     r->rebuilds++;
     if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1; /* respawn me */
+    state_trim();   /* the old state's memory, up to its cap, back to the kernel */
   }
   if (!oc->fatal) state_check(r, ei, oc);
 }

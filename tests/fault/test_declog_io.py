@@ -105,18 +105,25 @@ def test_pipelined_every_request_once(args, tmp):
     for _ in range(n):
         r = json.loads(c.line())
         got[r["id"]] = r
+    # how many commits the 300 took depends on timing: one at a time until
+    # the failing sync has happened, then one more that must succeed
+    k = 0
+    while not any("error" in r for r in got.values()) and k < 20:
+        k += 1
+        got["one-%d" % k] = c.call("evaluate", {"facts": json.loads(facts)}, rid="one-%d" % k)
     refused = {i for i, r in got.items() if "error" in r}
     check(refused and all(got[i]["error"]["code"] == -32007 for i in refused), "refusals: %r"
           % [got[i] for i in list(refused)[:2]])
-    check("result" in c.call("evaluate", {"facts": json.loads(facts)}, rid="after"), "evaluate after")
+    got["after"] = c.call("evaluate", {"facts": json.loads(facts)}, rid="after")
+    check("result" in got["after"], "evaluate after: %r" % got["after"])
     c.close()
     check(srv.stop() == 0, "stop")
     names, olds, new = segments(srv)
     check(len(olds) == 1, "one failed segment: %r" % names)
     recs = [r for r in olds[0] + new if "log_event" not in r]
     ids = [r["request_id"] for r in recs]
-    check(sorted(ids, key=str) == sorted(list(range(n)) + ["after"], key=str),
-          "every request once: %d records for %d requests" % (len(ids), n + 1))
+    check(sorted(ids, key=str) == sorted(got, key=str),
+          "every request once: %d records for %d requests" % (len(ids), len(got)))
     marked = {r["request_id"] for r in recs if "refused" in r}
     check(marked == refused, "marked %d, refused %d" % (len(marked), len(refused)))
     check(all(r["seq"] == olds[0][-1]["seq"] + 1 + k for k, r in enumerate(new)),

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """pathwise serve: a worker's memory returns to its baseline (issue 12,
-"the same input, the same answer"). After a deep recursion error the
+"the same input, the same answer"). After a deep recursion error (or a
+state that reached its memory cap and was rebuilt) the
 worker's Lua state is collected back to its baseline and the freed pages
 go back to the kernel (before the fix the worker's RSS stayed about 10x
 higher: 4 MB -> 43 MB); a protocol that keeps data between evaluations
@@ -16,6 +17,10 @@ TRICKS = """
   if facts.patient_id == "deep" then
     local function f(n) return 1 + f(n + 1) end
     return f(1)
+  end
+  if facts.patient_id == "bomb" then
+    local t = {}
+    for i = 1, 100000000 do t[i] = string.rep("x", 4096) .. i end
   end
   if facts.patient_id == "leak" then
     kept[#kept + 1] = string.rep("x", 4 << 20) .. #kept
@@ -66,10 +71,13 @@ def test_deep_recursion_memory_returns(args, tmp):
     for i in range(3):
         r = c.call("evaluate", {"facts": dict(facts, patient_id="deep")}, rid=10 + i)
         check("stack overflow" in r.get("error", {}).get("message", ""), "deep: %r" % r)
+    # the memory cap reached: the state is rebuilt, its old memory returned
+    r = c.call("evaluate", {"facts": dict(facts, patient_id="bomb")}, rid=20)
+    check(r.get("error", {}).get("data", {}).get("kind") == "memory", "bomb: %r" % r)
     after = c.call("evaluate", {"facts": facts}, rid=4)
     check(after == ref, "an ordinary evaluation after the recursion answers differently")
     r1 = rss_kb(pid)
-    print("     worker RSS %d -> %d KiB" % (r0, r1))
+    print("     worker RSS %d -> %d KiB (3 deep recursions, a memory bomb)" % (r0, r1))
     if not sanitized(pid):
         check(r1 < r0 + 8 * 1024, "worker RSS %d KiB after the recursions, %d before" % (r1, r0))
     b1, n1 = worker_state(c)
