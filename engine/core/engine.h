@@ -53,6 +53,11 @@ void pw_engine_protocol_json(const pw_engine *e, pw_buf *out);
 const pw_protocol_info *pw_engine_info(const pw_engine *e);
 const pw_facts *pw_engine_facts(const pw_engine *e);
 
+/* The file a protocol id (or file name) names on the search path `extends`
+** uses (protocol.c): the current directory, $PATHWISE_PATH, then the
+** scripts directory. 1 and the path in out, or 0. */
+int pw_engine_find_protocol(const pw_engine *e, const char *ref, char *out, size_t n);
+
 /* The host paths of the bases the protocol's `extends` loaded, one a line
 ** (the direct base first), or NULL: what a file watcher must watch too. */
 const char *pw_engine_base_files(const pw_engine *e);

@@ -179,6 +179,10 @@ static const char *scripts_dir(const pw_engine *e) {
   return e->lim.scripts_dir && *e->lim.scripts_dir ? e->lim.scripts_dir : PW_SCRIPTS_DIR;
 }
 
+int pw_engine_find_protocol(const pw_engine *e, const char *ref, char *out, size_t n) {
+  return resolve_base(scripts_dir(e), "./", ref, out, n);
+}
+
 static pw_status run_chunk(pw_engine *e, const char *name, const char *src, size_t len, pw_error *err);
 
 /* The table on top of the stack declares `extends`: load its base (which
@@ -314,8 +318,23 @@ pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src,
   return PW_OK;
 }
 
+/* Is ref a protocol id (no '/', not ending in ".lua")? */
+static int is_protocol_id(const char *ref) {
+  size_t rl = strlen(ref);
+  return !strchr(ref, '/') && !(rl > 4 && !strcmp(ref + rl - 4, ".lua"));
+}
+
 pw_status pw_engine_load(pw_engine *e, const char *path, pw_error *err) {
   size_t len;
+  char found[1024];
+  /* not a file here but an id (`--a mrc_second_line`): looked for as
+  ** `extends` looks for a base */
+  if (access(path, F_OK) != 0 && is_protocol_id(path)) {
+    if (!pw_engine_find_protocol(e, path, found, sizeof found))
+      return pw_error_set(err, PW_EIO, "'%s': no such file, nor %s.lua in the current directory, "
+                          "$PATHWISE_PATH or %s", path, path, scripts_dir(e));
+    path = found;
+  }
   char *src = read_file(path, &len, err);
   if (!src) return err ? err->code : PW_EIO;   /* PW_EIO, or PW_EMEMORY */
   pw_status rc = pw_engine_load_buffer(e, path, src, len, err);

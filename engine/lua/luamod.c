@@ -2,6 +2,8 @@
 ** luamod.c: the engine as a Lua C module, for busted specs and scripting:
 **   local pathwise = require "pathwise"
 **   local e = pathwise.new{protocol = "scripts/mrc_second_line.lua"}
+** (protocol: a file, or an id found as `extends` finds a base; absent: the
+** default protocol, mrc_second_line)
 **   local r, err, code = e:eval(facts_table_or_json, {trace = true})
 ** Results come back as tables decoded from the engine's own JSON output, so
 ** specs test exactly what programs receive. Each engine has its own
@@ -67,8 +69,10 @@ static int m_new(lua_State *L) {
     rc = pw_engine_load_buffer(u->e, luaL_optstring(L, -1, "protocol.lua"), src, n, &err);
     lua_pop(L, 1);
   } else {
+    /* a file, or a protocol id found as `extends` finds one; none: the default */
     lua_getfield(L, 1, "protocol");
-    rc = pw_engine_load(u->e, luaL_checkstring(L, -1), &err);
+    const char *ref = luaL_optstring(L, -1, "mrc_second_line");
+    rc = pw_engine_load(u->e, ref, &err);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);

@@ -220,7 +220,17 @@ void pw_rpc_ready_payload(pw_rpc *r, pw_buf *out) {
   pw_buf_add(out, "[", 1);
   for (int i = 0; i < r->n; i++) {
     if (i) pw_buf_add(out, ",", 1);
+    size_t start = out->len;
     pw_engine_protocol_json(r->eng[i].e, out);
+    /* beside its base and plugins, the protocol's own file name (never a
+    ** host path: clients see it in `protocols`, `health` and reloads) */
+    const char *name = r->cfg.protocols[i].name, *slash = name ? strrchr(name, '/') : NULL;
+    if (name && out->len > start + 1 && out->data[out->len - 1] == '}') {
+      out->len--;
+      pw_buf_adds(out, ",\"file\":");
+      pw_buf_json_str(out, slash ? slash + 1 : name);
+      pw_buf_add(out, "}", 1);
+    }
   }
   pw_buf_add(out, "]\n", 2);
   for (int i = 0; i < r->n; i++) {

@@ -108,7 +108,9 @@ def no_host_path(tmp, text, what):
 
 def test_plugin_provenance_everywhere(args, tmp):
     """Two plugin files that differ in one number are told apart in the
-    start line, health, reload replies and every decision-log record."""
+    start line, health, reload replies and every decision-log record; the
+    protocol's own file name stands beside them in health, `protocols` and
+    reload replies."""
     ARGS_ROOT[:] = [args.root]
     ext_src = local_files(args)[0]
     ext = os.path.join(tmp, "ext.lua")
@@ -126,6 +128,17 @@ def test_plugin_provenance_everywhere(args, tmp):
     check(p["plugins"] == [{"id": "local_bev_surgery_56d", "version": "1.0.0", "sha256": sha1, "file": "pl.lua"}],
           "health plugins: %r" % p.get("plugins"))
     check(p["extends"]["sha256"] == sha(base), "health extends: %r" % p.get("extends"))
+    # the protocol's own file name (never a host path) beside its base and plugins
+    check(p.get("file") == "ext.lua", "health protocol file: %r" % p)
+    c = srv.conn()
+    listed = c.call("protocols")
+    c.close()
+    res = listed.get("result")
+    lp = (res[0] if isinstance(res, list) else res["protocols"][0]) if res else {}
+    check(lp.get("file") == "ext.lua" and lp.get("plugins") == p["plugins"] and lp.get("extends") == p["extends"],
+          "protocols method: %r" % listed)
+    no_host_path(tmp, json.dumps(listed), "the protocols reply")
+    no_host_path(tmp, json.dumps(srv.health()["protocols"]), "health's protocols")
     r1 = evaluate(srv, args, 1)
     write(plugin, plugin_text(args, "1.0.1"))   # one number changed
     sha2 = sha(plugin)
@@ -136,6 +149,7 @@ def test_plugin_provenance_everywhere(args, tmp):
     check("result" in rep, "reload refused: %r" % rep)
     rp = rep["result"]["protocols"][0]["plugins"][0]
     check(rp["version"] == "1.0.1" and rp["sha256"] == sha2, "reload reply plugins: %r" % rp)
+    check(rep["result"]["protocols"][0].get("file") == "ext.lua", "reload reply protocol file: %r" % rep)
     no_host_path(tmp, json.dumps(rep), "the reload reply")
     r2 = evaluate(srv, args, 2)
     check(r1["protocol"]["plugins"][0]["sha256"] == sha1 and r2["protocol"]["plugins"][0]["sha256"] == sha2,
