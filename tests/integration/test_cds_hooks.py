@@ -375,6 +375,10 @@ def trickle(sock, data, every=0.1, limit=6.0):
             out += chunk
         except socket.timeout:
             pass
+        except ConnectionResetError:
+            # Linux reports ECONNRESET (after the queued answer) when the
+            # server closes with trickled bytes still unread: a close
+            return sent, out
     sock.settimeout(10)
     try:
         while True:
@@ -382,6 +386,8 @@ def trickle(sock, data, every=0.1, limit=6.0):
             if not chunk:
                 break
             out += chunk
+    except ConnectionResetError:
+        pass   # closed with our bytes unread (see above)
     except (socket.timeout, OSError):
         out += b"<still open>"
     return sent, out
