@@ -5,10 +5,11 @@ every request is answered within its deadline plus grace; the worker is
 replaced. Budget and memory errors are answered and the worker survives."""
 import json
 import os
+import re
 import signal
 import time
 
-from srvlib import Load, Server, check, examples, hostile_protocol, read, run
+from srvlib import Load, Server, check, eval_request, examples, hostile_protocol, read, run
 
 TIMEOUT_MS, GRACE_MS = 600, 200
 
@@ -78,5 +79,59 @@ def test_budgets(args, tmp):
     check(srv.stop() == 0, "exit status")
 
 
+def test_ring_answers(args, tmp):
+    """Answers whose payload goes through a worker's shared ring (every
+    evaluate reply; error replies are small and go inline) come back
+    byte for byte as when asked alone, across many wraps of the ring, mixed
+    with inline ones, and when the ring fills up while the supervisor is
+    stopped (the worker then sends them inline)."""
+    srv = Server(args, tmp, ["--worker-queue", "1000", "--timeout", "60000"], log=False).start()
+    c = srv.conn()
+    texts = [read(p) for p in examples(args.root)]
+    bad = b'{"ecog": "two"}'
+    ref = {}
+    for i, t in enumerate(texts + [bad]):
+        c.send(eval_request(t, 1))
+        ref[i] = c.line().split(b',"id":1,', 1)[-1]
+    check(b'"result"' in ref[0] and b'"error"' in ref[len(texts)], "references: %r" % ref[len(texts)][:200])
+    ring0 = srv.call("stats")["result"]["workers"]["answers_by_ring"]
+    kinds = list(range(len(texts))) * 12 + [len(texts)] * 40
+    kinds.sort(key=lambda k: (k * 7919) % 13)     # interleave inline and ring answers
+    c.send(b"".join(eval_request((texts + [bad])[k], 1000 + n) for n, k in enumerate(kinds)))
+    for n, k in enumerate(kinds):
+        line = c.line()
+        rid = json.loads(line)["id"]
+        check(line.split(b',"id":%d,' % rid, 1)[-1] == ref[kinds[rid - 1000]],
+              "request %d (kind %d): %r" % (rid, kinds[rid - 1000], line[:200]))
+    ring1 = srv.call("stats")["result"]["workers"]["answers_by_ring"]
+    results = sum(1 for k in kinds if k < len(texts))
+    check(ring1 - ring0 == results, "answers by ring: %d of %d results" % (ring1 - ring0, results))
+    # what-if answers (14 KB) while the supervisor is stopped: each worker's
+    # ring fills after a few, and the rest come inline, in order
+    c.send(eval_request(texts[0], 1, {"what_if": True}))
+    elapsed = re.compile(rb'"elapsed_us":[0-9]+')    # the one field that varies
+    wref = elapsed.sub(b"", c.line().split(b',"id":1,', 1)[-1])
+    st = srv.call("stats")["result"]["workers"]
+    ring1, served1 = st["answers_by_ring"], sum(st["served"])
+    n = 400
+    c.send(b"".join(eval_request(texts[0], 5000 + i, {"what_if": True}) for i in range(n)))
+    time.sleep(0.02)                              # the supervisor hands them out ...
+    os.kill(srv.proc.pid, signal.SIGSTOP)         # ... and reads no answer for a while
+    time.sleep(1.0)
+    os.kill(srv.proc.pid, signal.SIGCONT)
+    for _ in range(n):
+        line = c.line()
+        rid = json.loads(line)["id"]
+        check(elapsed.sub(b"", line.split(b',"id":%d,' % rid, 1)[-1]) == wref,
+              "what-if %d: %r" % (rid, line[:200]))
+    # (the watchdog may move what waited behind a worker while the
+    # supervisor was stopped: answers made counts those twice, as the ring does)
+    st = srv.call("stats")["result"]["workers"]
+    ring, made = st["answers_by_ring"] - ring1, sum(st["served"]) - served1
+    check(made >= n and 0 < ring < made, "what-if answers by ring: %d of %d made: the ring was %s" % (
+        ring, made, "never used" if not ring else "never full"))
+    check(srv.stop() == 0, "exit status")
+
+
 if __name__ == "__main__":
-    run([test_crash_and_hang_under_load, test_budgets])
+    run([test_crash_and_hang_under_load, test_budgets, test_ring_answers])
