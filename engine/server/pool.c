@@ -501,6 +501,8 @@ static worker *worker_start(generation *g, int idx, int check) {
     free(w);
     return NULL;
   }
+  /* its ring holds patient data: the workers forked later must not share it */
+  if (w->ring) (void)madvise(w->ring, sizeof *w->ring, MADV_DONTFORK);
   s->w_spawns++;
   w->spawned_ns = w->progress_ns = pw_worker_now_ns();
   uv_pipe_init(s->loop, &w->ch, 0);

@@ -76,7 +76,9 @@ typedef struct pw_worker_slot {
 ** reuses only bytes below tail, and sends a payload that does not fit
 ** inline, so it never waits on the ring. The supervisor checks every
 ** position and length against its own tail before touching the ring, and
-** never parses ring bytes in place (a worker could change them meanwhile). */
+** never parses ring bytes in place (a worker could change them meanwhile).
+** Only the supervisor and its one worker map a ring (MADV_DONTFORK once
+** that worker is forked), so no worker sees another's answers. */
 #define PW_RING_BYTES (256u * 1024u)
 #define PW_RING_MIN 512u          /* smaller payloads go inline */
 typedef struct pw_worker_ring {

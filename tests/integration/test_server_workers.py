@@ -142,5 +142,34 @@ def test_ring_answers(args, tmp):
     check(srv.stop() == 0, "exit status")
 
 
+def ring_maps(pid):
+    """The shared answer rings (256 KiB + a header, anonymous shared memory)
+    mapped in process pid."""
+    n = 0
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if "/dev/zero" in line and parts[1][3] == "s" and 256 << 10 < hi - lo <= 272 << 10:
+                n += 1
+    return n
+
+
+def test_rings_private(args, tmp):
+    """Each worker maps its own answer ring and no other worker's, also
+    after a replacement: the rings hold patient data."""
+    srv = Server(args, tmp, log=False).start()
+    c = srv.conn()
+    check("result" in c.call("evaluate", {"facts": json.loads(read(examples(args.root)[0]))}), "evaluate")
+    pids = srv.health()["workers"]["pids"]
+    check([ring_maps(p) for p in pids] == [1, 1], "rings mapped by the workers: %r" % [ring_maps(p) for p in pids])
+    check(ring_maps(srv.proc.pid) == 2, "rings mapped by the supervisor: %d" % ring_maps(srv.proc.pid))
+    os.kill(pids[0], signal.SIGKILL)
+    new = wait_ready(srv, [pids[0]])
+    check("result" in c.call("evaluate", {"facts": json.loads(read(examples(args.root)[0]))}), "evaluate")
+    check([ring_maps(p) for p in new] == [1, 1], "rings mapped after a replacement: %r" % [ring_maps(p) for p in new])
+    check(srv.stop() == 0, "exit status")
+
+
 if __name__ == "__main__":
-    run([test_crash_and_hang_under_load, test_budgets, test_ring_answers])
+    run([test_crash_and_hang_under_load, test_budgets, test_ring_answers, test_rings_private])
