@@ -113,6 +113,9 @@ static void worker_maybe_free(worker *w) {
   worker **pp = &s->workers;
   while (*pp && *pp != w) pp = &(*pp)->anext;
   if (*pp) *pp = w->anext;
+  /* a retired worker of a draining generation is still in g->w: shutdown
+  ** (serve.c finish) walks it */
+  if (w->idx >= 0 && w->idx < g->nw && g->w[w->idx] == w) g->w[w->idx] = NULL;
   munmap(w->slot, sizeof *w->slot);
   if (w->ring) munmap(w->ring, sizeof *w->ring);
   pw_buf_free(&w->scratch);
