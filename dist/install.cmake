@@ -59,7 +59,7 @@ if(HELP2MAN)
     "facts:the facts a FHIR R4 Bundle gives, with their sources"
     "check:load a protocol in the sandbox and run its example cases"
     "rules:list the safety rules no protocol can switch off"
-    "serve:serve evaluations over a local Unix socket (JSON-RPC)"
+    "serve:serve evaluations over a local Unix socket (JSON-RPC) and CDS Hooks over HTTP"
     "client:send facts or JSON-RPC lines to a running pathwise serve"
     "batch:evaluate a cohort (JSON lines in, result lines out) on all cores"
     "cohort:generate a reproducible synthetic cohort (JSON lines)"
@@ -79,7 +79,7 @@ if(HELP2MAN)
               "-DDESC=${desc}" -DHELP2MAN=${HELP2MAN} -DVERSION=${PROJECT_VERSION}
               -DOUT=${CMAKE_BINARY_DIR}/man -DSRC=${PW_SOURCE_DIR} -P ${PW_SOURCE_DIR}/dist/man.cmake
       DEPENDS pathwise ${PW_SOURCE_DIR}/dist/man.cmake ${PW_SOURCE_DIR}/dist/man/pathwise.h2m
-              ${PW_SOURCE_DIR}/dist/man/command.h2m
+              ${PW_SOURCE_DIR}/dist/man/command.h2m ${PW_SOURCE_DIR}/dist/man/pathwise-serve.h2m
       COMMENT "help2man ${page}.1" VERBATIM)
     list(APPEND PW_MAN_PAGES ${CMAKE_BINARY_DIR}/man/${page}.1.gz)
   endforeach()

@@ -1,6 +1,7 @@
 # man.cmake: one man page from `pathwise [SUB] --help` with help2man.
 # help2man names the page after the program it runs, so a subcommand runs
-# through a two-line wrapper called pathwise-SUB.
+# through a two-line wrapper called pathwise-SUB. A page's own sections,
+# if any, are in dist/man/PAGE.h2m.
 file(MAKE_DIRECTORY ${OUT}/bin)
 set(include ${SRC}/dist/man/command.h2m)
 if(SUB)
@@ -13,7 +14,8 @@ else()
 endif()
 execute_process(COMMAND ${HELP2MAN} --no-info --no-discard-stderr --section=1
   "--name=${DESC}" "--version-string=${VERSION}" "--manual=pathwise manual"
-  "--source=pathwise ${VERSION}" --include=${include} --output=${OUT}/${PAGE}.1 ${prog}
+  "--source=pathwise ${VERSION}" --include=${include}
+  --opt-include=${SRC}/dist/man/${PAGE}.h2m --output=${OUT}/${PAGE}.1 ${prog}
   RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "help2man failed for ${PAGE}")

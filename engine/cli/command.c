@@ -49,10 +49,23 @@ const char *pw_cmd_default_protocol(void) {
   return default_protocol;
 }
 
+static char scripts_dir[4096];
+static pthread_once_t scripts_dir_once = PTHREAD_ONCE_INIT;
+
+static void scripts_dir_init(void) { pw_locate_scripts_dir(scripts_dir, sizeof scripts_dir); }
+
+const char *pw_cmd_scripts_dir(void) {
+  pthread_once(&scripts_dir_once, scripts_dir_init);
+  return scripts_dir;
+}
+
 pw_engine *pw_cmd_engine(const char *protocol, const char *const *plugins, int nplugins,
                          const pw_limits *lim, int *code) {
   pw_error err;
-  pw_engine *e = pw_engine_new(lim, &err);
+  pw_limits l = {0, 0, 0, NULL};
+  if (lim) l = *lim;
+  if (!l.scripts_dir) l.scripts_dir = pw_cmd_scripts_dir();
+  pw_engine *e = pw_engine_new(&l, &err);
   if (!e) {
     fprintf(stderr, "pathwise: %s\n", err.msg);
     *code = PW_EX_SOFTWARE;

@@ -41,6 +41,10 @@ int pw_cmd_cores(void);
 ** copy, else the source tree's (see locate.h). */
 const char *pw_cmd_default_protocol(void);
 
+/* The default scripts directory (locate.h, pw_locate_scripts_dir), where
+** `extends` finds a base last: what pw_limits.scripts_dir is given. */
+const char *pw_cmd_scripts_dir(void);
+
 /* Create an engine with the protocol and plugins loaded; on failure print
 ** the error to stderr and return NULL with *code set. */
 pw_engine *pw_cmd_engine(const char *protocol, const char *const *plugins, int nplugins,

@@ -94,6 +94,18 @@ int pw_locate_default_protocol(char *out, size_t n) {
   return installed_or_source(PW_REL_SCRIPTS, src, PW_PROTOCOL_FILE, out, n);
 }
 
+int pw_locate_scripts_dir(char *out, size_t n) {
+#ifdef PW_SOURCE_SCRIPTS
+  const char *src = PW_SOURCE_SCRIPTS;
+#else
+  const char *src = NULL;
+#endif
+  if (installed_or_source(PW_REL_SCRIPTS, src, PW_PROTOCOL_FILE, out, n) != 0) return -1;
+  char *slash = strrchr(out, '/');
+  if (slash) *slash = 0;
+  return 0;
+}
+
 int pw_locate_default_adapter(char *out, size_t n) {
   const char *env = getenv("PATHWISE_ADAPTER");
   if (env && *env) return copy_out(out, n, env);

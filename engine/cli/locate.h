@@ -28,6 +28,12 @@
 ** file system only; thread-safe. */
 int pw_locate_default_protocol(char *out, size_t n);
 
+/* The directory of the default scripts, where a protocol's `extends`
+** finds its base last: the installed scripts beside the binary, else
+** (the build tree's binary) the source tree's; $PATHWISE_PROTOCOL and
+** $PATHWISE_PATH do not change it. 0, or -1 when it does not fit. */
+int pw_locate_scripts_dir(char *out, size_t n);
+
 /* The same for the FHIR adapter (see above). */
 int pw_locate_default_adapter(char *out, size_t n);
 

@@ -68,17 +68,29 @@ void pw_engine_free(pw_engine *e) {
   pw_result_free(&e->res);
   pw_buf_free(&e->scratch);
   free(e->path);
+  free(e->src);
+  free(e->src_name);
+  free(e->base_files);
   free(e);
 }
 
 lua_State *pw_engine_lua(pw_engine *e) { return e->sb.L; }
+
+size_t pw_engine_memory(pw_engine *e, size_t *peak) {
+  *peak = e->sb.peak > e->sb.used ? e->sb.peak : e->sb.used;
+  e->sb.peak = e->sb.used;
+  return e->sb.used;
+}
 const pw_result *pw_engine_result(const pw_engine *e) { return &e->res; }
 
 const char *pw_engine_protocol_id(const pw_engine *e) { return e->info.id; }
 const char *pw_engine_protocol_version(const pw_engine *e) { return e->info.version; }
 const char *pw_engine_protocol_title(const pw_engine *e) { return e->info.title; }
 const char *pw_engine_protocol_sha256(const pw_engine *e) { return e->loaded ? e->info.sha256 : NULL; }
+const char *pw_engine_base_files(const pw_engine *e) { return e->base_files; }
 void pw_engine_protocol_json(const pw_engine *e, pw_buf *out) { pw_protocol_info_json(&e->info, out); }
+const pw_protocol_info *pw_engine_info(const pw_engine *e) { return &e->info; }
+const pw_facts *pw_engine_facts(const pw_engine *e) { return &e->facts; }
 
 /* ---- evaluation ---- */
 

@@ -14,10 +14,15 @@
 #include "gate.h"
 #include "sha256.h"
 #include "result.h"
+#include "facts.h"
 
 /* The engine's Lua state. Callers may push and pop on it between
 ** evaluations; they must leave the stack as they found it. */
 lua_State *pw_engine_lua(pw_engine *e);
+
+/* Bytes the engine's Lua state holds now (its allocator's count); *peak
+** gets the most it held since the previous call, which resets it. */
+size_t pw_engine_memory(pw_engine *e, size_t *peak);
 
 /* Gate JSON text and decode it with the engine's private cjson instance;
 ** on PW_OK the decoded value is pushed on the engine's stack. info (may be
@@ -42,6 +47,20 @@ const char *pw_engine_protocol_path(const pw_engine *e);
 
 /* Protocol identity as a JSON object ({"id":..,"version":..,..}) */
 void pw_engine_protocol_json(const pw_engine *e, pw_buf *out);
+
+/* The loaded protocol's identity, references and plugin provenance; and the
+** facts of the last evaluation (valid after PW_OK, until the next one). */
+const pw_protocol_info *pw_engine_info(const pw_engine *e);
+const pw_facts *pw_engine_facts(const pw_engine *e);
+
+/* The host paths of the bases the protocol's `extends` loaded, one a line
+** (the direct base first), or NULL: what a file watcher must watch too. */
+const char *pw_engine_base_files(const pw_engine *e);
+
+/* The protocol's provenance for a decision-log record: {"id","version",
+** "sha256","file"} (file: the name of file, without its directories),
+** with "extends" {id, version, sha256} and "plugins" [...] when present. */
+void pw_engine_provenance_json(const pw_engine *e, const char *file, pw_buf *out);
 
 /* "plugins [{id, version, sha256, file}...]\n" when plugins are loaded (gates.c). */
 void pw_engine_plugins_text(const pw_engine *e, pw_buf *out);

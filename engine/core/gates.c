@@ -15,6 +15,7 @@
 #include <string.h>
 #include "cohortgen.h"
 #include "file.h"
+#include "jsonw.h"
 #include "runtime.h"
 
 #define PW_GATE_COHORT 200
@@ -25,6 +26,7 @@ static const char *file_at_fault(const pw_engine *e, const char *msg, char *buf,
   for (int i = 0; i < e->nplugins; i++)
     if (e->plugins[i].name && strstr(msg, e->plugins[i].name)) return e->plugins[i].name;
   if (e->path) return e->path;
+  if (e->src_name) return e->src_name;
   const char *l = strstr(msg, ".lua:"), *b = l;   /* loaded from a buffer: the chunk name in the message */
   while (b && b > msg && b[-1] != ' ') b--;
   if (l && (size_t)(l + 4 - b) < n) { snprintf(buf, n, "%.*s", (int)(l + 4 - b), b); return buf; }
@@ -130,11 +132,8 @@ static void lint_pair(const tok *name, const tok *lit, const char *file, pw_buf 
   (*bad)++;
 }
 
-static int lint_file(const char *file, pw_buf *out) {
-  pw_buf src = {0};
-  pw_error err;
+static int lint_src(const char *file, const pw_buf src, pw_buf *out) {
   int bad = 0, line = 1;
-  if (pw_file_read(file, PW_MAX_SOURCE, &src, &err) != PW_OK) { pw_buf_free(&src); return 0; }
   tok w[3] = {{0, NULL, 0, 0}, {0, NULL, 0, 0}, {0, NULL, 0, 0}};
   size_t i = 0;
   for (;;) {
@@ -145,12 +144,22 @@ static int lint_file(const char *file, pw_buf *out) {
     if (w[0].kind == 'n' && w[2].kind == 's') lint_pair(&w[0], &w[2], file, out, &bad);
     if (w[0].kind == 's' && w[2].kind == 'n') lint_pair(&w[2], &w[0], file, out, &bad);
   }
+  return bad;
+}
+
+static int lint_file(const char *file, pw_buf *out) {
+  pw_buf src = {0};
+  pw_error err;
+  int bad = pw_file_read(file, PW_MAX_SOURCE, &src, &err) == PW_OK ? lint_src(file, src, out) : 0;
   pw_buf_free(&src);
   return bad;
 }
 
+/* The protocol's source as it was loaded (a file or, in the server's
+** workers, a buffer: both are linted), then each plugin's file. */
 int pw_gate_lint(pw_engine *e, pw_buf *out) {
-  int bad = e->path ? lint_file(e->path, out) : 0;
+  pw_buf src = {e->src, e->src_len, e->src_len, 0};
+  int bad = e->src ? lint_src(e->src_name, src, out) : 0;
   for (int i = 0; i < e->nplugins; i++)
     if (e->plugins[i].name) bad += lint_file(e->plugins[i].name, out);
   return bad;
@@ -158,30 +167,82 @@ int pw_gate_lint(pw_engine *e, pw_buf *out) {
 
 /* ---- provenance: each plugin's id, version and sha256 next to the protocol's ---- */
 
+static char *dup_or_null(const char *s, int *bad) {
+  char *d = s ? strdup(s) : NULL;
+  if (s && !d) *bad = 1;
+  return d;
+}
+
+/* Appends one plugin to p->plugins and rewrites p->plugins_json from them
+** with the JSON writer. Returns -1 (p unchanged) when out of memory or full. */
 int pw_plugin_provenance(pw_protocol_info *p, const char *id, const char *version, const char *sha256,
                          const char *file) {
-  pw_buf b = {0};
-  size_t n = p->plugins_json ? strlen(p->plugins_json) : 0;
-  if (n) pw_buf_add(&b, p->plugins_json, n - 1);   /* without its closing ] */
-  else pw_buf_adds(&b, "[");
-  pw_buf_adds(&b, n > 2 ? ",{\"id\":" : "{\"id\":");
-  pw_buf_json_str(&b, id);
-  pw_buf_adds(&b, ",\"version\":");
-  if (version) pw_buf_json_str(&b, version);
-  else pw_buf_adds(&b, "null");
-  pw_buf_adds(&b, ",\"sha256\":");
-  pw_buf_json_str(&b, sha256);
-  pw_buf_adds(&b, ",\"file\":");
+  if (p->nplugins >= PW_MAX_PLUGINS) return -1;
   const char *slash = strrchr(file, '/');   /* the file's name, never a host path */
-  pw_buf_json_str(&b, slash ? slash + 1 : file);
-  pw_buf_adds(&b, "}]");
-  if (b.failed) { pw_buf_free(&b); return -1; }
+  struct pw_plugin_prov *pp = &p->plugins[p->nplugins];
+  int bad = 0;
+  pp->id = dup_or_null(id, &bad);
+  pp->version = dup_or_null(version, &bad);
+  pp->file = dup_or_null(slash ? slash + 1 : file, &bad);
+  snprintf(pp->sha256, sizeof pp->sha256, "%s", sha256);
+  pw_buf b = {0};
+  pw_jsonw w;
+  pw_jsonw_init(&w, &b);
+  pw_jsonw_begin_array(&w);
+  for (int i = 0; i <= p->nplugins; i++) {
+    pw_jsonw_begin_object(&w);
+    pw_jsonw_field_str(&w, "id", p->plugins[i].id);
+    pw_jsonw_field_str(&w, "version", p->plugins[i].version);
+    pw_jsonw_field_str(&w, "sha256", p->plugins[i].sha256);
+    pw_jsonw_field_str(&w, "file", p->plugins[i].file);
+    pw_jsonw_end_object(&w);
+  }
+  pw_jsonw_end_array(&w);
+  if (bad || b.failed) {
+    free(pp->id); free(pp->version); free(pp->file);
+    memset(pp, 0, sizeof *pp);
+    pw_buf_free(&b);
+    return -1;
+  }
+  p->nplugins++;
   free(p->plugins_json);
   p->plugins_json = b.data;
   return 0;
 }
 
-/* The loaded plugins' provenance (id, version, sha256, file) as one JSON line, for `pathwise check`. */
+/* The base's and the loaded plugins' provenance (id, version, sha256, file), for `pathwise check`. */
 void pw_engine_plugins_text(const pw_engine *e, pw_buf *out) {
+  if (e->info.base_id)
+    pw_buf_addf(out, "extends %s %s\nbase sha256 %s\n", e->info.base_id,
+                e->info.base_version ? e->info.base_version : "-", e->info.base_sha256);
   if (e->info.plugins_json) pw_buf_addf(out, "plugins %s\n", e->info.plugins_json);
+}
+
+void pw_engine_provenance_json(const pw_engine *e, const char *file, pw_buf *out) {
+  const pw_protocol_info *p = &e->info;
+  pw_buf_adds(out, "{\"id\":");
+  pw_buf_json_str(out, p->id);
+  pw_buf_adds(out, ",\"version\":");
+  pw_buf_json_str(out, p->version);
+  pw_buf_adds(out, ",\"sha256\":");
+  pw_buf_json_str(out, e->loaded ? p->sha256 : NULL);
+  if (file) {
+    const char *slash = strrchr(file, '/');   /* a file name, never a host path */
+    pw_buf_adds(out, ",\"file\":");
+    pw_buf_json_str(out, slash ? slash + 1 : file);
+  }
+  if (p->base_id) {
+    pw_buf_adds(out, ",\"extends\":{\"id\":");
+    pw_buf_json_str(out, p->base_id);
+    pw_buf_adds(out, ",\"version\":");
+    pw_buf_json_str(out, p->base_version);
+    pw_buf_adds(out, ",\"sha256\":");
+    pw_buf_json_str(out, p->base_sha256);
+    pw_buf_adds(out, "}");
+  }
+  if (p->plugins_json) {
+    pw_buf_adds(out, ",\"plugins\":");
+    pw_buf_adds(out, p->plugins_json);
+  }
+  pw_buf_adds(out, "}");
 }

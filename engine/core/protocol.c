@@ -6,8 +6,10 @@
 **
 ** A protocol may declare `extends = "<protocol id or file>"`: the host (not
 ** the sandbox) loads that base from the protocol search path -- the
-** directory of the extending file, then the default scripts directory
-** (PW_SCRIPTS_DIR) -- and merges the extension into the base's table:
+** directory of the extending file, then $PATHWISE_PATH, then the default
+** scripts directory (pw_limits.scripts_dir: the installed one for an
+** installed binary; PW_SCRIPTS_DIR, the source tree's, when not given) --
+** and merges the extension into the base's table:
 ** tables that are not lists (policy, sentences) merge key by key, at any
 ** depth; `references` merge by number; anything else the extension names
 ** (lists such as examples, strings, functions) replaces the base's. The
@@ -34,6 +36,7 @@ void pw_protocol_info_free(pw_protocol_info *p) {
   free(p->id); free(p->version); free(p->title); free(p->plugins_json);
   free(p->base_id); free(p->base_version);
   for (int i = 0; i <= PW_MAX_REFS; i++) free(p->refs[i]);
+  for (int i = 0; i < p->nplugins; i++) { free(p->plugins[i].id); free(p->plugins[i].version); free(p->plugins[i].file); }
   memset(p, 0, sizeof *p);
 }
 
@@ -155,9 +158,9 @@ static int try_base(const char *from, const char *dir, size_t dl, const char *re
 
 /* The file a protocol's `extends` names, from the search path: the
 ** directory of `from`, then each directory of $PATHWISE_PATH, then
-** PW_SCRIPTS_DIR. A name without '/' and not ending in ".lua" is an id:
+** the scripts directory. A name without '/' and not ending in ".lua" is an id:
 ** <dir>/<id>.lua. The extending file itself is never its own base. */
-static int resolve_base(const char *from, const char *ref, char *out, size_t n) {
+static int resolve_base(const char *scripts, const char *from, const char *ref, char *out, size_t n) {
   size_t rl = strlen(ref);
   int is_file = strchr(ref, '/') != NULL || (rl > 4 && !strcmp(ref + rl - 4, ".lua"));
   if (is_file && ref[0] == '/') { snprintf(out, n, "%s", ref); return access(out, R_OK) == 0; }
@@ -169,15 +172,21 @@ static int resolve_base(const char *from, const char *ref, char *out, size_t n) 
     if (dl && try_base(from, p, dl, ref, is_file, out, n)) return 1;
     p = colon ? colon + 1 : NULL;
   }
-  return try_base(from, PW_SCRIPTS_DIR, strlen(PW_SCRIPTS_DIR), ref, is_file, out, n);
+  return try_base(from, scripts, strlen(scripts), ref, is_file, out, n);
+}
+
+static const char *scripts_dir(const pw_engine *e) {
+  return e->lim.scripts_dir && *e->lim.scripts_dir ? e->lim.scripts_dir : PW_SCRIPTS_DIR;
 }
 
 static pw_status run_chunk(pw_engine *e, const char *name, const char *src, size_t len, pw_error *err);
 
 /* The table on top of the stack declares `extends`: load its base (which
 ** may extend another), merge the extension into it and leave the merged
-** table in its place. base gets the base's identity. */
-static pw_status apply_extends(pw_engine *e, const char *name, pw_protocol_info *base, int depth, pw_error *err) {
+** table in its place. base gets the base's identity; files gets each
+** base's path, a line each. */
+static pw_status apply_extends(pw_engine *e, const char *name, pw_protocol_info *base, int depth,
+                               pw_buf *files, pw_error *err) {
   lua_State *L = e->sb.L;
   int t = lua_gettop(L);
   lua_pushliteral(L, "extends");
@@ -192,8 +201,10 @@ static pw_status apply_extends(pw_engine *e, const char *name, pw_protocol_info 
   lua_pop(L, 1);
   if (depth >= PW_MAX_EXTENDS)
     return pw_error_set(err, PW_EPROTOCOL, "%s: extends '%s': more than %d bases in a chain", name, ref, PW_MAX_EXTENDS);
-  if (!resolve_base(name, ref, path, sizeof path))
-    return pw_error_set(err, PW_EPROTOCOL, "%s: extends '%s': no such protocol beside it or in %s", name, ref, PW_SCRIPTS_DIR);
+  if (!resolve_base(scripts_dir(e), name, ref, path, sizeof path))
+    return pw_error_set(err, PW_EPROTOCOL, "%s: extends '%s': no such protocol beside it or in %s", name, ref,
+                        scripts_dir(e));
+  pw_buf_addf(files, "%s\n", path);
   size_t len;
   char *src = read_file(path, &len, err);
   if (!src) return err ? err->code : PW_EIO;
@@ -201,7 +212,7 @@ static pw_status apply_extends(pw_engine *e, const char *name, pw_protocol_info 
   if (rc == PW_OK) {
     pw_protocol_info inner;
     memset(&inner, 0, sizeof inner);
-    rc = apply_extends(e, path, &inner, depth + 1, err);
+    rc = apply_extends(e, path, &inner, depth + 1, files, err);
     pw_protocol_info_free(&inner);
   }
   if (rc == PW_OK) {
@@ -238,15 +249,26 @@ pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src,
   memset(&p, 0, sizeof p);
   memset(&base, 0, sizeof base);
   int top = lua_gettop(L);
-  int rc = run_chunk(e, name, src, len, err);
-  if (rc == PW_OK) rc = apply_extends(e, name, &base, 0, err);
+  pw_buf files = {0};
+  char *copy = malloc(len + 1), *cname = strdup(name);
+  int rc = copy && cname ? run_chunk(e, name, src, len, err) : pw_error_set(err, PW_EMEMORY, "out of memory");
+  if (rc == PW_OK) rc = apply_extends(e, name, &base, 0, &files, err);
   if (rc == PW_OK) rc = check_protocol_table(e, name, &p, err);
+  if (rc == PW_OK && files.failed) rc = pw_error_set(err, PW_EMEMORY, "out of memory");
   if (rc != PW_OK) {
     lua_settop(L, top);
     pw_protocol_info_free(&p);
     pw_protocol_info_free(&base);
+    pw_buf_free(&files);
+    free(copy);
+    free(cname);
     return (pw_status)rc;
   }
+  memcpy(copy, src, len);
+  copy[len] = '\0';
+  free(e->src); free(e->src_name); free(e->base_files);
+  e->src = copy; e->src_name = cname; e->src_len = len;
+  e->base_files = files.data;   /* NULL when it extends nothing */
   pw_sha256_hex(src, len, p.sha256);
   if (base.id) {
     p.base_id = base.id; p.base_version = base.version;

@@ -319,6 +319,21 @@ static void j_trace(pw_jsonw *w, const pw_result *r) {
   pw_jsonw_end_array(w);
 }
 
+/* The texts of the references the citations point at: the guideline's and
+** any an extension or plugin added ([6] "Institutional policy ..."). */
+static void j_references(pw_jsonw *w, const pw_protocol_info *p) {
+  pw_jsonw_key(w, "references");
+  pw_jsonw_begin_array(w);
+  for (int i = 1; i <= PW_MAX_REFS; i++) {
+    if (!p->refs[i]) continue;
+    pw_jsonw_begin_object(w);
+    pw_jsonw_field_int(w, "number", i);
+    pw_jsonw_field_str(w, "text", p->refs[i]);
+    pw_jsonw_end_object(w);
+  }
+  pw_jsonw_end_array(w);
+}
+
 void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
   pw_jsonw w;
   pw_jsonw_init(&w, b);
@@ -344,6 +359,7 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
   j_notes(&w, "outcomes", r->outcomes.v, r->outcomes.n, 0);
   j_alternatives(&w, r);
   j_orders(&w, r);
+  j_references(&w, p);
   if (r->tracing) j_trace(&w, r);
   pw_jsonw_end_object(&w);
 }
@@ -391,6 +407,9 @@ static void t_warnings(pw_buf *b, const pw_result *r, pw_level l, const char *ti
 ** warning comes right after the patient, before anything else. */
 static void t_head(pw_buf *b, const pw_result *r, const pw_protocol_info *p) {
   pw_buf_addf(b, "pathwise %s | protocol %s %s (sha256 %.12s)\n", PW_VERSION, p->id, p->version, p->sha256);
+  if (p->base_id)   /* an extension: the base it was built on, in full */
+    pw_buf_addf(b, "Extends: %s %s (sha256 %s)\n", p->base_id, p->base_version ? p->base_version : "-",
+                p->base_sha256);
   pw_buf_addf(b, "Patient: %s\n", r->patient_id ? r->patient_id : "(no id)");
   t_warnings(b, r, PW_LEVEL_URGENT, "URGENT", "!!");
   if (t_count_level(r, PW_LEVEL_URGENT)) ADDL(b, "\n");

@@ -104,6 +104,9 @@ typedef struct pw_protocol_info {
   char *base_id, *base_version;
   char base_sha256[65];
   char *plugins_json;            /* [{"id","version","sha256","file"}...] of the loaded plugins, or NULL */
+  /* The same provenance as C data, in load order (gates.c keeps both). */
+  struct pw_plugin_prov { char *id, *version, *file; char sha256[65]; } plugins[PW_MAX_PLUGINS];
+  int nplugins;
 } pw_protocol_info;
 
 void pw_result_clear_plan(pw_result *r);   /* a second pass: arena and patient id kept */

@@ -34,6 +34,9 @@ struct pw_engine {
   pw_limits lim;
   pw_protocol_info info;
   char *path;
+  char *src, *src_name;          /* the loaded protocol's source and chunk name (the lint reads it) */
+  size_t src_len;
+  char *base_files;              /* the bases `extends` loaded, one host path a line, or NULL */
   int loaded, proto_ref, applies_ref, evaluate_ref, out_ref, pout_ref, decode_ref;
   int in_eval, in_plugin;
   const pw_plugin *cur_plugin;

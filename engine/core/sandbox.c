@@ -51,6 +51,7 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   void *p = realloc(ptr, nsize);
   if (!p) { sb->mem_tainted = 2; return NULL; }   /* the host, not the cap */
   sb->used = sb->used - osize + nsize;
+  if (sb->used > sb->peak) sb->peak = sb->used;
   return p;
 }
 

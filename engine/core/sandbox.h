@@ -21,6 +21,7 @@
 typedef struct pw_sandbox {
   lua_State *L;
   size_t used, limit;
+  size_t peak;               /* most bytes used since the caller last reset it */
   int mem_tainted;           /* an allocation was refused since begin */
   uint64_t budget, spent;
   int budget_tripped;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include "exp.h"
 #include "experiments.h"
+#include "diff_report.h"
 #include "resultdiff.h"
 
 static const char *const usage_diff =
@@ -27,9 +28,14 @@ static const char *const usage_diff =
   "      --a-plugin FILE     a plugin for A only (repeatable)\n"
   "      --b-plugin FILE     a plugin for B only (repeatable)\n"
   "  -f, --format text|json  text for people (default) or one JSON document\n"
-  "      --html FILE         also write a self-contained HTML page: the summary\n"
-  "                          table, a chart of changes by category and the first\n"
-  "                          200 changed cases (no network needed to open it)\n"
+  "                          (schemas/diff.schema.json): each changed item under\n"
+  "                          A and B, the patient's key facts, patients left with\n"
+  "                          no systemic regimen, the references\n"
+  "      --html FILE         also write a self-contained HTML page: the two sides'\n"
+  "                          provenance, the summary table, a chart of changes by\n"
+  "                          category, patients left with no systemic regimen, the\n"
+  "                          first 200 changed cases (key facts, each changed item\n"
+  "                          A -> B) and the references (no network needed)\n"
   "  -s, --summary-only      leave out the per-case changes\n"
   EXP_USAGE_SHARED
   "                          (--plugin loads a plugin on both sides)\n"
@@ -79,13 +85,33 @@ static const char *const cat_help[NCATS] = {
 
 typedef struct kept { long line; char *html; } kept;
 
+/* Patients left with no systemic regimen: under A, under B, under B only
+** (the change made it), under A only (the change solved it). The first
+** NR_LISTED of each, in cohort order, are listed by line and patient id. */
+enum { NR_A, NR_B, NR_ONLY_B, NR_ONLY_A, NR_LISTS };
+#define NR_LISTED 200
+static const char *const nr_json[NR_LISTS] = {"a", "b", "only_b", "only_a"};
+static const char *const nr_help[NR_LISTS] = {
+  "under A", "under B", "under B but not under A (the change leaves them with none)",
+  "under A but not under B (the change gives them one)"};
+typedef struct nr_list {
+  uint64_t n;
+  kept keep[NR_LISTED];   /* html holds the patient id (may be NULL) */
+  int nkept;
+} nr_list;
+
+/* Summary counters: the display ones (text, HTML) and, for JSON, the same
+** counts keyed by their parts joined with US (\x1f), written as records. */
+#define US "\x1f"
 typedef struct dworker {
   pw_engine *a, *b;
   int format_json, summary_only, html;
   uint64_t cases, changed, invalid, cat[NCATS];
   exp_counter transitions, applic, added, removed, modified, blocked, unblocked, errors;
+  exp_counter j_transitions, j_applic, j_modified, j_blocked, j_unblocked, j_errors;
   kept keep[HTML_CASES];
   int nkept;
+  nr_list nr[NR_LISTS];
 } dworker;
 
 /* ---- matching items: resultdiff.c ---- */
@@ -108,6 +134,8 @@ typedef struct dcase {
   pw_status ra, rb;
   const char *err;             /* message of the failing side */
   const pw_result *a, *b;
+  const pw_facts *facts;       /* of the side that evaluated (A if both) */
+  int nr_a, nr_b;              /* left with no systemic regimen under A, B */
   change ch[2 * MAX_KEYS];
   int nch;
   int cats[NCATS];
@@ -195,8 +223,9 @@ static void json_head(pw_jsonw *j, const dcase *d) {
   }
 }
 
-/* One change of category cat (not added or removed: those are plain keys). */
-static void json_change(pw_jsonw *j, const change *c, int cat) {
+/* One change of category cat: the item, its state under A and under B
+** (null where absent), and what changed. */
+static void json_change(pw_jsonw *j, const dcase *d, const change *c, int cat) {
   pw_jsonw_begin_object(j);
   pw_jsonw_field_str(j, "item", c->key);
   if (cat == CAT_MODIFIED) {
@@ -212,11 +241,15 @@ static void json_change(pw_jsonw *j, const change *c, int cat) {
     }
     pw_jsonw_end_array(j);
     if (c->a->blocked) json_ab(j, "rule", c->a->rule, c->b->rule);
-  } else {
+  } else if (cat == CAT_BLOCKED || cat == CAT_UNBLOCKED) {
     const pw_item *it = cat == CAT_BLOCKED ? c->b : c->a;
     pw_jsonw_field_str(j, "rule", it->rule);
     pw_jsonw_field_str(j, "reason", it->reason);
   }
+  pw_jsonw_key(j, "a");
+  pw_dreport_item_json(j, d->a, c->a);
+  pw_jsonw_key(j, "b");
+  pw_dreport_item_json(j, d->b, c->b);
   pw_jsonw_end_object(j);
 }
 
@@ -227,38 +260,59 @@ static void case_json(pw_buf *o, const dcase *d) {
   pw_jsonw_init(&j, o);
   pw_jsonw_begin_object(&j);
   json_head(&j, d);
+  pw_jsonw_key(&j, "facts");
+  if (d->facts) pw_dreport_facts_json(&j, d->facts);
+  else pw_jsonw_null(&j);
+  pw_jsonw_key(&j, "no_systemic_regimen");
+  pw_jsonw_begin_object(&j);
+  json_applic(&j, "a", d->ra == PW_OK ? d->nr_a : -1);
+  json_applic(&j, "b", d->rb == PW_OK ? d->nr_b : -1);
+  pw_jsonw_end_object(&j);
   for (int cat = CAT_ADDED; cat <= CAT_UNBLOCKED; cat++) {
     pw_jsonw_key(&j, cat_json[cat]);
     pw_jsonw_begin_array(&j);
-    for (int i = 0; i < d->nch; i++) {
-      const change *c = &d->ch[i];
-      if (c->cat != cat) continue;
-      if (cat == CAT_ADDED || cat == CAT_REMOVED) pw_jsonw_str(&j, c->key);
-      else json_change(&j, c, cat);
-    }
+    for (int i = 0; i < d->nch; i++)
+      if (d->ch[i].cat == cat) json_change(&j, d, &d->ch[i], cat);
     pw_jsonw_end_array(&j);
   }
   pw_jsonw_end_object(&j);
 }
 
-static void list_html(pw_buf *o, const dcase *d, int cat) {
-  pw_buf_adds(o, "<td>");
-  for (int i = 0, k = 0; i < d->nch; i++) {
+static const char *const cat_verb[NCATS] = {
+  "", "", "added", "removed", "modified", "newly blocked", "no longer blocked", ""};
+
+/* Each changed item on a line of its own: what changed, then before -> after. */
+static void items_html(pw_buf *o, const dcase *d) {
+  pw_buf o2 = {0};
+  for (int i = 0; i < d->nch; i++) {
     const change *c = &d->ch[i];
-    if (c->cat != cat) continue;
-    if (k++) pw_buf_adds(o, "<br>");
+    if (i) pw_buf_adds(o, "<br>\n");
+    pw_buf_adds(o, "<b>");
     exp_html(o, c->key);
-    if (cat == CAT_MODIFIED) { pw_buf_adds(o, " <small>("); exp_html(o, c->what); pw_buf_adds(o, ")</small>"); }
-    if (cat == CAT_BLOCKED) { pw_buf_adds(o, " <small>by "); exp_html(o, c->b->rule); pw_buf_adds(o, "</small>"); }
-    if (cat == CAT_UNBLOCKED) { pw_buf_adds(o, " <small>was "); exp_html(o, c->a->rule); pw_buf_adds(o, "</small>"); }
+    pw_buf_addf(o, "</b> <small>%s", cat_verb[c->cat]);
+    if (c->cat == CAT_MODIFIED) { pw_buf_adds(o, ": "); exp_html(o, c->what); }
+    pw_buf_adds(o, "</small>: ");
+    pw_buf_reset(&o2);
+    pw_dreport_item_label(&o2, d->a, c->a);
+    exp_html(o, o2.data);
+    pw_buf_adds(o, " &rarr; ");
+    pw_buf_reset(&o2);
+    pw_dreport_item_label(&o2, d->b, c->b);
+    exp_html(o, o2.data);
   }
-  pw_buf_adds(o, "</td>");
+  pw_buf_free(&o2);
 }
 
 static char *case_html(const dcase *d) {
-  pw_buf o = {0};
+  pw_buf o = {0}, f = {0};
   pw_buf_addf(&o, "<tr><td>%ld</td><td>", d->line);
   exp_html(&o, d->patient_id ? d->patient_id : "");
+  pw_buf_adds(&o, "</td><td>");
+  if (d->facts) {
+    pw_dreport_facts_label(&f, d->facts);
+    exp_html(&o, f.data);
+    pw_buf_free(&f);
+  }
   pw_buf_adds(&o, "</td><td>");
   if (d->cats[CAT_ERROR]) {
     pw_buf_addf(&o, "error in %s: ", d->ra != PW_OK ? "A" : "B");
@@ -268,9 +322,12 @@ static char *case_html(const dcase *d) {
     pw_buf_adds(&o, " &rarr; ");
     exp_html(&o, pw_name(d->b->pathway));
   }
-  pw_buf_adds(&o, "</td>");
-  for (int cat = CAT_ADDED; cat <= CAT_UNBLOCKED; cat++) list_html(&o, d, cat);
-  pw_buf_adds(&o, "</tr>\n");
+  if (d->nr_a != d->nr_b && !d->cats[CAT_ERROR])
+    pw_buf_addf(&o, "%sno systemic regimen under %s", d->cats[CAT_PATHWAY] || d->cats[CAT_APPLICABILITY] ? "<br>" : "",
+                d->nr_b ? "B" : "A");
+  pw_buf_adds(&o, "</td><td>");
+  items_html(&o, d);
+  pw_buf_adds(&o, "</td></tr>\n");
   return o.data;
 }
 
@@ -282,15 +339,21 @@ static void count_case(dworker *w, const dcase *d) {
   if (d->cats[CAT_ERROR]) {
     snprintf(key, sizeof key, "%s fails: %s", d->ra != PW_OK ? "A" : "B", pw_status_name(d->ra != PW_OK ? d->ra : d->rb));
     exp_count_add(&w->errors, key, 1);
+    snprintf(key, sizeof key, "%s" US "%s" US, d->ra != PW_OK ? "a" : "b", pw_status_name(d->ra != PW_OK ? d->ra : d->rb));
+    exp_count_add(&w->j_errors, key, 1);
     return;
   }
   if (d->cats[CAT_PATHWAY]) {
     snprintf(key, sizeof key, "%s -> %s", pw_name(d->a->pathway), pw_name(d->b->pathway));
     exp_count_add(&w->transitions, key, 1);
+    snprintf(key, sizeof key, "%s" US "%s", d->a->pathway ? d->a->pathway : "", d->b->pathway ? d->b->pathway : "");
+    exp_count_add(&w->j_transitions, key, 1);
   }
   if (d->cats[CAT_APPLICABILITY]) {
     snprintf(key, sizeof key, "%s -> %s", applic_name(d->a->applicable), applic_name(d->b->applicable));
     exp_count_add(&w->applic, key, 1);
+    snprintf(key, sizeof key, "%d" US "%d", d->a->applicable, d->b->applicable);
+    exp_count_add(&w->j_applic, key, 1);
   }
   for (int i = 0; i < d->nch; i++) {
     const change *c = &d->ch[i];
@@ -301,17 +364,37 @@ static void count_case(dworker *w, const dcase *d) {
     case CAT_MODIFIED:
       snprintf(key, sizeof key, "%s (%s)", base, c->what);
       exp_count_add(&w->modified, key, 1);
+      snprintf(key, sizeof key, "%s" US "%s", base, c->what);
+      exp_count_add(&w->j_modified, key, 1);
       break;
     case CAT_BLOCKED:
       snprintf(key, sizeof key, "%s by %s", base, c->b->rule);
       exp_count_add(&w->blocked, key, 1);
+      snprintf(key, sizeof key, "%s" US "%s", base, c->b->rule);
+      exp_count_add(&w->j_blocked, key, 1);
       break;
     case CAT_UNBLOCKED:
       snprintf(key, sizeof key, "%s (was %s)", base, c->a->rule);
       exp_count_add(&w->unblocked, key, 1);
+      snprintf(key, sizeof key, "%s" US "%s", base, c->a->rule);
+      exp_count_add(&w->j_unblocked, key, 1);
       break;
     }
   }
+}
+
+static void nr_add(nr_list *l, const dcase *d) {
+  l->n++;
+  if (l->nkept == NR_LISTED) return;
+  l->keep[l->nkept].line = d->line;
+  l->keep[l->nkept++].html = d->patient_id ? strdup(d->patient_id) : NULL;
+}
+
+static void note_no_regimen(dworker *w, const dcase *d) {
+  if (d->nr_a) nr_add(&w->nr[NR_A], d);
+  if (d->nr_b) nr_add(&w->nr[NR_B], d);
+  if (d->nr_b && !d->nr_a) nr_add(&w->nr[NR_ONLY_B], d);
+  if (d->nr_a && !d->nr_b) nr_add(&w->nr[NR_ONLY_A], d);
 }
 
 static void diff_line(void *arg, const char *line, size_t len, long lineno, pw_buf *out) {
@@ -339,8 +422,14 @@ static void diff_line(void *arg, const char *line, size_t len, long lineno, pw_b
       snprintf(key, sizeof key, "both fail: %s", pw_status_name(d.ra));
     }
     exp_count_add(&w->errors, key, 1);
+    snprintf(key, sizeof key, "both" US "%s" US "%s", pw_status_name(d.ra), d.ra == PW_EINPUT ? field : "");
+    exp_count_add(&w->j_errors, key, 1);
     return;
   }
+  d.facts = pw_engine_facts(d.ra == PW_OK ? w->a : w->b);
+  d.nr_a = d.ra == PW_OK && pw_dreport_no_regimen(d.a);
+  d.nr_b = d.rb == PW_OK && pw_dreport_no_regimen(d.b);
+  note_no_regimen(w, &d);
   if (d.ra != PW_OK || d.rb != PW_OK) {
     d.cats[CAT_ERROR] = 1;
     d.err = d.ra != PW_OK ? ea.msg : eb.msg;
@@ -387,6 +476,8 @@ static void side_json(pw_jsonw *j, const char *key, pw_engine *e, const side *s)
   pw_jsonw_begin_array(j);
   for (int i = 0; i < s->nplugins; i++) pw_jsonw_str(j, base_name(s->plugins[i]));
   pw_jsonw_end_array(j);
+  pw_jsonw_key(j, "references");
+  pw_dreport_refs_json(j, pw_engine_info(e));
   pw_jsonw_end_object(j);
 }
 
@@ -410,7 +501,80 @@ static void summary_text(pw_buf *o, const dworker *w) {
   if (w->errors.used) exp_text_top(o, "errors:", &w->errors, 10, w->cases);
 }
 
+/* One part of a record: "fields" is a list, "a"/"b" of an applicability
+** change are true/false/null, "rule" is followed by its "plugin" (null for
+** a safety rule); an empty part is null. */
+static void json_part(pw_jsonw *j, const char *name, const char *v, size_t n) {
+  char buf[200];
+  snprintf(buf, sizeof buf, "%.*s", (int)n, v);
+  pw_jsonw_key(j, name[0] == '?' ? name + 1 : name);
+  if (name[0] == '?') {   /* applicability: 1, 0, -1 */
+    if (!strcmp(buf, "-1")) pw_jsonw_null(j);
+    else pw_jsonw_bool(j, !strcmp(buf, "1"));
+  } else if (!strcmp(name, "fields")) {
+    pw_jsonw_begin_array(j);
+    for (const char *s = buf; *s;) {
+      size_t l = strcspn(s, ",");
+      char f[64];
+      snprintf(f, sizeof f, "%.*s", (int)l, s);
+      pw_jsonw_str(j, f);
+      s += l;
+      while (*s == ',' || *s == ' ') s++;
+    }
+    pw_jsonw_end_array(j);
+  } else {
+    pw_jsonw_str(j, n ? buf : NULL);
+  }
+  if (!strcmp(name, "rule")) {
+    char *slash = strchr(buf, '/');
+    if (slash) *slash = '\0';
+    pw_jsonw_field_str(j, "plugin", slash ? buf : NULL);
+  }
+}
+
+/* A counter as an array of records: the key's parts (split at US) under
+** names, then "cases". Largest first. */
+static void json_records(pw_jsonw *j, const char *key, const exp_counter *c, const char *const *names, int nnames) {
+  size_t n;
+  exp_count_entry *v = exp_count_sorted(c, &n);
+  if (c->failed || (!v && c->used)) j->b->failed = 1;   /* never write counts as if whole */
+  pw_jsonw_key(j, key);
+  pw_jsonw_begin_array(j);
+  for (size_t i = 0; i < n; i++) {
+    pw_jsonw_begin_object(j);
+    const char *p = v[i].key;
+    for (int k = 0; k < nnames; k++) {
+      size_t l = strcspn(p, US);
+      json_part(j, names[k], p, l);
+      p += l;
+      if (*p) p++;
+    }
+    pw_jsonw_field_int(j, "cases", (long long)v[i].n);
+    pw_jsonw_end_object(j);
+  }
+  pw_jsonw_end_array(j);
+  free(v);
+}
+
+static void nr_json_list(pw_jsonw *j, const nr_list *l) {
+  pw_jsonw_begin_object(j);
+  pw_jsonw_field_int(j, "cases", (long long)l->n);
+  pw_jsonw_key(j, "patients");
+  pw_jsonw_begin_array(j);
+  for (int i = 0; i < l->nkept; i++) {
+    pw_jsonw_begin_object(j);
+    pw_jsonw_field_int(j, "line", l->keep[i].line);
+    pw_jsonw_field_str(j, "patient_id", l->keep[i].html);
+    pw_jsonw_end_object(j);
+  }
+  pw_jsonw_end_array(j);
+  pw_jsonw_end_object(j);
+}
+
 static void summary_json(pw_jsonw *j, const dworker *w) {
+  static const char *const n_item[] = {"item"}, *const n_mod[] = {"item", "fields"},
+                           *const n_rule[] = {"item", "rule"}, *const n_path[] = {"a", "b"},
+                           *const n_app[] = {"?a", "?b"}, *const n_err[] = {"side", "status", "field"};
   pw_jsonw_begin_object(j);
   pw_jsonw_field_int(j, "cases", (long long)w->cases);
   pw_jsonw_field_int(j, "invalid", (long long)w->invalid);
@@ -420,14 +584,21 @@ static void summary_json(pw_jsonw *j, const dworker *w) {
   pw_jsonw_begin_object(j);
   for (int c = 0; c < NCATS; c++) pw_jsonw_field_int(j, cat_json[c], (long long)w->cat[c]);
   pw_jsonw_end_object(j);
-  exp_json_field_counts(j, "pathway_changes", &w->transitions);
-  exp_json_field_counts(j, "applicability_changes", &w->applic);
-  exp_json_field_counts(j, "added", &w->added);
-  exp_json_field_counts(j, "removed", &w->removed);
-  exp_json_field_counts(j, "modified", &w->modified);
-  exp_json_field_counts(j, "newly_blocked", &w->blocked);
-  exp_json_field_counts(j, "no_longer_blocked", &w->unblocked);
-  exp_json_field_counts(j, "errors", &w->errors);
+  json_records(j, "pathway_changes", &w->j_transitions, n_path, 2);
+  json_records(j, "applicability_changes", &w->j_applic, n_app, 2);
+  json_records(j, "added", &w->added, n_item, 1);
+  json_records(j, "removed", &w->removed, n_item, 1);
+  json_records(j, "modified", &w->j_modified, n_mod, 2);
+  json_records(j, "newly_blocked", &w->j_blocked, n_rule, 2);
+  json_records(j, "no_longer_blocked", &w->j_unblocked, n_rule, 2);
+  json_records(j, "errors", &w->j_errors, n_err, 3);
+  pw_jsonw_key(j, "no_systemic_regimen");
+  pw_jsonw_begin_object(j);
+  for (int k = 0; k < NR_LISTS; k++) {
+    pw_jsonw_key(j, nr_json[k]);
+    nr_json_list(j, &w->nr[k]);
+  }
+  pw_jsonw_end_object(j);
   pw_jsonw_end_object(j);
 }
 
@@ -451,12 +622,8 @@ static void html_counts(pw_buf *o, const char *title, const exp_counter *c, uint
   free(v);
 }
 
-static void html_page(pw_buf *o, const dworker *w, pw_engine *ea, const side *sa, pw_engine *eb, const side *sb) {
-  static const char *const colours[NCATS] = {
-    "#8c6bb1", "#2b8cbe", "#41ab5d", "#e6550d", "#fdae6b", "#de2d26", "#74c476", "#969696"};
-  uint64_t compared = w->cases - w->invalid, max = 1;
-  for (int c = 0; c < NCATS; c++) if (w->cat[c] > max) max = w->cat[c];
-  if (w->changed > max) max = w->changed;
+/* The page's head and the provenance of both sides. */
+static void html_head(pw_buf *o, pw_engine *ea, pw_engine *eb) {
   pw_buf_adds(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                  "<title>pathwise diff</title>\n<style>\n"
                  "body{font-family:system-ui,sans-serif;margin:2em;max-width:72em;color:#222}\n"
@@ -464,27 +631,41 @@ static void html_page(pw_buf *o, const dworker *w, pw_engine *ea, const side *sa
                  ".t td,.t th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}\n"
                  ".t th{background:#f2f2f2}.n{text-align:right;font-variant-numeric:tabular-nums}\n"
                  "small{color:#666}code{background:#f4f4f4;padding:0 .2em}\n"
-                 "</style></head><body>\n<h1>pathwise diff</h1>\n<p>");
-  for (int s = 0; s < 2; s++) {
-    pw_engine *e = s ? eb : ea;
-    const side *sd = s ? sb : sa;
-    pw_buf_adds(o, s ? "<br><b>B</b> " : "<b>A</b> ");
-    pw_buf_adds(o, "<code>");
-    exp_html(o, pw_engine_protocol_id(e));
-    pw_buf_adds(o, " ");
-    exp_html(o, pw_engine_protocol_version(e));
-    pw_buf_adds(o, "</code>");
-    for (int i = 0; i < sd->nplugins; i++) {
-      pw_buf_adds(o, i ? ", " : " + plugin ");
-      pw_buf_adds(o, "<code>");
-      exp_html(o, base_name(sd->plugins[i]));
-      pw_buf_adds(o, "</code>");
+                 "</style></head><body>\n<h1>pathwise diff</h1>\n"
+                 "<h2 id=\"provenance\">Protocols compared</h2>\n"
+                 "<table class=\"t\"><tr><th></th><th>protocol</th><th>plugins</th></tr>\n");
+  pw_dreport_side_html(o, "A (reference)", pw_engine_info(ea));
+  pw_dreport_side_html(o, "B (candidate)", pw_engine_info(eb));
+  pw_buf_adds(o, "</table>\n");
+}
+
+/* Patients left with no systemic regimen: counts, then who. */
+static void html_no_regimen(pw_buf *o, const dworker *w) {
+  pw_buf_adds(o, "<h2 id=\"no-regimen\">Patients left with no systemic regimen</h2>\n"
+                 "<p>The protocol proposed systemic therapy and every regimen is blocked "
+                 "(the result's <code>no_systemic_regimen</code> warning).</p>\n"
+                 "<table class=\"t\"><tr><th>left with no systemic regimen</th><th>cases</th><th>patients (line: id)</th></tr>\n");
+  for (int k = 0; k < NR_LISTS; k++) {
+    const nr_list *l = &w->nr[k];
+    pw_buf_addf(o, "<tr><td>%s</td><td class=\"n\">%llu</td><td>", nr_help[k], (unsigned long long)l->n);
+    for (int i = 0; i < l->nkept; i++) {
+      pw_buf_addf(o, "%s%ld", i ? ", " : "", l->keep[i].line);
+      if (l->keep[i].html) { pw_buf_adds(o, ": "); exp_html(o, l->keep[i].html); }
     }
-    pw_buf_adds(o, " <small>sha256 ");
-    exp_html(o, pw_engine_protocol_sha256(e));
-    pw_buf_adds(o, "</small>");
+    if ((uint64_t)l->nkept < l->n) pw_buf_addf(o, " &hellip; (the first %d)", l->nkept);
+    pw_buf_adds(o, "</td></tr>\n");
   }
-  pw_buf_addf(o, "</p>\n<h2>Summary</h2>\n<table class=\"t\"><tr><th>cases</th><th>count</th><th>%% of compared</th><th>meaning</th></tr>\n"
+  pw_buf_adds(o, "</table>\n");
+}
+
+static void html_page(pw_buf *o, const dworker *w, pw_engine *ea, pw_engine *eb) {
+  static const char *const colours[NCATS] = {
+    "#8c6bb1", "#2b8cbe", "#41ab5d", "#e6550d", "#fdae6b", "#de2d26", "#74c476", "#969696"};
+  uint64_t compared = w->cases - w->invalid, max = 1;
+  for (int c = 0; c < NCATS; c++) if (w->cat[c] > max) max = w->cat[c];
+  if (w->changed > max) max = w->changed;
+  html_head(o, ea, eb);
+  pw_buf_addf(o, "<h2>Summary</h2>\n<table class=\"t\"><tr><th>cases</th><th>count</th><th>%% of compared</th><th>meaning</th></tr>\n"
                  "<tr><td>cases</td><td class=\"n\">%llu</td><td></td><td>lines in the cohort</td></tr>\n",
               (unsigned long long)w->cases);
   if (w->invalid)
@@ -521,12 +702,16 @@ static void html_page(pw_buf *o, const dworker *w, pw_engine *ea, const side *sa
   html_counts(o, "newly blocked", &w->blocked, compared);
   html_counts(o, "no longer blocked", &w->unblocked, compared);
   html_counts(o, "errors", &w->errors, w->cases);
-  pw_buf_addf(o, "<h2>Changed cases</h2>\n<p>The first %d of %llu changed cases, in cohort order.</p>\n"
-                 "<table class=\"t\"><tr><th>line</th><th>patient</th><th>pathway A &rarr; B</th><th>added</th>"
-                 "<th>removed</th><th>modified</th><th>newly blocked</th><th>no longer blocked</th></tr>\n",
+  html_no_regimen(o, w);
+  pw_buf_addf(o, "<h2 id=\"cases\">Changed cases</h2>\n<p>The first %d of %llu changed cases, in cohort order. "
+                 "Each changed item shows its state under A &rarr; under B.</p>\n"
+                 "<table class=\"t\"><tr><th>line</th><th>patient</th><th>key facts</th><th>pathway A &rarr; B</th>"
+                 "<th>changed items: A &rarr; B</th></tr>\n",
               w->nkept, (unsigned long long)w->changed);
   for (int i = 0; i < w->nkept; i++) pw_buf_adds(o, w->keep[i].html);
-  pw_buf_adds(o, "</table>\n<p><small>Written by pathwise " PW_VERSION " diff.</small></p>\n</body></html>\n");
+  pw_buf_adds(o, "</table>\n");
+  pw_dreport_refs_html(o, pw_engine_info(ea), pw_engine_info(eb));
+  pw_buf_adds(o, "<p><small>Written by pathwise " PW_VERSION " diff.</small></p>\n</body></html>\n");
 }
 
 /* ---- main ---- */
@@ -536,18 +721,32 @@ static int by_line(const void *x, const void *y) {
   return (a->line > b->line) - (a->line < b->line);
 }
 
-static void merge(dworker *w, int n) {
-  kept *all = malloc(sizeof(kept) * (size_t)n * HTML_CASES + 1);
+/* The first max of the workers' kept lists (each in cohort order), into dst. */
+static void merge_kept(kept *dst, int *ndst, kept *src0, size_t stride, int *nsrc0, int n, int max) {
+  kept *all = malloc(sizeof(kept) * (size_t)n * (size_t)max + 1);
   int k = 0;
   for (int i = 0; i < n; i++) {
-    for (int j = 0; j < w[i].nkept; j++) all[k++] = w[i].keep[j];
-    w[i].nkept = 0;
+    kept *src = (kept *)((char *)src0 + stride * (size_t)i);
+    int *ns = (int *)((char *)nsrc0 + stride * (size_t)i);
+    for (int j = 0; j < *ns; j++) {
+      if (all) all[k++] = src[j];
+      else free(src[j].html);
+    }
+    *ns = 0;
   }
-  qsort(all, (size_t)k, sizeof *all, by_line);
-  for (int i = HTML_CASES; i < k; i++) free(all[i].html);
-  w[0].nkept = k < HTML_CASES ? k : HTML_CASES;
-  memcpy(w[0].keep, all, sizeof(kept) * (size_t)w[0].nkept);
+  if (all) qsort(all, (size_t)k, sizeof *all, by_line);
+  for (int i = max; i < k; i++) free(all[i].html);
+  *ndst = k < max ? k : max;
+  if (all) memcpy(dst, all, sizeof(kept) * (size_t)*ndst);
   free(all);
+}
+
+static void merge(dworker *w, int n) {
+  merge_kept(w[0].keep, &w[0].nkept, w[0].keep, sizeof *w, &w[0].nkept, n, HTML_CASES);
+  for (int l = 0; l < NR_LISTS; l++) {
+    for (int i = 1; i < n; i++) w[0].nr[l].n += w[i].nr[l].n;
+    merge_kept(w[0].nr[l].keep, &w[0].nr[l].nkept, w[0].nr[l].keep, sizeof *w, &w[0].nr[l].nkept, n, NR_LISTED);
+  }
   for (int i = 1; i < n; i++) {
     w[0].cases += w[i].cases;
     w[0].changed += w[i].changed;
@@ -561,6 +760,12 @@ static void merge(dworker *w, int n) {
     exp_count_merge(&w[0].blocked, &w[i].blocked);
     exp_count_merge(&w[0].unblocked, &w[i].unblocked);
     exp_count_merge(&w[0].errors, &w[i].errors);
+    exp_count_merge(&w[0].j_transitions, &w[i].j_transitions);
+    exp_count_merge(&w[0].j_applic, &w[i].j_applic);
+    exp_count_merge(&w[0].j_modified, &w[i].j_modified);
+    exp_count_merge(&w[0].j_blocked, &w[i].j_blocked);
+    exp_count_merge(&w[0].j_unblocked, &w[i].j_unblocked);
+    exp_count_merge(&w[0].j_errors, &w[i].j_errors);
   }
 }
 
@@ -568,9 +773,12 @@ static void free_worker(dworker *w) {
   pw_engine_free(w->a);
   pw_engine_free(w->b);
   exp_counter *cs[] = {&w->transitions, &w->applic, &w->added, &w->removed, &w->modified,
-                       &w->blocked, &w->unblocked, &w->errors};
+                       &w->blocked, &w->unblocked, &w->errors, &w->j_transitions, &w->j_applic,
+                       &w->j_modified, &w->j_blocked, &w->j_unblocked, &w->j_errors};
   for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) exp_count_free(cs[i]);
   for (int i = 0; i < w->nkept; i++) free(w->keep[i].html);
+  for (int l = 0; l < NR_LISTS; l++)
+    for (int i = 0; i < w->nr[l].nkept; i++) free(w->nr[l].keep[i].html);
 }
 
 /* JSON cases are separated by commas: the first one written loses its own. */
@@ -668,7 +876,7 @@ static int write_tail(const dopts *d, const dworker *w) {
   int code = exp_write(stdout, "stdout", &b);
   if (d->html && code == PW_EX_OK) {
     pw_buf_reset(&b);
-    html_page(&b, w, w->a, &d->a, w->b, &d->b);
+    html_page(&b, w, w->a, w->b);
     FILE *f = fopen(d->html, "wb");
     if (!f) { perror(d->html); code = PW_EX_IOERR; }
     else {

@@ -59,6 +59,10 @@ typedef struct pw_limits {
   size_t memory;          /* bytes per Lua state; 0 = default (64 MiB) */
   uint64_t instructions;  /* per evaluation; 0 = default (5,000,000) */
   size_t max_input;       /* bytes of facts JSON; 0 = default (1 MiB) */
+  const char *scripts_dir; /* where `extends` finds a base last (after the extending
+                           ** file's directory and $PATHWISE_PATH): the default
+                           ** scripts of this installation; NULL = the source tree's.
+                           ** Must outlive the engine. */
 } pw_limits;
 
 /* Flags for pw_engine_eval. */

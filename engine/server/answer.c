@@ -44,6 +44,7 @@ void pw_answer_log_done(void *arg, uint64_t upto, int ok) {
                  why ? why : "decision log write failed");
         if (h->id_len) pw_conn_error(c, h->data + h->len, h->id_len, PW_RPC_LOG_FAILED, msg);
         else pw_stats_error(s, PW_RPC_LOG_FAILED);
+        pw_declog_refused(s->log, h->seq);
       }
       held_answered(s, h);
     }

@@ -18,6 +18,7 @@
 #include "supervisor.h"
 
 static void conn_process(conn *c);
+static void conn_line_clock(conn *c);
 static size_t conn_unsent(const conn *c) { return c->out.buf.len + c->out.queued; }
 static void conn_alloc(uv_handle_t *h, size_t sug, uv_buf_t *b);
 static void conn_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
@@ -234,6 +235,7 @@ static void conn_process(conn *c) {
       too_large(c);
       break;
     }
+    c->line_ms = 0;   /* a whole line came: the partial-line clock restarts */
     pw_request_line(c, start, len);
     if (c->inflight >= s->o.max_inflight || conn_unsent(c) >= s->o.max_wq) pw_conn_pause(c);
   }
@@ -243,6 +245,7 @@ static void conn_process(conn *c) {
     c->scan -= c->rpos;
     c->rpos = 0;
   }
+  conn_line_clock(c);
   if (c->rcap > (1u << 20) && c->rlen < 65536) {
     char *nb = realloc(c->rb, 65536);
     if (nb) {
@@ -396,14 +399,19 @@ void pw_conn_accept(uv_stream_t *listener, int status) {
     return;
   }
   c->s = s;
-  uv_pipe_init(s->loop, &c->h, 0);
+  int tcp = 0, http = pw_httpd_is_listener(s, listener, &tcp);
+  if (tcp) uv_tcp_init(s->loop, &c->tcp);
+  else uv_pipe_init(s->loop, &c->h, 0);
   c->h.data = c;
   if (uv_accept(listener, (uv_stream_t *)&c->h) != 0) {
     uv_close((uv_handle_t *)&c->h, (uv_close_cb)free);
     return;
   }
-  conn_peer(c);
-  if (listener == (uv_stream_t *)&s->http_listener) {
+  if (tcp) {   /* loopback TCP: no peer credentials; answers go out at once */
+    c->uid = c->gid = c->pid = -1;
+    uv_tcp_nodelay(&c->tcp, 1);
+  } else conn_peer(c);
+  if (http) {
     pw_http_limits lim = {.max_body = s->o.max_line > 4096 ? s->o.max_line - 4096 : 1};
     c->http = pw_http_conn_new(&lim);
     if (!c->http) abort();
@@ -430,6 +438,67 @@ void pw_conn_idle_sweep(srv *s) {
       c->close_after_flush = 1;
       pw_conn_pause(c);
     }
+  }
+}
+
+/* }====== */
+
+/* ==================================================================== */
+/* {====== slow clients (issue 12): slowloris, and clients that never   */
+/* read. Checked once a second (serve.c's tick), after the idle sweep.  */
+
+/* After framing: start the clock of a partial line left in rb (or of an
+** HTTP request partly received), or stop it. */
+static void conn_line_clock(conn *c) {
+  int partial = c->http ? !c->http_busy && pw_http_in_request(c->http) : c->rlen != c->rpos;
+  if (c->closing || !partial) c->line_ms = 0;
+  else if (!c->line_ms) c->line_ms = uv_now(c->s->loop) | 1;
+}
+
+/* c's unsent answers stayed over --max-write-queue for --write-timeout:
+** its client does not read. Nothing more can reach it: close at once. */
+static int conn_write_stuck(conn *c, uint64_t now) {
+  srv *s = c->s;
+  if (!s->o.write_timeout_s || conn_unsent(c) < s->o.max_wq) {
+    c->stuck_ms = 0;
+    return 0;
+  }
+  if (!c->stuck_ms) c->stuck_ms = now | 1;
+  if (now - c->stuck_ms <= (uint64_t)s->o.write_timeout_s * 1000u) return 0;
+  s->conns_stalled++;
+  pw_serve_warn("closed a connection of uid %ld pid %ld: %zu bytes of answers unread for "
+                "%u s (--write-timeout)", c->uid, c->pid, conn_unsent(c),
+                s->o.write_timeout_s);
+  pw_conn_close(c);
+  return 1;
+}
+
+/* c's unfinished request line is older than --line-timeout (slowloris).
+** The clock stands still while reading is paused by the server. */
+static void conn_line_late(conn *c, uint64_t now) {
+  srv *s = c->s;
+  if (!s->o.line_timeout_s || !c->line_ms || c->close_after_flush || c->eof) return;
+  if (c->paused) {
+    c->line_ms = now | 1;
+    return;
+  }
+  if (now - c->line_ms <= (uint64_t)s->o.line_timeout_s * 1000u) return;
+  char msg[160];
+  snprintf(msg, sizeof msg,
+           "request line unfinished after %u s (--line-timeout); closing the connection",
+           s->o.line_timeout_s);
+  s->conns_stalled++;
+  c->line_ms = 0;
+  pw_conn_error(c, NULL, 0, PW_RPC_BUSY, msg);
+  c->close_after_flush = 1;
+  pw_conn_pause(c);
+}
+
+void pw_conn_stall_sweep(srv *s) {
+  uint64_t now = uv_now(s->loop);
+  for (conn *c = s->conns; c; c = c->next) {
+    if (c->closing || conn_write_stuck(c, now)) continue;
+    conn_line_late(c, now);
   }
 }
 

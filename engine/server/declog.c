@@ -78,6 +78,20 @@ struct pw_declog {
   uv_work_t work;
   pw_buf writing;            /* the records being written now */
 
+  /* segments (see "segments and events" below) */
+  int switch_ok;             /* job: an I/O error may start a new segment */
+  unsigned switches;         /* job: segments started after an I/O error */
+  int pub_switched;          /* under mu: the job started a new segment */
+  char pub_segment[320];     /* under mu: the failed segment's new name */
+  pw_buf pub_lost;           /* under mu: records the failed commit held */
+  uint64_t *refused;         /* loop: seqs whose clients were refused */
+  size_t nrefused, caprefused;
+  int in_lost_cb;            /* loop: inside cb(.., 0) after a switch */
+  int torn_found;            /* a torn tail was set aside (open or reopen) */
+  long long torn_offset, torn_bytes;
+  int torn_lines, torn_last;
+  char torn_aside[320];
+
   uint32_t crc[8][256];
 };
 
@@ -191,8 +205,14 @@ static int set_aside(pw_declog *d, int fd, off_t good, off_t end, int torn, int 
                      char *note, size_t notelen) {
   char *aside = malloc(strlen(d->path) + 64);
   if (!aside) return -1;
-  sprintf(aside, "%s.torn-%lld-%d", d->path, (long long)time(NULL), (int)getpid());
-  int afd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int afd = -1;
+  /* a second repair within the same second (a reopen) gets a new name */
+  for (int k = 0; k < 100 && afd < 0; k++) {
+    int n = sprintf(aside, "%s.torn-%lld-%d", d->path, (long long)time(NULL), (int)getpid());
+    if (k) sprintf(aside + n, "-%d", k);
+    afd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (afd < 0 && errno != EEXIST) break;
+  }
   char *bytes = afd >= 0 ? read_range(fd, good, end) : NULL;
   int rc = -1;
   if (bytes) {
@@ -206,6 +226,15 @@ static int set_aside(pw_declog *d, int fd, off_t good, off_t end, int torn, int 
     if (off == n && fsync(afd) == 0 && fsync_dir_of(aside) == 0 &&
         ftruncate(fd, good) == 0 && fdatasync(fd) == 0)
       rc = 0;
+  }
+  if (rc == 0) {
+    const char *slash = strrchr(aside, '/');
+    d->torn_found = 1;
+    d->torn_offset = (long long)good;
+    d->torn_bytes = (long long)(end - good);
+    d->torn_lines = cut_lines;
+    d->torn_last = torn;
+    snprintf(d->torn_aside, sizeof d->torn_aside, "%s", slash ? slash + 1 : aside);
   }
   if (rc == 0)
     snprintf(note, notelen, "%s: cut %lld bytes (%s%d bad record%s) into %s", d->path,
@@ -309,6 +338,66 @@ static int open_file(pw_declog *d, int *fdp, uint64_t *last_seq, char *note, siz
 
 /* }====== */
 
+
+/* ==================================================================== */
+/* {====== segments and events                                          */
+/*
+** An I/O error of write(2) or fdatasync on a regular file ends the current
+** segment: the job renames the file aside (PATH.ioerror-TIME-PID-N), opens
+** a fresh file at PATH and hands the records of the failed commit (and
+** those pending) back to the loop. The loop refuses the clients waiting
+** for them, as before, then writes to the new segment an event record
+** naming the old one, followed by those records again, renumbered, each
+** whose client was refused carrying "refused" (the reason). One new
+** segment per failure: if the new one fails before a commit succeeds,
+** the log fails closed until a reopen. A torn tail set aside at open or
+** reopen is recorded as an event too. Event records:
+**   {"seq":N,"time":"...","schema_version":1,"engine":"...",
+**    "log_event":{"kind":"...",...},"crc32":"..."}
+*/
+
+static const char *base_name(const char *p) {
+  const char *slash = strrchr(p, '/');
+  return slash ? slash + 1 : p;
+}
+
+/* Job: rename the failed segment aside and open a new one at the path.
+** 0, or -1 (the log then fails closed) with the reason in note. */
+static int segment_switch(pw_declog *d, char *seg, size_t seglen, char *note, size_t notelen) {
+  char *aside = malloc(strlen(d->path) + 80);
+  uint64_t last = 0;
+  int nfd, rc = -1;
+  if (!aside) return -1;
+  sprintf(aside, "%s.ioerror-%lld-%d-%u", d->path, (long long)time(NULL), (int)getpid(),
+          ++d->switches);
+  close(d->fd);
+  d->fd = -1;
+  if (rename(d->path, aside) != 0 || fsync_dir_of(d->path) != 0) {
+    snprintf(note, notelen, "%s: cannot set the failed segment aside as %s: %s", d->path,
+             aside, strerror(errno));
+  } else if (open_file(d, &nfd, &last, note, notelen) == 0) {
+    d->fd = nfd;
+    d->switch_ok = 0;   /* until a commit on the new segment succeeds */
+    snprintf(seg, seglen, "%s", base_name(aside));
+    rc = 0;
+  }
+  free(aside);
+  return rc;
+}
+
+/* Job, under mu: give the loop the records not written (the failed commit
+** first, then those pending) and the failed segment's name. */
+static void segment_publish(pw_declog *d, const char *seg) {
+  pw_buf t = d->pub_lost;
+  d->pub_lost = d->writing;
+  d->writing = t;
+  pw_buf_add(&d->pub_lost, d->pending.data, d->pending.len);
+  d->pub_switched = 1;
+  snprintf(d->pub_segment, sizeof d->pub_segment, "%s", seg);
+}
+
+/* }====== */
+
 /* ==================================================================== */
 /* {====== commits                                                      */
 
@@ -329,9 +418,13 @@ static void say(pw_declog *d, const char *fmt, ...) {
 }
 
 /* One commit: reopen if asked, write buf, fdatasync if asked. Returns 0 or
-** -1 with the reason in msg. note gets things to tell the operator. */
+** -1 with the reason in msg. note gets things to tell the operator. *io is
+** set when write(2) or fdatasync failed on a regular file: the bytes of
+** this commit were cut off again, and a new segment may be started. */
 static int commit_one(pw_declog *d, const pw_buf *buf, int reopen, int sync, uint64_t *file_last,
-                      char *msg, size_t msglen, char *note, size_t notelen) {
+                      char *msg, size_t msglen, char *note, size_t notelen, int *io) {
+  off_t before = -1;   /* a regular file's size before this commit's write */
+  *io = 0;
   if (reopen) {
     int nfd;
     if (d->fd >= 0) {
@@ -362,6 +455,7 @@ static int commit_one(pw_declog *d, const pw_buf *buf, int reopen, int sync, uin
                "the decision log file was removed or replaced (send SIGUSR1 to reopen)");
       return -1;
     }
+    if (S_ISREG(st.st_mode)) before = st.st_size;
     size_t off = 0;
     while (off < buf->len) {
       ssize_t k = write(d->fd, buf->data + off, buf->len - off);
@@ -371,6 +465,7 @@ static int commit_one(pw_declog *d, const pw_buf *buf, int reopen, int sync, uin
         snprintf(msg, msglen, "write: %s", strerror(e));
         /* cut back to the last whole record (O_APPEND: the size before) */
         if (S_ISREG(st.st_mode) && off > 0) (void)ftruncate(d->fd, st.st_size);
+        *io = S_ISREG(st.st_mode);
         return -1;
       }
       off += (size_t)k;
@@ -382,6 +477,10 @@ static int commit_one(pw_declog *d, const pw_buf *buf, int reopen, int sync, uin
     /* special files (a pipe, /dev/null) cannot be synced: not a failure */
     if (!(e == EINVAL && fstat(d->fd, &st) == 0 && !S_ISREG(st.st_mode))) {
       snprintf(msg, msglen, "fdatasync: %s (not retried)", strerror(e));
+      /* this commit's records are not known durable: their clients are
+      ** refused, so they leave the segment (best effort: it is failing) */
+      if (before >= 0) (void)ftruncate(d->fd, before);
+      *io = fstat(d->fd, &st) == 0 && S_ISREG(st.st_mode);
       return -1;
     }
   }
@@ -415,8 +514,13 @@ static void commit_work(uv_work_t *w) {
     char msg[256], note[512];
     uint64_t file_last = 0;
     msg[0] = note[0] = '\0';
+    int io = 0, switched = 0;
+    char seg[320];
     int rc = commit_one(d, &d->writing, reopen, sync, &file_last, msg, sizeof msg, note,
-                        sizeof note);
+                        sizeof note, &io);
+    if (rc == 0 && d->writing.len) d->switch_ok = 1;
+    if (rc != 0 && io && d->switch_ok)
+      switched = segment_switch(d, seg, sizeof seg, note, sizeof note) == 0;
 
     uv_mutex_lock(&d->mu);
     if (note[0]) {
@@ -432,6 +536,7 @@ static void commit_work(uv_work_t *w) {
       d->sh_failed = 1;
       d->pub_err = 1;
       snprintf(d->pub_msg, sizeof d->pub_msg, "%s", msg);
+      if (switched) segment_publish(d, seg);
       pw_buf_reset(&d->pending);   /* not written: the loop reports them lost */
       d->pending_last = 0;
     } else {
@@ -459,6 +564,8 @@ static void commit_work(uv_work_t *w) {
 }
 
 static void on_sync_timer(uv_timer_t *t);
+static void torn_event(pw_declog *d);
+static void segment_rewrite(pw_declog *d, const char *seg, const char *why);
 
 /* Loop thread: act on what the job published. */
 static void on_progress(uv_async_t *a) {
@@ -466,11 +573,13 @@ static void on_progress(uv_async_t *a) {
   uv_mutex_lock(&d->mu);
   uint64_t durable = d->pub_durable;
   int err = d->pub_err, reopened = d->pub_reopened, unsynced = d->pub_unsynced;
+  int switched = d->pub_switched;
   uint64_t file_last = d->pub_file_last;
-  char msg[256], note[1024];
+  char msg[256], note[1024], seg[320];
   snprintf(msg, sizeof msg, "%s", d->pub_msg);
   snprintf(note, sizeof note, "%s", d->pub_note);
-  d->pub_err = d->pub_reopened = 0;
+  snprintf(seg, sizeof seg, "%s", d->pub_segment);
+  d->pub_err = d->pub_reopened = d->pub_switched = 0;
   d->pub_note[0] = '\0';
   uv_mutex_unlock(&d->mu);
 
@@ -480,6 +589,7 @@ static void on_progress(uv_async_t *a) {
     d->failmsg[0] = '\0';
     if (file_last >= d->next_seq) d->next_seq = file_last + 1;
     say(d, "reopened %s", d->path);
+    if (d->torn_found) torn_event(d);
   }
   if (durable > d->durable_seq && durable < d->next_seq) {
     d->durable_seq = durable;
@@ -489,6 +599,10 @@ static void on_progress(uv_async_t *a) {
     d->failed = 1;
     snprintf(d->failmsg, sizeof d->failmsg, "decision log %.100s: %.200s", d->path, msg);
     say(d, "%s", d->failmsg);
+    if (switched) {
+      segment_rewrite(d, seg, msg);
+      return;
+    }
     /* everything numbered and not durable is lost: the job wrote none of it */
     uint64_t lost_upto = d->next_seq - 1;
     pw_buf_reset(&d->local);
@@ -635,6 +749,163 @@ uint64_t pw_declog_append(pw_declog *d, const pw_declog_rec *r) {
 
 /* }====== */
 
+
+/* ==================================================================== */
+/* {====== event records and rewritten records (loop thread)            */
+
+/* Start a record of seq in d->local: {"seq":N,"time":"...", */
+static size_t rec_open(pw_declog *d, uint64_t seq) {
+  pw_buf *b = &d->local;
+  size_t start = b->len;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (ts.tv_sec != d->tsec) {
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(d->tbuf, sizeof d->tbuf, "%Y-%m-%dT%H:%M:%S", &tm);
+    d->tsec = ts.tv_sec;
+  }
+  pw_buf_addf(b, "{\"seq\":%llu,\"time\":\"%s.%06ldZ\",", (unsigned long long)seq, d->tbuf,
+              (long)(ts.tv_nsec / 1000) % 1000000);
+  return start;
+}
+
+/* End the record begun at start with its CRC; 0 when out of memory (the
+** record is dropped and its seq not used). */
+static uint64_t rec_close(pw_declog *d, size_t start, uint64_t seq) {
+  pw_buf *b = &d->local;
+  uint32_t c = crc_run((const uint32_t(*)[256])d->crc, b->data + start, b->len - start);
+  pw_buf_addf(b, ",\"crc32\":\"%08x\"}\n", (unsigned)c);
+  if (b->failed) {
+    b->len = start;
+    b->failed = 0;
+    return 0;
+  }
+  d->next_seq = seq + 1;
+  d->local_last = seq;
+  d->records++;
+  return seq;
+}
+
+/* Append an event record; body is the event object's members. */
+static uint64_t event_append(pw_declog *d, const pw_buf *body) {
+  if (body->failed) return 0;
+  uint64_t seq = d->next_seq;
+  size_t start = rec_open(d, seq);
+  pw_buf_addf(&d->local, "\"schema_version\":%d,\"engine\":\"%s\",\"log_event\":{", PW_RESULT_SCHEMA,
+              PW_VERSION);
+  pw_buf_add(&d->local, body->data, body->len);
+  pw_buf_add(&d->local, "}", 1);
+  return rec_close(d, start, seq);
+}
+
+/* The torn tail set aside at open or reopen, as an event. */
+static void torn_event(pw_declog *d) {
+  pw_buf b = {0};
+  d->torn_found = 0;
+  pw_buf_adds(&b, "\"kind\":\"torn_tail\",\"segment\":");
+  pw_buf_json_str(&b, base_name(d->path));
+  pw_buf_addf(&b, ",\"offset\":%lld,\"bytes\":%lld,\"bad_records\":%d,\"torn_line\":%s,\"aside\":",
+              d->torn_offset, d->torn_bytes, d->torn_lines, d->torn_last ? "true" : "false");
+  pw_buf_json_str(&b, d->torn_aside);
+  (void)event_append(d, &b);
+  pw_buf_free(&b);
+}
+
+void pw_declog_refused(pw_declog *d, uint64_t seq) {
+  if (!d->in_lost_cb) return;
+  if (d->nrefused == d->caprefused) {
+    size_t cap = d->caprefused ? d->caprefused * 2 : 64;
+    uint64_t *n = realloc(d->refused, cap * sizeof *n);
+    if (!n) return;   /* out of memory: that copy goes unmarked */
+    d->refused = n;
+    d->caprefused = cap;
+  }
+  d->refused[d->nrefused++] = seq;
+}
+
+static int was_refused(const pw_declog *d, uint64_t seq) {
+  for (size_t i = 0; i < d->nrefused; i++)
+    if (d->refused[i] == seq) return 1;
+  return 0;
+}
+
+/* Append one line of a failed segment ({"seq":N,BODY,"crc32":"..."}\n)
+** again with the next seq, and "refused" when its client was refused. */
+static void rewrite_line(pw_declog *d, const char *line, size_t n, const char *why) {
+  static const char tag[] = ",\"crc32\":\"";
+  const char *comma = memchr(line, ',', n);
+  size_t tl = sizeof tag - 1;
+  if (!comma || n < tl + 12 || memcmp(line + n - tl - 10, tag, tl) != 0) return;
+  uint64_t old = strtoull(line + 7, NULL, 10), seq = d->next_seq;
+  size_t start = d->local.len;
+  pw_buf_addf(&d->local, "{\"seq\":%llu", (unsigned long long)seq);
+  pw_buf_add(&d->local, comma, (size_t)(line + n - tl - 10 - comma));
+  if (was_refused(d, old)) {
+    pw_buf_adds(&d->local, ",\"refused\":");
+    pw_buf_json_str(&d->local, why);
+  }
+  (void)rec_close(d, start, seq);
+}
+
+/* Loop: the job set the failed segment aside as seg and opened a new one.
+** Refuse the waiting clients (as a failure always does), then record the
+** switch and every record not written, so none is missing from the log. */
+static void segment_rewrite(pw_declog *d, const char *seg, const char *why) {
+  pw_buf lost = {0};
+  uint64_t lost_upto = d->next_seq - 1;
+  uv_mutex_lock(&d->mu);
+  lost = d->pub_lost;
+  memset(&d->pub_lost, 0, sizeof d->pub_lost);
+  pw_buf_add(&lost, d->pending.data, d->pending.len);
+  pw_buf_reset(&d->pending);
+  d->pending_last = 0;
+  d->st.lost += lost_upto > d->durable_seq ? lost_upto - d->durable_seq : 0;
+  d->pub_durable = d->durable_seq;
+  uv_mutex_unlock(&d->mu);
+  pw_buf_add(&lost, d->local.data, d->local.len);
+  pw_buf_reset(&d->local);
+  d->local_last = 0;
+  d->next_seq = d->durable_seq + 1;
+  d->nrefused = 0;
+  d->in_lost_cb = 1;
+  if (lost_upto > d->durable_seq) d->cb(d->arg, lost_upto, 0);
+  d->in_lost_cb = 0;
+  d->failed = 0;
+  d->failmsg[0] = '\0';
+  uv_mutex_lock(&d->mu);
+  d->sh_failed = 0;
+  uv_mutex_unlock(&d->mu);
+
+  char reason[640];
+  snprintf(reason, sizeof reason, "decision log %.250s; the segment was set aside as %.320s",
+           why, seg);
+  pw_buf ev = {0};
+  pw_buf_adds(&ev, "\"kind\":\"segment_failed\",\"segment\":");
+  pw_buf_json_str(&ev, seg);
+  pw_buf_adds(&ev, ",\"error\":");
+  pw_buf_json_str(&ev, why);
+  pw_buf_addf(&ev, ",\"last_seq\":%llu,\"rewritten\":%llu,\"refused\":%zu",
+              (unsigned long long)d->durable_seq,
+              (unsigned long long)(lost_upto - d->durable_seq), d->nrefused);
+  (void)event_append(d, &ev);
+  pw_buf_free(&ev);
+  for (size_t i = 0; i < lost.len;) {
+    const char *nl = memchr(lost.data + i, '\n', lost.len - i);
+    if (!nl) break;
+    rewrite_line(d, lost.data + i, (size_t)(nl - lost.data - i), reason);
+    i = (size_t)(nl - lost.data) + 1;
+  }
+  say(d, "%s: a new segment was started at %s; %llu records rewritten there, %zu of them "
+      "refused to their clients", reason, d->path,
+      (unsigned long long)(lost_upto - d->durable_seq), d->nrefused);
+  pw_buf_free(&lost);
+  d->nrefused = 0;
+  pw_declog_kick(d);
+}
+
+/* }====== */
+
 pw_declog *pw_declog_open(uv_loop_t *loop, const pw_declog_opts *o, char *note,
                           size_t notelen) {
   pw_declog *d = calloc(1, sizeof *d);
@@ -667,6 +938,8 @@ pw_declog *pw_declog_open(uv_loop_t *loop, const pw_declog_opts *o, char *note,
   }
   d->next_seq = last + 1;
   d->durable_seq = d->pub_durable = last;
+  d->switch_ok = 1;
+  if (d->torn_found) torn_event(d);
   d->last_sync_ms = now_ms();
   uv_timer_init(loop, &d->timer);
   d->timer.data = d;
@@ -723,7 +996,8 @@ int pw_declog_close(pw_declog *d, char *err, size_t errlen) {
     char msg[256], note[512];
     uint64_t fl;
     msg[0] = note[0] = '\0';
-    if (commit_one(d, &d->pending, 0, 1, &fl, msg, sizeof msg, note, sizeof note) != 0) {
+    int io;
+    if (commit_one(d, &d->pending, 0, 1, &fl, msg, sizeof msg, note, sizeof note, &io) != 0) {
       snprintf(err, errlen, "%s", msg);
       rc = -1;
     }
@@ -736,6 +1010,9 @@ int pw_declog_close(pw_declog *d, char *err, size_t errlen) {
   pw_buf_free(&d->pending);
   pw_buf_free(&d->writing);
   pw_buf_free(&d->local);
+  pw_buf_free(&d->pub_lost);
+  free(d->refused);
+  d->refused = NULL;
   uv_timer_stop(&d->timer);
   uv_close((uv_handle_t *)&d->timer, free_after_close);
   uv_close((uv_handle_t *)&d->async, free_after_close);

@@ -10,9 +10,17 @@
 ** ',"crc32":'. Records are formatted on the loop thread; a job on the uv
 ** thread pool writes whatever has accumulated, then fdatasyncs it ("always"
 ** mode: group commit), and repeats while records keep coming; progress is
-** reported back on the loop thread. A write or sync failure is final until a reopen
-** (SIGUSR1): the file is cut back to the last whole record, every record
-** not yet durable is reported lost, and later appends are refused.
+** reported back on the loop thread. A write or sync failure cuts the file
+** back to the last whole record and reports every record not yet durable
+** lost (their clients are refused). An I/O error on a regular file then
+** ends the segment: it is renamed PATH.ioerror-..., a new file is started
+** at PATH with an event record naming the old one, and the lost records
+** are written there again (renumbered), those whose clients were refused
+** marked "refused". Any other failure, or a second one before a commit
+** succeeds on the new segment, is final until a reopen (SIGUSR1).
+** A torn tail set aside at open or reopen is recorded as an event:
+**   {"seq":N,"time":"...","schema_version":1,"engine":"...",
+**    "log_event":{"kind":"torn_tail"|"segment_failed",...},"crc32":"..."}
 */
 #ifndef PW_DECLOG_H
 #define PW_DECLOG_H
@@ -72,6 +80,10 @@ void pw_declog_kick(pw_declog *d);
 
 /* Ask for a reopen of the path (rotation); done by the next commit. */
 void pw_declog_reopen(pw_declog *d);
+
+/* From the cb(.., 0) callback only: the client of record seq was refused
+** because the log failed (its rewritten copy is marked "refused"). */
+void pw_declog_refused(pw_declog *d, uint64_t seq);
 
 /* NULL when healthy, else why the log refuses records. */
 const char *pw_declog_error(const pw_declog *d);

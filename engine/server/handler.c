@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "adapter.h"
 #include "cds.h"
@@ -33,6 +36,8 @@ typedef struct rpc_engine {
   pw_engine *e;
   char *id;
   pw_buf ident;         /* "protocol":{"id":..,"version":..,"sha256":..} */
+  size_t baseline;      /* its state's bytes once built, after a full collection */
+  size_t used;          /* and after the last call */
 } rpc_engine;
 
 struct pw_rpc {
@@ -42,6 +47,7 @@ struct pw_rpc {
   pw_buf text;
   pw_adapter *fhir;     /* evaluate_fhir: made on first use (see the end) */
   pw_cds *cds;          /* the CDS Hooks service: made on first use */
+  uint64_t rebuilds;    /* engines rebuilt after load (state_check, errors) */
 };
 
 static void rpc_engine_clear(rpc_engine *re) {
@@ -50,6 +56,62 @@ static void rpc_engine_clear(rpc_engine *re) {
   pw_buf_free(&re->ident);
   memset(re, 0, sizeof *re);
 }
+
+/* ==================================================================== */
+/* {====== state memory: back to its baseline after a big evaluation    */
+/*
+** An evaluation whose state's peak went far above the baseline (a deep
+** recursion leaves 200,000 CallInfos and a 16 MB stack, freed only half
+** per collection and pinning the heap's pages) is followed by full
+** collections until the state stops shrinking; if it is still well above
+** its baseline (a protocol keeping data between calls), the state is
+** rebuilt from the same source; then the freed memory goes back to the
+** kernel (malloc_trim), so the worker's RSS returns too.
+*/
+
+#define STATE_FAR ((size_t)8 << 20)     /* a peak this far above: settle */
+#define STATE_SLACK ((size_t)2 << 20)   /* settled above 2 x baseline + this: rebuild */
+
+/* Collect until the state stops shrinking; returns its bytes. */
+static size_t state_settle(rpc_engine *re) {
+  lua_State *L = pw_engine_lua(re->e);
+  size_t peak, used = pw_engine_memory(re->e, &peak);
+  for (int i = 0; i < 64; i++) {
+    lua_gc(L, LUA_GCCOLLECT);
+    size_t now = pw_engine_memory(re->e, &peak);
+    if (now >= used) break;
+    used = now;
+  }
+  return used;
+}
+
+static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errlen);
+
+/* After a call on engine ei: settle, rebuild and trim as above; report
+** the states' bytes and the rebuilds in oc. */
+static void state_check(pw_rpc *r, int ei, pw_rpc_outcome *oc) {
+  rpc_engine *re = &r->eng[ei];
+  if (re->e) {
+    size_t peak;
+    re->used = pw_engine_memory(re->e, &peak);
+    if (peak > re->baseline + STATE_FAR) {
+      re->used = state_settle(re);
+      if (re->used > 2 * re->baseline + STATE_SLACK) {
+        char e2[256];
+        r->rebuilds++;
+        if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1;   /* respawn me */
+      }
+#ifdef __GLIBC__
+      malloc_trim(0);
+#endif
+    }
+  }
+  oc->state_bytes = 0;
+  for (int i = 0; i < r->n; i++) oc->state_bytes += r->eng[i].used;
+  oc->rebuilds = r->rebuilds;
+}
+
+/* }====== */
 
 static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errlen) {
   const pw_rpc_protocol *p = &r->cfg.protocols[i];
@@ -95,13 +157,11 @@ static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errle
     snprintf(err, errlen, "%s: out of memory", p->name);
     return -1;
   }
-  pw_buf_adds(&re->ident, "\"protocol\":{\"id\":");
-  pw_buf_json_str(&re->ident, pw_engine_protocol_id(re->e));
-  pw_buf_adds(&re->ident, ",\"version\":");
-  pw_buf_json_str(&re->ident, pw_engine_protocol_version(re->e));
-  pw_buf_adds(&re->ident, ",\"sha256\":");
-  pw_buf_json_str(&re->ident, pw_engine_protocol_sha256(re->e));
-  pw_buf_adds(&re->ident, "}");
+  /* id, version, sha256, file name, the base it extends and each plugin's
+  ** id, version, sha256 and file name: every record says what decided */
+  pw_buf_adds(&re->ident, "\"protocol\":");
+  pw_engine_provenance_json(re->e, p->name, &re->ident);
+  re->baseline = re->used = state_settle(re);
   return 0;
 }
 
@@ -161,6 +221,26 @@ void pw_rpc_ready_payload(pw_rpc *r, pw_buf *out) {
   for (int i = 0; i < r->n; i++) {
     pw_buf_adds(out, r->eng[i].id);
     pw_buf_add(out, "\n", 1);
+  }
+  /* then each engine's provenance ("=" and the decision log's protocol
+  ** object) and the host path of each base its `extends` loaded ("@"),
+  ** for the supervisor's reload events and file watcher (never sent to
+  ** clients) */
+  for (int i = 0; i < r->n; i++) {
+    pw_buf_add(out, "=", 1);
+    pw_engine_provenance_json(r->eng[i].e, r->cfg.protocols[i].name, out);
+    pw_buf_add(out, "\n", 1);
+  }
+  for (int i = 0; i < r->n; i++) {
+    const char *b = pw_engine_base_files(r->eng[i].e);
+    for (const char *q = b; q && *q;) {
+      const char *nl = strchr(q, '\n');
+      size_t l = nl ? (size_t)(nl - q) : strlen(q);
+      pw_buf_add(out, "@", 1);
+      pw_buf_add(out, q, l);
+      pw_buf_add(out, "\n", 1);
+      q = nl ? nl + 1 : q + l;
+    }
   }
 }
 
@@ -468,6 +548,11 @@ static int call_read(rpc_call *k, const char **id, size_t *idlen) {
   err.msg[0] = '\0';
   pw_status st = pw_engine_decode(k->re->e, k->line, k->len, &gi, &err);
   if (st != PW_OK) {
+    pw_span sp;   /* refused: its id, if it can still be read (issue 12) */
+    if (pw_rpc_readable_id(k->line, k->len, &sp) == 0) {
+      *id = k->line + sp.off;
+      *idlen = sp.len;
+    }
     if (st == PW_EMEMORY) return call_fail(k, PW_RPC_MEMORY, "%s", err.msg);
     return call_fail(k, PW_RPC_PARSE_ERROR, "Parse error: %s", err.msg);
   }
@@ -485,13 +570,13 @@ static void handle_cds(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw_
 
 /* The log fragment of a request that reached its protocol and failed there
 ** (issue 12: every such request leaves one record, with its error kind). */
-static void log_error_fragment(pw_rpc *r, int ei, const rpc_call *k, pw_buf *out) {
+static void log_error_fragment(pw_rpc *r, int ei, int code, const char *msg, pw_buf *out) {
   rpc_engine *re = &r->eng[ei];
   pw_buf_addf(out, "\"schema_version\":%d,\"engine\":\"" PW_VERSION "\",", PW_RESULT_SCHEMA);
   pw_buf_add(out, re->ident.data, re->ident.len);
-  pw_buf_addf(out, ",\"error\":{\"code\":%d,\"kind\":\"%s\",\"message\":", k->code,
-              pw_rpc_code_kind(k->code));
-  pw_buf_json_str(out, k->msg);
+  pw_buf_addf(out, ",\"error\":{\"code\":%d,\"kind\":\"%s\",\"message\":", code,
+              pw_rpc_code_kind(code));
+  pw_buf_json_str(out, msg);
   pw_buf_add(out, "}", 1);
 }
 
@@ -527,6 +612,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
     oc->resp_len = out->len - start;
     if (r->cfg.log) log_fragment(r, ei, line, len, out);
     lua_settop(k.L, k.base);
+    state_check(r, ei, oc);
     return;
   }
   lua_settop(k.L, k.base);
@@ -534,12 +620,14 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
   pw_rpc_error_line(out, id, idlen, k.code, k.msg);
   oc->code = k.code;
   oc->resp_len = out->len - start;
-  if (reached && r->cfg.log) log_error_fragment(r, ei, &k, out);
+  if (reached && r->cfg.log) log_error_fragment(r, ei, k.code, k.msg, out);
   if (k.code == PW_RPC_MEMORY || k.code == PW_RPC_INTERNAL) {
     /* the state may be unusable: rebuild it from the same source */
     char e2[256];
+    r->rebuilds++;
     if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1; /* respawn me */
   }
+  if (!oc->fatal) state_check(r, ei, oc);
 }
 
 /* }====== */
@@ -559,6 +647,7 @@ typedef struct fhir_params {
   char as_of[16];
   int text, trace, what_if;
   int bundle;            /* stack index in the adapter's state */
+  const char *protocol;  /* params.protocol (on that stack), or NULL */
 } fhir_params;
 
 static int fhir_params_read(lua_State *L, int req, fhir_params *p, char *msg, size_t n) {
@@ -613,6 +702,7 @@ static int fhir_params_read(lua_State *L, int req, fhir_params *p, char *msg, si
     snprintf(msg, n, "params.protocol: expected a protocol id string");
     return PW_RPC_INVALID_PARAMS;
   }
+  p->protocol = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   lua_pushliteral(L, "bundle");
   if (lua_rawget(L, params) != LUA_TTABLE || lua_rawlen(L, -1) > 0) {
     snprintf(msg, n, "params.bundle: expected a FHIR document (an object)");
@@ -686,6 +776,7 @@ static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw
   const char *id = NULL;
   size_t idlen = 0;
   int code = 0, unknown = 0, ei = r->n > 1 ? pick_engine(r, line, len, &unknown) : 0;
+  int reached = 0;   /* the adapter ran: a failure from here on is logged (issue 12) */
   memset(oc, 0, sizeof *oc);
   memset(&p, 0, sizeof p);
   memset(&gi, 0, sizeof gi);
@@ -696,6 +787,11 @@ static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw
   int base = lua_gettop(L);
   pw_status st = pw_adapter_decode(a, line, len, &gi, &err);
   if (st != PW_OK) {
+    pw_span sp;   /* refused: its id, if it can still be read (issue 12) */
+    if (pw_rpc_readable_id(line, len, &sp) == 0) {
+      id = line + sp.off;
+      idlen = sp.len;
+    }
     code = st == PW_EMEMORY ? PW_RPC_MEMORY : PW_RPC_PARSE_ERROR;
     snprintf(msg, sizeof msg, "%s%.500s", code == PW_RPC_PARSE_ERROR ? "Parse error: " : "", err.msg);
     goto fail;
@@ -703,8 +799,10 @@ static void handle_fhir(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw
   if (gi.has_id) { id = line + gi.id_off; idlen = gi.id_len; }
   if (lua_type(L, base + 1) != LUA_TTABLE) { code = PW_RPC_INVALID_REQUEST; snprintf(msg, sizeof msg, "request: expected an object"); goto done; }
   if ((code = fhir_params_read(L, base + 1, &p, msg, sizeof msg))) goto done;
+  if (p.protocol && strcmp(p.protocol, r->eng[ei].id) != 0) unknown = 1;   /* one engine too */
   if (unknown) { code = PW_RPC_UNKNOWN_PROTOCOL; snprintf(msg, sizeof msg, "params.protocol: no loaded protocol has that id"); goto done; }
   if (!p.as_of[0]) pw_adapter_today(p.as_of);
+  reached = 1;
   st = pw_adapter_run_value(a, p.bundle, p.as_of, &in, &err);
   if (st != PW_OK) { code = status_code(st); snprintf(msg, sizeof msg, "%.580s", err.msg); goto done; }
   code = fhir_eval(r, ei, &p, &in, id, idlen, out, msg, sizeof msg);
@@ -725,6 +823,7 @@ fail:
   oc->code = code;
   oc->engine = ei;
   oc->resp_len = out->len - start;
+  if (reached && r->cfg.log) log_error_fragment(r, ei, code, msg, out);
 }
 
 /* }====== */
@@ -855,6 +954,12 @@ static void handle_cds(pw_rpc *r, const char *line, size_t len, pw_buf *out, pw_
     if (status == 200 && ei >= 0 && !strcmp(p.op, "call")) {
       log_fragment(r, ei, line, len, out);
       pw_buf_add(out, ",", 1);
+    } else {   /* no decision: who answered, and for which protocol if known */
+      pw_buf_addf(out, "\"schema_version\":%d,\"engine\":\"" PW_VERSION "\",", PW_RESULT_SCHEMA);
+      if (ei >= 0) {
+        pw_buf_add(out, r->eng[ei].ident.data, r->eng[ei].ident.len);
+        pw_buf_add(out, ",", 1);
+      }
     }
     pw_buf_adds(out, "\"cds\":{\"op\":");
     pw_buf_json_str(out, p.op);

@@ -22,7 +22,7 @@ struct pw_http_conn {
   int target;            /* H_*: where the header value goes */
   int nheaders;
   size_t header_bytes;
-  int started, ready, status, cont;
+  int started, headers_done, ready, status, cont;
   char msg[160];
 };
 
@@ -83,6 +83,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
 
 static int on_headers_complete(llhttp_t *p) {
   pw_http_conn *c = conn_of(p);
+  c->headers_done = 1;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->lim.max_body)
     return refuse(c, 413, "request body too large");
   if (c->expect.len) {
@@ -160,7 +161,7 @@ static void req_clear(pw_http_conn *c) {
   memset(&c->req, 0, sizeof c->req);
   c->nheaders = 0;
   c->header_bytes = 0;
-  c->started = c->ready = c->cont = 0;
+  c->started = c->headers_done = c->ready = c->cont = 0;
   c->target = H_NONE;
 }
 
@@ -199,6 +200,11 @@ void pw_http_next(pw_http_conn *c) {
 int pw_http_error_status(const pw_http_conn *c) { return c->status; }
 const char *pw_http_error_message(const pw_http_conn *c) { return c->msg; }
 int pw_http_in_request(const pw_http_conn *c) { return c->started && !c->ready; }
+
+int pw_http_phase(const pw_http_conn *c) {
+  if (!c->started || c->ready) return PW_HTTP_AT_IDLE;
+  return c->headers_done ? PW_HTTP_AT_BODY : PW_HTTP_AT_HEADERS;
+}
 
 /* Expect: 100-continue was asked for this request: 1 once. */
 int pw_http_take_continue(pw_http_conn *c) {

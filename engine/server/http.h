@@ -61,6 +61,10 @@ const char *pw_http_error_message(const pw_http_conn *c);
 int pw_http_take_continue(pw_http_conn *c);
 /* Is a request partly received (for the idle/request timeout)? */
 int pw_http_in_request(const pw_http_conn *c);
+/* Where the request being received is: no request begun (or one complete),
+** its request line and headers, or its body (for the timeouts). */
+enum { PW_HTTP_AT_IDLE = 0, PW_HTTP_AT_HEADERS, PW_HTTP_AT_BODY };
+int pw_http_phase(const pw_http_conn *c);
 
 /* One response: status line, Content-Type (if ctype), Content-Length,
 ** Connection: keep-alive|close, extra header lines (each ending CRLF, may be

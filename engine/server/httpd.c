@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include "cds.h"
 #include "supervisor.h"
@@ -28,16 +30,13 @@
 #define JSON_TYPE "application/json"
 #define FHIR_ERR_TYPE "application/fhir+json"
 
-int pw_httpd_listen(srv *s) {
-  const char *path = s->o.http_path;
-  if (!path) return 0;
-  if (!s->o.http_no_auth) {
-    char err[300];
-    if (!(s->jwt = pw_jwt_new(&s->o.jwt, err, sizeof err))) {
-      pw_serve_say("--http-jwks: %s", err);
-      return -1;
-    }
-  }
+int pw_httpd_is_listener(srv *s, uv_stream_t *l, int *tcp) {
+  *tcp = s->http_tcp_init && l == (uv_stream_t *)&s->http_tcp;
+  return *tcp || (s->http_init && l == (uv_stream_t *)&s->http_listener);
+}
+
+/* --http PATH: the Unix socket, born with --socket-mode. */
+static int listen_unix(srv *s, const char *path) {
   struct stat st;
   if (lstat(path, &st) == 0) {   /* a stale socket of ours: replace it; anything else: refuse */
     if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
@@ -62,10 +61,47 @@ int pw_httpd_listen(srv *s) {
     pw_serve_say("--http %s: %s", path, uv_strerror(rc));
     return -1;
   }
-  if (s->o.http_no_auth)
-    pw_serve_say("WARNING: CDS Hooks on %s WITHOUT AUTHENTICATION (--http-no-auth): any local "
-                 "process that can open the socket is trusted. For testing only.", path);
   pw_serve_say("CDS Hooks on %s", path);
+  return 0;
+}
+
+/* --http-port N: 127.0.0.1 only (loopback, for local testing); 0 takes a
+** free port, which the start message names. */
+static int listen_tcp(srv *s, int port) {
+  struct sockaddr_in sa;
+  int rc = uv_ip4_addr("127.0.0.1", port, &sa);
+  uv_tcp_init(s->loop, &s->http_tcp);
+  s->http_tcp.data = s;
+  s->http_tcp_init = 1;
+  if (rc == 0) rc = uv_tcp_bind(&s->http_tcp, (const struct sockaddr *)&sa, 0);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&s->http_tcp, 256, pw_conn_accept);
+  if (rc != 0) {
+    pw_serve_say("--http-port %d: 127.0.0.1: %s", port, uv_strerror(rc));
+    return -1;
+  }
+  struct sockaddr_storage got;
+  int len = (int)sizeof got;
+  if (uv_tcp_getsockname(&s->http_tcp, (struct sockaddr *)&got, &len) == 0 && got.ss_family == AF_INET)
+    port = ntohs(((struct sockaddr_in *)&got)->sin_port);
+  pw_serve_say("CDS Hooks on http://127.0.0.1:%d/cds-services (loopback only)", port);
+  return 0;
+}
+
+int pw_httpd_listen(srv *s) {
+  const char *path = s->o.http_path;
+  if (!path && s->o.http_port < 0) return 0;
+  if (!s->o.http_no_auth) {
+    char err[300];
+    if (!(s->jwt = pw_jwt_new(&s->o.jwt, err, sizeof err))) {
+      pw_serve_say("--http-jwks: %s", err);
+      return -1;
+    }
+  }
+  if (path && listen_unix(s, path) != 0) return -1;
+  if (s->o.http_port >= 0 && listen_tcp(s, s->o.http_port) != 0) return -1;
+  if (s->o.http_no_auth)
+    pw_serve_say("WARNING: CDS Hooks WITHOUT AUTHENTICATION (--http-no-auth): any local process "
+                 "that can connect is trusted. For testing only.");
   return 0;
 }
 
@@ -85,6 +121,7 @@ static void respond(conn *c, int status, const char *ctype, const char *body, si
                     : status == 401 ? "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n" : NULL;
   pw_http_response(&c->out.buf, status, ctype, extra, body, len, keep);
   c->http_busy = 0;
+  c->http_phase_ms = uv_now(c->s->loop);   /* keep-alive idle time counts from the answer */
   if (!keep) {
     c->close_after_flush = 1;
     pw_conn_pause(c);
@@ -112,8 +149,8 @@ void pw_httpd_error(conn *c, int code, const char *msg) {
     case PW_RPC_DEADLINE: st = 504; break;
     default: break;
   }
-  if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && c->http && pw_http_in_request(c->http) == 0)
-    st = 408;   /* the idle sweep */
+  if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && c->http && pw_http_in_request(c->http))
+    st = 408;   /* the idle sweep (conn.c) or --line-timeout caught a request half received */
   respond_outcome(c, st, st >= 500 ? "transient" : "invalid", msg);
 }
 
@@ -211,10 +248,47 @@ static void route(conn *c, const pw_http_request *q) {
   pw_buf_free(&line);
 }
 
+/* A request's phase began now (the time of the read that moved it). */
+static void phase_note(conn *c) {
+  int ph = pw_http_phase(c->http);
+  if (ph != c->http_phase) {
+    c->http_phase = ph;
+    c->http_phase_ms = uv_now(c->s->loop);
+  }
+}
+
+/* Every tick: a connection idle between requests past --idle-timeout is
+** closed without an answer (a client reusing it retries on a new one); a
+** request whose headers, or body, are slower than --http-header-timeout or
+** --http-body-timeout (slowloris, a stalled upload) gets 408 and is closed.
+** conn.c's idle sweep, once a second, finds nothing left to do here. */
+void pw_httpd_sweep(srv *s) {
+  if (!s->http_init && !s->http_tcp_init) return;
+  uint64_t now = uv_now(s->loop);
+  for (conn *c = s->conns; c; c = c->next) {
+    if (!c->http || c->closing || c->inflight || c->http_busy || c->out.queued || c->close_after_flush)
+      continue;
+    if (!c->http_phase_ms) c->http_phase_ms = c->last_ms;   /* a new connection */
+    if (c->http_phase == PW_HTTP_AT_IDLE) {   /* bytes that begin no request do not count */
+      if (s->o.idle_s && now - c->http_phase_ms > (uint64_t)s->o.idle_s * 1000u) pw_conn_close(c);
+      continue;
+    }
+    int head = c->http_phase == PW_HTTP_AT_HEADERS;
+    unsigned lim = head ? s->o.http_header_ms : s->o.http_body_ms;
+    if (!lim || now - c->http_phase_ms <= lim) continue;
+    char msg[160];
+    snprintf(msg, sizeof msg, "the request's %s did not arrive within %u ms (--http-%s-timeout); closing",
+             head ? "headers" : "body", lim, head ? "header" : "body");
+    c->http_keep = 0;
+    respond_outcome(c, 408, "timeout", msg);
+  }
+}
+
 void pw_httpd_process(conn *c) {
   while (!c->closing && !c->paused && !c->close_after_flush && !c->http_busy && c->rpos < c->rlen) {
     size_t used = 0;
     int st = pw_http_feed(c->http, c->rb + c->rpos, c->rlen - c->rpos, &used);
+    phase_note(c);
     c->rpos += used;
     c->scan = c->rpos;
     if (pw_http_take_continue(c->http)) pw_buf_adds(&c->out.buf, "HTTP/1.1 100 Continue\r\n\r\n"), pw_conn_dirty(c);
@@ -228,6 +302,7 @@ void pw_httpd_process(conn *c) {
     c->http_keep = q->keep_alive;
     route(c, q);
     pw_http_next(c->http);
+    phase_note(c);
   }
   if (c->http_busy && !c->paused) pw_conn_pause(c);
 }

@@ -8,8 +8,34 @@
 
 #include "supervisor.h"
 
+/* Is a worker slot of the serving generation failing (issue 12)? */
+static int health_failing(srv *s) {
+  for (int i = 0; s->active && i < s->active->nw; i++)
+    if (pw_stats_worker_failing(s->active, i)) return 1;
+  return 0;
+}
+
+/* Each worker slot: its pid, state and failure streak. */
+static void health_workers(generation *g, pw_buf *b) {
+  pw_buf_adds(b, ",\"state\":[");
+  for (int i = 0; g && i < g->nw; i++) {
+    worker *w = g->w[i] && !g->w[i]->lost ? g->w[i] : NULL;
+    const char *st = pw_stats_worker_failing(g, i) ? "failing"
+                     : !w                          ? "missing"
+                     : w->state == W_READY         ? "ok"
+                                                   : "starting";
+    pw_buf_addf(b, "%s{\"index\":%d,\"pid\":%d,\"state\":\"%s\",\"consecutive_failures\":%u,"
+                "\"last_error\":", i ? "," : "", i, w ? (int)w->pid : 0, st,
+                (unsigned)g->wfail[i].streak);
+    pw_buf_json_str(b, g->wfail[i].streak ? pw_rpc_code_kind(g->wfail[i].code) : NULL);
+    pw_buf_add(b, "}", 1);
+  }
+  pw_buf_add(b, "]", 1);
+}
+
 static const char *health_status(srv *s) {
   if (s->stopping) return "stopping";
+  if (health_failing(s)) return "degraded";
   if (s->log && (pw_declog_error(s->log) || pw_answer_log_stalled(s))) return "degraded";
   if (!s->active || s->active->nready < s->active->nw) return "degraded";
   return "ok";
@@ -28,7 +54,9 @@ static void method_health(srv *s, pw_buf *b) {
     pw_buf_addf(b, "%s%d", first ? "" : ",", (int)g->w[i]->pid);
     first = 0;
   }
-  pw_buf_addf(b, "]},\"protocols\":%s,", g && g->protocols_json ? g->protocols_json : "[]");
+  pw_buf_add(b, "]", 1);
+  health_workers(g, b);
+  pw_buf_addf(b, "},\"protocols\":%s,", g && g->protocols_json ? g->protocols_json : "[]");
   if (s->log) {
     const char *e = pw_declog_error(s->log);
     pw_buf_adds(b, "\"decision_log\":{\"enabled\":true,\"path\":");
@@ -42,7 +70,7 @@ static void method_health(srv *s, pw_buf *b) {
     pw_buf_adds(b, "\"decision_log\":{\"enabled\":false},");
   }
   pw_buf_addf(b, "\"reload\":{\"in_progress\":%s,\"last_error\":", s->loading ? "true" : "false");
-  pw_buf_json_str(b, s->last_reload_error[0] ? s->last_reload_error : NULL);
+  pw_buf_json_str(b, s->last_reload_error);
   pw_buf_addf(b, "},\"connections\":%u}", s->nconns);
 }
 
@@ -75,13 +103,31 @@ static void stats_requests(srv *s, pw_buf *b) {
   pw_buf_add(b, "}", 1);
 }
 
+/* ,"state_bytes":[..],"state_rebuilds":[..]: each worker's Lua states
+** after its last request, and how often it rebuilt one (handler.c). */
+static void stats_worker_state(srv *s, pw_buf *b) {
+  generation *g = s->active;
+  for (int k = 0; k < 2; k++) {
+    pw_buf_adds(b, k ? ",\"state_rebuilds\":[" : ",\"state_bytes\":[");
+    int first = 1;
+    for (int i = 0; g && i < g->nw; i++) {
+      if (!g->w[i] || g->w[i]->lost) continue;
+      pw_worker_slot *sl = g->w[i]->slot;
+      pw_buf_addf(b, "%s%llu", first ? "" : ",",
+                  ULL(k ? atomic_load(&sl->rebuilds) : atomic_load(&sl->state_bytes)));
+      first = 0;
+    }
+    pw_buf_add(b, "]", 1);
+  }
+}
+
 static void stats_workers(srv *s, pw_buf *b) {
   pw_buf_addf(b,
               ",\"connections\":{\"open\":%u,\"total\":%llu,\"rejected\":%llu,"
-              "\"vanished\":%llu},\"workers\":{\"spawned\":%llu,\"crashed\":%llu,"
+              "\"vanished\":%llu,\"stalled\":%llu},\"workers\":{\"spawned\":%llu,\"crashed\":%llu,"
               "\"killed\":%llu,\"requests_moved\":%llu,",
               s->nconns, ULL(s->conns_total), ULL(s->conns_rejected), ULL(s->client_gone),
-              ULL(s->w_spawns), ULL(s->w_crashes), ULL(s->w_kills), ULL(s->moved));
+              ULL(s->conns_stalled), ULL(s->w_spawns), ULL(s->w_crashes), ULL(s->w_kills), ULL(s->moved));
   pw_buf_addf(b, "\"answers_by_ring\":%llu,\"served\":[", ULL(s->ring_answers));
   generation *g = s->active;
   int first = 1;
@@ -90,7 +136,9 @@ static void stats_workers(srv *s, pw_buf *b) {
     pw_buf_addf(b, "%s%llu", first ? "" : ",", ULL(atomic_load(&g->w[i]->slot->served)));
     first = 0;
   }
-  pw_buf_addf(b, "]},\"reloads\":{\"ok\":%llu,\"failed\":%llu}", ULL(s->reloads_ok),
+  pw_buf_add(b, "]", 1);
+  stats_worker_state(s, b);
+  pw_buf_addf(b, "},\"reloads\":{\"ok\":%llu,\"failed\":%llu}", ULL(s->reloads_ok),
               ULL(s->reloads_failed));
 }
 
@@ -109,8 +157,30 @@ static void method_stats(srv *s, pw_buf *b) {
   pw_buf_add(b, "}", 1);
 }
 
+/* Administrative methods (reload) are for the server's own uid and root
+** only, by the peer credentials read at accept (SO_PEERCRED, conn.c;
+** issue 12). 1 when c may call method m; else c got an error reply. */
+static int admin_allowed(conn *c, int m, const char *id, size_t idlen) {
+  srv *s = c->s;
+  if (m != PW_M_RELOAD) return 1;
+  long me = (long)geteuid();
+  if (c->uid >= 0 && (c->uid == me || c->uid == 0)) return 1;
+  char msg[200];
+  snprintf(msg, sizeof msg,
+           "%s is an administrative method: only the server's uid %ld or root may call it "
+           "(this client is uid %ld)",
+           pw_rpc_method_name(m), me, c->uid);
+  pw_serve_warn("refused %s from uid %ld gid %ld pid %ld", pw_rpc_method_name(m), c->uid,
+                c->gid, c->pid);
+  s->responses++;
+  if (idlen) pw_conn_error(c, id, idlen, PW_RPC_FORBIDDEN, msg);
+  else pw_stats_error(s, PW_RPC_FORBIDDEN);
+  return 0;
+}
+
 void pw_methods_call(conn *c, int m, const char *id, size_t idlen) {
   srv *s = c->s;
+  if (!admin_allowed(c, m, id, idlen)) return;
   if (m == PW_M_RELOAD) {
     if (idlen) {
       pw_reload_start(s, "reload method", c, id, idlen);

@@ -22,12 +22,17 @@ static const srv_opts defaults = {
   .max_line = 1u << 20,
   .max_conns = 256,
   .idle_s = 300,
+  .line_timeout_s = 30,
+  .write_timeout_s = 30,
   .max_wq = 8u << 20,
   .max_inflight = 1024,
   .worker_queue = 16,
   .worker_as = 1024ull << 20,
   .worker_cpu = 30,
   .watch = 1,
+  .http_port = -1,
+  .http_header_ms = 10000,
+  .http_body_ms = 30000,
 };
 
 static void usage(FILE *f) {
@@ -44,7 +49,7 @@ static void usage(FILE *f) {
 "  --protocol FILE         load FILE (repeatable)\n"
 "  --protocols DIR         load every DIR/*.lua\n"
 "  --plugin FILE           add a local-rule plugin (repeatable)\n"
-"  --no-watch              do not reload when a protocol file changes\n"
+"  --no-watch              do not reload when a protocol, plugin or base file changes\n"
 "Socket:\n"
 "  --socket PATH           the socket file (at most %d bytes); PATH.lock beside it\n"
 "  --socket-mode MODE      octal mode the file is created with (default 0%o)\n"
@@ -53,12 +58,21 @@ static void usage(FILE *f) {
 "CDS Hooks 2.0 over HTTP/1.1 (the same workers and decision log):\n"
 "  --http PATH             serve GET /cds-services, POST /cds-services/{id} and\n"
 "                          .../feedback on this Unix socket (same mode and peer checks)\n"
+"  --http-port N           the same HTTP service over TCP on 127.0.0.1:N only\n"
+"                          (loopback, for local testing; 0 = a free port, named\n"
+"                          at start); no peer checks, so not with --allow-uid/gid\n"
 "  --http-jwks FILE        verify each request's bearer JWT (RS256, ES384) with\n"
 "                          the keys of this JWKS file; failures answer 401\n"
 "  --http-issuer ISS       an allowed iss (repeatable; at least one)\n"
 "  --http-audience URL     the aud tokens must carry (this service's base URL)\n"
 "  --http-no-auth          accept requests without a token (local testing only;\n"
 "                          the server warns at start)\n"
+"  --http-header-timeout MS  answer 408 and close when a request's line and\n"
+"                          headers take longer than MS from its first byte\n"
+"                          (default %u, 0 = none)\n"
+"  --http-body-timeout MS  ... when its body takes longer than MS after the\n"
+"                          headers (default %u, 0 = none). Between requests, an\n"
+"                          HTTP connection idle for --idle-timeout is closed.\n"
 "Workers and limits:\n"
 "  --workers N             worker processes (default: the number of cores)\n"
 "  --timeout MS            deadline of one request (default %u)\n"
@@ -75,6 +89,11 @@ static void usage(FILE *f) {
 "                          (default %zu)\n"
 "  --worker-queue N        requests handed to one worker at a time (default %u)\n"
 "  --idle-timeout SEC      close connections idle this long (default %u, 0 = never)\n"
+"  --line-timeout SEC      close a connection whose unfinished request line is\n"
+"                          older than this (slowloris; default %u, 0 = never)\n"
+"  --write-timeout SEC     close a connection whose unsent answers stayed over\n"
+"                          --max-write-queue this long (a client that never\n"
+"                          reads; default %u, 0 = never)\n"
 "Decision log:\n"
 "  --log FILE              append one JSON line per evaluation (created 0600)\n"
 "  --log-sync MODE         always (default): answer after fdatasync (group commit);\n"
@@ -88,9 +107,10 @@ static void usage(FILE *f) {
 "socket and exit 0.\n"
 "exit codes: 0 stopped cleanly, 64 usage, 66 no protocol file, 69 already\n"
 "running, 71/73 system errors, 78 a protocol did not load or pass its examples\n",
-          SRV_SUN_PATH_MAX, d->socket_mode, d->timeout_ms, d->grace_ms,
+          SRV_SUN_PATH_MAX, d->socket_mode, d->http_header_ms, d->http_body_ms, d->timeout_ms, d->grace_ms,
           (unsigned long long)(d->worker_as >> 20), (unsigned long long)d->worker_cpu,
           d->max_line, d->max_conns, d->max_inflight, d->max_wq, d->worker_queue, d->idle_s,
+          d->line_timeout_s, d->write_timeout_s,
           d->log_interval_ms);
 }
 
@@ -122,8 +142,8 @@ static int parse_ids(const char *arg, long *list, int *n) {
 enum {
   O_SOCKET = 256, O_SOCKET_MODE, O_PROTOCOLS, O_WORKERS, O_LOG,
   O_LOG_SYNC, O_LOG_INTERVAL, O_LOG_FACTS, O_TIMEOUT, O_GRACE, O_MAX_LINE, O_MAX_CONNS,
-  O_IDLE, O_MAX_WQ, O_MAX_INFLIGHT, O_WORKER_QUEUE, O_WORKER_MEM,
-  O_WORKER_CPU, O_ALLOW_UID, O_ALLOW_GID, O_NO_WATCH, O_HTTP, O_HTTP_NO_AUTH, O_HTTP_JWKS, O_HTTP_ISSUER,
+  O_IDLE, O_LINE_TIMEOUT, O_WRITE_TIMEOUT, O_MAX_WQ, O_MAX_INFLIGHT, O_WORKER_QUEUE, O_WORKER_MEM,
+  O_WORKER_CPU, O_ALLOW_UID, O_ALLOW_GID, O_NO_WATCH, O_HTTP, O_HTTP_PORT, O_HTTP_HEADER_TIMEOUT, O_HTTP_BODY_TIMEOUT, O_HTTP_NO_AUTH, O_HTTP_JWKS, O_HTTP_ISSUER,
   O_HTTP_AUDIENCE, O_HELP
 };
 
@@ -131,6 +151,9 @@ static const struct option lo[] = {
   {"socket", required_argument, 0, O_SOCKET},
   {"socket-mode", required_argument, 0, O_SOCKET_MODE},
   {"http", required_argument, 0, O_HTTP},
+  {"http-port", required_argument, 0, O_HTTP_PORT},
+  {"http-header-timeout", required_argument, 0, O_HTTP_HEADER_TIMEOUT},
+  {"http-body-timeout", required_argument, 0, O_HTTP_BODY_TIMEOUT},
   {"http-no-auth", no_argument, 0, O_HTTP_NO_AUTH},
   {"http-jwks", required_argument, 0, O_HTTP_JWKS},
   {"http-issuer", required_argument, 0, O_HTTP_ISSUER},
@@ -148,6 +171,8 @@ static const struct option lo[] = {
   {"max-line", required_argument, 0, O_MAX_LINE},
   {"max-connections", required_argument, 0, O_MAX_CONNS},
   {"idle-timeout", required_argument, 0, O_IDLE},
+  {"line-timeout", required_argument, 0, O_LINE_TIMEOUT},
+  {"write-timeout", required_argument, 0, O_WRITE_TIMEOUT},
   {"max-write-queue", required_argument, 0, O_MAX_WQ},
   {"max-inflight", required_argument, 0, O_MAX_INFLIGHT},
   {"worker-queue", required_argument, 0, O_WORKER_QUEUE},
@@ -173,11 +198,16 @@ static int set_number(srv_opts *o, int c, uint64_t v) {
     case O_MAX_LINE: bad = v < 1024 || v > (256u << 20); o->max_line = (size_t)v; break;
     case O_MAX_CONNS: bad = v < 1 || v > 100000; o->max_conns = (unsigned)v; break;
     case O_IDLE: bad = v > 86400 * 7; o->idle_s = (unsigned)v; break;
+    case O_LINE_TIMEOUT: bad = v > 86400; o->line_timeout_s = (unsigned)v; break;
+    case O_WRITE_TIMEOUT: bad = v > 86400; o->write_timeout_s = (unsigned)v; break;
     case O_MAX_WQ: bad = v < 65536; o->max_wq = (size_t)v; break;
     case O_MAX_INFLIGHT: bad = v < 1 || v > 1000000; o->max_inflight = (unsigned)v; break;
     case O_WORKER_QUEUE: bad = v < 1 || v > 100000; o->worker_queue = (unsigned)v; break;
     case O_WORKER_MEM: bad = v > (1u << 22); o->worker_as = v << 20; break;
     case O_WORKER_CPU: o->worker_cpu = v; break;
+    case O_HTTP_PORT: bad = v > 65535; o->http_port = (int)v; break;
+    case O_HTTP_HEADER_TIMEOUT: bad = v > 3600000; o->http_header_ms = (unsigned)v; break;
+    case O_HTTP_BODY_TIMEOUT: bad = v > 3600000; o->http_body_ms = (unsigned)v; break;
     default: bad = 1;
   }
   return bad ? -1 : 0;
@@ -252,9 +282,15 @@ static int check_opts(srv_opts *o) {
     pw_serve_err("--socket PATH is required (see --help)");
     return -1;
   }
-  if (o->http_path && !o->http_no_auth &&
+  int http = o->http_path || o->http_port >= 0;
+  if (o->http_port >= 0 && (o->nallow_uid || o->nallow_gid)) {
+    pw_serve_err("--http-port: TCP has no peer credentials, so --allow-uid/--allow-gid cannot "
+                 "apply to it; use --http PATH with them");
+    return -1;
+  }
+  if (http && !o->http_no_auth &&
       (!o->jwt.jwks_path || !o->jwt.nissuers || !o->jwt.audience)) {
-    pw_serve_say("--http: give --http-jwks FILE, --http-issuer ISS and --http-audience URL "
+    pw_serve_say("--http/--http-port: give --http-jwks FILE, --http-issuer ISS and --http-audience URL "
                  "(or --http-no-auth, for local testing only)");
     return -1;
   }

@@ -277,6 +277,7 @@ void pw_pool_lost(worker *w, const char *why) {
   w->state = W_LOST;
   if (w->killed) s->w_kills++;
   else s->w_crashes++;
+  pw_stats_worker_lost(w);
   if (g->state != GEN_DRAINING || w->sent.n)
     pw_serve_warn("worker %d (pid %d, generation %u) %s", w->idx, (int)w->pid, g->num, desc);
   uint64_t now = pw_worker_now_ns();
@@ -307,6 +308,7 @@ static void worker_answer(worker *w, const pw_wire_hdr *h, const char *p) {
     ps->evaluations++;
     if (h->code) ps->errors++;
   }
+  pw_stats_worker_answer(w, h->code);
   pw_answer_response(s, r, h, p);
 }
 
@@ -356,7 +358,7 @@ static void ready_protocols(generation *g, const char *p, size_t n) {
   g->stat_idx = calloc((size_t)g->nprotos + 1, sizeof *g->stat_idx);
   if (!g->stat_idx) return;         /* no per-protocol counters: still serving */
   const char *q = nl ? nl + 1 : p + n, *end = p + n;
-  while (q < end && g->nstat_idx <= g->nprotos) {
+  while (q < end && g->nstat_idx <= g->nprotos && *q != '=' && *q != '@') {
     const char *e = memchr(q, '\n', (size_t)(end - q));
     if (!e) e = end;
     char id[256];
@@ -374,7 +376,10 @@ static void worker_ready(worker *w, const char *p, size_t n) {
   w->state = W_READY;
   g->nready++;
   g->backoff_ms = g->backoff_ms > 100 ? g->backoff_ms / 2 : 0;
-  if (!g->protocols_json) ready_protocols(g, p, n);
+  if (!g->protocols_json) {
+    ready_protocols(g, p, n);
+    pw_reloadlog_ready(g, p, n);   /* provenance and base files (after the ids) */
+  }
   if (g->state == GEN_LOADING && g->nready == g->nw) pw_reload_activate(g);
   else if (g->state == GEN_ACTIVE) pw_pool_drain(w->s);
 }
@@ -386,14 +391,15 @@ static int worker_frame(worker *w, const pw_wire_hdr *h, const char *p) {
     case PW_WIRE_RESP_RING: ring_answer(w, h); break;
     case PW_WIRE_READY: worker_ready(w, p, h->len); break;
     case PW_WIRE_FAIL: {
-      char msg[1200];
-      snprintf(msg, sizeof msg, "%.*s", (int)(h->len < 1100 ? h->len : 1100), p);
+      char *msg = strndup(p, h->len);   /* whole: every failing case */
+      const char *m = msg ? msg : "could not load the protocols (out of memory for the reason)";
       if (w->g->state == GEN_LOADING) {
-        pw_reload_fail(w->g, msg);
+        pw_reload_fail(w->g, m);
       } else {
-        pw_serve_warn("worker %d could not load the protocols: %s", w->idx, msg);
+        pw_serve_warn("worker %d could not load the protocols: %s", w->idx, m);
         pw_pool_lost(w, "could not load the protocols");
       }
+      free(msg);
       return -1;
     }
     default: pw_pool_lost(w, "sent an unknown frame (killed)"); return -1;

@@ -11,8 +11,13 @@
 ** workers finish what they hold and exit when their channel closes. If any
 ** new worker fails, the new generation is killed and the old one keeps
 ** serving; at start, the server stops. One reload runs at a time; a
-** request for another while one loads runs once it ends. A watched file
-** that changed back to the same bytes reloads nothing.
+** request for another while one loads runs once it ends. The watcher
+** watches the protocol files, the plugin files and the files `extends`
+** loaded; a watched file that changed back to the same bytes reloads
+** nothing, and clears a refused reload's error when the files are again
+** those that serve. Reloads, refusals and cleared errors are logged
+** (operator log in full; clients and the decision log get file names,
+** reloadlog.c).
 */
 #include <dirent.h>
 #include <errno.h>
@@ -40,6 +45,10 @@ void pw_reload_release(generation *g) {
   free(g->w);
   free(g->stat_idx);
   free(g->protocols_json);
+  free(g->files_json);
+  free(g->digest_bases);
+  free(g->prov_json);
+  free(g->base_files);
   free(g);
 }
 
@@ -161,6 +170,7 @@ static void generation_config(generation *g) {
   c->rpc.limits.memory = s->o.cmd.lim.memory;
   c->rpc.limits.instructions = s->o.cmd.lim.instructions;
   c->rpc.limits.max_input = s->o.max_line;
+  c->rpc.limits.scripts_dir = pw_cmd_scripts_dir();   /* where `extends` finds a base last */
   c->rpc.log = s->o.log_path != NULL;
   c->rpc.log_facts = s->o.log_facts;
   c->max_frame = PW_WIRE_MAX_REQ(s->o.max_line);
@@ -181,12 +191,18 @@ static generation *generation_new(srv *s, char *err, size_t errlen) {
   }
   g->s = s;
   int rc = generation_read(g, paths, n, err, errlen);
+  if (rc == 0 && pw_reloadlog_files(s, g) != 0) {
+    snprintf(err, errlen, "out of memory reading the plugins");
+    rc = -1;
+  }
   g->nw = s->o.workers;
   if (rc == 0 && !(g->w = calloc((size_t)g->nw, sizeof *g->w))) {
     snprintf(err, errlen, "out of memory starting a generation");
     rc = -1;
   }
   if (rc != 0) {
+    free(g->files_json);
+    free(g->digest_bases);
     for (int k = 0; k < n; k++) free(g->srcs ? g->srcs[k] : NULL);
     paths_free(g->names, n);
     free(g->srcs);
@@ -203,8 +219,13 @@ static generation *generation_new(srv *s, char *err, size_t errlen) {
   return g;
 }
 
+/* a (just read) has the same protocol, plugin and base files as b (which
+** serves): b's digest must cover the bases b's workers loaded. */
 static int same_sources(const generation *a, const generation *b) {
   if (!a || !b || a->nprotos != b->nprotos) return 0;
+  if (strcmp(a->digest, b->digest) != 0 || !b->digest_bases ||
+      strcmp(b->digest_bases, b->base_files ? b->base_files : "") != 0)
+    return 0;
   for (int i = 0; i < a->nprotos; i++) {
     if (strcmp(a->names[i], b->names[i]) != 0 || a->protos[i].len != b->protos[i].len ||
         memcmp(a->protos[i].src, b->protos[i].src, a->protos[i].len) != 0)
@@ -283,6 +304,16 @@ static int first_ready(generation *g, double ms) {
   return 0;
 }
 
+/* The reload error clears: the files are again those that serve. */
+static void error_cleared(srv *s, const generation *g, const char *how) {
+  if (!s->last_reload_error) return;
+  pw_serve_say("reload error cleared (%s): %s; generation %u serves", s->last_reload_reason, how,
+               s->active->num);
+  pw_reloadlog_event(s, "error_cleared", g, s->last_reload_error);
+  free(s->last_reload_error);
+  s->last_reload_error = NULL;
+}
+
 /* g replaces old: old's idle workers retire now, the others once done. */
 static void replace(generation *g, generation *old, double ms) {
   srv *s = g->s;
@@ -293,9 +324,10 @@ static void replace(generation *g, generation *old, double ms) {
     if (w && !w->sent.n && !w->lost) pw_pool_retire(w);
   }
   s->reloads_ok++;
-  s->last_reload_error[0] = '\0';
   pw_serve_say("reloaded (%s): generation %u serves %s in %.0f ms", s->last_reload_reason,
                g->num, g->protocols_json, ms);
+  error_cleared(s, g, "new files loaded");
+  pw_reloadlog_event(s, "reload", g, NULL);
   pw_serve_notify("READY=1\nSTATUS=serving (reloaded)");
 }
 
@@ -307,6 +339,7 @@ void pw_reload_activate(generation *g) {
   g->state = GEN_ACTIVE;
   g->backoff_ms = 0;
   double ms = (double)(pw_worker_now_ns() - g->started_ns) / 1e6;
+  pw_reload_watch_bases(s, g);
   if (old) replace(g, old, ms);
   else if (first_ready(g, ms) != 0) return;
   pw_buf res = {0};
@@ -330,19 +363,28 @@ static void notify_reloading(srv *s, const char *reason) {
 }
 
 /* The new sources did not load. With a generation serving, it goes on;
-** with none, the server stops with code. */
-static void refused(srv *s, pw_queue *waiters, const char *msg, int code) {
+** with none, the server stops with code.
+** The operator's log has msg whole; clients (the reply, health) and the
+** decision log get it with file names for host paths. */
+static void refused(srv *s, const generation *g, pw_queue *waiters, const char *msg, int code) {
   s->reloads_failed++;
-  snprintf(s->last_reload_error, sizeof s->last_reload_error, "%s", msg);
+  char *mine = pw_reloadlog_for_clients(msg);
+  free(s->last_reload_error);
+  s->last_reload_error = mine ? mine : strdup("reload refused (out of memory for the reason)");
+  const char *shown = s->last_reload_error ? s->last_reload_error : "reload refused";
   if (s->active) {
     char m[1200];
     pw_serve_warn("reload refused (%s): %s; generation %u keeps serving", s->last_reload_reason,
                  msg, s->active->num);
     snprintf(m, sizeof m, "READY=1\nSTATUS=serving generation %u; reload refused: %s",
-             s->active->num, s->last_reload_error);
+             s->active->num, shown);
     pw_serve_notify(m);
-    snprintf(m, sizeof m, "reload refused, the loaded protocols keep serving: %s", msg);
-    pw_reload_answer(s, waiters, PW_RPC_RELOAD_FAILED, m, NULL);
+    pw_buf r = {0};
+    pw_buf_addf(&r, "reload refused, the loaded protocols keep serving: %s", shown);
+    pw_buf_add(&r, "", 0);
+    pw_reload_answer(s, waiters, PW_RPC_RELOAD_FAILED, r.failed ? shown : r.data, NULL);
+    pw_buf_free(&r);
+    pw_reloadlog_event(s, "reload_refused", g, shown);
   } else {
     pw_serve_err("cannot start: %s", msg);
     if (!s->exit_code) s->exit_code = code;
@@ -357,7 +399,7 @@ void pw_reload_fail(generation *g, const char *msg) {
   if (s->loading == g) s->loading = NULL;
   uv_timer_stop(&g->respawn);
   pw_pool_end(g);
-  refused(s, &g->waiters, msg, PW_EX_CONFIG);
+  refused(s, g, &g->waiters, msg, PW_EX_CONFIG);
   pw_reload_collect(g);
   if (!s->active) {
     pw_serve_shutdown(s, "the protocols did not load");
@@ -385,13 +427,15 @@ void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t
   generation *g = generation_new(s, err, sizeof err);
   if (!g) {
     notify_reloading(s, reason);
-    refused(s, &s->next_waiters, err, PW_EX_NOINPUT);
+    refused(s, NULL, &s->next_waiters, err, PW_EX_NOINPUT);
     if (!s->active) pw_serve_shutdown(s, "no protocol");
     return;
   }
-  if (!c && !s->next_waiters.n && strcmp(reason, "protocol file changed") == 0 &&
+  size_t rl = strlen(reason);
+  if (!c && !s->next_waiters.n && rl > 12 && !strcmp(reason + rl - 12, "file changed") &&
       same_sources(g, s->active)) {
     g->state = GEN_DRAINING;   /* nothing changed: drop it quietly */
+    error_cleared(s, s->active, "the files on disk are again those that serve");
     pw_reload_collect(g);
     s->generation_seq--;
     return;
@@ -420,67 +464,96 @@ void pw_reload_timeout(srv *s, uint64_t now) {
 
 static void on_debounce(uv_timer_t *t) {
   srv *s = t->data;
-  pw_reload_start(s, "protocol file changed", NULL, NULL, 0);
+  pw_reload_start(s, s->watch_reason[0] ? s->watch_reason : "protocol file changed", NULL, NULL, 0);
+}
+
+static int same_name(const char *path, const char *name) {
+  const char *b = strrchr(path, '/');
+  return strcmp(b ? b + 1 : path, name) == 0;
+}
+
+/* What the changed file is: a protocol, a plugin, a base; NULL: none of ours. */
+static const char *changed_what(const srv *s, const char *name) {
+  size_t l = strlen(name);
+  for (int i = 0; i < s->o.cmd.nplugins; i++)
+    if (same_name(s->o.cmd.plugins[i], name)) return "plugin file changed";
+  const char *bases = s->active && s->active->base_files ? s->active->base_files : "";
+  for (const char *q = bases; *q;) {
+    const char *nl = strchr(q, '\n');
+    size_t bl = nl ? (size_t)(nl - q) : strlen(q);
+    const char *b = q + bl;
+    while (b > q && b[-1] != '/') b--;
+    if ((size_t)(q + bl - b) == l && !memcmp(b, name, l)) return "base protocol file changed";
+    q += bl + (nl != NULL);
+  }
+  if (s->o.protocols_dir) return l >= 5 && !strcmp(name + l - 4, ".lua") ? "protocol file changed" : NULL;
+  for (int i = 0; i < s->o.nprotocol_files; i++)
+    if (same_name(s->o.protocol_files[i], name)) return "protocol file changed";
+  return NULL;
 }
 
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status) {
   srv *s = h->data;
   (void)events;
   if (status < 0 || s->stopping) return;
-  if (filename) {
-    size_t l = strlen(filename);
-    if (s->o.protocols_dir) {
-      if (l < 5 || strcmp(filename + l - 4, ".lua") != 0) return;
-    } else {
-      int hit = 0;
-      for (int i = 0; i < s->o.nprotocol_files; i++) {
-        const char *b = strrchr(s->o.protocol_files[i], '/');
-        b = b ? b + 1 : s->o.protocol_files[i];
-        if (strcmp(b, filename) == 0) hit = 1;
-      }
-      if (!hit) return;
+  const char *what = filename ? changed_what(s, filename) : "protocol file changed";
+  if (!what) return;
+  snprintf(s->watch_reason, sizeof s->watch_reason, "%s", what);
+  uv_timer_start(&s->debounce, on_debounce, 200, 0);
+}
+
+/* Watch the directory of file (or, is_dir, the directory itself), once. */
+static void watch_one(srv *s, const char *file, int is_dir) {
+  char *d = strdup(file);
+  if (!d) {
+    pw_serve_warn("cannot watch %s for changes: out of memory", file);
+    return;
+  }
+  char *sl = is_dir ? NULL : strrchr(d, '/');
+  if (sl) *(sl == d ? sl + 1 : sl) = '\0';
+  else if (!is_dir) strcpy(d, ".");
+  for (int k = 0; k < s->nwatch; k++) {
+    if (strcmp(s->watch_dir[k], d) == 0) {
+      free(d);
+      return;
     }
   }
-  uv_timer_start(&s->debounce, on_debounce, 200, 0);
+  if (s->nwatch == SRV_MAX_WATCH) {
+    pw_serve_warn("cannot watch %s for changes: more than %d directories", d, SRV_MAX_WATCH);
+    free(d);
+    return;
+  }
+  uv_fs_event_t *w = &s->watch[s->nwatch];
+  uv_fs_event_init(s->loop, w);
+  w->data = s;
+  int rc = uv_fs_event_start(w, on_fs_event, d, 0);
+  if (rc != 0) {
+    pw_serve_warn("cannot watch %s for changes: %s", d, uv_strerror(rc));
+    uv_close((uv_handle_t *)w, NULL);
+    free(d);
+    return;
+  }
+  s->watch_dir[s->nwatch++] = d;
 }
 
 void pw_reload_watch(srv *s) {
   if (!s->o.watch) return;
-  const char *dirs[SRV_MAX_WATCH];
-  int nd = 0;
-  char *own[SRV_MAX_WATCH];
-  int nown = 0;
-  if (s->o.protocols_dir) dirs[nd++] = s->o.protocols_dir;
-  for (int i = 0; i < s->o.nprotocol_files && nd < SRV_MAX_WATCH - 1; i++) {
-    char *d = strdup(s->o.protocol_files[i]);
-    if (!d) {
-      pw_serve_say("cannot watch %s for protocol changes: out of memory", s->o.protocol_files[i]);
-      continue;
-    }
-    char *sl = strrchr(d, '/');
-    if (sl) *(sl == d ? sl + 1 : sl) = '\0';
-    else strcpy(d, ".");
-    int dup = 0;
-    for (int k = 0; k < nd; k++) dup |= strcmp(dirs[k], d) == 0;
-    if (dup) {
-      free(d);
-      continue;
-    }
-    dirs[nd++] = d;
-    own[nown++] = d;
+  if (s->o.protocols_dir) watch_one(s, s->o.protocols_dir, 1);
+  for (int i = 0; i < s->o.nprotocol_files; i++) watch_one(s, s->o.protocol_files[i], 0);
+  for (int i = 0; i < s->o.cmd.nplugins; i++) watch_one(s, s->o.cmd.plugins[i], 0);
+  if (s->active) pw_reload_watch_bases(s, s->active);
+}
+
+void pw_reload_watch_bases(srv *s, const generation *g) {
+  if (!s->o.watch || s->stopping || !s->nwatch || !g->base_files) return;   /* not watching (yet) */
+  for (const char *q = g->base_files; *q;) {
+    const char *nl = strchr(q, '\n');
+    size_t l = nl ? (size_t)(nl - q) : strlen(q);
+    char *path = strndup(q, l);
+    if (path) watch_one(s, path, 0);
+    free(path);
+    q += l + (nl != NULL);
   }
-  for (int i = 0; i < nd; i++) {
-    uv_fs_event_init(s->loop, &s->watch[s->nwatch]);
-    s->watch[s->nwatch].data = s;
-    int rc = uv_fs_event_start(&s->watch[s->nwatch], on_fs_event, dirs[i], 0);
-    if (rc != 0) {
-      pw_serve_warn("cannot watch %s for protocol changes: %s", dirs[i], uv_strerror(rc));
-      uv_close((uv_handle_t *)&s->watch[s->nwatch], NULL);
-      continue;
-    }
-    s->nwatch++;
-  }
-  for (int i = 0; i < nown; i++) free(own[i]);
 }
 
 /* }====== */

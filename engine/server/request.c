@@ -29,8 +29,13 @@ static const char *req_id(srv *s, req *r, size_t *len) {
   if (!r->id_len) return NULL;
   pw_gate_info gi;
   char e[8];
-  if (pw_gate_check(r->line, r->len, &s->gate, &gi, e, sizeof e) != 0 || !gi.has_id)
-    return NULL;
+  if (pw_gate_check(r->line, r->len, &s->gate, &gi, e, sizeof e) != 0) {
+    pw_span sp;   /* refused: its id, if it can still be read */
+    if (pw_rpc_readable_id(r->line, r->len, &sp) != 0) return NULL;
+    *len = sp.len;
+    return r->line + sp.off;
+  }
+  if (!gi.has_id) return NULL;
   *len = gi.id_len;
   return r->line + gi.id_off;
 }
@@ -51,12 +56,15 @@ void pw_req_fail(srv *s, req *r, int code, const char *msg) {
   }
 }
 
-/* Answer a line the gate refused (its message in e), or, with e NULL, one
-** it passed that is still no JSON-RPC request object. */
-static void parse_error(conn *c, const char *e) {
+/* Answer a line p[0..n) the gate refused (its message in e), or, with e
+** NULL, one it passed that is still no JSON-RPC request object; its id is
+** echoed when it can still be read (pw_rpc_readable_id). */
+static void parse_error(conn *c, const char *p, size_t n, const char *e) {
   char msg[400];
+  pw_span id = {0, 0};
   snprintf(msg, sizeof msg, "Parse error: %s", e ? e : "not a JSON-RPC request object");
-  pw_conn_error(c, NULL, 0, PW_RPC_PARSE_ERROR, msg);
+  if (pw_rpc_readable_id(p, n, &id) != 0) id.len = 0;
+  pw_conn_error(c, id.len ? p + id.off : NULL, id.len, PW_RPC_PARSE_ERROR, msg);
 }
 
 /* null, a string of at most 256 bytes, or a finite number a client can
@@ -134,7 +142,7 @@ static void line_evaluation(conn *c, const char *p, size_t n, const line_head *h
     s->responses++;
     /* the id is echoed only once the whole line passed the gate */
     if (pw_gate_check(p, n, &s->gate, &gi, e, sizeof e) != 0) {
-      parse_error(c, e);
+      parse_error(c, p, n, e);
       return;
     }
     snprintf(msg, sizeof msg, "%s; evaluations are refused until it is fixed (SIGUSR1 reopens)",
@@ -160,7 +168,7 @@ static void line_local(conn *c, const char *p, size_t n, const line_head *h) {
   char e[300];
   if (pw_gate_check(p, n, &s->gate, NULL, e, sizeof e) != 0) {
     s->responses++;
-    parse_error(c, e);
+    parse_error(c, p, n, e);
     return;
   }
   if (h->bad) {
@@ -203,7 +211,7 @@ void pw_request_line(conn *c, const char *p, size_t n) {
   }
   if (pw_rpc_members(p, n, keys, 3, sp, PW_RPC_FIRST) != 0) {
     s->responses++;
-    parse_error(c, pw_gate_check(p, n, &s->gate, NULL, e, sizeof e) ? e : NULL);
+    parse_error(c, p, n, pw_gate_check(p, n, &s->gate, NULL, e, sizeof e) ? e : NULL);
     return;
   }
   line_head h;

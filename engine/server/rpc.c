@@ -11,6 +11,7 @@
 */
 #include "rpc.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,64 @@ int pw_rpc_members(const char *s, size_t n, const char *const *keys, int nkeys,
     }
     return -1;
   }
+}
+
+/* }====== */
+
+/* ==================================================================== */
+/* {====== an id still readable in a line the gate refused              */
+
+static size_t digits(const char *p, size_t i, size_t n) {
+  while (i < n && p[i] >= '0' && p[i] <= '9') i++;
+  return i;
+}
+
+/* a JSON number (the grammar, not strtod's) that a client reads back exactly */
+static int id_number(const char *p, size_t n) {
+  size_t i = p[0] == '-' ? 1 : 0, d;
+  if (n > 40 || i >= n || p[i] < '0' || p[i] > '9') return 0;
+  i = p[i] == '0' ? i + 1 : digits(p, i, n);
+  if (i < n && p[i] == '.') {
+    if ((d = digits(p, i + 1, n)) == i + 1) return 0;
+    i = d;
+  }
+  if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+    i++;
+    if (i < n && (p[i] == '+' || p[i] == '-')) i++;
+    if ((d = digits(p, i, n)) == i) return 0;
+    i = d;
+  }
+  if (i != n) return 0;
+  char t[41];
+  memcpy(t, p, n);
+  t[n] = '\0';
+  double v = strtod(t, NULL);
+  return isfinite(v) && fabs(v) <= 9007199254740991.0;
+}
+
+/* a string of printable ASCII whose escapes are all one character */
+static int id_string(const char *p, size_t n) {
+  if (n < 2 || n > 258 || p[0] != '"' || p[n - 1] != '"') return 0;
+  for (size_t i = 1; i < n - 1; i++) {
+    unsigned char ch = (unsigned char)p[i];
+    if (ch < 0x20 || ch > 0x7e || ch == '"') return 0;
+    if (ch == '\\') {
+      if (++i >= n - 1 || !p[i] || !strchr("\"\\/bfnrt", p[i])) return 0;
+    }
+  }
+  return 1;
+}
+
+int pw_rpc_readable_id(const char *s, size_t n, pw_span *id) {
+  static const char *const keys[] = {"id"};
+  pw_span sp[1];
+  if (pw_rpc_members(s, n, keys, 1, sp, 0) != 0 || !sp[0].len) return -1;
+  const char *v = s + sp[0].off;
+  size_t len = sp[0].len;
+  if (!(len == 4 && memcmp(v, "null", 4) == 0) && !id_number(v, len) && !id_string(v, len))
+    return -1;
+  *id = sp[0];
+  return 0;
 }
 
 /* }====== */

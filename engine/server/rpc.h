@@ -66,6 +66,14 @@ int pw_rpc_members(const char *s, size_t n, const char *const *keys, int nkeys,
 ** has a bad escape or does not fit in cap-1 bytes. */
 int pw_rpc_string(const char *s, size_t n, char *out, size_t cap);
 
+/* The id of a line the gate refused, when it can still be read beyond
+** doubt (issue 12: every error reply echoes an id that could be read): the
+** line is an object of well-formed shape with exactly one "id" member,
+** whose value is null, a JSON number of at most 2^53-1 in magnitude, or a
+** string of at most 256 bytes of printable ASCII with simple escapes.
+** 0 with its raw text in *id, else -1. */
+int pw_rpc_readable_id(const char *s, size_t n, pw_span *id);
+
 /* Append a whole error response line (with '\n'). id is raw JSON text
 ** (NULL = null). msg is plain text; it is escaped here. */
 void pw_rpc_error_line(pw_buf *out, const char *id, size_t idlen, int code,
@@ -92,6 +100,9 @@ typedef struct pw_rpc_config {
   int check_examples;     /* run each protocol's examples at load */
 } pw_rpc_config;
 
+/* Room for the reason a load failed (every failing example and cohort case). */
+#define PW_RPC_LOAD_ERR_MAX (512u << 10)
+
 /* Build one engine per protocol. On failure returns NULL with a message. */
 pw_rpc *pw_rpc_new(const pw_rpc_config *cfg, char *err, size_t errlen);
 void pw_rpc_free(pw_rpc *r);
@@ -104,6 +115,8 @@ typedef struct pw_rpc_outcome {
   int engine;             /* index of the engine used, -1 if none */
   size_t resp_len;        /* bytes of the response line at the start */
   int fatal;              /* an engine could not be rebuilt: end the worker */
+  uint64_t state_bytes;   /* bytes the worker's Lua states hold after the call */
+  uint64_t rebuilds;      /* states rebuilt so far (memory, or an internal error) */
 } pw_rpc_outcome;
 
 /* Answer one request line whose method the supervisor already identified.

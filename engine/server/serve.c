@@ -93,8 +93,11 @@ static void on_tick(uv_timer_t *t) {
   pw_pool_watchdog(s, now);
   pw_answer_sweep(s, now);
   pw_reload_timeout(s, now);
-  if (uv_now(s->loop) / 1000 != (uv_now(s->loop) - uv_timer_get_repeat(t)) / 1000)
+  pw_httpd_sweep(s);
+  if (uv_now(s->loop) / 1000 != (uv_now(s->loop) - uv_timer_get_repeat(t)) / 1000) {
     pw_conn_idle_sweep(s);
+    pw_conn_stall_sweep(s);
+  }
   pw_serve_maybe_finish(s);
 }
 
@@ -193,6 +196,7 @@ void pw_serve_shutdown(srv *s, const char *why) {
   pw_serve_notify("STOPPING=1");
   if (s->listener_init) close_if((uv_handle_t *)&s->listener);
   if (s->http_init) close_if((uv_handle_t *)&s->http_listener);
+  if (s->http_tcp_init) close_if((uv_handle_t *)&s->http_tcp);
   pw_listen_unlink(s);
   pw_httpd_unlink(s);
   for (int i = 0; i < s->nwatch; i++) close_if((uv_handle_t *)&s->watch[i]);
@@ -323,6 +327,8 @@ static int teardown(srv *s) {
   int code = s->exit_code;
   if (!code) pw_serve_say("stopped");
   pw_buf_free(&s->rules_json);
+  free(s->last_reload_error);
+  for (int i = 0; i < s->nwatch; i++) free(s->watch_dir[i]);
   for (int i = 0; i < s->nproto_stats; i++) free(s->proto_stats[i].id);
   free(s->proto_stats);
   free(s);

@@ -23,7 +23,8 @@
 **   pool.c      the worker processes: dispatch, frames, loss, respawn,
 **               watchdog
 **   answer.c    a worker's answer: log record, held until durable, sent
-**   reload.c    generations of workers, reload, the protocol file watcher
+**   reload.c    generations of workers, reload, the file watcher (protocols, plugins, bases)
+**   reloadlog.c provenance of reloads: files read, decision-log reload events, messages for clients
 **   queue.h     the one FIFO of pending things (requests, held answers,
 **               reload waiters)
 **   worker.c    the worker process itself (fork, limits, read-eval-write

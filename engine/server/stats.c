@@ -66,3 +66,42 @@ int pw_stats_protocol(srv *s, const char *id) {
   s->proto_stats[s->nproto_stats].evaluations = s->proto_stats[s->nproto_stats].errors = 0;
   return s->nproto_stats++;
 }
+
+/* {====== workers that keep failing (issue 12)                         */
+/* A slot's streak counts its evaluations that ended in a protocol fault
+** (script error, budget, memory, internal) and its workers lost (crash, or
+** killed at the deadline), in a row; a successful evaluation ends it.
+** Client errors (parse, params, facts) neither count nor end it. The
+** streak belongs to the slot, so a worker that crashes each time it is
+** respawned keeps adding to it. */
+
+static void worker_fail(worker *w, int code) {
+  generation *g = w->g;
+  if (w->idx < 0 || w->idx >= PW_MAX_JOBS) return;
+  g->wfail[w->idx].streak++;
+  g->wfail[w->idx].code = code;
+}
+
+void pw_stats_worker_answer(worker *w, int code) {
+  switch (code) {
+    case 0:
+      if (w->idx >= 0 && w->idx < PW_MAX_JOBS) w->g->wfail[w->idx].streak = 0;
+      break;
+    case PW_RPC_PROTOCOL:
+    case PW_RPC_BUDGET:
+    case PW_RPC_MEMORY:
+    case PW_RPC_INTERNAL: worker_fail(w, code); break;
+    default: break;   /* the client's error, or no worker was free in time */
+  }
+}
+
+void pw_stats_worker_lost(worker *w) {
+  worker_fail(w, w->killed ? PW_RPC_DEADLINE : PW_RPC_WORKER_CRASH);
+}
+
+int pw_stats_worker_failing(const generation *g, int idx) {
+  if (idx < 0 || idx >= PW_MAX_JOBS || g->wfail[idx].streak < SRV_FAILING_AFTER) return 0;
+  return (int)g->wfail[idx].streak;
+}
+
+/* }====== */

@@ -33,11 +33,12 @@
 
 #define SRV_MAX_PROTOCOLS 64      /* --protocol given at most this often */
 #define SRV_MAX_ALLOW 64          /* uids, and gids, in --allow-uid/--allow-gid */
-#define SRV_MAX_WATCH (SRV_MAX_PROTOCOLS + 1)   /* directories watched */
+#define SRV_MAX_WATCH (SRV_MAX_PROTOCOLS + PW_MAX_PLUGINS + 16)   /* directories watched */
 #define SRV_MAX_SOURCE (16u << 20)   /* largest protocol file read */
 #define SRV_LOAD_TIMEOUT_S 60     /* a new generation must be ready within */
 #define SRV_LAT_BUCKETS (32 + 40 * 16)
 #define SRV_CODE_SLOTS 24         /* distinct error codes counted */
+#define SRV_FAILING_AFTER 5       /* failures in a row that make a worker "failing" */
 #define SRV_SUN_PATH_MAX ((int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 /* }====== */
@@ -66,6 +67,8 @@ typedef struct srv_opts {
   size_t max_line;
   unsigned max_conns;
   unsigned idle_s;
+  unsigned line_timeout_s;   /* a partial line older than this closes (0 = never) */
+  unsigned write_timeout_s;  /* unsent output over max_wq this long closes (0 = never) */
   size_t max_wq;
   unsigned max_inflight;     /* per connection */
   unsigned worker_queue;     /* per worker */
@@ -77,6 +80,9 @@ typedef struct srv_opts {
   int nallow_gid;
   int watch;
   const char *http_path;      /* --http: CDS Hooks over HTTP/1.1 on this Unix socket */
+  int http_port;             /* --http-port: ... and on 127.0.0.1 (0: any free port); -1 off */
+  unsigned http_header_ms;   /* --http-header-timeout: request line and headers (0: none) */
+  unsigned http_body_ms;     /* --http-body-timeout: the body, after the headers (0: none) */
   int http_no_auth;          /* --http-no-auth: no bearer-token check (testing only) */
   pw_jwt_config jwt;         /* --http-jwks, --http-issuer, --http-audience */
 } srv_opts;
@@ -117,7 +123,10 @@ struct waiter {              /* a reload request waiting for its generation */
 };
 
 struct conn {
-  uv_pipe_t h;
+  union {
+    uv_pipe_t h;             /* a Unix socket (every listener but one) */
+    uv_tcp_t tcp;            /* a loopback TCP connection (--http-port): the same handle */
+  };
   srv *s;
   conn *prev, *next;
   conn *dnext;               /* in srv.dconns while dirty */
@@ -128,10 +137,14 @@ struct conn {
   unsigned inflight;         /* requests not yet answered */
   unsigned refs;             /* reqs, helds and waiters pointing here */
   uint64_t last_ms;
+  uint64_t line_ms;          /* when the partial line in rb began; 0: none */
+  uint64_t stuck_ms;         /* since when unsent output is over max_wq; 0: not */
   long uid, gid, pid;
   int paused, eof, closing, closed, close_after_flush;
   pw_http_conn *http;        /* an HTTP connection (httpd.c), else NULL */
   int http_busy, http_keep;  /* a request is with the workers; keep-alive after it */
+  int http_phase;            /* PW_HTTP_AT_IDLE, _AT_HEADERS or _AT_BODY (http.h), for the timeouts */
+  uint64_t http_phase_ms;    /* uv_now when that phase began */
 };
 
 enum { W_STARTING, W_READY, W_LOST };
@@ -173,9 +186,20 @@ struct generation {
   worker **w;
   int nw, nready, alive;
   char *protocols_json;
+  /* provenance (reloadlog.c): what g read (files_json: [{file, role,
+  ** sha256}]), the digest of its plugin and base files (read by the
+  ** supervisor before its workers load), the base files its digest
+  ** covered, and what its workers reported: their protocols' provenance
+  ** (prov_json, the decision log's protocol objects) and base files */
+  char *files_json, *digest_bases, *prov_json, *base_files;
+  char digest[65];
   int *stat_idx;             /* engine index -> srv.proto_stats index */
   int nstat_idx;
   pw_queue waiters;          /* reload requests answered when it loads */
+  struct {                   /* per worker slot, across respawns (stats.c) */
+    uint32_t streak;         /* evaluations failed or workers lost in a row */
+    int code;                /* the last failure's error code */
+  } wfail[PW_MAX_JOBS];
   uint64_t started_ns;
   unsigned backoff_ms;
   uv_timer_t respawn;
@@ -202,6 +226,8 @@ struct srv {
   int shed_busy, shed_pending;
   uv_pipe_t http_listener;   /* --http (httpd.c) */
   int http_init, http_bound;
+  uv_tcp_t http_tcp;         /* --http-port, on 127.0.0.1 */
+  int http_tcp_init;
   pw_jwt *jwt;               /* NULL with --http-no-auth */
   uint64_t http_refused;     /* requests refused with 401 */
   dev_t http_dev;
@@ -212,7 +238,9 @@ struct srv {
   uv_timer_t tick, debounce, stop_timer;
   uv_signal_t sig_term, sig_int, sig_hup, sig_usr1, sig_chld;
   uv_fs_event_t watch[SRV_MAX_WATCH];
+  char *watch_dir[SRV_MAX_WATCH];   /* the directory each watch[] watches */
   int nwatch;
+  char watch_reason[64];     /* what the watcher saw change last */
   conn *conns;
   unsigned nconns;
   conn *dconns;
@@ -234,7 +262,7 @@ struct srv {
   pw_buf rules_json;
   pw_queue next_waiters;     /* reload requests for the next generation */
   int reload_again;
-  char last_reload_error[1024];
+  char *last_reload_error;   /* for clients: file names, no host paths; NULL none */
   char last_reload_reason[64];
   uint64_t start_ms;
   pw_gate_limits gate;
@@ -243,6 +271,7 @@ struct srv {
   uint64_t requests, responses, errors, by_method[PW_M__COUNT], unknown_method;
   codecount codes[SRV_CODE_SLOTS];
   uint64_t conns_total, conns_rejected, client_gone, accept_errors, accept_error_ms;
+  uint64_t conns_stalled;    /* closed by --line-timeout or --write-timeout */
   uint64_t w_spawns, w_crashes, w_kills, reloads_ok, reloads_failed, moved;
   uint64_t ring_answers;     /* answers whose payload came through a ring */
   uint64_t lat[SRV_LAT_BUCKETS];
@@ -291,14 +320,17 @@ void pw_conn_close(conn *c);
 void pw_conn_check(conn *c);              /* after every change: close or resume */
 void pw_conn_unref(conn *c);              /* a req, held or waiter let go of c */
 void pw_conn_idle_sweep(srv *s);
+void pw_conn_stall_sweep(srv *s);         /* slowloris and clients that never read */
 void pw_conn_pause(conn *c);
 
 /* {====== httpd.c: CDS Hooks over HTTP/1.1 on the same loop ========== */
 int pw_httpd_listen(srv *s);               /* 0 or -1 (said why) */
+int pw_httpd_is_listener(srv *s, uv_stream_t *l, int *tcp);   /* an HTTP listener? */
 void pw_httpd_unlink(srv *s);
 void pw_httpd_process(conn *c);            /* parse and dispatch what c read */
 void pw_httpd_answer(conn *c, const char *line, size_t n);   /* a response line */
 void pw_httpd_error(conn *c, int code, const char *msg);
+void pw_httpd_sweep(srv *s);               /* idle keep-alive, slow headers, slow body */
 
 /* {====== request.c: one request line, on the supervisor ============ */
 void pw_request_line(conn *c, const char *p, size_t n);
@@ -332,6 +364,19 @@ void pw_reload_release(generation *g);    /* its memory (the timer is closed) */
 void pw_reload_answer(srv *s, pw_queue *waiters, int code, const char *msg,
                       const char *result);
 void pw_reload_timeout(srv *s, uint64_t now);
+void pw_reload_watch_bases(srv *s, const generation *g);   /* watch g's base files too */
+/* {====== reloadlog.c: provenance of reloads ======================== */
+/* Read g's plugin files and the active generation's base files: their
+** names, sha256 and digest (g->files_json, g->digest). 0, or -1 out of memory. */
+int pw_reloadlog_files(srv *s, generation *g);
+/* Take the READY payload's "=" (provenance) and "@" (base file) lines. */
+void pw_reloadlog_ready(generation *g, const char *p, size_t n);
+/* msg with every host path cut to its file name (malloc; NULL: no memory). */
+char *pw_reloadlog_for_clients(const char *msg);
+/* A decision-log event: kind "reload" (g now serves), "reload_refused"
+** (g did not load: error), "error_cleared" (the files of the serving
+** generation are back: error is the reload error that cleared). */
+void pw_reloadlog_event(srv *s, const char *kind, const generation *g, const char *error);
 void pw_reload_watch(srv *s);
 
 /* {====== methods.c and stats.c: the cheap methods ================== */
@@ -341,5 +386,9 @@ void pw_stats_error(srv *s, int code);
 void pw_answer_log_lost(srv *s, req *r, int code, const char *msg);
 int pw_stats_protocol(srv *s, const char *id);   /* -1: out of memory */
 uint64_t pw_stats_percentile(const srv *s, double p);
+/* a worker that keeps failing (issue 12): its answers and its loss */
+void pw_stats_worker_answer(worker *w, int code);
+void pw_stats_worker_lost(worker *w);
+int pw_stats_worker_failing(const generation *g, int idx);   /* its streak, or 0 */
 
 #endif

@@ -158,6 +158,8 @@ static int answer_frame(pw_worker_slot *slot, pw_rpc *r, const pw_wire_hdr *h,
     pw_rpc_handle(r, h->method, line, h->len, out, &oc);
     atomic_store_explicit(&slot->tag, 0, memory_order_release);
     atomic_fetch_add_explicit(&slot->served, 1, memory_order_relaxed);
+    atomic_store_explicit(&slot->state_bytes, oc.state_bytes, memory_order_relaxed);
+    atomic_store_explicit(&slot->rebuilds, oc.rebuilds, memory_order_relaxed);
   }
   rh.len = (uint32_t)(out->len - h0 - PW_WIRE_HDR);
   rh.kind = PW_WIRE_RESP;
@@ -283,13 +285,18 @@ static void worker_loop(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_worke
 static void worker_child(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_worker_ring *ring,
                          int fd) {
   child_setup(cfg, fd);
-  char err[1024];
+  /* the reason a load failed lists every failing case: room for all */
+  char small[256];
+  size_t errlen = PW_RPC_LOAD_ERR_MAX;
+  char *err = malloc(errlen);
+  if (!err) err = small, errlen = sizeof small;
   err[0] = '\0';
-  pw_rpc *r = pw_rpc_new(&cfg->rpc, err, sizeof err);
+  pw_rpc *r = pw_rpc_new(&cfg->rpc, err, errlen);
   if (!r) {
     send_frame(W_FD, PW_WIRE_FAIL, err, strlen(err));
     _exit(0);
   }
+  if (err != small) free(err);
   pw_buf ready = {0};
   pw_rpc_ready_payload(r, &ready);
   send_frame(W_FD, PW_WIRE_READY, ready.data, ready.len);

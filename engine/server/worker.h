@@ -64,6 +64,8 @@ typedef struct pw_worker_slot {
   _Atomic uint64_t tag;       /* request being evaluated, 0 when none */
   _Atomic uint64_t since_ns;  /* when it started */
   _Atomic uint64_t served;
+  _Atomic uint64_t state_bytes;  /* its Lua states' bytes after the last request */
+  _Atomic uint64_t rebuilds;     /* Lua states it rebuilt */
 } pw_worker_slot;
 
 /* A worker's answer ring, shared with the supervisor (MAP_SHARED), one

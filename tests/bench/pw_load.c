@@ -11,6 +11,12 @@
 ** throughput, latency percentiles and the server's CPU time per request
 ** (main process + workers, from /proc, pids taken from `health`).
 ** Any error response or malformed line is counted; exit 1 if any.
+**
+** With --http PATH [--path /cds-services/ID] the load goes to the CDS
+** Hooks HTTP socket instead: each file is a request body, sent as
+** HTTP/1.1 POST (keep-alive; D > 1 pipelines, which the server answers one
+** at a time per connection); an answer other than 200 is an error. --socket
+** is still the JSON-RPC socket, asked for the pids.
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -22,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -36,7 +43,7 @@ typedef struct lconn {
   size_t olen, ocap, osent;
   char *in;
   size_t ilen, icap;
-  uint64_t next_id;
+  uint64_t next_id, next_answer;   /* HTTP: answers come in order */
   unsigned inflight;
   uint64_t ids[SLOTS];
   uint64_t sent_ns[SLOTS];
@@ -72,6 +79,18 @@ static char *read_file(const char *path, size_t *len) {
   fclose(f);
   *len = n;
   return b;
+}
+
+/* One HTTP response at in[0..len): its length, or 0 while incomplete. */
+static size_t http_response(const char *in, size_t len, int *status) {
+  const char *end = memmem(in, len, "\r\n\r\n", 4);
+  if (!end) return 0;
+  size_t head = (size_t)(end - in) + 4, clen = 0;
+  *status = len > 12 && !strncmp(in, "HTTP/1.1 ", 9) ? atoi(in + 9) : 0;
+  for (const char *p = in; p < end; p++) {
+    if (*p == '\n' && !strncasecmp(p + 1, "content-length:", 15)) clen = strtoul(p + 16, NULL, 10);
+  }
+  return len >= head + clen ? head + clen : 0;
 }
 
 static int uconnect(const char *path) {
@@ -159,13 +178,14 @@ int main(int argc, char **argv) {
     {"depth", required_argument, 0, 'd'}, {"requests", required_argument, 0, 'n'},
     {"seconds", required_argument, 0, 't'}, {"warmup", required_argument, 0, 'w'},
     {"method", required_argument, 0, 'm'}, {"json", no_argument, 0, 'j'},
+    {"http", required_argument, 0, 'H'}, {"path", required_argument, 0, 'P'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-  const char *sock = NULL, *method = "evaluate";
+  const char *sock = NULL, *method = "evaluate", *http = NULL, *path = "/cds-services/mrc_second_line-patient-view";
   int nconn = 1, depth = 1, json = 0;
   long nreq = 100000, warm = 1000;
   double secs = 30;
   int c;
-  while ((c = getopt_long(argc, argv, "s:c:d:n:t:w:m:jh", lo, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "s:c:d:n:t:w:m:jhH:P:", lo, NULL)) != -1) {
     switch (c) {
       case 's': sock = optarg; break;
       case 'c': nconn = atoi(optarg); break;
@@ -175,9 +195,12 @@ int main(int argc, char **argv) {
       case 'w': warm = atol(optarg); break;
       case 'm': method = optarg; break;
       case 'j': json = 1; break;
+      case 'H': http = optarg; break;
+      case 'P': path = optarg; break;
       default:
         fprintf(stderr, "usage: pw_load --socket PATH [--conns C] [--depth D] [--requests N] "
-                        "[--seconds T] [--warmup N] [--method M] [--json] FACTS.json...\n");
+                        "[--seconds T] [--warmup N] [--method M] [--json] FACTS.json...\n"
+                        "       pw_load --socket PATH --http PATH [--path /cds-services/ID] [...] BODY.json...\n");
         return c == 'h' ? 0 : 64;
     }
   }
@@ -202,9 +225,13 @@ int main(int argc, char **argv) {
     }
     for (size_t k = 0; k < fl; k++)
       if (f[k] == '\n' || f[k] == '\r') f[k] = ' ';
-    size_t cap = fl + 256;
+    size_t cap = fl + 256 + strlen(path);
     tpl[i].body = malloc(cap);
-    if (!strcmp(method, "health"))
+    if (http)
+      tpl[i].len = (size_t)snprintf(tpl[i].body, cap,
+                                    "POST %s HTTP/1.1\r\nHost: pw_load\r\nContent-Type: application/json\r\n"
+                                    "Content-Length: %zu\r\n\r\n%.*s", path, fl, (int)fl, f);
+    else if (!strcmp(method, "health"))
       tpl[i].len = (size_t)snprintf(tpl[i].body, cap, ",\"method\":\"health\"}\n");
     else if (!strcmp(method, "check_orders"))
       tpl[i].len = (size_t)snprintf(tpl[i].body, cap,
@@ -222,7 +249,7 @@ int main(int argc, char **argv) {
   int ep = epoll_create1(EPOLL_CLOEXEC);
   lconn *cs = calloc((size_t)nconn, sizeof *cs);
   for (int i = 0; i < nconn; i++) {
-    cs[i].fd = uconnect(sock);
+    cs[i].fd = uconnect(http ? http : sock);
     fcntl(cs[i].fd, F_SETFL, O_NONBLOCK);
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
     epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
@@ -253,7 +280,7 @@ int main(int argc, char **argv) {
         uint64_t id = ++k->next_id;
         int hl = snprintf(head, sizeof head, "{\"jsonrpc\":\"2.0\",\"id\":%llu",
                           (unsigned long long)id);
-        out_add(k, head, (size_t)hl);
+        if (!http) out_add(k, head, (size_t)hl);
         out_add(k, tpl[tp].body, tpl[tp].len);
         tp = (tp + 1) % ntpl;
         k->ids[id % SLOTS] = id;
@@ -302,6 +329,32 @@ int main(int argc, char **argv) {
       }
       size_t pos = 0;
       for (;;) {
+        if (!http) break;
+        int status = 0;
+        size_t n = http_response(k->in + pos, k->ilen - pos, &status);
+        if (!n) break;
+        pos += n;
+        uint64_t t = now_ns(), id = ++k->next_answer;
+        if (id > k->next_id) {
+          bad++;
+          continue;
+        }
+        k->inflight--;
+        if (status != 200) {
+          errors++;
+          if (errors <= 3) fprintf(stderr, "pw_load: HTTP %d: %.*s\n", status, (int)(n < 300 ? n : 300), k->in + pos - n);
+        }
+        done++;
+        if (done == warm) {
+          t_start = now_ns();
+          cpu0 = cpu_seconds(pids, npids);
+          main0 = cpu_seconds(pids, npids ? 1 : 0);
+        } else if (done > warm && nlat < nreq) {
+          lat[nlat++] = t - k->sent_ns[id % SLOTS];
+        }
+      }
+      for (;;) {
+        if (http) break;
         char *nl = memchr(k->in + pos, '\n', k->ilen - pos);
         if (!nl) break;
         char *line = k->in + pos;

@@ -189,12 +189,12 @@ class Bench:
         self.res["batch"] = json.loads(p.stdout.strip().splitlines()[-1])
 
     # -- one load-client run
-    def load(self, sock, conns, depth, requests, client_cpus=None, files=None, seconds=None, warmup=None):
+    def load(self, sock, conns, depth, requests, client_cpus=None, files=None, seconds=None, warmup=None, extra=()):
         if warmup is None:
             warmup = max(200, min(5000, requests // 10))
         argv = [os.path.join(self.bin, "pw_load"), "--socket", sock, "--conns", str(conns), "--depth", str(depth),
                 "--requests", str(requests), "--warmup", str(warmup),
-                "--seconds", str(seconds or self.a.seconds), "--json"] + (files or [self.index])
+                "--seconds", str(seconds or self.a.seconds), "--json"] + list(extra) + (files or [self.index])
         if client_cpus is not None:
             argv = ["taskset", "-c", client_cpus] + argv
         p = sh(argv, timeout=(seconds or self.a.seconds) + 180)
@@ -318,6 +318,62 @@ class Bench:
         self.res["settings"].update({"socket_reps": reps, "one_at_a_time_requests": n1,
                                      "pipelined_requests": nN, "client_cpu": self.cpu_a,
                                      "server_cpu": self.cpu_b, "seconds_bound": a.seconds})
+
+    # -- CDS Hooks over HTTP (issue 14): a patient-view POST, JWT checking
+    # off, beside JSON-RPC evaluate on the same server in the same run
+    def cds_request(self):
+        """The index case as an EHR prefetches it (Patient, then one
+        searchset per resource type), in a patient-view request."""
+        with open(os.path.join(ROOT, "tests", "data", "fhir", "colorectal", "index_case.json")) as f:
+            text = f.read()
+        for e in json.loads(text)["entry"]:   # searchsets refer by Type/id
+            if e.get("fullUrl") and e["resource"].get("id"):
+                text = text.replace('"%s"' % e["fullUrl"], '"%s/%s"' % (e["resource"]["resourceType"], e["resource"]["id"]))
+        keys = {"Condition": "conditions", "Observation": "observations", "Procedure": "procedures",
+                "MedicationStatement": "medicationStatements", "MedicationRequest": "medicationRequests",
+                "MedicationAdministration": "medicationAdministrations", "ServiceRequest": "serviceRequests"}
+        pre = {k: {"resourceType": "Bundle", "type": "searchset", "entry": []} for k in keys.values()}
+        for e in json.loads(text)["entry"]:
+            r = e["resource"]
+            if r["resourceType"] == "Patient":
+                pre["patient"] = r
+            else:
+                pre[keys[r["resourceType"]]]["entry"].append({"resource": r})
+        req = {"hook": "patient-view", "hookInstance": "0d6f6f2e-7f0a-4c39-9d8c-00000000be4c",
+               "context": {"userId": "Practitioner/bench", "patientId": pre["patient"]["id"]},
+               "prefetch": pre, "extension": {"org.pathwise.as_of": "2026-06-01"}}
+        path = os.path.join(self.tmp, "cds_patient_view.json")
+        with open(path, "w") as f:
+            json.dump(req, f, separators=(",", ":"))
+        return path
+
+    def http(self):
+        a = self.a
+        H = self.res["http"] = {}
+        n1 = 2000 if a.quick else 10000
+        nN = 4000 if a.quick else 30000
+        body = self.cds_request()
+        sock = os.path.join(self.tmp, "cds.sock")
+        hsock = os.path.join(self.tmp, "cds-http.sock")
+        log("CDS Hooks over HTTP: patient-view POST (%d B body), 2 workers, --http-no-auth, no log ..."
+            % os.path.getsize(body))
+        p = Proc([self.pathwise, "serve", "--socket", sock, "--protocol", self.protocol, "--no-watch",
+                  "--workers", "2", "--http", hsock, "--http-no-auth"], sock)
+        try:
+            probe = subprocess.run(["curl", "-s", "--unix-socket", hsock, "-H", "Content-Type: application/json",
+                                    "--data-binary", "@" + body,
+                                    "http://bench/cds-services/mrc_second_line-patient-view"],
+                                   capture_output=True)
+            cards = json.loads(probe.stdout)["cards"]
+            H["message_bytes"] = {"request": os.path.getsize(body), "reply": len(probe.stdout), "cards": len(cards)}
+            http = ["--http", hsock, "--path", "/cds-services/mrc_second_line-patient-view"]
+            H["http_1"] = self.repeat(lambda: self.load(sock, 1, 1, n1, files=[body], extra=http), a.reps)
+            H["http_64"] = self.repeat(lambda: self.load(sock, 64, 1, nN, files=[body], extra=http), a.reps)
+            H["rpc_1"] = self.repeat(lambda: self.load(sock, 1, 1, n1), a.reps)
+            H["rpc_64"] = self.repeat(lambda: self.load(sock, 1, 64, nN), a.reps)
+        finally:
+            p.stop()
+        self.res["settings"].update({"http_one_at_a_time_requests": n1, "http_64_requests": nN})
 
     # -- memory: 1,000,000 requests with 2 workers (durable log), RSS
     # sampled after every 100,000
@@ -469,6 +525,21 @@ class Bench:
                                                        lg["always_8x16"]["rate"]))
             lines.append("  cold start to ready: %.1f ms median; reload: %.1f ms median" % (
                 S["cold_start_ms"]["median"], S["reload_ms"]["median"]))
+        H = self.res.get("http")
+        if H:
+            lines.append("")
+            lines.append("CDS Hooks over HTTP (Unix socket, --http-no-auth, no log, 2 workers): patient-view POST of the index")
+            lines.append("  case as FHIR prefetch (%d B in, %d B out, %d cards), beside JSON-RPC evaluate of the same patient's"
+                         % (H["message_bytes"]["request"], H["message_bytes"]["reply"], H["message_bytes"]["cards"]))
+            lines.append("  facts on the same server; medians of %d repetitions. 64 in flight: HTTP over 64 keep-alive" % self.a.reps)
+            lines.append("  connections (one request each at a time); JSON-RPC 64 pipelined on one connection.")
+            lines.append("  %-36s %9s %8s %8s %8s %15s" % ("", "req/s", "p50 us", "p99 us", "p999 us", "CPU us/req"))
+            for k, label in (("http_1", "HTTP patient-view, 1 in flight"), ("http_64", "HTTP patient-view, 64 in flight"),
+                             ("rpc_1", "JSON-RPC evaluate, 1 in flight"), ("rpc_64", "JSON-RPC evaluate, 64 in flight")):
+                x = H[k]
+                lines.append("  %-36s %9.0f %8.1f %8.1f %8.1f %15s" % (
+                    label, x["rate"], x["p50_us"], x["p99_us"], x["p999_us"],
+                    "%.1f (%.1f)" % (x.get("server_cpu_us_per_req", 0), x.get("main_cpu_us_per_req", 0))))
         if S.get("rss"):
             r = S["rss"]
             lines.append("")
@@ -499,7 +570,7 @@ def main():
     ap.add_argument("--root", default=ROOT, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help="JSON results (default BUILD/bench/results.json)")
     ap.add_argument("--only", default=None,
-                    help="run only these parts, comma-separated: inprocess,socket,memory,batch "
+                    help="run only these parts, comma-separated: inprocess,socket,http,memory,batch "
                          "(e.g. inprocess,socket for the 1x1 target, which needs both)")
     ap.add_argument("--batch-cases", type=int, default=None, help="cohort size of the batch run (default 100000, quick 20000)")
     ap.add_argument("--quick", action="store_true", help="fewer requests and repetitions (a smoke run)")
@@ -509,7 +580,7 @@ def main():
     ap.add_argument("--rss-requests", type=int, default=None, help="requests for the RSS run (default 1000000)")
     extra = os.environ.get("PW_BENCH_ARGS", "").split()
     a = ap.parse_args(sys.argv[1:] + extra)
-    parts = ("inprocess", "socket", "memory", "batch")
+    parts = ("inprocess", "socket", "http", "memory", "batch")
     only = set(a.only.split(",")) if a.only else set(parts)
     if only - set(parts):
         ap.error("--only: unknown part(s) %s; choose from %s" % (",".join(sorted(only - set(parts))), ",".join(parts)))
@@ -522,6 +593,8 @@ def main():
             b.inprocess()
         if "socket" in only:
             b.sockets()
+        if "http" in only:
+            b.http()
         if "memory" in only:
             b.memory()
         if "batch" in only:

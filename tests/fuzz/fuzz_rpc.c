@@ -13,7 +13,9 @@
 **  - a string member of a line that passed the gate does not decode, or
 **    decodes to text that is not valid UTF-8;
 **  - an error reply with that id and any message is not one valid JSON
-**    object (pw_rpc_error_line) by the gate's rules.
+**    object (pw_rpc_error_line) by the gate's rules;
+**  - an id pw_rpc_readable_id reads in any line (the gate may refuse it)
+**    lies outside the text or makes an error reply that is not valid JSON.
 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,6 +46,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!sp[k].len) continue;
     if (sp[k].off > n || sp[k].len > n - sp[k].off) abort();
     if (fuzz_ws(s[sp[k].off]) || fuzz_ws(s[sp[k].off + sp[k].len - 1])) abort();
+  }
+  {   /* an id read from a line the gate may refuse: within the text, and
+      ** an error reply echoing it is one valid JSON object */
+    pw_span id;
+    if (pw_rpc_readable_id(s, n, &id) == 0) {
+      pw_buf reply = {0};
+      if (!id.len || id.off > n || id.len > n - id.off) abort();
+      pw_rpc_error_line(&reply, s + id.off, id.len, PW_RPC_PARSE_ERROR, "x");
+      if (pw_gate_check(reply.data, reply.len - 1, NULL, NULL, NULL, 0) != 0) abort();
+      pw_buf_free(&reply);
+    }
   }
   gate_ok = pw_gate_check(s, n, NULL, &gi, NULL, 0) == 0;
   if (!gate_ok) return 0;

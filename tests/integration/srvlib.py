@@ -268,9 +268,11 @@ class Load:
             time.sleep(0.01)
 
 
-def log_records(path, allow_torn=False):
+def log_records(path, allow_torn=False, events=False):
     """Parse a decision log, checking every line is whole with a good CRC
-    and seq numbers increase by one."""
+    and seq numbers increase by one. Reload events (method "reload": start,
+    reload, refused, error cleared) are checked too but returned only with
+    events=True; by default the evaluation records."""
     recs = []
     data = read(path)
     if not data:
@@ -286,7 +288,8 @@ def log_records(path, allow_torn=False):
         if prev is not None:
             check(rec["seq"] == prev + 1, "log line %d: seq %d after %d" % (n, rec["seq"], prev))
         prev = rec["seq"]
-        recs.append(rec)
+        if events or rec.get("method") != "reload":
+            recs.append(rec)
     return recs
 
 

@@ -21,7 +21,7 @@ import sys
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
-from srvlib import Server, check, run  # noqa: E402
+from srvlib import Server, check, log_records, run  # noqa: E402
 
 JSONSCHEMA = "/usr/bin/jsonschema"
 AS_OF = "2026-06-01"
@@ -78,12 +78,74 @@ def curl(srv, method, path, body=None, headers=()):
     return int(code), out
 
 
-def start(args, tmp):
-    srv = Server(args, tmp, extra=())
-    srv.http = os.path.join(tmp, "h.sock")
+def start(args, tmp, name="s"):
+    srv = Server(args, tmp, extra=(), name=name)
+    srv.http = os.path.join(tmp, name + "h.sock")
     srv.cmd += ["--http", srv.http, "--http-no-auth"]
     srv.start()
+    STARTED.append(srv)
     return srv
+
+
+STARTED = []     # the servers the current test started
+LOG_KINDS = set()   # (op, status) of every cds record seen, across the tests
+
+
+def check_log(args, tmp):
+    """Every record the test's servers wrote to the decision log validates
+    against schemas/decision-log.schema.json (Debian's jsonschema)."""
+    recs = []
+    for srv in STARTED:
+        srv.stop()
+        if srv.log and os.path.exists(srv.log):
+            recs += log_records(srv.log)
+    del STARTED[:]
+    check(recs, "no decision-log records")
+    paths = []
+    for i, rec in enumerate(recs):
+        check(rec["method"] == "cds" and "cds" in rec, "not a cds record: %r" % rec)
+        LOG_KINDS.add((rec["cds"]["op"], rec["cds"]["status"]))
+        paths.append(os.path.join(tmp, "rec%d.json" % i))
+        with open(paths[-1], "w") as f:
+            json.dump(rec, f)
+    p = subprocess.run([JSONSCHEMA] + sum((["-i", x] for x in paths), []) + [LOG_SCHEMA(args)],
+                       capture_output=True, text=True)
+    check(p.returncode == 0, "decision-log records do not validate: %s %s" % (p.stdout[-2000:], p.stderr[-500:]))
+
+
+def LOG_SCHEMA(args):
+    return os.path.join(args.root, "schemas", "decision-log.schema.json")
+
+
+def logged(test):
+    """test, then check_log on what its servers logged."""
+    def run_and_check(args, tmp):
+        del STARTED[:]
+        test(args, tmp)
+        check_log(args, tmp)
+    run_and_check.__name__ = test.__name__
+    return run_and_check
+
+
+def test_log_kinds(args, tmp):
+    """The tests above logged every kind of cds record, and the schema
+    refuses a cds record without its cds member or with a decision missing."""
+    want = {("discovery", 200), ("call", 200), ("call", 412), ("call", 404), ("feedback", 200)}
+    check(want <= LOG_KINDS, "record kinds not seen (run the whole file): %s" % sorted(want - LOG_KINDS))
+    base = {"seq": 1, "time": "2026-06-01T10:00:00.000000Z", "request_id": 1, "method": "cds",
+            "peer": {"uid": 1, "gid": 1, "pid": 1}, "schema_version": 1, "engine": "0.1.0",
+            "duration_us": 5, "crc32": "0123abcd"}
+    good = dict(base, cds={"op": "discovery", "service": "", "status": 200})
+    bad = {"no cds member": dict(base),
+           "a call answered 200 without its decision": dict(base, cds={"op": "call", "service": "x", "status": 200}),
+           "an evaluate record with a cds member": dict(good, method="evaluate"),
+           "an unknown op": dict(base, cds={"op": "delete", "service": "", "status": 200})}
+    for what, rec in [("good", good)] + sorted(bad.items()):
+        path = os.path.join(tmp, "neg.json")
+        with open(path, "w") as f:
+            json.dump(rec, f)
+        p = subprocess.run([JSONSCHEMA, "-i", path, LOG_SCHEMA(args)], capture_output=True, text=True)
+        check((p.returncode == 0) == (what == "good"), "%s: %s by the schema" % (what, "refused" if p.returncode else "accepted"))
 
 
 def prefetch_of(args, name="index_case.json"):
@@ -294,6 +356,196 @@ def test_http_framing(args, tmp):
     check(srv.health()["status"] == "ok", "the JSON-RPC socket still answers")
 
 
+def trickle(sock, data, every=0.1, limit=6.0):
+    """Send data a byte at a time, every `every` s, until the server answers
+    or closes (or limit s pass); then read to EOF. Returns (bytes sent, answer)."""
+    sock.settimeout(every)
+    out, sent, t0 = b"", 0, time.time()
+    while time.time() - t0 < limit:
+        if sent < len(data):
+            try:
+                sock.sendall(data[sent:sent + 1])
+                sent += 1
+            except OSError:
+                break
+        try:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return sent, out
+            out += chunk
+        except socket.timeout:
+            pass
+    sock.settimeout(10)
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (socket.timeout, OSError):
+        out += b"<still open>"
+    return sent, out
+
+
+def test_http_timeouts(args, tmp):
+    """Slow headers (slowloris) and a slow body each get 408 and a close,
+    under their own options; a keep-alive connection idle past
+    --idle-timeout is closed without an answer, even if it trickles empty
+    lines; a request slower than nothing but within the limits is served."""
+    srv = Server(args, tmp, extra=["--idle-timeout", "1", "--http-header-timeout", "400",
+                                   "--http-body-timeout", "700"])
+    srv.http = os.path.join(tmp, "h.sock")
+    srv.cmd += ["--http", srv.http, "--http-no-auth"]
+    srv.start()
+    STARTED.append(srv)
+
+    def conn():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(srv.http)
+        return s
+    # slowloris: a header line that never ends, one byte every 100 ms
+    s = conn()
+    sent, out = trickle(s, b"GET /cds-services HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200)
+    s.close()
+    check(out.startswith(b"HTTP/1.1 408 ") and b"Connection: close" in out and out.endswith(b"}"),
+          "slow headers: 408 and close: %r" % out[-300:])
+    check(b"--http-header-timeout" in out, "the answer names the header timeout: %r" % out[-200:])
+    # a slow body after quick headers: the body's own limit
+    body = json.dumps({"feedback": []}).encode() + b" " * 200
+    s = conn()
+    s.sendall(b"POST /cds-services/mrc_second_line-order-sign/feedback HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+    sent, out = trickle(s, body)
+    s.close()
+    check(out.startswith(b"HTTP/1.1 408 ") and b"--http-body-timeout" in out, "slow body: 408: %r" % out[-300:])
+    check(0 < sent < len(body), "the body was cut off (%d of %d bytes sent)" % (sent, len(body)))
+    # idle keep-alive: the answer, then a close with nothing more
+    s = conn()
+    s.sendall(b"GET /cds-services HTTP/1.1\r\nHost: x\r\n\r\n")
+    sent, out = trickle(s, b"\r\n" * 40, every=0.15)
+    s.close()
+    heads = re.findall(rb"HTTP/1\.1 [0-9]{3}", out)
+    check(heads == [b"HTTP/1.1 200"] and b"Connection: keep-alive" in out and not out.endswith(b"<still open>"),
+          "idle keep-alive: one answer, then closed without another: %s %r" % (heads, out[-120:]))
+    # slow, but within every limit: served
+    s = conn()
+    s.sendall(b"GET /cds-services HTTP/1.1\r\n")
+    time.sleep(0.2)
+    s.sendall(b"Host: x\r\nConnection: close\r\n\r\n")
+    sent, out = trickle(s, b"")
+    s.close()
+    check(out.startswith(b"HTTP/1.1 200 "), "a request within the limits: %r" % out[:80])
+    check(srv.health()["status"] == "ok", "the JSON-RPC socket still answers")
+    p = subprocess.run([args.pathwise, "serve", "--help"], capture_output=True, text=True)
+    check("--http-header-timeout MS" in p.stdout and "--http-body-timeout MS" in p.stdout, "--help documents them")
+
+
+def test_readme_exchange(args, tmp):
+    """The README's curl exchange: the command as shown answers what is shown
+    (each one-line "key":"value" of the shown answer is in the real one)."""
+    with open(os.path.join(args.root, "README.md")) as f:
+        text = f.read()
+    m = re.search(r"```\n(\$ curl -s --unix-socket h\.sock .*?)\n```", text, re.S)
+    check(m, "the README shows no curl exchange with the service")
+    block = m.group(1)
+    cmd_text, _, shown = block.partition("\n{")
+    shown = "{" + shown
+    srv = start(args, tmp)
+    argv = ["curl"] + re.sub(r"\\\n", " ", cmd_text[2:]).split()[1:]
+    argv = [srv.http if a == "h.sock" else a for a in argv]
+    argv = [a.strip("'") for a in argv]
+    argv = [a.replace("@examples/", "@" + os.path.join(args.root, "examples") + "/") for a in argv]
+    joined = []
+    for a in argv:   # re-join the quoted header split by white space
+        if joined and joined[-1].startswith("Content-Type:") and not joined[-1].endswith("json"):
+            joined[-1] += " " + a
+        else:
+            joined.append(a)
+    p = subprocess.run(joined, capture_output=True)
+    check(p.returncode == 0 and p.stdout.startswith(b'{"cards":['), "the README's curl: %s %s" % (p.stdout[:200], p.stderr))
+    pairs = re.findall(r'"[A-Za-z]+":(?:"[^"\n]*"|true|false|[0-9]+)(?=[,}\]])', shown)
+    pairs = [x for x in pairs if "..." not in x and "<" not in x]
+    check(len(pairs) >= 10, "too few values shown to check: %s" % pairs)
+    missing = [x for x in pairs if x.encode() not in p.stdout]
+    check(not missing, "the README shows values the service does not answer: %s" % missing)
+
+
+def tcp_listeners(port):
+    """The local addresses listening on TCP port (from /proc/net/tcp and tcp6)."""
+    out = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(name):
+            continue
+        for line in open(name).read().splitlines()[1:]:
+            f = line.split()
+            addr, p = f[1].split(":")
+            if int(p, 16) == port and f[3] == "0A":   # LISTEN
+                out.append(addr)
+    return out
+
+
+def test_http_port(args, tmp):
+    """--http-port: the same service over TCP, on 127.0.0.1 only."""
+    srv = Server(args, tmp)
+    srv.http = os.path.join(tmp, "h.sock")
+    srv.cmd += ["--http-port", "0", "--http-no-auth"]
+    srv.start()
+    STARTED.append(srv)
+    m = re.search(r"CDS Hooks on http://127\.0\.0\.1:([0-9]+)/cds-services \(loopback only\)", srv.stderr())
+    check(m, "the start message names the port: %s" % srv.stderr()[-600:])
+    port = int(m.group(1))
+    check(tcp_listeners(port) == ["0100007F"], "listens on 127.0.0.1 only: %s" % tcp_listeners(port))
+    base = "http://127.0.0.1:%d" % port
+
+    def tcurl(method, path, body=None):
+        cmd = ["curl", "-s", "-S", "-X", method, "-o", "-", "-w", "\n%{http_code}", "-H", "Expect:"]
+        if body is not None:
+            cmd += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+        p = subprocess.run(cmd + [base + path], input=body, capture_output=True)
+        check(p.returncode == 0, "curl over TCP failed: %s" % p.stderr)
+        out, _, code = p.stdout.rpartition(b"\n")
+        return int(code), out
+    code, out = tcurl("GET", "/cds-services")
+    check(code == 200, "discovery over TCP: %s" % code)
+    validate(args, tmp, json.loads(out), "discovery")
+    req = hook_request("patient-view", prefetch_of(args), "0d6f6f2e-7f0a-4c39-9d8c-000000000009")
+    code, out = tcurl("POST", "/cds-services/mrc_second_line-patient-view", json.dumps(req).encode())
+    check(code == 200, "patient-view over TCP: %s %s" % (code, out[:300]))
+    resp = json.loads(out)
+    validate(args, tmp, resp, "response")
+    check(any(c["indicator"] == "info" and "FOLFIRI" in c["summary"] for c in resp["cards"]), "plan card over TCP")
+    # the same answer as over the Unix socket of another server
+    uni = start(args, tmp, "u")
+    code, out2 = curl(uni, "POST", "/cds-services/mrc_second_line-patient-view", json.dumps(req).encode())
+    check(code == 200 and json.loads(out2) == resp, "TCP and Unix socket answer alike")
+    # keep-alive and pipelining over TCP
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /cds-services HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    heads = re.findall(rb"HTTP/1\.1 [0-9]{3} [A-Za-z ]+(?=\r\n)", data)
+    check(heads == [b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found"], "pipelining over TCP: %s" % heads)
+    check(srv.health()["status"] == "ok", "the JSON-RPC socket still answers")
+
+
+def test_http_port_options(args, tmp):
+    """--http-port is refused out of range, with peer filters, or without auth settings."""
+    for extra, want in ((["--http-port", "65536", "--http-no-auth"], "out of range"),
+                        (["--http-port", "0", "--http-no-auth", "--allow-uid", "0"], "peer credentials"),
+                        (["--http-port", "0"], "--http-jwks")):
+        p = subprocess.run([args.pathwise, "serve", "--socket", os.path.join(tmp, "x.sock")] + extra,
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 64 and want in p.stderr, "%s: exit %d, %s" % (extra, p.returncode, p.stderr))
+    p = subprocess.run([args.pathwise, "serve", "--help"], capture_output=True, text=True)
+    check("--http-port N" in p.stdout and "127.0.0.1" in p.stdout, "--help documents --http-port")
+
+
 def b64u(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
@@ -391,5 +643,7 @@ def test_bearer_jwt(args, tmp):
 
 
 if __name__ == "__main__":
-    run([test_discovery_and_patient_view, test_order_sign, test_prefetch_absent_null, test_not_applicable,
-         test_feedback_logged, test_http_framing, test_bearer_jwt])
+    run([logged(t) for t in (test_discovery_and_patient_view, test_order_sign, test_prefetch_absent_null,
+                             test_not_applicable, test_feedback_logged, test_http_framing, test_http_port,
+                             test_http_timeouts, test_readme_exchange)] +
+        [test_bearer_jwt, test_http_port_options, test_log_kinds])

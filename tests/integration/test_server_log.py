@@ -92,8 +92,9 @@ def test_torn_tail(args, tmp):
     # a torn last line (no newline) and, before it, a record with a bad checksum
     lines = good.split(b"\n")[:-1]
     last = lines[-1].replace(b'"pathway":"', b'"pathway":"X', 1)
+    damaged = b"\n".join(lines[:-1]) + b"\n" + last + b"\n" + b'{"seq":6,"time":"2026-'
     with open(srv.log, "wb") as f:
-        f.write(b"\n".join(lines[:-1]) + b"\n" + last + b"\n" + b'{"seq":6,"time":"2026-')
+        f.write(damaged)
     srv = Server(args, tmp).start()
     check("cut" in srv.stderr() and "torn" in srv.stderr(), "no repair reported: %s" % srv.stderr())
     aside = glob.glob(srv.log + ".torn-*")
@@ -105,8 +106,17 @@ def test_torn_tail(args, tmp):
     c.close()
     check(srv.stop() == 0, "stop")
     recs = log_records(srv.log)
-    check([r["seq"] for r in recs] == [1, 2, 3, 4, 5], "seq after repair: %r"
+    check([r["seq"] for r in recs] == [1, 2, 3, 4, 5, 6], "seq after repair: %r"
           % [r["seq"] for r in recs])
+    # the repair is in the log itself: an event naming the segment, the
+    # offset where the cut began and where the bytes went (issue 12)
+    ev = recs[4].get("log_event")
+    kept = len(b"\n".join(lines[:-1]) + b"\n")
+    check(ev == {"kind": "torn_tail", "segment": os.path.basename(srv.log), "offset": kept,
+                 "bytes": len(damaged) - kept,
+                 "bad_records": 1, "torn_line": True, "aside": os.path.basename(aside[0])},
+          "torn-tail event: %r" % recs[4])
+    check(recs[5].get("method") == "evaluate", "the evaluation after the event: %r" % recs[5])
 
 
 def test_fail_closed_disk_full(args, tmp):

@@ -25,7 +25,7 @@ def test_malformed_and_wrong_types(args, tmp):
         (b'{"jsonrpc":"2.0","id":1,"method":"evaluate"', None, -32700, "Parse error"),
         (b'not json at all', None, -32700, "Parse error"),
         (b'{"jsonrpc":"2.0","id":2,"method":"health",}', None, -32700, "Parse error"),
-        (b'{"jsonrpc":"2.0","id":3,"method":"health","method":"stats"}', None, -32700, "duplicate"),
+        (b'{"jsonrpc":"2.0","id":3,"method":"health","method":"stats"}', 3, -32700, "duplicate"),
         (b'[{"jsonrpc":"2.0","id":4,"method":"health"}]', None, -32600, "batch"),
         (b'{"jsonrpc":"1.0","id":5,"method":"health"}', 5, -32600, "jsonrpc"),
         (b'{"jsonrpc":"2.0","id":6,"method":7}', 6, -32600, "method"),
@@ -50,14 +50,14 @@ def test_malformed_and_wrong_types(args, tmp):
         (b'{"jsonrpc":"2.0","id":18,"method":"evaluate","params":{"facts":{"ecog":"one"}}}',
          18, -32001, "ecog"),
         (b'{"jsonrpc":"2.0","id":19,"method":"evaluate","params":{"facts":{"ecog":NaN}}}',
-         None, -32700, "Parse error"),
+         19, -32700, "Parse error"),
         (b'{"jsonrpc":"2.0","id":20,"method":"evaluate","params":{"facts":{"ecog":1,"ecog":2}}}',
-         None, -32700, "duplicate"),
+         20, -32700, "duplicate"),
         (b'{"jsonrpc":"2.0","id":"s\\u00e9","method":"frobnicate"}', "s\u00e9", -32601, "frobnicate"),
         (b'{"jsonrpc":"2.0","id":21,"method":"evaluate","params":{"facts":{"a":"\xff"}}}',
-         None, -32700, "UTF-8"),
+         21, -32700, "UTF-8"),
         (b'{"jsonrpc":"2.0","id":22,"method":"evaluate","params":{"facts":{"a":"x\x00y"}}}',
-         None, -32700, "Parse error"),
+         22, -32700, "Parse error"),
     ]
     for line, rid, code, word in cases:
         c.send(line + b"\n")
@@ -65,12 +65,13 @@ def test_malformed_and_wrong_types(args, tmp):
         check(got[0] == rid and got[1] == code and word.lower() in got[2].lower(),
               "%r -> %r (wanted id %r code %d with %r)" % (line[:80], got, rid, code, word))
     # a line nested deeper than the gate allows is refused alike, whichever
-    # process answers its method (the supervisor or a worker)
+    # process answers its method (the supervisor or a worker); like every
+    # parse error whose id can still be read, it echoes the id (issue 12)
     deep = b'{"x":' + b"[" * 33 + b"]" * 33 + b"}"
     for method in (b"health", b"evaluate"):
         c.send(b'{"jsonrpc":"2.0","id":23,"method":"' + method + b'","params":' + deep + b"}\n")
         got = err(c.line())
-        check(got[0] is None and got[1] == -32700 and "nesting" in got[2],
+        check(got[0] == 23 and got[1] == -32700 and "nesting" in got[2],
               "%s nested 35 deep: %r" % (method.decode(), got))
     # blank lines and CRLF are fine
     c.send(b"\n  \r\n" + b'{"jsonrpc":"2.0","id":30,"method":"health"}\r\n')

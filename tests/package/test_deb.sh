@@ -63,6 +63,14 @@ unset PATHWISE_PROTOCOL PATHWISE_PATH PATHWISE_ADAPTER
 python3 -c 'import json,sys; r=json.load(open("eval.json")); sys.exit(r["protocol"]["sha256"]!=sys.argv[1] or not r["recommendations"])' "$want_sha" ||
   fail "eval did not use the installed protocol"
 /usr/bin/pathwise check /usr/share/pathwise/scripts/mrc_second_line.lua > check.txt || fail "check exit $?"
+# an extension outside every scripts dir finds its base in /usr/share/pathwise/scripts
+mkdir -p site
+printf 'return { extends = "mrc_second_line", id = "site_ext", version = "1.0.0-site", title = "Site extension" }\n' > site/ext.lua
+/usr/bin/pathwise check site/ext.lua > ext-check.txt || fail "check of an extension exit $?: $(tail -3 ext-check.txt)"
+grep -qx "base sha256 $want_sha" ext-check.txt || fail "the extension's base is not the installed one: $(head -4 ext-check.txt)"
+/usr/bin/pathwise eval --protocol site/ext.lua case.json > ext.json || fail "eval of an extension exit $?"
+python3 -c 'import json,sys; r=json.load(open("ext.json")); sys.exit(r["protocol"]["extends"]["sha256"]!=sys.argv[1])' "$want_sha" ||
+  fail "eval of the extension did not use the installed base"
 # the FHIR adapter comes from /usr/share/pathwise/plugins/fhir (the source tree is hidden)
 /usr/bin/pathwise eval --from fhir --as-of 2026-06-01 --format json bundle.json > fhir.json ||
   fail "eval --from fhir exit $?"
@@ -78,7 +86,7 @@ kill -TERM "$pid"
 rc=0; wait "$pid" || rc=$?
 [[ $rc == 0 ]] || fail "serve exit $rc after SIGTERM: $(cat serve.err)"
 [[ $(wc -l < log.jsonl) == 1 ]] || fail "decision log: $(wc -l < log.jsonl) records, want 1"
-echo "test_deb: eval, eval --from fhir, check, serve+client+SIGTERM ran from the installed files"
+echo "test_deb: eval, eval --from fhir, check, an extension of the installed base, serve+client+SIGTERM ran from the installed files"
 INNER
 if unshare --mount --propagation private true 2>/dev/null; then
   unshare --mount --propagation private bash -c \

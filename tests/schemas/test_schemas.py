@@ -9,14 +9,21 @@
   method, each against its method's $defs (a derived schema that keeps the
   $defs and points $ref at one), and all of them against the whole schema;
 - decision-log.schema.json: every record of the server's log, with and
-  without --log-facts.
-The schemas must also refuse: a result with an unknown key, a log record
+  without --log-facts, and the reload event the reload method leaves;
+- diff.schema.json: pathwise diff --format json of an extension with a
+  plugin, of a plugin that leaves patients with no systemic regimen, of a
+  protocol failing on some lines (errors on one side, invalid lines on
+  both), and --summary-only; every key of every summary is a snake_case
+  identifier.
+The schemas must also refuse: a diff summary keyed by a display string,
+a diff item state with an unknown status, a result with an unknown key, a log record
 without its crc32, an error whose code and data.kind disagree.
 """
 import argparse
 import glob
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -173,12 +180,15 @@ def test_server(tmp):
             validate(derived(tmp, "rpc.schema.json", ref), write_instances(tmp, "rpc-%s-%d" % (m, log_facts), lines),
                      "rpc %s (log_facts=%d)" % (ref, log_facts))
         recs = open(srv.log).read().splitlines()
+        events = [r for r in recs if "\"method\":\"reload\"" in r]   # the reload method's event
+        check(len(events) == 1 and "\"event\":{\"kind\":\"reload\"" in events[0], "reload events: %r" % events)
+        recs = [r for r in recs if r not in events]
         check(len(recs) == 6, "decision log: %d records, want 6 (4 evaluate, 1 check_orders, 1 refused facts)"
               % len(recs))
         errs = [r for r in recs if "\"error\":" in r]
         check(len(errs) == 1 and "\"kind\":\"validation\"" in errs[0], "one refused-facts record: %r" % errs)
         check(all(("\"facts\":" in r) == bool(log_facts) for r in recs if r not in errs), "facts logged iff --log-facts")
-        validate(schema_path("decision-log.schema.json"), write_instances(tmp, "log%d" % log_facts, recs),
+        validate(schema_path("decision-log.schema.json"), write_instances(tmp, "log%d" % log_facts, recs + events),
                  "decision log records (log_facts=%d)" % log_facts)
     validate(rpc, write_instances(tmp, "rpc-all", all_lines), "every request and response against rpc.schema.json")
     validate(schema_path("result.schema.json"), write_instances(tmp, "rpc-results", results),
@@ -192,6 +202,59 @@ def test_server(tmp):
              "an error whose code and kind disagree", expect_valid=False)
 
 
+def snake_keys(o, bad):
+    """Collect the object keys under o that are not snake_case identifiers."""
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", k):
+                bad.append(k)
+            snake_keys(v, bad)
+    elif isinstance(o, list):
+        for v in o:
+            snake_keys(v, bad)
+
+
+def test_diff(tmp):
+    schema = schema_path("diff.schema.json")
+    proto = os.path.join(ARGS.root, "scripts", "mrc_second_line.lua")
+    here = os.path.join(ARGS.root, "examples", "local-protocol")
+    fixtures = os.path.join(ARGS.root, "tests", "integration", "experiments", "fixtures")
+    cohort = os.path.join(tmp, "diff-cohort.jsonl")
+    with open(cohort, "wb") as f:
+        f.write(run("cohort", "--n", "400", "--seed", "11", "--invalid", "2").stdout)
+    runs = [
+        ["--a", proto, "--b", os.path.join(here, "mrc_second_line_local.lua"),
+         "--b-plugin", os.path.join(here, "local_bev_surgery_56d.lua")],
+        ["--a", proto, "--b", proto, "--b-plugin", os.path.join(fixtures, "no_irinotecan.lua")],
+        ["--a", proto, "--b", proto, "--a-plugin", os.path.join(fixtures, "no_irinotecan.lua"), "-s"],
+        ["--a", proto, "--b", os.path.join(fixtures, "raising_protocol.lua")],
+    ]
+    docs = []
+    for argv in runs:
+        p = run("diff", "-f", "json", *argv, cohort)
+        check(p.returncode == 0, "diff %r: exit %d %s" % (argv, p.returncode, p.stderr[-500:]))
+        docs.append(json.loads(p.stdout))
+    cats = {c for d in docs for case in d["cases"] for c in case["changes"]}
+    check({"added", "removed", "modified", "newly_blocked", "pathway", "error"} <= cats,
+          "diff: the runs cover the categories (got %s)" % sorted(cats))
+    check(any(d["summary"]["no_systemic_regimen"]["only_b"]["cases"] for d in docs), "diff: a run with no regimen")
+    check(any(e["side"] == "both" for d in docs for e in d["summary"]["errors"]), "diff: a run with invalid lines")
+    validate(schema, write_instances(tmp, "diff", docs), "diff.schema.json: pathwise diff --format json")
+    for d in docs:
+        bad = []
+        snake_keys(d["summary"], bad)
+        check(not bad, "diff summary keys that are not identifiers: %r" % bad[:5])
+    wrong = json.loads(json.dumps(docs[0]))
+    wrong["summary"]["removed"] = {"FOLFIRI+cetuximab": 3}   # the old display-keyed shape
+    validate(schema, write_instances(tmp, "diff-bad-summary", [wrong]), "diff.schema.json: a display-keyed summary",
+             expect_valid=False)
+    wrong = json.loads(json.dumps(docs[0]))
+    case = next(c for c in wrong["cases"] if c["newly_blocked"])
+    case["newly_blocked"][0]["b"]["status"] = "withheld"
+    validate(schema, write_instances(tmp, "diff-bad-state", [wrong]), "diff.schema.json: an unknown item status",
+             expect_valid=False)
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
@@ -201,12 +264,13 @@ def main():
     ARGS = ap.parse_args()
     if not ARGS.jsonschema or not os.path.exists(ARGS.jsonschema):
         sys.exit("FAIL: the jsonschema command is missing (apt-get install python3-jsonschema)")
-    for name in ("result.schema.json", "rpc.schema.json", "decision-log.schema.json"):
+    for name in ("result.schema.json", "rpc.schema.json", "decision-log.schema.json", "diff.schema.json"):
         check(json.load(open(schema_path(name)))["$schema"] == "https://json-schema.org/draft/2020-12/schema",
               name + ": not draft 2020-12")
     with tempfile.TemporaryDirectory() as tmp:
         test_eval_and_batch(tmp)
         test_server(tmp)
+        test_diff(tmp)
     if FAILS:
         sys.exit("%d checks failed" % len(FAILS))
     print("ok")

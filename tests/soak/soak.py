@@ -2,13 +2,22 @@
 """Soak `pathwise serve` (issue 12): mixed valid, invalid and adversarial
 traffic for a while, with reloads and kill -9 of workers; prints requests,
 replies by kind, and the RSS of each process at the start and the end.
+Abusive socket clients run alongside (a slow partial line, an oversize
+line, a client that never reads, one that vanishes mid-request).
 Exits 1 when a request went unanswered, the server died, an ordinary
-case failed, the supervisor's memory grew (more than 25% and 8 MiB over
-the start) or a worker's passed twice the Lua memory cap.
+case failed, or memory grew past these bounds:
+  - the supervisor: not more than 25% and 8 MiB over its RSS at the start;
+  - a worker (they are killed and respawned, so by role, not pid): not
+    more than 16 MiB over the largest worker RSS at the start;
+  - a worker's Lua states (stats workers.state_bytes): under 8 MiB;
+or the decision log has a line that is not whole, a bad CRC or a gap in seq.
 Not part of ctest: see run.sh.
 """
-import argparse, glob, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import argparse, glob, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, threading, time, zlib
 from collections import Counter
+
+WORKER_GROWTH_KB = 16 * 1024
+STATE_BYTES_MAX = 8 << 20
 
 LOCK = threading.Lock()
 COUNTS = Counter()
@@ -97,6 +106,69 @@ def client(sock_path, cands, deadline, seed):
             time.sleep(0.05)
 
 
+def abuser(sock_path, deadline, seed):
+    """Abusive clients, one at a time: a partial line sent a byte a second,
+    a 2 MiB line, 2,000 requests never read, an evaluation then a close."""
+    rnd = random.Random(seed)
+    big = b'{"jsonrpc":"2.0","id":1,"method":"health","params":{"x":"' + b"x" * (2 << 20) + b'"}}\n'
+    while time.time() < deadline:
+        kind = rnd.choice(["slow", "oversize", "never_reads", "vanish"])
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        try:
+            s.connect(sock_path)
+            if kind == "slow":
+                s.sendall(b'{"jsonrpc":"2.0",')
+                for _ in range(5):
+                    time.sleep(1)
+                    s.sendall(b" ")
+            elif kind == "oversize":
+                s.sendall(big)
+                s.recv(4096)
+            elif kind == "never_reads":
+                s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"health"}\n' * 2000)
+                time.sleep(2)
+            else:
+                s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"evaluate","params":{"facts":{"ecog":1}}}\n')
+            with LOCK:
+                COUNTS["abuse:" + kind] += 1
+        except OSError as e:   # the server closing an abusive client is fine
+            with LOCK:
+                COUNTS["abuse:%s closed by the server (%s)" % (kind, type(e).__name__)] += 1
+        finally:
+            s.close()
+        time.sleep(0.5)
+
+
+def check_log(path):
+    """Every line whole with a good CRC, seq +1 each line: (records, events, problems)."""
+    recs = events = 0
+    problems = []
+    prev = None
+    with open(path, "rb") as f:
+        data = f.read()
+    if data and not data.endswith(b"\n"):
+        problems.append("the log does not end with a newline")
+    for n, line in enumerate(data.split(b"\n")[:-1], 1):
+        i = line.rfind(b',"crc32":"')
+        try:
+            ok = i > 0 and zlib.crc32(line[:i]) == int(line[i + 10:i + 18], 16)
+            rec = json.loads(line)
+        except ValueError:
+            ok = False
+        if not ok:
+            problems.append("line %d is not a whole record with a good CRC" % n)
+            continue
+        if prev is not None and rec["seq"] != prev + 1:
+            problems.append("line %d: seq %d after %d" % (n, rec["seq"], prev))
+        prev = rec["seq"]
+        if "log_event" in rec:
+            events += 1
+        else:
+            recs += 1
+    return recs, events, problems
+
+
 def rpc(sock_path, line):
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(30)
@@ -131,8 +203,9 @@ def main():
     shutil.copy(os.path.join(a.root, "tests/soak/soak_protocol.lua"), pdir)
     sock = os.path.join(tmp, "s.sock")
     err = open(os.path.join(tmp, "serve.err"), "wb")
+    logpath = os.path.join(tmp, "decisions.log")
     srv = subprocess.Popen([a.pathwise, "serve", "--socket", sock, "--workers", str(a.workers),
-                            "--protocols", pdir, "--log", os.path.join(tmp, "decisions.log")], stderr=err)
+                            "--protocols", pdir, "--log", logpath], stderr=err)
     status = 0
     try:
         for _ in range(100):
@@ -148,6 +221,7 @@ def main():
         t0 = time.time()
         deadline = t0 + a.seconds
         threads = [threading.Thread(target=client, args=(sock, cands, deadline, i + 1)) for i in range(a.clients)]
+        threads.append(threading.Thread(target=abuser, args=(sock, deadline, 77)))
         for t in threads:
             t.start()
         rnd = random.Random(99)
@@ -173,9 +247,11 @@ def main():
             t.join()
         alive = srv.poll() is None
         if alive:
+            time.sleep(3)   # a reload started at the end finishes, so the workers measured serve
             client(sock, cands, time.time() + 2, 1000)   # settle with the same traffic
             time.sleep(1)
         end = snapshot(srv.pid) if alive else {}
+        state = rpc(sock, b'{"jsonrpc":"2.0","id":"s","method":"stats"}\n')["result"]["workers"] if alive else {}
         elapsed = time.time() - t0
         print("soak: %.0f s, %d clients, %d workers" % (elapsed, a.clients, a.workers))
         print("requests: %d (%.0f/s)" % (COUNTS["requests"], COUNTS["requests"] / max(elapsed, 1)))
@@ -184,20 +260,33 @@ def main():
                 print("  %-28s %d" % (k, COUNTS[k]))
         print("RSS (KiB) at start:", ", ".join("%s %d: %s" % (v[0], p, v[1]) for p, v in sorted(start.items())))
         print("RSS (KiB) at end:  ", ", ".join("%s %d: %s" % (v[0], p, v[1]) for p, v in sorted(end.items())))
+        print("workers' Lua states at end (bytes): %s, rebuilt: %s" % (state.get("state_bytes"), state.get("state_rebuilds")))
         if not alive:
             FAILS.append("the server died (exit %s)" % srv.returncode)
         else:
             s0, s1 = start[srv.pid][1], end[srv.pid][1]
             if s1 > s0 * 1.25 and s1 - s0 > 8192:
                 FAILS.append("supervisor RSS grew from %d to %d KiB" % (s0, s1))
-            # a worker's Lua state may use its whole cap (64 MiB) at times and
-            # glibc keeps freed pages: bounded, not flat, is the property
+            # workers are killed and respawned: compare by role
+            w0 = max([v[1] or 0 for v in start.values() if v[0] == "worker"] or [0])
             w1 = max([v[1] or 0 for v in end.values() if v[0] == "worker"] or [0])
-            if w1 > 2 * 64 * 1024:
-                FAILS.append("a worker's RSS is %d KiB, over twice the Lua memory cap" % w1)
+            if w1 > w0 + WORKER_GROWTH_KB:
+                FAILS.append("a worker's RSS is %d KiB, more than %d KiB over the start's %d"
+                             % (w1, WORKER_GROWTH_KB, w0))
+            big = [b for b in state.get("state_bytes", []) if b > STATE_BYTES_MAX]
+            if big or "state_bytes" not in state:
+                FAILS.append("workers' Lua states at the end: %r bytes (bound %d)"
+                             % (state.get("state_bytes"), STATE_BYTES_MAX))
         bad = [k for k in COUNTS if k.startswith("ordinary_not_ok")]
         if bad:   # an ordinary case after an adversarial one must still be answered
             FAILS.append("ordinary soak cases failed: %s" % ", ".join("%s %d" % (k, COUNTS[k]) for k in bad))
+        if alive:
+            srv.send_signal(signal.SIGTERM)
+            srv.wait(30)
+        nrec, nev, problems = check_log(logpath)
+        print("decision log: %d records, %d events%s" % (nrec, nev, "" if not problems else
+                                                        ", problems: " + "; ".join(problems[:5])))
+        FAILS.extend(problems[:5])
         for f in FAILS:
             print("FAIL", f)
         status = 1 if FAILS else 0

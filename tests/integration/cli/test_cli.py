@@ -257,6 +257,11 @@ class LocalPolicyFallback(unittest.TestCase):
         self.assertEqual([x["id"] for x in r["recommendations"] if x.get("group") == "second_line_regimen"], ["FOLFIRI"])
         self.assertEqual([(b["id"], b["by"], b["plugin"]) for b in r["blocked"]],
                          [("FOLFIRI+bevacizumab", "local_policy", "local_bev_surgery_56d")])
+        # the result carries the reference texts: the guideline's [1]-[5] and the plugin's own [7]
+        refs = {x["number"]: x["text"] for x in r["references"]}
+        self.assertEqual(sorted(refs), [1, 2, 3, 4, 5, 7])
+        self.assertTrue(refs[7].startswith("Institutional policy 2026-03"), refs[7])
+        self.assertIn(7, r["blocked"][0]["citations"])
         text = run("eval", "--format", "text", "--plugin", plugin, case)[1]
         self.assertIn("BLOCKED BY SAFETY RULES: none", text)
         self.assertIn("WITHHELD BY LOCAL POLICY", text)

@@ -11,6 +11,7 @@ change to a protocol or the plugin, run examples/local-protocol/regenerate.sh
 and review the diff.
 """
 import argparse
+import hashlib
 import json
 import os
 import pty
@@ -459,7 +460,7 @@ class Diff(unittest.TestCase):
                 days = json.loads(rows[c["line"] - 1]).get("planned_surgery_in_days")
                 self.assertIsInstance(days, int)
                 self.assertTrue(42 < days <= 60, days)
-        self.assertEqual(s["categories"]["removed"], s["removed"]["FOLFIRI+cetuximab"])
+        self.assertEqual(s["categories"]["removed"], {r["item"]: r["cases"] for r in s["removed"]}["FOLFIRI+cetuximab"])
         with open(html) as f:
             page = f.read()
         self.assertTrue(page.startswith("<!DOCTYPE html>"))
@@ -469,6 +470,150 @@ class Diff(unittest.TestCase):
         self.assertNotRegex(page, r"(src|href)\s*=")
         self.assertNotIn("https://", page)
         self.assertIn(">%d</td>" % s["changed"], page.replace("<b>", "").replace("</b>", ""))
+
+    def test_changed_items_show_before_after_block_reason_and_key_facts(self):
+        """Issue 11: each changed item with its state under A and B, the block's
+        rule and plugin, and the patient's ECOG, RAS/BRAF/MSI, symptomatic
+        sites and surgery timing; in JSON and in HTML."""
+        here = root("examples", "local-protocol")
+        b56 = os.path.join(here, "local_bev_surgery_56d.lua")
+        path = os.path.join(here, "cohort.jsonl")
+        html = tmp("diff-items.html")
+        code, js, err = run("diff", "--a", PROTOCOL, "--b", LOCAL, "--b-plugin", b56, "-f", "json", "--html", html, path)
+        self.assertEqual(code, 0, err)
+        d = json.loads(js)
+        with open(path) as f:
+            rows = [json.loads(l) for l in f if l.strip()]
+        with open(html) as f:
+            page = f.read()
+        in_page = {c["line"] for c in d["cases"][:200]}   # the page lists the first 200 changed cases
+        blocked = [(c, b) for c in d["cases"] for b in c["newly_blocked"]]
+        self.assertTrue(blocked, "the 56-day plugin blocks someone in this cohort")
+        for c, b in blocked:
+            self.assertEqual(b["item"], "FOLFIRI+bevacizumab")
+            self.assertEqual(b["a"]["status"], "recommended")
+            self.assertEqual((b["a"]["strength"], b["a"]["preferred"], b["a"]["choice"]), ("recommended", True, 1))
+            self.assertEqual(b["b"], {"status": "blocked", "rule": "local_bev_surgery_56d/bev_surgery_56d",
+                                      "by": "local_policy", "plugin": "local_bev_surgery_56d", "reason": b["reason"]})
+            row = rows[c["line"] - 1]
+            f = c["facts"]
+            self.assertEqual(f["ecog"], row["ecog"])
+            self.assertEqual(f["planned_surgery_in_days"], row["planned_surgery_in_days"])
+            self.assertEqual(f["surgery"], "planned")
+            for k in ("kras", "nras", "braf_v600e", "msi"):
+                want = row.get("molecular", {}).get(k)
+                self.assertEqual(f[k], None if want in (None, "unknown") else want, k)
+            sites = [s["site"] for s in f["symptomatic_sites"]]
+            want = (["primary"] if row.get("primary", {}).get("symptoms") else []) + \
+                [m["site"] for m in row.get("metastases", []) if m.get("symptoms")]
+            self.assertEqual(sites, want)
+            # the fallback the protocol offers is there, as first choice
+            added = [a for a in c["added"] if a["item"] == "FOLFIRI"]
+            self.assertEqual([(a["a"], a["b"]["status"], a["b"]["choice"]) for a in added], [(None, "recommended", 1)])
+            if c["line"] in in_page:
+                self.assertRegex(page, r"<tr><td>%d</td><td>[^<]*</td><td>ECOG %d;[^<]*; planned surgery in %d days</td>"
+                                 % (c["line"], row["ecog"], row["planned_surgery_in_days"]))
+        self.assertTrue(any(c["line"] in in_page for c, _ in blocked))
+        # "consider, second choice -> not offered" and a strength/choice change before -> after
+        removed = [r for c in d["cases"] for r in c["removed"] if r["item"] == "FOLFIRI+cetuximab"]
+        self.assertTrue(removed)
+        self.assertEqual({(r["a"]["strength"], r["a"]["choice"], r["b"]) for r in removed}, {("consider", 2, None)})
+        self.assertIn("<b>FOLFIRI+cetuximab</b> <small>removed</small>: consider, second choice (#2 in the plan)", page)
+        self.assertIn(" &rarr; not offered", page)
+        self.assertRegex(page, r"<b>FOLFIRI\+bevacizumab</b> <small>newly blocked</small>: recommended, first choice "
+                               r"\(preferred\) \(#1 in the plan\)[^<]* &rarr; blocked by local_bev_surgery_56d/bev_surgery_56d "
+                               r"\(local policy, plugin local_bev_surgery_56d\): Local policy: no bevacizumab")
+        self.assertRegex(page, r"<td>ECOG [0-4]; KRAS [a-z_]+, NRAS [a-z_]+, BRAF V600E [a-z_]+, MSI [a-z_]+; symptoms: ")
+
+    def test_patients_left_with_no_regimen_are_counted_and_listed(self):
+        plugin = root("tests", "integration", "experiments", "fixtures", "no_irinotecan.lua")
+        path = cohort(600, 5)
+        # the truth, from the results themselves
+        code, out, err = run("batch", "--plugin", plugin, path)
+        self.assertEqual(code, 0, err)
+        truth = [i + 1 for i, l in enumerate(lines_of(out))
+                 if any(w["id"] == "no_systemic_regimen" for w in json.loads(l).get("warnings", []))]
+        self.assertGreater(len(truth), 0, "the fixture leaves someone with no regimen")
+        html = tmp("diff-nr.html")
+        code, js, err = run("diff", "--a", PROTOCOL, "--b", PROTOCOL, "--b-plugin", plugin, "-f", "json", "-j", "2",
+                            "--html", html, path)
+        self.assertEqual(code, 0, err)
+        d = json.loads(js)
+        nr = d["summary"]["no_systemic_regimen"]
+        self.assertEqual(nr["a"], {"cases": 0, "patients": []})
+        self.assertEqual(nr["only_a"], {"cases": 0, "patients": []})
+        for k in ("b", "only_b"):
+            self.assertEqual(nr[k]["cases"], len(truth))
+            self.assertEqual([p["line"] for p in nr[k]["patients"]], truth[:200])
+        flagged = [c["line"] for c in d["cases"] if c["no_systemic_regimen"]["b"]]
+        self.assertEqual(flagged, truth)
+        self.assertTrue(all(c["no_systemic_regimen"]["a"] is False for c in d["cases"]))
+        with open(html) as f:
+            page = f.read()
+        self.assertIn("Patients left with no systemic regimen", page)
+        self.assertIn("<tr><td>under B but not under A (the change leaves them with none)</td><td class=\"n\">%d</td>"
+                      % len(truth), page)
+        # the other way round: the change gives them one
+        code, js, err = run("diff", "--a", PROTOCOL, "--a-plugin", plugin, "--b", PROTOCOL, "-f", "json", "-s", path)
+        nr = json.loads(js)["summary"]["no_systemic_regimen"]
+        self.assertEqual((nr["a"]["cases"], nr["only_a"]["cases"], nr["b"]["cases"]), (len(truth), len(truth), 0))
+
+    def test_summary_keys_are_identifiers(self):
+        code, js, err = run("diff", "--a", PROTOCOL, "--b", LOCAL, "--b-plugin", BEV60, "-f", "json",
+                            cohort(3000, 12, "--invalid", "2"))
+        self.assertEqual(code, 0, err)
+        s = json.loads(js)["summary"]
+        bad = []
+
+        def walk(o):
+            if isinstance(o, dict):
+                bad.extend(k for k in o if not re.fullmatch(r"[a-z][a-z0-9_]*", k))
+                for v in o.values():
+                    walk(v)
+            elif isinstance(o, list):
+                for v in o:
+                    walk(v)
+        walk(s)
+        self.assertEqual(bad, [])
+        self.assertEqual([set(r) for r in s["newly_blocked"]], [{"item", "rule", "plugin", "cases"}] * len(s["newly_blocked"]))
+        self.assertIn(("FOLFIRI+bevacizumab", "local_bev_surgery_60d/bev_surgery_60d", "local_bev_surgery_60d"),
+                      [(r["item"], r["rule"], r["plugin"]) for r in s["newly_blocked"]])
+        self.assertTrue(any(e["side"] == "both" and e["status"] == "input" and e["field"] for e in s["errors"]), s["errors"])
+        self.assertTrue(all(set(m) == {"item", "fields", "cases"} for m in s["modified"]))
+
+    def test_header_provenance_and_references(self):
+        """Issue 11: the report's header names each side's protocol (id, version,
+        sha256, the base it extends) and plugins (id, version, sha256); its
+        references section shows the texts, a plugin's [6] included."""
+        plugin = root("tests", "integration", "experiments", "fixtures", "no_irinotecan.lua")
+        html = tmp("diff-head.html")
+        code, js, err = run("diff", "--a", PROTOCOL, "--a-plugin", plugin, "--b", LOCAL, "-f", "json", "-s",
+                            "--html", html, cohort(200, 3))
+        self.assertEqual(code, 0, err)
+        d = json.loads(js)
+        with open(html) as f:
+            page = f.read()
+        head = page[page.index('<h2 id="provenance">'):page.index("<h2>Summary</h2>")]
+
+        def sha(p):
+            with open(p, "rb") as f:
+                return hashlib.sha256(f.read()).hexdigest()
+        base = d["b"]["protocol"]["extends"]
+        self.assertEqual(base["id"], "mrc_second_line")
+        for text in ("<code>mrc_second_line</code> version <code>1.0.0</code>", sha(PROTOCOL),
+                     "<code>mrc_second_line_local</code>", d["b"]["protocol"]["version"], sha(LOCAL),
+                     "extends <code>mrc_second_line</code>", base["sha256"],
+                     "plugin <code>no_irinotecan</code> version <code>2026.03-test</code>", sha(plugin)):
+            self.assertIn(text, head)
+        self.assertEqual(d["a"]["protocol"]["plugins"][0]["sha256"], sha(plugin))
+        refs = page[page.index('<h2 id="references">'):]
+        local6 = {r["number"]: r["text"] for r in d["b"]["references"]}[6]
+        self.assertIn("<tr><td>[6]</td><td>Institutional policy 2026-03 (test): irinotecan off the formulary</td><td>%s</td></tr>"
+                      % local6, refs)
+        self.assertIn("<tr><td>[1]</td><td>Guideline reference 1", refs)
+        self.assertEqual({r["number"] for r in d["a"]["references"]}, {1, 2, 3, 4, 5, 6})
+        self.assertIn({"number": 6, "text": "Institutional policy 2026-03 (test): irinotecan off the formulary"},
+                      d["a"]["references"])
 
     def test_identical_sides_do_not_change(self):
         code, out, err = run("diff", "--a", PROTOCOL, "--b", PROTOCOL, "-f", "json", cohort(1000, 2))

@@ -1,0 +1,195 @@
+/*
+** reloadlog.c: the provenance of reloads. Which files a generation read
+** (each file's name, role and sha256, and one digest over the plugin and
+** base files, so a watched file put back unchanged reloads nothing), what
+** its workers reported (each protocol's provenance and the host paths of
+** the bases its `extends` loaded), the decision-log events of reloads
+** (loaded, refused, error cleared) and messages for clients, in which a
+** host path is cut to its file name (the operator's log keeps the whole).
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "file.h"
+#include "pathwise.h"
+#include "sha256.h"
+#include "supervisor.h"
+
+static const char *file_name(const char *path) {
+  const char *sl = strrchr(path, '/');
+  return sl ? sl + 1 : path;
+}
+
+/* One {"file","role","sha256"} of files_json; the file's bytes (or a
+** marker when it cannot be read) go into the digest. */
+static void add_file(pw_buf *files, pw_buf *dg, const char *path, const char *role,
+                     const char *src, size_t len, int readable) {
+  char hex[65];
+  if (files->len > 1) pw_buf_add(files, ",", 1);
+  pw_buf_adds(files, "{\"file\":");
+  pw_buf_json_str(files, file_name(path));
+  pw_buf_adds(files, ",\"role\":");
+  pw_buf_json_str(files, role);
+  pw_buf_adds(files, ",\"sha256\":");
+  if (readable) pw_sha256_hex(src, len, hex);
+  pw_buf_json_str(files, readable ? hex : NULL);
+  pw_buf_adds(files, "}");
+  if (!dg) return;
+  pw_buf_add(dg, path, strlen(path) + 1);
+  pw_buf_add(dg, readable ? "+" : "-", 1);
+  if (readable) pw_buf_add(dg, src, len);
+}
+
+static void add_read(pw_buf *files, pw_buf *dg, const char *path, const char *role) {
+  pw_buf b = {0};
+  int ok = pw_file_read(path, SRV_MAX_SOURCE, &b, NULL) == PW_OK;
+  add_file(files, dg, path, role, b.data, b.len, ok);
+  pw_buf_free(&b);
+}
+
+int pw_reloadlog_files(srv *s, generation *g) {
+  pw_buf files = {0}, dg = {0};
+  pw_buf_add(&files, "[", 1);
+  for (int i = 0; i < g->nprotos; i++)
+    add_file(&files, NULL, g->names[i], "protocol", g->protos[i].src, g->protos[i].len, 1);
+  for (int i = 0; i < s->o.cmd.nplugins; i++) add_read(&files, &dg, s->o.cmd.plugins[i], "plugin");
+  const char *bases = s->active && s->active->base_files ? s->active->base_files : "";
+  for (const char *q = bases; *q;) {
+    const char *nl = strchr(q, '\n');
+    size_t l = nl ? (size_t)(nl - q) : strlen(q);
+    char *path = strndup(q, l);
+    if (path) add_read(&files, &dg, path, "base");
+    free(path);
+    q += l + (nl != NULL);
+  }
+  pw_buf_add(&files, "]", 1);
+  pw_sha256_hex(dg.data ? dg.data : "", dg.len, g->digest);
+  int failed = dg.failed;
+  pw_buf_free(&dg);
+  g->digest_bases = strdup(bases);
+  pw_buf_add(&files, "", 0);
+  if (files.failed || failed || !g->digest_bases) {
+    pw_buf_free(&files);
+    return -1;
+  }
+  g->files_json = files.data;
+  return 0;
+}
+
+void pw_reloadlog_ready(generation *g, const char *p, size_t n) {
+  pw_buf prov = {0}, bases = {0};
+  for (const char *q = p, *end = p + n; q < end;) {
+    const char *nl = memchr(q, '\n', (size_t)(end - q));
+    size_t l = (size_t)((nl ? nl : end) - q);
+    if (l > 1 && q[0] == '=') {
+      pw_buf_add(&prov, prov.len ? "," : "[", 1);
+      pw_buf_add(&prov, q + 1, l - 1);
+    } else if (l > 1 && q[0] == '@') {
+      pw_buf_add(&bases, q + 1, l - 1);
+      pw_buf_add(&bases, "\n", 1);
+    }
+    q += l + 1;
+  }
+  pw_buf_add(&prov, prov.len ? "]" : "[]", prov.len ? 1 : 2);
+  pw_buf_add(&prov, "", 0);
+  pw_buf_add(&bases, "", 0);
+  if (prov.failed) pw_buf_free(&prov);
+  if (bases.failed) pw_buf_free(&bases);
+  free(g->prov_json);
+  free(g->base_files);
+  g->prov_json = prov.data;
+  g->base_files = bases.data;
+}
+
+/* A path inside a word: it starts with '/', "./" or "...", or its last
+** component names a Lua file. */
+static int is_path(const char *w, size_t n, const char *last) {
+  if (!last) return 0;
+  if (w[0] == '/' || (n > 1 && w[0] == '.' && (w[1] == '/' || w[1] == '.'))) return 1;
+  for (const char *q = last; q + 4 <= w + n; q++)
+    if (!memcmp(q, ".lua", 4)) return 1;
+  return 0;
+}
+
+char *pw_reloadlog_for_clients(const char *msg) {
+  static const char delim[] = " \t\n()[]{}'\",;=";
+  pw_buf b = {0};
+  for (const char *q = msg; *q;) {
+    size_t n = strcspn(q, delim);
+    if (n == 0) {
+      pw_buf_add(&b, q, 1);
+      q++;
+      continue;
+    }
+    const char *last = NULL;
+    for (const char *r = q; r < q + n; r++)
+      if (*r == '/') last = r + 1;
+    if (is_path(q, n, last)) pw_buf_add(&b, last, (size_t)(q + n - last));
+    else pw_buf_add(&b, q, n);
+    q += n;
+  }
+  pw_buf_add(&b, "", 0);
+  if (b.failed) {
+    pw_buf_free(&b);
+    return NULL;
+  }
+  return b.data;
+}
+
+/* The first object of a JSON array of objects (no strings hold braces
+** unbalanced: prov_json is ours, written by pw_engine_provenance_json). */
+static void first_object(pw_buf *b, const char *arr) {
+  const char *p = arr ? strchr(arr, '{') : NULL;
+  int depth = 0, str = 0;
+  for (const char *q = p; q && *q; q++) {
+    if (str) {
+      if (*q == '\\' && q[1]) q++;
+      else if (*q == '"') str = 0;
+      continue;
+    }
+    if (*q == '"') str = 1;
+    else if (*q == '{') depth++;
+    else if (*q == '}' && --depth == 0) {
+      pw_buf_add(b, p, (size_t)(q + 1 - p));
+      return;
+    }
+  }
+  pw_buf_adds(b, "{\"id\":null,\"version\":null,\"sha256\":null}");
+}
+
+void pw_reloadlog_event(srv *s, const char *kind, const generation *g, const char *error) {
+  const generation *serving = s->active;
+  if (!s->log || !serving) return;   /* none serves: the server stops, its stderr says why */
+  pw_buf f = {0};
+  pw_buf_addf(&f, "\"schema_version\":%d,\"engine\":\"%s\",\"protocol\":", PW_RESULT_SCHEMA, PW_VERSION);
+  first_object(&f, serving->prov_json);
+  if (!strcmp(kind, "reload_refused")) {
+    pw_buf_addf(&f, ",\"error\":{\"code\":%d,\"kind\":\"reload\",\"message\":", PW_RPC_RELOAD_FAILED);
+    pw_buf_json_str(&f, error ? error : "");
+    pw_buf_adds(&f, "}");
+  }
+  pw_buf_adds(&f, ",\"event\":{\"kind\":");
+  pw_buf_json_str(&f, kind);
+  pw_buf_adds(&f, ",\"reason\":");
+  pw_buf_json_str(&f, s->last_reload_reason);
+  if (g) pw_buf_addf(&f, ",\"generation\":%u", g->num);
+  pw_buf_addf(&f, ",\"serving\":%u,\"files\":%s", serving->num, g && g->files_json ? g->files_json : "[]");
+  if (g && g == serving) pw_buf_addf(&f, ",\"protocols\":%s", g->prov_json ? g->prov_json : "[]");
+  if (!strcmp(kind, "error_cleared")) {
+    pw_buf_adds(&f, ",\"cleared\":");
+    pw_buf_json_str(&f, error ? error : "");
+  }
+  pw_buf_adds(&f, "}");
+  pw_declog_rec rec;
+  memset(&rec, 0, sizeof rec);
+  rec.method = "reload";
+  rec.uid = (long)getuid();
+  rec.gid = (long)getgid();
+  rec.pid = (long)getpid();
+  rec.frag = f.data;
+  rec.frag_len = f.len;
+  if (f.failed || !pw_declog_append(s->log, &rec))
+    pw_serve_warn("decision log: the %s event was not recorded", kind);
+  pw_buf_free(&f);
+}
