@@ -587,7 +587,8 @@ static int watch_kill(srv *s, worker *w, uint64_t running, uint64_t now) {
   uint64_t limit = SRV_HARD_NS(s);
   uint64_t since = atomic_load_explicit(&w->slot->since_ns, memory_order_relaxed);
   int stuck = running && since && now > since && now - since > limit;
-  int stalled = w->sent.n && now - w->progress_ns > limit;
+  /* progress_ns may be later than now: watch_move gave w work this tick */
+  int stalled = w->sent.n && now > w->progress_ns && now - w->progress_ns > limit;
   if (!stuck && !stalled) return 0;
   w->killed = 1;
   kill(w->pid, SIGKILL);
@@ -636,7 +637,8 @@ void pw_pool_watchdog(srv *s, uint64_t now) {
     if (w->lost || w->retiring || w->state == W_STARTING) continue;
     uint64_t running = atomic_load_explicit(&w->slot->tag, memory_order_acquire);
     if (watch_kill(s, w, running, now)) continue;
-    if (w->sent.n && now - w->progress_ns > SRV_MS(s->stall_ms)) watch_move(s, w, running);
+    if (w->sent.n && now > w->progress_ns && now - w->progress_ns > SRV_MS(s->stall_ms))
+      watch_move(s, w, running);
     watch_expire(s, w, running, now);
   }
   req *r;

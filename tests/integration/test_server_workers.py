@@ -174,5 +174,26 @@ def test_rings_private(args, tmp):
     check(srv.stop() == 0, "exit status")
 
 
+def test_move_to_idle_worker(args, tmp):
+    """What waits behind a stopped worker moves to an idle one, which then
+    answers it: the watchdog must not take the move (progress stamped after
+    the tick's clock) for a worker making no progress and kill it."""
+    srv = Server(args, tmp, log=False).start()
+    c = srv.conn()
+    facts = read(examples(args.root)[0])
+    pids = srv.health()["workers"]["pids"]
+    os.kill(pids[1], signal.SIGSTOP)        # the worker spawned last: first in the watchdog's walk
+    try:
+        c.send(eval_request(facts, 1) + eval_request(facts, 2))   # one to each worker
+        got = [json.loads(c.line()) for _ in range(2)]
+    finally:
+        os.kill(pids[1], signal.SIGCONT)
+    check(all("result" in r for r in got), "answers: %r" % [r.get("error") for r in got])
+    st = srv.call("stats")["result"]["workers"]
+    check(st["killed"] == 0 and st["requests_moved"] >= 1, "workers: %r" % st)
+    check(srv.stop() == 0, "exit status")
+
+
 if __name__ == "__main__":
-    run([test_crash_and_hang_under_load, test_budgets, test_ring_answers, test_rings_private])
+    run([test_crash_and_hang_under_load, test_budgets, test_ring_answers, test_rings_private,
+         test_move_to_idle_worker])
