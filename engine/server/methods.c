@@ -125,9 +125,10 @@ static void stats_workers(srv *s, pw_buf *b) {
   pw_buf_addf(b,
               ",\"connections\":{\"open\":%u,\"total\":%llu,\"rejected\":%llu,"
               "\"vanished\":%llu,\"stalled\":%llu},\"workers\":{\"spawned\":%llu,\"crashed\":%llu,"
-              "\"killed\":%llu,\"requests_moved\":%llu,\"served\":[",
+              "\"killed\":%llu,\"requests_moved\":%llu,",
               s->nconns, ULL(s->conns_total), ULL(s->conns_rejected), ULL(s->client_gone),
               ULL(s->conns_stalled), ULL(s->w_spawns), ULL(s->w_crashes), ULL(s->w_kills), ULL(s->moved));
+  pw_buf_addf(b, "\"answers_by_ring\":%llu,\"served\":[", ULL(s->ring_answers));
   generation *g = s->active;
   int first = 1;
   for (int i = 0; g && i < g->nw; i++) {

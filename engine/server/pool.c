@@ -5,7 +5,8 @@
 ** (at most --worker-queue each); when none can take one it waits in
 ** srv.pending, in arrival order. Frames go out through each worker's
 ** output queue (written once per loop iteration) and answers come back in
-** the order sent; each answer goes on to answer.c.
+** the order sent (an answer's payload inline, or in the worker's shared
+** ring: ring_answer); each answer goes on to answer.c.
 **
 ** Losing a worker (it died, its channel failed, or the watchdog killed it)
 ** is one path, pw_pool_lost: the request it was evaluating (known from the
@@ -112,8 +113,12 @@ static void worker_maybe_free(worker *w) {
   worker **pp = &s->workers;
   while (*pp && *pp != w) pp = &(*pp)->anext;
   if (*pp) *pp = w->anext;
-  if (w->idx >= 0 && w->idx < g->nw && g->w[w->idx] == w) g->w[w->idx] = NULL;   /* no dangling slot */
+  /* a retired worker of a draining generation is still in g->w: shutdown
+  ** (serve.c finish) walks it */
+  if (w->idx >= 0 && w->idx < g->nw && g->w[w->idx] == w) g->w[w->idx] = NULL;
   munmap(w->slot, sizeof *w->slot);
+  if (w->ring) munmap(w->ring, sizeof *w->ring);
+  pw_buf_free(&w->scratch);
   pw_buf_free(&w->out.buf);
   free(w->rb);
   free(w);
@@ -307,6 +312,39 @@ static void worker_answer(worker *w, const pw_wire_hdr *h, const char *p) {
   pw_answer_response(s, r, h, p);
 }
 
+/* A PW_WIRE_RESP_RING header: its payload is in w's ring. Checked against
+** the supervisor's own tail first; answered from the ring (answer.c only
+** copies it), or from a private copy for an HTTP client (httpd.c parses the
+** line, and the worker could change ring bytes meanwhile). Then the space
+** is the worker's again. */
+static void ring_answer(worker *w, const pw_wire_hdr *h) {
+  uint64_t pos = h->ring_pos, n = h->ring_len, at = pos % PW_RING_BYTES;
+  if (!w->ring || pos < w->ring_tail || pos - w->ring_tail >= PW_RING_BYTES || n < PW_RING_MIN ||
+      at + n > PW_RING_BYTES || pos + n - w->ring_tail > PW_RING_BYTES) {
+    pw_pool_lost(w, "sent a malformed ring frame (killed)");
+    return;
+  }
+  pw_wire_hdr hh = *h;
+  hh.kind = PW_WIRE_RESP;
+  hh.len = (uint32_t)n;
+  const char *p = w->ring->data + at;
+  req *r = req_of(w->sent.head);
+  if (r && r->c->http) {
+    pw_buf_reset(&w->scratch);
+    pw_buf_add(&w->scratch, p, n);
+    if (w->scratch.failed) {
+      pw_pool_lost(w, "out of memory for its answer (killed)");
+      return;
+    }
+    p = w->scratch.data;
+  }
+  w->s->ring_answers++;
+  worker_answer(w, &hh, p);
+  w->ring_tail = pos + n;
+  atomic_store_explicit(&w->ring->tail, w->ring_tail, memory_order_release);
+  if (w->scratch.cap > (1u << 20)) pw_buf_free(&w->scratch);
+}
+
 /* The READY payload: the protocols as a JSON array line, then one id per
 ** line, in engine order (pw_rpc_ready_payload). */
 static void ready_protocols(generation *g, const char *p, size_t n) {
@@ -350,6 +388,7 @@ static void worker_ready(worker *w, const char *p, size_t n) {
 static int worker_frame(worker *w, const pw_wire_hdr *h, const char *p) {
   switch (h->kind) {
     case PW_WIRE_RESP: worker_answer(w, h, p); break;
+    case PW_WIRE_RESP_RING: ring_answer(w, h); break;
     case PW_WIRE_READY: worker_ready(w, p, h->len); break;
     case PW_WIRE_FAIL: {
       char *msg = strndup(p, h->len);   /* whole: every failing case */
@@ -455,18 +494,24 @@ static worker *worker_start(generation *g, int idx, int check) {
     free(w);
     return NULL;
   }
+  w->ring = mmap(NULL, sizeof *w->ring, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
+  if (w->ring == MAP_FAILED) w->ring = NULL;   /* answers go inline */
   w->s = s;
   w->g = g;
   w->idx = idx;
   g->wcfg.rpc.check_examples = check;
   int fd = -1;
-  w->pid = pw_worker_spawn(&g->wcfg, w->slot, &fd);
+  w->pid = pw_worker_spawn(&g->wcfg, w->slot, w->ring, &fd);
   if (w->pid < 0) {
     pw_serve_err("cannot fork a worker: %s", strerror(errno));
     munmap(w->slot, sizeof *w->slot);
+    if (w->ring) munmap(w->ring, sizeof *w->ring);
     free(w);
     return NULL;
   }
+  /* its ring holds patient data: the workers forked later must not share it */
+  if (w->ring) (void)madvise(w->ring, sizeof *w->ring, MADV_DONTFORK);
   s->w_spawns++;
   w->spawned_ns = w->progress_ns = pw_worker_now_ns();
   uv_pipe_init(s->loop, &w->ch, 0);
@@ -542,7 +587,8 @@ static int watch_kill(srv *s, worker *w, uint64_t running, uint64_t now) {
   uint64_t limit = SRV_HARD_NS(s);
   uint64_t since = atomic_load_explicit(&w->slot->since_ns, memory_order_relaxed);
   int stuck = running && since && now > since && now - since > limit;
-  int stalled = w->sent.n && now - w->progress_ns > limit;
+  /* progress_ns may be later than now: watch_move gave w work this tick */
+  int stalled = w->sent.n && now > w->progress_ns && now - w->progress_ns > limit;
   if (!stuck && !stalled) return 0;
   w->killed = 1;
   kill(w->pid, SIGKILL);
@@ -591,7 +637,8 @@ void pw_pool_watchdog(srv *s, uint64_t now) {
     if (w->lost || w->retiring || w->state == W_STARTING) continue;
     uint64_t running = atomic_load_explicit(&w->slot->tag, memory_order_acquire);
     if (watch_kill(s, w, running, now)) continue;
-    if (w->sent.n && now - w->progress_ns > SRV_MS(s->stall_ms)) watch_move(s, w, running);
+    if (w->sent.n && now > w->progress_ns && now - w->progress_ns > SRV_MS(s->stall_ms))
+      watch_move(s, w, running);
     watch_expire(s, w, running, now);
   }
   req *r;

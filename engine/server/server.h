@@ -53,6 +53,8 @@
 **              written once per loop iteration (serve.c on_check)
 **   worker.c   worker_loop -> handler.c pw_rpc_handle: gate + decode, params,
 **              evaluate, response line + log fragment, back in order
+**              (the payload through the worker's shared answer ring when it
+**              fits, pool.c ring_answer)
 **   pool.c     worker_read -> worker_answer (the oldest request it holds)
 **   answer.c   pw_answer_response: append the record (declog.c); with
 **              --log-sync always|batch hold the line until the record is

@@ -158,6 +158,9 @@ struct worker {              /* one worker process, seen from the supervisor */
   uv_pipe_t ch;
   int ch_open;
   pw_worker_slot *slot;
+  pw_worker_ring *ring;      /* its answer ring (worker.h), NULL: none */
+  uint64_t ring_tail;        /* ring bytes consumed */
+  pw_buf scratch;            /* a ring payload copied for a parsing reader */
   pw_outq out;
   int dirty;
   worker *dnext;             /* in srv.dworkers while dirty */
@@ -271,6 +274,7 @@ struct srv {
   uint64_t conns_total, conns_rejected, client_gone, accept_errors, accept_error_ms;
   uint64_t conns_stalled;    /* closed by --line-timeout or --write-timeout */
   uint64_t w_spawns, w_crashes, w_kills, reloads_ok, reloads_failed, moved;
+  uint64_t ring_answers;     /* answers whose payload came through a ring */
   uint64_t lat[SRV_LAT_BUCKETS];
   uint64_t lat_n, lat_max_us;
   proto_stat *proto_stats;

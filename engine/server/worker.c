@@ -5,7 +5,8 @@
 ** back into libuv: it resets its signals, keeps only its end of the
 ** socketpair (as fd 3) and stderr, sets its resource limits, builds its
 ** engines, then loops on blocking read -> evaluate each whole frame ->
-** one write of all answers. A batch's answers are flushed early when they
+** one write of all answers (each payload through the shared ring when it
+** fits: ring_put). A batch's answers are flushed early when they
 ** pile up (256 KiB) or the first has waited 1 ms, so one slow evaluation
 ** does not hold back answers already made. It exits on EOF (the
 ** supervisor retiring it) and with its parent (PR_SET_PDEATHSIG).
@@ -171,10 +172,38 @@ static int answer_frame(pw_worker_slot *slot, pw_rpc *r, const pw_wire_hdr *h,
   return oc.fatal;
 }
 
+/* The answer ring, from the worker's side (worker.h). */
+typedef struct wring {
+  pw_worker_ring *r;        /* NULL: everything inline */
+  uint64_t head;            /* bytes produced */
+} wring;
+
+/* Move the payload of the response frame at out[h0..] into the ring when
+** it fits, leaving a PW_WIRE_RESP_RING header in out; else leave it inline. */
+static void ring_put(wring *wr, pw_buf *out, size_t h0) {
+  pw_wire_hdr rh;
+  if (!wr->r || out->failed) return;
+  memcpy(&rh, out->data + h0, sizeof rh);
+  uint64_t n = rh.len, at = wr->head % PW_RING_BYTES, skip = 0;
+  if (n < PW_RING_MIN || n > PW_RING_BYTES) return;
+  if (at + n > PW_RING_BYTES) skip = PW_RING_BYTES - at;   /* never wrap one payload */
+  uint64_t tail = atomic_load_explicit(&wr->r->tail, memory_order_acquire);
+  if (wr->head + skip + n - tail > PW_RING_BYTES) return;  /* full: inline */
+  uint64_t pos = wr->head + skip;
+  memcpy(wr->r->data + pos % PW_RING_BYTES, out->data + h0 + PW_WIRE_HDR, n);
+  wr->head = pos + n;
+  rh.kind = PW_WIRE_RESP_RING;
+  rh.ring_len = rh.len;
+  rh.ring_pos = pos;
+  rh.len = 0;
+  memcpy(out->data + h0, &rh, sizeof rh);
+  out->len = h0 + PW_WIRE_HDR;
+}
+
 /* Answer every whole frame in b, writing answers as they pile up; returns
 ** the bytes consumed. */
 static size_t answer_frames(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_rpc *r,
-                            wbuf *b, pw_buf *out) {
+                            wbuf *b, pw_buf *out, wring *wr) {
   size_t pos = 0;
   uint64_t first_pending = 0;
   while (b->len - pos >= PW_WIRE_HDR) {
@@ -192,7 +221,9 @@ static size_t answer_frames(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_r
       break;
     }
     uint64_t t0 = pw_worker_now_ns();
+    size_t h0 = out->len;
     int fatal = answer_frame(slot, r, &h, b->p + pos + PW_WIRE_HDR, out);
+    ring_put(wr, out, h0);
     pos += PW_WIRE_HDR + (size_t)h.len;
     if (fatal) {
       (void)write_all(W_FD, out->data, out->len);
@@ -208,8 +239,10 @@ static size_t answer_frames(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_r
   return pos;
 }
 
-static void worker_loop(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_rpc *r) {
+static void worker_loop(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_worker_ring *ring,
+                        pw_rpc *r) {
   wbuf b = {NULL, 0, 0};
+  wring wr = {ring, 0};
   pw_buf out = {0};
   uint64_t last_cpu_check = pw_worker_now_ns();
   wbuf_reserve(&b, 256 * 1024);
@@ -222,7 +255,7 @@ static void worker_loop(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_rpc *
       break;
     }
     b.len += (size_t)n;
-    size_t pos = answer_frames(cfg, slot, r, &b, &out);
+    size_t pos = answer_frames(cfg, slot, r, &b, &out, &wr);
     if (pos) {
       memmove(b.p, b.p + pos, b.len - pos);
       b.len -= pos;
@@ -249,7 +282,8 @@ static void worker_loop(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_rpc *
   free(b.p);
 }
 
-static void worker_child(const pw_worker_cfg *cfg, pw_worker_slot *slot, int fd) {
+static void worker_child(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_worker_ring *ring,
+                         int fd) {
   child_setup(cfg, fd);
   /* the reason a load failed lists every failing case: room for all */
   char small[256];
@@ -267,12 +301,13 @@ static void worker_child(const pw_worker_cfg *cfg, pw_worker_slot *slot, int fd)
   pw_rpc_ready_payload(r, &ready);
   send_frame(W_FD, PW_WIRE_READY, ready.data, ready.len);
   pw_buf_free(&ready);
-  worker_loop(cfg, slot, r);
+  worker_loop(cfg, slot, ring, r);
   /* no pw_rpc_free: a finalizer could hang lua_close; the kernel frees all */
   _exit(0);
 }
 
-pid_t pw_worker_spawn(const pw_worker_cfg *cfg, pw_worker_slot *slot, int *fdp) {
+pid_t pw_worker_spawn(const pw_worker_cfg *cfg, pw_worker_slot *slot, pw_worker_ring *ring,
+                      int *fdp) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
   int sz = 1 << 20;
@@ -293,7 +328,7 @@ pid_t pw_worker_spawn(const pw_worker_cfg *cfg, pw_worker_slot *slot, int *fdp) 
   }
   if (pid == 0) {
     close(sv[0]);
-    worker_child(cfg, slot, sv[1]);
+    worker_child(cfg, slot, ring, sv[1]);
     _exit(70);
   }
   close(sv[1]);

@@ -5,10 +5,11 @@ every request is answered within its deadline plus grace; the worker is
 replaced. Budget and memory errors are answered and the worker survives."""
 import json
 import os
+import re
 import signal
 import time
 
-from srvlib import Load, Server, check, examples, hostile_protocol, read, run
+from srvlib import Load, Server, check, eval_request, examples, hostile_protocol, read, run
 
 TIMEOUT_MS, GRACE_MS = 600, 200
 
@@ -78,5 +79,121 @@ def test_budgets(args, tmp):
     check(srv.stop() == 0, "exit status")
 
 
+def test_ring_answers(args, tmp):
+    """Answers whose payload goes through a worker's shared ring (every
+    evaluate reply; error replies are small and go inline) come back
+    byte for byte as when asked alone, across many wraps of the ring, mixed
+    with inline ones, and when the ring fills up while the supervisor is
+    stopped (the worker then sends them inline)."""
+    # a generous deadline: a sanitized build on a loaded machine is slow, and
+    # the supervisor is stopped for a while below
+    srv = Server(args, tmp, ["--worker-queue", "1000", "--timeout", "600000"], log=False).start()
+    c = srv.conn(timeout=600)
+    texts = [read(p) for p in examples(args.root)]
+    bad = b'{"ecog": "two"}'
+    ref = {}
+    for i, t in enumerate(texts + [bad]):
+        c.send(eval_request(t, 1))
+        ref[i] = c.line().split(b',"id":1,', 1)[-1]
+    check(b'"result"' in ref[0] and b'"error"' in ref[len(texts)], "references: %r" % ref[len(texts)][:200])
+    ring0 = srv.call("stats")["result"]["workers"]["answers_by_ring"]
+    kinds = list(range(len(texts))) * 12 + [len(texts)] * 40
+    kinds.sort(key=lambda k: (k * 7919) % 13)     # interleave inline and ring answers
+    c.send(b"".join(eval_request((texts + [bad])[k], 1000 + n) for n, k in enumerate(kinds)))
+    for n, k in enumerate(kinds):
+        line = c.line()
+        rid = json.loads(line)["id"]
+        check(line.split(b',"id":%d,' % rid, 1)[-1] == ref[kinds[rid - 1000]],
+              "request %d (kind %d): %r" % (rid, kinds[rid - 1000], line[:200]))
+    ring1 = srv.call("stats")["result"]["workers"]["answers_by_ring"]
+    results = sum(1 for k in kinds if k < len(texts))
+    # (all of them unless the supervisor fell 18 answers behind a worker)
+    check(0 < ring1 - ring0 <= results, "answers by ring: %d of %d results" % (ring1 - ring0, results))
+    # what-if answers (14 KB each) made while the supervisor reads none:
+    # each worker's ring fills after 18 and the rest (about 6 each) come inline
+    c.send(eval_request(texts[0], 1, {"what_if": True}))
+    elapsed = re.compile(rb'"elapsed_us":[0-9]+')    # the one field that varies
+    wref = elapsed.sub(b"", c.line().split(b',"id":1,', 1)[-1])
+    st = srv.call("stats")["result"]["workers"]
+    ring1, served1 = st["answers_by_ring"], sum(st["served"])
+    wpids = srv.health()["workers"]["pids"]
+    n = 48
+    for pid in wpids:                             # the workers wait ...
+        os.kill(pid, signal.SIGSTOP)
+    c.send(b"".join(eval_request(texts[0], 5000 + i, {"what_if": True}) for i in range(n)))
+    time.sleep(0.3)                               # ... while the supervisor hands out all
+    os.kill(srv.proc.pid, signal.SIGSTOP)
+    for pid in wpids:
+        os.kill(pid, signal.SIGCONT)
+    idle, t0 = 0, time.time()                     # until both workers block (read or write)
+    while idle < 3 and time.time() - t0 < 300:
+        time.sleep(0.05)
+        states = [open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] for pid in wpids]
+        idle = idle + 1 if all(x == "S" for x in states) else 0
+    os.kill(srv.proc.pid, signal.SIGCONT)
+    for _ in range(n):
+        line = c.line()
+        rid = json.loads(line)["id"]
+        check(elapsed.sub(b"", line.split(b',"id":%d,' % rid, 1)[-1]) == wref,
+              "what-if %d: %r" % (rid, line[:200]))
+    # (the watchdog moves what waits behind a stopped worker: answers made
+    # counts those twice, as the ring does)
+    st = srv.call("stats")["result"]["workers"]
+    ring, made = st["answers_by_ring"] - ring1, sum(st["served"]) - served1
+    check(made >= n and 0 < ring < made, "what-if answers by ring: %d of %d made: the ring was %s" % (
+        ring, made, "never used" if not ring else "never full"))
+    check(srv.stop() == 0, "exit status")
+
+
+def ring_maps(pid):
+    """The shared answer rings (256 KiB + a header, anonymous shared memory)
+    mapped in process pid."""
+    n = 0
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if "/dev/zero" in line and parts[1][3] == "s" and 256 << 10 < hi - lo <= 272 << 10:
+                n += 1
+    return n
+
+
+def test_rings_private(args, tmp):
+    """Each worker maps its own answer ring and no other worker's, also
+    after a replacement: the rings hold patient data."""
+    srv = Server(args, tmp, log=False).start()
+    c = srv.conn()
+    check("result" in c.call("evaluate", {"facts": json.loads(read(examples(args.root)[0]))}), "evaluate")
+    pids = srv.health()["workers"]["pids"]
+    check([ring_maps(p) for p in pids] == [1, 1], "rings mapped by the workers: %r" % [ring_maps(p) for p in pids])
+    check(ring_maps(srv.proc.pid) == 2, "rings mapped by the supervisor: %d" % ring_maps(srv.proc.pid))
+    os.kill(pids[0], signal.SIGKILL)
+    new = wait_ready(srv, [pids[0]])
+    check("result" in c.call("evaluate", {"facts": json.loads(read(examples(args.root)[0]))}), "evaluate")
+    check([ring_maps(p) for p in new] == [1, 1], "rings mapped after a replacement: %r" % [ring_maps(p) for p in new])
+    check(srv.stop() == 0, "exit status")
+
+
+def test_move_to_idle_worker(args, tmp):
+    """What waits behind a stopped worker moves to an idle one, which then
+    answers it: the watchdog must not take the move (progress stamped after
+    the tick's clock) for a worker making no progress and kill it."""
+    srv = Server(args, tmp, log=False).start()
+    c = srv.conn()
+    facts = read(examples(args.root)[0])
+    pids = srv.health()["workers"]["pids"]
+    os.kill(pids[1], signal.SIGSTOP)        # the worker spawned last: first in the watchdog's walk
+    try:
+        c.send(eval_request(facts, 1) + eval_request(facts, 2))   # one to each worker
+        got = [json.loads(c.line()) for _ in range(2)]
+    finally:
+        os.kill(pids[1], signal.SIGCONT)
+    check(all("result" in r for r in got), "answers: %r" % [r.get("error") for r in got])
+    st = srv.call("stats")["result"]["workers"]
+    check(st["killed"] == 0 and st["requests_moved"] >= 1, "workers: %r" % st)
+    check(srv.stop() == 0, "exit status")
+
+
 if __name__ == "__main__":
-    run([test_crash_and_hang_under_load, test_budgets])
+    run([test_crash_and_hang_under_load, test_budgets, test_ring_answers, test_rings_private,
+         test_move_to_idle_worker])
