@@ -142,6 +142,18 @@ LUA_API void lua_sethook (lua_State *L, lua_Hook func, int mask, int count) {
 }
 
 
+/* pathwise patch: see lua.h */
+LUA_API void lua_setbudget (lua_State *L, lua_Hook func, int count) {
+  if (func == NULL || count <= 0) {  /* turn off the budget? */
+    func = NULL;
+    count = 0;
+  }
+  L->budgethook = func;
+  L->basebudget = count;
+  L->budget = count ? count : INT_MAX;
+}
+
+
 LUA_API lua_Hook lua_gethook (lua_State *L) {
   return L->hook;
 }
@@ -874,6 +886,22 @@ static int changedline (const Proto *p, int oldpc, int newpc) {
 ** This function is not "Protected" when called, so it should correct
 ** 'L->top' before calling anything that can run the GC.
 */
+/*
+** pathwise patch: 'L->budget' reached zero before the instruction at
+** 'pc' (see 'lua_setbudget'). Like the count hook of 'luaG_traceexec'.
+*/
+void luaG_budget (lua_State *L, const Instruction *pc) {
+  CallInfo *ci = L->ci;
+  L->budget = L->basebudget ? L->basebudget : INT_MAX;
+  if (L->budgethook == NULL || !L->allowhook)
+    return;
+  ci->u.l.savedpc = pc + 1;  /* reference is always next instruction */
+  if (!isIT(*pc))  /* top not being used? */
+    L->top = ci->top;  /* correct top */
+  luaD_hookf(L, L->budgethook, LUA_HOOKCOUNT, -1, 0, 0);
+}
+
+
 int luaG_traceexec (lua_State *L, const Instruction *pc) {
   CallInfo *ci = L->ci;
   lu_byte mask = L->hookmask;

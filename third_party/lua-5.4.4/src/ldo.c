@@ -305,7 +305,13 @@ void luaD_inctop (lua_State *L) {
 */
 void luaD_hook (lua_State *L, int event, int line,
                               int ftransfer, int ntransfer) {
-  lua_Hook hook = L->hook;
+  luaD_hookf(L, L->hook, event, line, ftransfer, ntransfer);
+}
+
+
+/* pathwise patch: 'luaD_hook' with the hook to call ('L->budgethook') */
+void luaD_hookf (lua_State *L, lua_Hook hook, int event, int line,
+                              int ftransfer, int ntransfer) {
   if (hook && L->allowhook) {  /* make sure there is a hook */
     int mask = CIST_HOOKED;
     CallInfo *ci = L->ci;

@@ -259,6 +259,9 @@ static void preinit_thread (lua_State *L, global_State *g) {
   L->basehookcount = 0;
   L->allowhook = 1;
   resethookcount(L);
+  L->budgethook = NULL;  /* pathwise patch: no budget */
+  L->basebudget = 0;
+  L->budget = INT_MAX;
   L->openupval = NULL;
   L->status = LUA_OK;
   L->errfunc = 0;
@@ -304,6 +307,7 @@ LUA_API lua_State *lua_newthread (lua_State *L) {
   L1->basehookcount = L->basehookcount;
   L1->hook = L->hook;
   resethookcount(L1);
+  lua_setbudget(L1, L->budgethook, L->basebudget);  /* pathwise patch */
   /* initialize L1 extra space */
   memcpy(lua_getextraspace(L1), lua_getextraspace(g->mainthread),
          LUA_EXTRASPACE);

@@ -324,6 +324,9 @@ struct lua_State {
   int basehookcount;
   int hookcount;
   volatile l_signalT hookmask;
+  lua_Hook budgethook;  /* pathwise patch: see 'lua_setbudget' */
+  int basebudget;
+  int budget;  /* instructions left before 'budgethook' is called */
 };
 
 

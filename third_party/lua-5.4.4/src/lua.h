@@ -465,6 +465,15 @@ LUA_API lua_Hook (lua_gethook) (lua_State *L);
 LUA_API int (lua_gethookmask) (lua_State *L);
 LUA_API int (lua_gethookcount) (lua_State *L);
 
+/* pathwise patch (third_party/patches): an instruction budget counted in
+** the VM. 'func' is called as a count hook (event LUA_HOOKCOUNT) before
+** the instruction that follows every 'count' VM instructions this thread
+** runs, without the per-instruction cost of a count hook set by
+** lua_sethook. It may raise an error; it must not yield. A thread
+** created later inherits it. 'func' NULL or 'count' <= 0 turns it off. */
+#define LUA_BUDGET	1
+LUA_API void (lua_setbudget) (lua_State *L, lua_Hook func, int count);
+
 LUA_API int (lua_setcstacklimit) (lua_State *L, unsigned int limit);
 
 struct lua_Debug {

@@ -1129,6 +1129,11 @@ void luaV_finishOp (lua_State *L) {
     trap = luaG_traceexec(L, pc);  /* handle hooks */ \
     updatebase(ci);  /* correct stack */ \
   } \
+  if (l_unlikely(--L->budget == 0)) {  /* pathwise patch: budget */ \
+    luaG_budget(L, pc); \
+    updatetrap(ci); \
+    updatebase(ci);  /* correct stack */ \
+  } \
   i = *(pc++); \
   ra = RA(i); /* WARNING: any stack reallocation invalidates 'ra' */ \
 }
