@@ -46,11 +46,15 @@ static int from_search_path(const char *path, char *out, size_t n) {
   return -1;
 }
 
-/* Is dir the build directory this binary was compiled for? */
+/* Is dir the build directory this binary was compiled for, or one of its
+** subdirectories (build/bench, build/tests/...: the benchmark's and the
+** tests' programs run from there)? */
 static int is_build_tree(const char *dir) {
 #ifdef PW_BUILD_DIR
   char a[PATH_MAX], b[PATH_MAX];
-  return realpath(dir, a) && realpath(PW_BUILD_DIR, b) && !strcmp(a, b);
+  if (!realpath(dir, a) || !realpath(PW_BUILD_DIR, b)) return 0;
+  size_t n = strlen(b);
+  return !strncmp(a, b, n) && (a[n] == 0 || a[n] == '/');
 #else
   (void)dir;
   return 0;

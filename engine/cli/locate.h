@@ -6,7 +6,8 @@
 ** (colon-separated) holding mrc_second_line.lua; the installed copy found
 ** relative to the running binary (/proc/self/exe, then PW_REL_SCRIPTS,
 ** "../share/pathwise/scripts" for GNUInstallDirs defaults); the source
-** tree's scripts/ only when the binary is the build tree's own. When no
+** tree's scripts/ only when the binary is the build tree's own (it runs
+** from the build directory or one below it, such as build/bench). When no
 ** candidate exists the installed path is returned, so the error names it.
 **
 ** The FHIR input adapter (eval/facts --from fhir, the server's

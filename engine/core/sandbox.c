@@ -66,12 +66,28 @@ static unsigned sb_deadline_ms(const pw_sandbox *sb) {
 
 static void sb_hook(lua_State *L, lua_Debug *ar);
 
+/* Call sb_hook every `step` VM instructions (and on each new line when
+** coverage is on). The Lua of third_party/ counts instructions in the VM
+** (lua_setbudget, LUA_BUDGET): no hook runs per instruction, the line
+** hook only for coverage. Against another Lua, a count hook, which in 5.4
+** makes every instruction go through luaG_traceexec. The accounting is
+** the same (see third_party/README.md). step 0: off. */
+static void sb_set_count(pw_sandbox *sb, lua_State *L, int step) {
+  int line = step && sb->cov_chunk ? LUA_MASKLINE : 0;
+#ifdef LUA_BUDGET
+  lua_setbudget(L, step ? sb_hook : NULL, step);
+  lua_sethook(L, line ? sb_hook : NULL, line, 0);
+#else
+  lua_sethook(L, step ? sb_hook : NULL, step ? LUA_MASKCOUNT | line : 0, step);
+#endif
+}
+
 /* From now on every instruction raises again: the script's pcall cannot
 ** swallow an exhausted budget or a passed deadline. */
 static void sb_trip(pw_sandbox *sb, lua_State *L) {
   if (!sb->budget_tripped) {
     sb->budget_tripped = 1;
-    lua_sethook(L, sb_hook, LUA_MASKCOUNT | (sb->cov_chunk ? LUA_MASKLINE : 0), 1);
+    sb_set_count(sb, L, 1);
   }
 }
 
@@ -122,7 +138,7 @@ void pw_sandbox_begin(pw_sandbox *sb, uint64_t instructions) {
   sb->mem_tainted = 0;
   sb->deadline_tripped = 0;
   sb->deadline_ns = sb_now_ns() + (uint64_t)sb_deadline_ms(sb) * 1000000ull;
-  lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT | (sb->cov_chunk ? LUA_MASKLINE : 0), HOOK_STEP);
+  sb_set_count(sb, sb->L, HOOK_STEP);
 }
 
 int pw_sandbox_coverage(pw_sandbox *sb, const char *name, int nlines) {
@@ -138,7 +154,7 @@ int pw_sandbox_coverage(pw_sandbox *sb, const char *name, int nlines) {
 }
 
 void pw_sandbox_end(pw_sandbox *sb) {
-  lua_sethook(sb->L, NULL, 0, 0);
+  sb_set_count(sb, sb->L, 0);
   sb->deadline_ns = 0;
   sb->budget = 0;   /* host code after this is not charged */
 }
@@ -602,7 +618,7 @@ int pw_sandbox_init(pw_sandbox *sb, size_t memory, char *err, size_t errlen) {
 
 void pw_sandbox_close(pw_sandbox *sb) {
   if (!sb->L) return;
-  lua_sethook(sb->L, NULL, 0, 0);
+  sb_set_count(sb, sb->L, 0);
   lua_close(sb->L);
   sb->L = NULL;
   free(sb->cov_chunk);

@@ -2,8 +2,10 @@
 ** sandbox.h: a Lua state fit for untrusted protocol scripts.
 **
 ** The state has a capped allocator (a refused allocation taints the
-** current evaluation even if the script catches the error), a count hook
-** that enforces an instruction budget and turns sticky once spent (the
+** current evaluation even if the script catches the error), an
+** instruction budget checked every 1,000 VM instructions (counted in the
+** VM by the Lua of third_party/, else by a count hook) that turns sticky
+** once spent (the
 ** script's own pcall cannot swallow it), and a locked string metatable.
 ** Scripts run in an allow-listed, write-protected _ENV: no io, os, debug,
 ** package, require, load, dofile, collectgarbage, xpcall (its handler runs

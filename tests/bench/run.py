@@ -175,6 +175,33 @@ class Bench:
         self.res["inprocess"] = json.load(open(out))
         self.res["settings"]["cases"] = [os.path.relpath(c, ROOT) for c in self.cases]
 
+    # -- the same in-process figures from two builds, interleaved (issue 16:
+    # the vendored Lua against -DPW_SYSTEM_LUA=ON, or any two builds)
+    def compare(self, other):
+        bins = [("this", os.path.join(self.bin, "pw_bench")),
+                ("other", os.path.join(os.path.abspath(other), "bench", "pw_bench"))]
+        for _, b in bins:
+            if not os.access(b, os.X_OK):
+                raise RuntimeError("missing %s (cmake --build ... --target pw_bench)" % b)
+        runs = {"this": [], "other": []}
+        log("compare: %d interleaved runs of pw_bench from %s and %s ..." % (self.a.reps_inproc, self.build, other))
+        for r in range(self.a.reps_inproc):
+            for name, b in (bins if r % 2 == 0 else bins[::-1]):
+                out = os.path.join(self.tmp, "cmp-%s.json" % name)
+                argv = [b, "--cpu", self.cpu_b, "--reps", "1", "--protocol", self.protocol, "--json", out, "--quiet",
+                        "--index-iters", "3000", "--mixed-iters", "3100", "--stage-iters", "200"]
+                p = sh(argv + self.cases)
+                if p.returncode != 0:
+                    raise RuntimeError("%s failed: %s" % (b, p.stderr))
+                j = json.load(open(out))
+                runs[name].append((j["index"]["p50_us"]["median"], j["mixed"]["mean_us"]["median"]))
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        res = {"other_build": os.path.abspath(other), "runs": runs}
+        for i, k in ((0, "index_p50"), (1, "mixed_mean")):
+            res[k + "_us"] = {"this": med([x[i] for x in runs["this"]]), "other": med([x[i] for x in runs["other"]])}
+            res[k + "_ratio"] = med([a[i] / b[i] for a, b in zip(runs["this"], runs["other"])])
+        self.res["compare"] = res
+
     # -- batch over a generated cohort (issue 5), by batch.py
     def batch(self):
         n = self.a.batch_cases or (20000 if self.a.quick else 100000)
@@ -470,6 +497,14 @@ class Bench:
         m = self.res["machine"]
         lines = ["pathwise benchmark: %s, %d cpus, Linux %s, commit %s, load %s at start" % (
             m["cpu_model"], m["nproc"], m["kernel"], m["commit"], m["loadavg_at_start"])]
+        c = self.res.get("compare")
+        if c:
+            lines.append("")
+            lines.append("This build against %s (interleaved, medians of %d runs each; ratio this/other)" % (
+                c["other_build"], len(c["runs"]["this"])))
+            for k, label in (("index_p50", "index case p50"), ("mixed_mean", "mixed set mean")):
+                lines.append("  %-18s %8.2f us vs %8.2f us   ratio %.3f" % (
+                    label, c[k + "_us"]["this"], c[k + "_us"]["other"], c[k + "_ratio"]))
         ip = self.res["inprocess"]
         if ip:
             lines.append("")
@@ -573,6 +608,9 @@ def main():
     ap.add_argument("--only", default=None,
                     help="run only these parts, comma-separated: inprocess,socket,http,memory,batch "
                          "(e.g. inprocess,socket for the 1x1 target, which needs both)")
+    ap.add_argument("--compare", metavar="BUILD", default=None,
+                    help="with the in-process run: the same figures from BUILD's pw_bench, interleaved "
+                         "(e.g. a -DPW_SYSTEM_LUA=ON build; ratios are this / BUILD, medians)")
     ap.add_argument("--batch-cases", type=int, default=None, help="cohort size of the batch run (default 100000, quick 20000)")
     ap.add_argument("--quick", action="store_true", help="fewer requests and repetitions (a smoke run)")
     ap.add_argument("--reps", type=int, default=None, help="socket repetitions per figure (default 5, quick 1)")
@@ -592,6 +630,8 @@ def main():
     try:
         if "inprocess" in only:
             b.inprocess()
+            if a.compare:
+                b.compare(a.compare)
         if "socket" in only:
             b.sockets()
         if "http" in only:
