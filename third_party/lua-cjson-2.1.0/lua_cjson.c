@@ -313,7 +313,7 @@ static int json_cfg_encode_keep_buffer(lua_State *l)
     /* Init / free the buffer if the setting has changed */
     if (old_value ^ cfg->encode_keep_buffer) {
         if (cfg->encode_keep_buffer)
-            strbuf_init(&cfg->encode_buf, 0);
+            strbuf_init_lua(&cfg->encode_buf, 0, l, 0);  /* pathwise patch */
         else
             strbuf_free(&cfg->encode_buf);
     }
@@ -392,7 +392,7 @@ static void json_create_config(lua_State *l)
     cfg->encode_number_precision = DEFAULT_ENCODE_NUMBER_PRECISION;
 
 #if DEFAULT_ENCODE_KEEP_BUFFER > 0
-    strbuf_init(&cfg->encode_buf, 0);
+    strbuf_init_lua(&cfg->encode_buf, 0, l, 0);  /* pathwise patch */
 #endif
 
     /* Decoding init */
@@ -711,11 +711,13 @@ static int json_encode(lua_State *l)
     if (!cfg->encode_keep_buffer) {
         /* Use private buffer */
         encode_buf = &local_encode_buf;
-        strbuf_init(encode_buf, 0);
+        strbuf_init_lua(encode_buf, 0, l, 1);  /* pathwise patch */
     } else {
         /* Reuse existing buffer */
         encode_buf = &cfg->encode_buf;
         strbuf_reset(encode_buf);
+        encode_buf->lua = l;  /* pathwise patch: errors in this thread */
+        encode_buf->lua_owned = 0;
     }
 
     json_append_data(l, cfg, 0, encode_buf);
@@ -1272,7 +1274,7 @@ static int json_decode(lua_State *l)
     /* Ensure the temporary buffer can hold the entire string.
      * This means we no longer need to do length checks since the decoded
      * string must be smaller than the entire json string */
-    json.tmp = strbuf_new(json_len);
+    json.tmp = strbuf_new_lua(json_len, l);  /* pathwise patch */
 
     json_next_token(&json, &token);
     json_process_value(l, &json, &token);

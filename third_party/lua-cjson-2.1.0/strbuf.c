@@ -28,6 +28,8 @@
 #include <string.h>
 
 #include "strbuf.h"
+#include "lua.h"
+#include "lauxlib.h"
 
 static void die(const char *fmt, ...)
 {
@@ -41,7 +43,25 @@ static void die(const char *fmt, ...)
     exit(-1);
 }
 
+/* pathwise patch: see strbuf_init_lua() */
+static void strbuf_oom(strbuf_t *s)
+{
+    lua_State *l = s->lua;
+
+    if (!l)
+        die("Out of memory");
+    if (s->lua_owned)
+        strbuf_free(s);
+    luaL_error(l, "not enough memory");
+}
+
 void strbuf_init(strbuf_t *s, int len)
+{
+    strbuf_init_lua(s, len, NULL, 0);
+}
+
+/* pathwise patch: strbuf_init() with the Lua state, owner and 'dynamic' */
+static void strbuf_setup(strbuf_t *s, int len, void *l, int owned, int dynamic)
 {
     int size;
 
@@ -54,29 +74,42 @@ void strbuf_init(strbuf_t *s, int len)
     s->size = size;
     s->length = 0;
     s->increment = STRBUF_DEFAULT_INCREMENT;
-    s->dynamic = 0;
+    s->dynamic = dynamic;
     s->reallocs = 0;
     s->debug = 0;
+    s->lua = l;
+    s->lua_owned = owned;
 
     s->buf = malloc(size);
     if (!s->buf)
-        die("Out of memory");
+        strbuf_oom(s);
 
     strbuf_ensure_null(s);
 }
 
+void strbuf_init_lua(strbuf_t *s, int len, void *l, int owned)
+{
+    strbuf_setup(s, len, l, owned, 0);
+}
+
 strbuf_t *strbuf_new(int len)
+{
+    return strbuf_new_lua(len, NULL);
+}
+
+strbuf_t *strbuf_new_lua(int len, void *l)
 {
     strbuf_t *s;
 
     s = malloc(sizeof(strbuf_t));
-    if (!s)
+    if (!s) {
+        if (l)
+            luaL_error(l, "not enough memory");
         die("Out of memory");
-
-    strbuf_init(s, len);
+    }
 
     /* Dynamic strbuf allocation / deallocation */
-    s->dynamic = 1;
+    strbuf_setup(s, len, l, 1, 1);
 
     return s;
 }
@@ -164,6 +197,7 @@ static int calculate_new_size(strbuf_t *s, int len)
 void strbuf_resize(strbuf_t *s, int len)
 {
     int newsize;
+    char *newbuf;
 
     newsize = calculate_new_size(s, len);
 
@@ -172,10 +206,11 @@ void strbuf_resize(strbuf_t *s, int len)
                 (long)s, s->size, newsize);
     }
 
+    newbuf = realloc(s->buf, newsize);
+    if (!newbuf)
+        strbuf_oom(s);  /* pathwise patch: s->buf is still valid */
+    s->buf = newbuf;
     s->size = newsize;
-    s->buf = realloc(s->buf, s->size);
-    if (!s->buf)
-        die("Out of memory");
     s->reallocs++;
 }
 

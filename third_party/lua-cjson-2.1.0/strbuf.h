@@ -39,6 +39,8 @@ typedef struct {
     int dynamic;
     int reallocs;
     int debug;
+    void *lua;          /* pathwise patch: see strbuf_init_lua() */
+    int lua_owned;
 } strbuf_t;
 
 #ifndef STRBUF_DEFAULT_SIZE
@@ -51,6 +53,12 @@ typedef struct {
 /* Initialise */
 extern strbuf_t *strbuf_new(int len);
 extern void strbuf_init(strbuf_t *s, int len);
+/* pathwise patch: out of memory raises a Lua error in the lua_State 'l'
+ * instead of exit(-1) (NULL: exit as before). The buffer stays valid (a
+ * failed resize keeps its contents); a buffer that belongs to the failing
+ * call alone ('owned', and every strbuf_new_lua() one) is freed first. */
+extern void strbuf_init_lua(strbuf_t *s, int len, void *l, int owned);
+extern strbuf_t *strbuf_new_lua(int len, void *l);
 extern void strbuf_set_increment(strbuf_t *s, int increment);
 
 /* Release */
