@@ -23,7 +23,15 @@ rm -f "$build"/pathwise_*.deb
 (cd "$build" && cpack -G DEB >/dev/null 2>&1) || fail "cpack -G DEB"
 deb=$(ls "$build"/pathwise_*.deb)
 depends=$(dpkg-deb -f "$deb" Depends)
-for p in liblua5.4-0 libuv1 lua-cjson libc6; do
+# Lua and lua-cjson are linked statically from third_party/ by default: the
+# package then needs neither; a -DPW_SYSTEM_LUA=ON build needs both.
+want="libuv1 libc6"
+if objdump -p "$build/pathwise" | grep -q 'NEEDED.*liblua'; then
+  want="$want liblua5.4-0 lua-cjson"
+else
+  [[ $depends != *liblua5.4* ]] || fail "Lua is linked statically, yet Depends names liblua5.4: $depends"
+fi
+for p in $want; do
   [[ ", $depends" == *", $p "* || ", $depends," == *", $p,"* ]] || fail "Depends lacks $p: $depends"
 done
 echo "test_deb: $(basename "$deb"): Depends: $depends; Installed-Size: $(dpkg-deb -f "$deb" Installed-Size) KiB"
