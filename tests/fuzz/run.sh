@@ -1,11 +1,12 @@
 #!/bin/sh
 # Run each libFuzzer target for a bounded time (not part of ctest; CI only
 # replays the corpora). Needs clang and libFuzzer (Debian: clang,
-# libclang-rt-14-dev).
+# libclang-rt-14-dev) and what the normal build needs.
 #
 #   tests/fuzz/run.sh [TARGET...]        default: gate eval rpc output
 #   PW_FUZZ_SECONDS=60   seconds per target
-#   PW_FUZZ_DIR=build-fuzz   where binaries, working corpora and crashes go
+#   PW_FUZZ_DIR=build-fuzz   the CMake build (PW_FUZZ), working corpora, crashes
+#   PW_FUZZ_JOBS=2       build parallelism; CC_FUZZ=clang  the compiler
 #
 # Seeds: tests/fuzz/corpus/<target>/ and, for gate and eval, the examples
 # behind an option byte. New inputs stay in $PW_FUZZ_DIR/corpus-<target>;
@@ -17,23 +18,27 @@ secs=${PW_FUZZ_SECONDS:-60}
 out=${PW_FUZZ_DIR:-$root/build-fuzz}
 cc=${CC_FUZZ:-clang}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 cd "$root"
-srcs=$(ls engine/base/*.c engine/core/*.c engine/cli/*.c engine/server/*.c engine/experiments/*.c | grep -v -E '/(main|client)\.c$')
-flags="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE
-  -DPW_DEFAULT_PROTOCOL=\"$root/scripts/mrc_second_line.lua\" -DPW_SOURCE_DIR=\"$root\"
-  -Iengine/include -Iengine/base -Iengine/core -Iengine/cli -Iengine/server $(pkg-config --cflags lua5.4 libuv)"
-libs="$(pkg-config --libs lua5.4 lua5.4-cjson libuv 2>/dev/null || echo -llua5.4 -llua5.4-cjson -luv) -lm -lpthread"
 targets=${*:-gate eval rpc output}
+for t in $targets; do
+  case $t in gate|eval|rpc|output) ;; *) echo "run.sh: unknown target $t" >&2; exit 64 ;; esac
+done
+# The targets are built by CMake (-DPW_FUZZ=ON, tests/fuzz/CMakeLists.txt),
+# so they link what the engine links (vendored Lua with its patches,
+# llhttp, libcrypto, the generated headers) and never fall out of date.
+echo "== configuring $out (clang, PW_FUZZ, ASan+UBSan)"
+cmake -S "$root" -B "$out" -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DPW_SANITIZE=ON -DPW_FUZZ=ON >"$out/configure.log" 2>&1 \
+  || { tail -20 "$out/configure.log"; exit 2; }
+echo "== building $(echo $targets | sed 's/\([a-z]*\)/fuzz_\1/g')"
+# shellcheck disable=SC2046
+cmake --build "$out" -j"${PW_FUZZ_JOBS:-2}" $(for t in $targets; do printf ' --target fuzz_%s' "$t"; done) \
+  >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 2; }
 status=0
 for t in $targets; do
-  case $t in
-    gate) maxlen=512 ;; eval) maxlen=2048 ;; rpc) maxlen=1024 ;; output) maxlen=512 ;;
-    *) echo "run.sh: unknown target $t" >&2; exit 64 ;;
-  esac
-  bin=$out/fuzz_$t
-  echo "== fuzz_$t: building"
-  # shellcheck disable=SC2086
-  $cc $flags tests/fuzz/fuzz_$t.c $srcs -o "$bin" $libs
+  case $t in gate) maxlen=512 ;; eval) maxlen=2048 ;; rpc) maxlen=1024 ;; output) maxlen=512 ;; esac
+  bin=$out/tests/fuzz/fuzz_$t
   corpus=$out/corpus-$t
   mkdir -p "$corpus"
   if [ -d tests/fuzz/corpus/$t ]; then cp tests/fuzz/corpus/$t/* "$corpus"/ 2>/dev/null || true; fi
