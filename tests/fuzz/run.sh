@@ -31,7 +31,7 @@ echo "== configuring $out (clang, PW_FUZZ, ASan+UBSan)"
 cmake -S "$root" -B "$out" -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPW_SANITIZE=ON -DPW_FUZZ=ON >"$out/configure.log" 2>&1 \
   || { tail -20 "$out/configure.log"; exit 2; }
-echo "== building $(echo $targets | sed 's/\([a-z]*\)/fuzz_\1/g')"
+echo "== building $(echo "$targets" | sed 's/\([a-z]*\)/fuzz_\1/g')"
 # shellcheck disable=SC2046
 cmake --build "$out" -j"${PW_FUZZ_JOBS:-2}" $(for t in $targets; do printf ' --target fuzz_%s' "$t"; done) \
   >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 2; }
@@ -41,14 +41,14 @@ for t in $targets; do
   bin=$out/tests/fuzz/fuzz_$t
   corpus=$out/corpus-$t
   mkdir -p "$corpus"
-  if [ -d tests/fuzz/corpus/$t ]; then cp tests/fuzz/corpus/$t/* "$corpus"/ 2>/dev/null || true; fi
+  if [ -d "tests/fuzz/corpus/$t" ]; then cp "tests/fuzz/corpus/$t"/* "$corpus"/ 2>/dev/null || true; fi
   if [ "$t" = gate ] || [ "$t" = eval ]; then
     for f in examples/index_case.json examples/cases/*.json tests/bench/cases/*.json; do
       { printf '\001'; cat "$f"; } > "$corpus/seed-$(basename "$f")"
     done
   fi
   echo "== fuzz_$t: $secs s"
-  if ! (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$secs" -max_len=$maxlen \
+  if ! (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "$bin" -max_total_time="$secs" -max_len="$maxlen" \
         -artifact_prefix="$out/crash-$t-" -print_final_stats=1 "$corpus" 2>"$out/fuzz_$t.log"); then
     echo "== fuzz_$t: FAILED, see $out/fuzz_$t.log and $out/crash-$t-*"
     tail -30 "$out/fuzz_$t.log"
