@@ -51,6 +51,26 @@ def read(path):
         return f.read()
 
 
+def sanitized(pathwise):
+    """True when the binary is the sanitizer build (it links libasan)."""
+    with open(pathwise, "rb") as f:
+        return b"libasan" in f.read()
+
+
+def time_scale(args):
+    """How much longer than on an idle machine's normal build a deadline
+    under test must be: PW_TEST_TIME_SCALE if set, else 4 for the sanitizer
+    build (it evaluates about 3x slower, and CI runs the suite with -j2 on
+    2 cores), else 1. Deadlines that a test expects to fire are scaled with
+    the ones it expects to hold, so what it checks stays the same."""
+    env = os.environ.get("PW_TEST_TIME_SCALE")
+    if env:
+        return float(env)
+    if not hasattr(args, "_time_scale"):
+        args._time_scale = 4.0 if sanitized(args.pathwise) else 1.0
+    return args._time_scale
+
+
 def one_line(data):
     """Facts text on one line (CR and LF can only be white space in JSON)."""
     return data.replace(b"\r", b" ").replace(b"\n", b" ").strip()
