@@ -1,8 +1,9 @@
 /*
-** file.c: pw_file_read; see file.h.
+** file.c: pw_file_read, and host paths cut to file names; see file.h.
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,4 +74,44 @@ pw_status pw_file_read(const char *path, size_t max, pw_buf *out, pw_error *err)
     return pw_error_set(err, PW_EMEMORY, "cannot read %s: out of memory", stdin_ ? "stdin" : path);
   }
   return PW_OK;
+}
+
+const char *pw_file_name(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
+/* A path inside a word: it starts with '/', "./" or "..", or its last
+** component names a Lua file. */
+static int is_path(const char *w, size_t n, const char *last) {
+  if (!last) return 0;
+  if (w[0] == '/' || (n > 1 && w[0] == '.' && (w[1] == '/' || w[1] == '.'))) return 1;
+  for (const char *q = last; q + 4 <= w + n; q++)
+    if (!memcmp(q, ".lua", 4)) return 1;
+  return 0;
+}
+
+char *pw_file_cut_paths(const char *msg) {
+  static const char delim[] = " \t\n()[]{}'\",;=";
+  pw_buf b = {0};
+  for (const char *q = msg; *q;) {
+    size_t n = strcspn(q, delim);
+    if (n == 0) {
+      pw_buf_add(&b, q, 1);
+      q++;
+      continue;
+    }
+    const char *last = NULL;
+    for (const char *r = q; r < q + n; r++)
+      if (*r == '/') last = r + 1;
+    if (is_path(q, n, last) && last < q + n) pw_buf_add(&b, last, (size_t)(q + n - last));
+    else pw_buf_add(&b, q, n);
+    q += n;
+  }
+  pw_buf_add(&b, "", 0);
+  if (b.failed) {
+    pw_buf_free(&b);
+    return NULL;
+  }
+  return b.data;
 }

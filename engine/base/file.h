@@ -8,6 +8,9 @@
 ** with fstat, then O_NONBLOCK is cleared before reading. "-" reads
 ** standard input, whatever it is. The contents are appended to out and
 ** NUL-terminated (out->data is never NULL on success).
+**
+** Host paths: what a client is shown names a file by its name, never by
+** where it lives on the host (pw_file_name, pw_file_cut_paths).
 */
 #ifndef PW_FILE_H
 #define PW_FILE_H
@@ -25,5 +28,14 @@ pw_status pw_file_read(const char *path, size_t max, pw_buf *out, pw_error *err)
 /* Why a read failed, for callers that word their own message: strerror,
 ** except "not a regular file" for EINVAL. */
 const char *pw_file_why(int errnum);
+
+/* The file name of path: what follows its last '/' (path itself if none). */
+const char *pw_file_name(const char *path);
+
+/* A copy of msg (malloc'd; NULL when out of memory) with each host path in
+** it cut to its file name: a word that starts with '/', "./" or "..", or
+** whose last component names a Lua file ("evaluate: /srv/p/local.lua:12:
+** boom" -> "evaluate: local.lua:12: boom"). */
+char *pw_file_cut_paths(const char *msg);
 
 #endif

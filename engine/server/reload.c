@@ -368,7 +368,7 @@ static void notify_reloading(srv *s, const char *reason) {
 ** decision log get it with file names for host paths. */
 static void refused(srv *s, const generation *g, pw_queue *waiters, const char *msg, int code) {
   s->reloads_failed++;
-  char *mine = pw_reloadlog_for_clients(msg);
+  char *mine = pw_file_cut_paths(msg);
   free(s->last_reload_error);
   s->last_reload_error = mine ? mine : strdup("reload refused (out of memory for the reason)");
   const char *shown = s->last_reload_error ? s->last_reload_error : "reload refused";
@@ -468,8 +468,7 @@ static void on_debounce(uv_timer_t *t) {
 }
 
 static int same_name(const char *path, const char *name) {
-  const char *b = strrchr(path, '/');
-  return strcmp(b ? b + 1 : path, name) == 0;
+  return strcmp(pw_file_name(path), name) == 0;
 }
 
 /* What the changed file is: a protocol, a plugin, a base; NULL: none of ours. */

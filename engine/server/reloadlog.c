@@ -4,8 +4,7 @@
 ** base files, so a watched file put back unchanged reloads nothing), what
 ** its workers reported (each protocol's provenance and the host paths of
 ** the bases its `extends` loaded), the decision-log events of reloads
-** (loaded, refused, error cleared) and messages for clients, in which a
-** host path is cut to its file name (the operator's log keeps the whole).
+** (loaded, refused, error cleared).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +15,6 @@
 #include "sha256.h"
 #include "supervisor.h"
 
-static const char *file_name(const char *path) {
-  const char *sl = strrchr(path, '/');
-  return sl ? sl + 1 : path;
-}
-
 /* One {"file","role","sha256"} of files_json; the file's bytes (or a
 ** marker when it cannot be read) go into the digest. */
 static void add_file(pw_buf *files, pw_buf *dg, const char *path, const char *role,
@@ -28,7 +22,7 @@ static void add_file(pw_buf *files, pw_buf *dg, const char *path, const char *ro
   char hex[65];
   if (files->len > 1) pw_buf_add(files, ",", 1);
   pw_buf_adds(files, "{\"file\":");
-  pw_buf_json_str(files, file_name(path));
+  pw_buf_json_str(files, pw_file_name(path));
   pw_buf_adds(files, ",\"role\":");
   pw_buf_json_str(files, role);
   pw_buf_adds(files, ",\"sha256\":");
@@ -100,41 +94,6 @@ void pw_reloadlog_ready(generation *g, const char *p, size_t n) {
   free(g->base_files);
   g->prov_json = prov.data;
   g->base_files = bases.data;
-}
-
-/* A path inside a word: it starts with '/', "./" or "...", or its last
-** component names a Lua file. */
-static int is_path(const char *w, size_t n, const char *last) {
-  if (!last) return 0;
-  if (w[0] == '/' || (n > 1 && w[0] == '.' && (w[1] == '/' || w[1] == '.'))) return 1;
-  for (const char *q = last; q + 4 <= w + n; q++)
-    if (!memcmp(q, ".lua", 4)) return 1;
-  return 0;
-}
-
-char *pw_reloadlog_for_clients(const char *msg) {
-  static const char delim[] = " \t\n()[]{}'\",;=";
-  pw_buf b = {0};
-  for (const char *q = msg; *q;) {
-    size_t n = strcspn(q, delim);
-    if (n == 0) {
-      pw_buf_add(&b, q, 1);
-      q++;
-      continue;
-    }
-    const char *last = NULL;
-    for (const char *r = q; r < q + n; r++)
-      if (*r == '/') last = r + 1;
-    if (is_path(q, n, last)) pw_buf_add(&b, last, (size_t)(q + n - last));
-    else pw_buf_add(&b, q, n);
-    q += n;
-  }
-  pw_buf_add(&b, "", 0);
-  if (b.failed) {
-    pw_buf_free(&b);
-    return NULL;
-  }
-  return b.data;
 }
 
 /* The first object of a JSON array of objects (no strings hold braces

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "file.h"
 
 /* ==================================================================== */
 /* {====== method table and error kinds                                 */
@@ -58,34 +59,16 @@ const char *pw_rpc_code_kind(int code) {
   }
 }
 
-/* Copy msg into dst with every absolute host path cut to its file name
-** ("evaluate: /srv/x/local.lua:12: ..." -> "evaluate: local.lua:12: ..."):
-** a client's reply never shows where the server's files live. */
-static void strip_host_paths(char *dst, size_t cap, const char *msg) {
-  size_t o = 0;
-  for (size_t i = 0; msg[i] && o + 1 < cap;) {
-    int starts = msg[i] == '/' && (i == 0 || strchr(" \t(\"'=,[", msg[i - 1]));
-    if (!starts) { dst[o++] = msg[i++]; continue; }
-    size_t e = i, last = i;
-    while (msg[e] && !strchr(" \t:\"'),]", msg[e])) { if (msg[e] == '/') last = e; e++; }
-    for (size_t j = last + 1; j < e && o + 1 < cap; j++) dst[o++] = msg[j];
-    i = e;
-  }
-  dst[o] = 0;
-}
-
 void pw_rpc_error_line(pw_buf *out, const char *id, size_t idlen, int code,
                        const char *msg) {
-  if (!msg) msg = "";
-  size_t n = strlen(msg) + 1;
-  char stack[1024], *clean = n <= sizeof stack ? stack : malloc(n);
-  if (clean) strip_host_paths(clean, n, msg);
+  /* a client's reply never shows where the server's files live */
+  char *clean = pw_file_cut_paths(msg ? msg : "");
   pw_buf_adds(out, "{\"jsonrpc\":\"2.0\",\"id\":");
   if (id && idlen) pw_buf_add(out, id, idlen);
   else pw_buf_add(out, "null", 4);
   pw_buf_addf(out, ",\"error\":{\"code\":%d,\"message\":", code);
   pw_buf_json_str(out, clean ? clean : "(error message lost: out of memory)");
-  if (clean != stack) free(clean);
+  free(clean);
   pw_buf_adds(out, ",\"data\":{\"kind\":\"");
   pw_buf_adds(out, pw_rpc_code_kind(code));
   pw_buf_add(out, "\"}}}\n", 5);

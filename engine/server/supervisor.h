@@ -375,8 +375,6 @@ void pw_reload_watch_bases(srv *s, const generation *g);   /* watch g's base fil
 int pw_reloadlog_files(srv *s, generation *g);
 /* Take the READY payload's "=" (provenance) and "@" (base file) lines. */
 void pw_reloadlog_ready(generation *g, const char *p, size_t n);
-/* msg with every host path cut to its file name (malloc; NULL: no memory). */
-char *pw_reloadlog_for_clients(const char *msg);
 /* A decision-log event: kind "reload" (g now serves), "reload_refused"
 ** (g did not load: error), "error_cleared" (the files of the serving
 ** generation are back: error is the reload error that cleared). */
