@@ -89,6 +89,9 @@ const char *pw_engine_protocol_title(const pw_engine *e) { return e->info.title;
 const char *pw_engine_protocol_sha256(const pw_engine *e) { return e->loaded ? e->info.sha256 : NULL; }
 const char *pw_engine_base_files(const pw_engine *e) { return e->base_files; }
 void pw_engine_protocol_json(const pw_engine *e, pw_buf *out) { pw_protocol_info_json(&e->info, out); }
+void pw_engine_provenance_json(const pw_engine *e, const char *file, pw_buf *out) {
+  pw_protocol_info_json_ex(&e->info, 0, file, out);
+}
 const pw_protocol_info *pw_engine_info(const pw_engine *e) { return &e->info; }
 const pw_facts *pw_engine_facts(const pw_engine *e) { return &e->facts; }
 

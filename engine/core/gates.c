@@ -178,12 +178,11 @@ static char *dup_or_null(const char *s, int *bad) {
 int pw_plugin_provenance(pw_protocol_info *p, const char *id, const char *version, const char *sha256,
                          const char *file) {
   if (p->nplugins >= PW_MAX_PLUGINS) return -1;
-  const char *slash = strrchr(file, '/');   /* the file's name, never a host path */
   struct pw_plugin_prov *pp = &p->plugins[p->nplugins];
   int bad = 0;
   pp->id = dup_or_null(id, &bad);
   pp->version = dup_or_null(version, &bad);
-  pp->file = dup_or_null(slash ? slash + 1 : file, &bad);
+  pp->file = dup_or_null(pw_file_name(file), &bad);   /* never a host path */
   snprintf(pp->sha256, sizeof pp->sha256, "%s", sha256);
   pw_buf b = {0};
   pw_jsonw w;
@@ -216,33 +215,4 @@ void pw_engine_plugins_text(const pw_engine *e, pw_buf *out) {
     pw_buf_addf(out, "extends %s %s\nbase sha256 %s\n", e->info.base_id,
                 e->info.base_version ? e->info.base_version : "-", e->info.base_sha256);
   if (e->info.plugins_json) pw_buf_addf(out, "plugins %s\n", e->info.plugins_json);
-}
-
-void pw_engine_provenance_json(const pw_engine *e, const char *file, pw_buf *out) {
-  const pw_protocol_info *p = &e->info;
-  pw_buf_adds(out, "{\"id\":");
-  pw_buf_json_str(out, p->id);
-  pw_buf_adds(out, ",\"version\":");
-  pw_buf_json_str(out, p->version);
-  pw_buf_adds(out, ",\"sha256\":");
-  pw_buf_json_str(out, e->loaded ? p->sha256 : NULL);
-  if (file) {
-    const char *slash = strrchr(file, '/');   /* a file name, never a host path */
-    pw_buf_adds(out, ",\"file\":");
-    pw_buf_json_str(out, slash ? slash + 1 : file);
-  }
-  if (p->base_id) {
-    pw_buf_adds(out, ",\"extends\":{\"id\":");
-    pw_buf_json_str(out, p->base_id);
-    pw_buf_adds(out, ",\"version\":");
-    pw_buf_json_str(out, p->base_version);
-    pw_buf_adds(out, ",\"sha256\":");
-    pw_buf_json_str(out, p->base_sha256);
-    pw_buf_adds(out, "}");
-  }
-  if (p->plugins_json) {
-    pw_buf_adds(out, ",\"plugins\":");
-    pw_buf_adds(out, p->plugins_json);
-  }
-  pw_buf_adds(out, "}");
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "engine.h"
+#include "file.h"
 #include "jsonw.h"
 #include "knowledge.h"
 #include "result.h"
@@ -239,12 +240,13 @@ static void j_alternatives(pw_jsonw *w, const pw_result *r) {
   pw_jsonw_end_array(w);
 }
 
-static void j_protocol(pw_jsonw *w, const pw_protocol_info *p) {
+static void j_protocol(pw_jsonw *w, const pw_protocol_info *p, int with_title, const char *file) {
   pw_jsonw_begin_object(w);
   pw_jsonw_field_str(w, "id", p->id);
   pw_jsonw_field_str(w, "version", p->version);
-  pw_jsonw_field_str(w, "title", p->title);
+  if (with_title) pw_jsonw_field_str(w, "title", p->title);
   pw_jsonw_field_str(w, "sha256", p->sha256);
+  if (file) pw_jsonw_field_str(w, "file", pw_file_name(file));   /* never a host path */
   if (p->base_id) {
     pw_jsonw_key(w, "extends");
     pw_jsonw_begin_object(w);
@@ -261,9 +263,13 @@ static void j_protocol(pw_jsonw *w, const pw_protocol_info *p) {
 }
 
 void pw_protocol_info_json(const pw_protocol_info *p, pw_buf *b) {
+  pw_protocol_info_json_ex(p, 1, NULL, b);
+}
+
+void pw_protocol_info_json_ex(const pw_protocol_info *p, int with_title, const char *file, pw_buf *b) {
   pw_jsonw w;
   pw_jsonw_init(&w, b);
-  j_protocol(&w, p);
+  j_protocol(&w, p, with_title, file);
 }
 
 /* The head: engine, protocol, patient, applicability and pathway. */
@@ -275,7 +281,7 @@ static void j_head(pw_jsonw *w, const pw_result *r, const pw_protocol_info *p) {
   pw_jsonw_field_str(w, "version", PW_VERSION);
   pw_jsonw_end_object(w);
   pw_jsonw_key(w, "protocol");
-  j_protocol(w, p);
+  j_protocol(w, p, 1, NULL);
   pw_jsonw_field_str(w, "patient_id", r->patient_id);
   pw_jsonw_key(w, "applicable");
   if (r->applicable < 0) pw_jsonw_null(w);

@@ -114,6 +114,10 @@ void pw_result_clear_plan(pw_result *r);   /* a second pass: arena and patient i
 void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *out);
 void pw_result_text(const pw_result *r, const pw_protocol_info *p, pw_buf *out);
 void pw_protocol_info_json(const pw_protocol_info *p, pw_buf *out);
+/* The same object, the title only when with_title, and "file" (file's name,
+** never its directories) after sha256 when file is not NULL: the identity
+** a decision-log record or a server reply carries. */
+void pw_protocol_info_json_ex(const pw_protocol_info *p, int with_title, const char *file, pw_buf *out);
 
 /* Counting helpers for logs and summaries. */
 int pw_result_n_recommended(const pw_result *r);

@@ -94,6 +94,16 @@ static size_t state_settle(rpc_engine *re) {
 
 static int rpc_engine_build(pw_rpc *r, int i, int check, char *err, size_t errlen);
 
+/* Rebuild engine ei's state from the same source, and give the old
+** state's memory (up to its cap) back to the kernel; a worker that cannot
+** rebuild asks to be respawned. */
+static void state_rebuild(pw_rpc *r, int ei, pw_rpc_outcome *oc) {
+  char e2[256];
+  r->rebuilds++;
+  if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1;
+  state_trim();
+}
+
 /* After a call on engine ei: settle, rebuild and trim as above; report
 ** the states' bytes and the rebuilds in oc. */
 static void state_check(pw_rpc *r, int ei, pw_rpc_outcome *oc) {
@@ -103,12 +113,8 @@ static void state_check(pw_rpc *r, int ei, pw_rpc_outcome *oc) {
     re->used = pw_engine_memory(re->e, &peak);
     if (peak > re->baseline + STATE_FAR) {
       re->used = state_settle(re);
-      if (re->used > 2 * re->baseline + STATE_SLACK) {
-        char e2[256];
-        r->rebuilds++;
-        if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1;   /* respawn me */
-      }
-      state_trim();
+      if (re->used > 2 * re->baseline + STATE_SLACK) state_rebuild(r, ei, oc);
+      else state_trim();
     }
   }
   oc->state_bytes = 0;
@@ -220,17 +226,9 @@ void pw_rpc_ready_payload(pw_rpc *r, pw_buf *out) {
   pw_buf_add(out, "[", 1);
   for (int i = 0; i < r->n; i++) {
     if (i) pw_buf_add(out, ",", 1);
-    size_t start = out->len;
-    pw_engine_protocol_json(r->eng[i].e, out);
     /* beside its base and plugins, the protocol's own file name (never a
     ** host path: clients see it in `protocols`, `health` and reloads) */
-    const char *name = r->cfg.protocols[i].name, *slash = name ? strrchr(name, '/') : NULL;
-    if (name && out->len > start + 1 && out->data[out->len - 1] == '}') {
-      out->len--;
-      pw_buf_adds(out, ",\"file\":");
-      pw_buf_json_str(out, slash ? slash + 1 : name);
-      pw_buf_add(out, "}", 1);
-    }
+    pw_protocol_info_json_ex(pw_engine_info(r->eng[i].e), 1, r->cfg.protocols[i].name, out);
   }
   pw_buf_add(out, "]\n", 2);
   for (int i = 0; i < r->n; i++) {
@@ -637,11 +635,7 @@ void pw_rpc_handle(pw_rpc *r, int method, const char *line, size_t len, pw_buf *
   oc->resp_len = out->len - start;
   if (reached && r->cfg.log) log_error_fragment(r, ei, k.code, k.msg, out);
   if (k.code == PW_RPC_MEMORY || k.code == PW_RPC_INTERNAL) {
-    /* the state may be unusable: rebuild it from the same source */
-    char e2[256];
-    r->rebuilds++;
-    if (rpc_engine_build(r, ei, 0, e2, sizeof e2) != 0) oc->fatal = 1; /* respawn me */
-    state_trim();   /* the old state's memory, up to its cap, back to the kernel */
+    state_rebuild(r, ei, oc);   /* the state may be unusable */
   }
   if (!oc->fatal) state_check(r, ei, oc);
 }
