@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "file.h"
 
 #define LOG_CHUNK 65536
 
@@ -228,13 +229,12 @@ static int set_aside(pw_declog *d, int fd, off_t good, off_t end, int torn, int 
       rc = 0;
   }
   if (rc == 0) {
-    const char *slash = strrchr(aside, '/');
     d->torn_found = 1;
     d->torn_offset = (long long)good;
     d->torn_bytes = (long long)(end - good);
     d->torn_lines = cut_lines;
     d->torn_last = torn;
-    snprintf(d->torn_aside, sizeof d->torn_aside, "%s", slash ? slash + 1 : aside);
+    snprintf(d->torn_aside, sizeof d->torn_aside, "%s", pw_file_name(aside));
   }
   if (rc == 0)
     snprintf(note, notelen, "%s: cut %lld bytes (%s%d bad record%s) into %s", d->path,
@@ -356,11 +356,6 @@ static int open_file(pw_declog *d, int *fdp, uint64_t *last_seq, char *note, siz
 **    "log_event":{"kind":"...",...},"crc32":"..."}
 */
 
-static const char *base_name(const char *p) {
-  const char *slash = strrchr(p, '/');
-  return slash ? slash + 1 : p;
-}
-
 /* Job: rename the failed segment aside and open a new one at the path.
 ** 0, or -1 (the log then fails closed) with the reason in note. */
 static int segment_switch(pw_declog *d, char *seg, size_t seglen, char *note, size_t notelen) {
@@ -378,7 +373,7 @@ static int segment_switch(pw_declog *d, char *seg, size_t seglen, char *note, si
   } else if (open_file(d, &nfd, &last, note, notelen) == 0) {
     d->fd = nfd;
     d->switch_ok = 0;   /* until a commit on the new segment succeeds */
-    snprintf(seg, seglen, "%s", base_name(aside));
+    snprintf(seg, seglen, "%s", pw_file_name(aside));
     rc = 0;
   }
   free(aside);
@@ -697,62 +692,6 @@ void pw_declog_kick(pw_declog *d) {
 /* ids are written as -1 when unknown; counters fit in a long long */
 static void add_long(pw_buf *b, long v) { pw_buf_add_int(b, v < 0 ? -1 : v); }
 
-uint64_t pw_declog_append(pw_declog *d, const pw_declog_rec *r) {
-  if (d->failed) return 0;
-  uint64_t seq = d->next_seq++;
-  pw_buf *b = &d->local;
-  size_t start = b->len;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  if (ts.tv_sec != d->tsec) {
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(d->tbuf, sizeof d->tbuf, "%Y-%m-%dT%H:%M:%S", &tm);
-    d->tsec = ts.tv_sec;
-  }
-  char frac[32];
-  snprintf(frac, sizeof frac, ".%06ldZ\"", (long)(ts.tv_nsec / 1000) % 1000000);
-  pw_buf_add(b, "{\"seq\":", 7);
-  pw_buf_add_int(b, (long long)seq);
-  pw_buf_add(b, ",\"time\":\"", 9);
-  pw_buf_adds(b, d->tbuf);
-  pw_buf_adds(b, frac);
-  pw_buf_adds(b, ",\"request_id\":");
-  if (r->request_id && r->request_id_len) pw_buf_add(b, r->request_id, r->request_id_len);
-  else pw_buf_add(b, "null", 4);
-  pw_buf_adds(b, ",\"method\":");
-  pw_buf_json_str(b, r->method);
-  pw_buf_adds(b, ",\"peer\":{\"uid\":");
-  add_long(b, r->uid);
-  pw_buf_adds(b, ",\"gid\":");
-  add_long(b, r->gid);
-  pw_buf_adds(b, ",\"pid\":");
-  add_long(b, r->pid);
-  pw_buf_add(b, "},", 2);
-  pw_buf_add(b, r->frag, r->frag_len);
-  pw_buf_adds(b, ",\"duration_us\":");
-  pw_buf_add_int(b, (long long)r->duration_us);
-  uint32_t c = crc_run((const uint32_t(*)[256])d->crc, b->data + start, b->len - start);
-  char tail[32];
-  snprintf(tail, sizeof tail, ",\"crc32\":\"%08x\"}\n", (unsigned)c);
-  pw_buf_adds(b, tail);
-  if (b->failed) {   /* out of memory: no record, no seq used (the caller fails it) */
-    b->len = start;
-    b->failed = 0;
-    d->next_seq--;
-    return 0;
-  }
-  d->local_last = seq;
-  d->records++;
-  return seq;
-}
-
-/* }====== */
-
-
-/* ==================================================================== */
-/* {====== event records and rewritten records (loop thread)            */
-
 /* Start a record of seq in d->local: {"seq":N,"time":"...", */
 static size_t rec_open(pw_declog *d, uint64_t seq) {
   pw_buf *b = &d->local;
@@ -787,6 +726,35 @@ static uint64_t rec_close(pw_declog *d, size_t start, uint64_t seq) {
   return seq;
 }
 
+uint64_t pw_declog_append(pw_declog *d, const pw_declog_rec *r) {
+  if (d->failed) return 0;
+  uint64_t seq = d->next_seq;
+  size_t start = rec_open(d, seq);
+  pw_buf *b = &d->local;
+  pw_buf_adds(b, "\"request_id\":");
+  if (r->request_id && r->request_id_len) pw_buf_add(b, r->request_id, r->request_id_len);
+  else pw_buf_add(b, "null", 4);
+  pw_buf_adds(b, ",\"method\":");
+  pw_buf_json_str(b, r->method);
+  pw_buf_adds(b, ",\"peer\":{\"uid\":");
+  add_long(b, r->uid);
+  pw_buf_adds(b, ",\"gid\":");
+  add_long(b, r->gid);
+  pw_buf_adds(b, ",\"pid\":");
+  add_long(b, r->pid);
+  pw_buf_add(b, "},", 2);
+  pw_buf_add(b, r->frag, r->frag_len);
+  pw_buf_adds(b, ",\"duration_us\":");
+  pw_buf_add_int(b, (long long)r->duration_us);
+  return rec_close(d, start, seq);   /* 0 out of memory: no record, no seq used */
+}
+
+/* }====== */
+
+
+/* ==================================================================== */
+/* {====== event records and rewritten records (loop thread)            */
+
 /* Append an event record; body is the event object's members. */
 static uint64_t event_append(pw_declog *d, const pw_buf *body) {
   if (body->failed) return 0;
@@ -804,7 +772,7 @@ static void torn_event(pw_declog *d) {
   pw_buf b = {0};
   d->torn_found = 0;
   pw_buf_adds(&b, "\"kind\":\"torn_tail\",\"segment\":");
-  pw_buf_json_str(&b, base_name(d->path));
+  pw_buf_json_str(&b, pw_file_name(d->path));
   pw_buf_addf(&b, ",\"offset\":%lld,\"bytes\":%lld,\"bad_records\":%d,\"torn_line\":%s,\"aside\":",
               d->torn_offset, d->torn_bytes, d->torn_lines, d->torn_last ? "true" : "false");
   pw_buf_json_str(&b, d->torn_aside);
