@@ -57,6 +57,18 @@ def sanitized(pathwise):
         return b"libasan" in f.read()
 
 
+def wait_until(what, cond, timeout=20):
+    """Poll cond() until it holds and return its value; fail with `what`
+    after timeout seconds (a bound on a hang, not a speed check)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise Fail("%s: not within %ss" % (what, timeout))
+
+
 def time_scale(args):
     """How much longer than on an idle machine's normal build a deadline
     under test must be: PW_TEST_TIME_SCALE if set, else 4 for the sanitizer
@@ -353,14 +365,20 @@ HOSTILE_IDS = """
 """
 
 
+def hooked_protocol(args, tmp, code, name="p.lua", prelude=""):
+    """The default protocol, written to tmp/name, with code at the top of
+    evaluate() (and prelude, e.g. a chunk-level local, before it all)."""
+    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
+    hook = "local function evaluate(facts, out)\n"
+    check(hook in src, "evaluate() not found in the protocol")
+    proto = os.path.join(tmp, name)
+    with open(proto, "w") as f:
+        f.write(prelude + src.replace(hook, hook + code, 1))
+    return proto
+
+
 def hostile_protocol(args, tmp):
     """The default protocol, written to tmp/p.lua, with HOSTILE_IDS at the
     top of evaluate(): patient ids boom (script error), loop (budget) and
     bomb (memory)."""
-    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
-    hook = "local function evaluate(facts, out)\n"
-    check(hook in src, "evaluate() not found in the protocol")
-    proto = os.path.join(tmp, "p.lua")
-    with open(proto, "w") as f:
-        f.write(src.replace(hook, hook + HOSTILE_IDS, 1))
-    return proto
+    return hooked_protocol(args, tmp, HOSTILE_IDS)

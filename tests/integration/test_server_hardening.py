@@ -14,20 +14,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srvlib import (Conn, Server, check, eval_request, examples, hostile_protocol,  # noqa: E402
-                    log_records, read, run)
-
-
-def wait_until(what, cond, timeout=20):
-    """Poll cond() until it holds; fail with `what` after timeout seconds
-    (a bound on a hang, not a speed check)."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("%s: not within %ss" % (what, timeout))
+from srvlib import (Conn, Server, check, eval_request, examples, hooked_protocol,  # noqa: E402
+                    hostile_protocol, log_records, read, run, wait_until)
 
 
 def open_conns(srv):
@@ -199,12 +187,7 @@ def test_health_reports_failing_worker(args, tmp):
 def test_health_reports_crash_looping_worker(args, tmp):
     """A worker killed at the deadline on every evaluation (respawned each
     time) is reported too: the streak belongs to its slot, not its pid."""
-    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
-    hook = "local function evaluate(facts, out)\n"
-    src = src.replace(hook, hook + '  if facts.patient_id == "spin" then while true do end end\n', 1)
-    proto = os.path.join(tmp, "spin.lua")
-    with open(proto, "w") as f:
-        f.write(src)
+    proto = hooked_protocol(args, tmp, '  if facts.patient_id == "spin" then while true do end end\n', "spin.lua")
     srv = Server(args, tmp, ["--protocol", proto, "--instructions", "100000000000000",
                              "--timeout", "200", "--grace", "100"], workers=1).start()
     facts = json.loads(read(examples(args.root)[0]))
@@ -305,6 +288,22 @@ def test_ids_echoed_in_parse_errors(args, tmp):
     srv.stop()
 
 
+def slow_loops(args, tmp, slow):
+    """How many empty loop steps take about 3 s on this build and machine
+    now (well inside the sandbox's 10 s deadline, whatever the build and
+    the load): one `pathwise eval` of 10^8 steps, timed."""
+    n = 100000000
+    calib = hooked_protocol(args, tmp, slow % n, "calibrate.lua")
+    facts = os.path.join(tmp, "slow.json")
+    with open(facts, "w") as f:
+        json.dump(dict(json.loads(read(examples(args.root)[0])), patient_id="slow"), f)
+    t0 = time.time()
+    p = subprocess.run([args.pathwise, "eval", "--protocol", calib, "--instructions", "100000000000000", facts],
+                       capture_output=True, timeout=60)
+    check(p.returncode == 0, "calibration eval: %r" % p.stderr[-300:])
+    return max(10000000, int(n * 3.0 / max(time.time() - t0, 0.01)))
+
+
 def test_stop_while_old_generation_drains(args, tmp):
     """SIGTERM while a reloaded-away generation still has a busy worker (its
     idle sibling already retired and reaped) stops cleanly, with every
@@ -312,16 +311,8 @@ def test_stop_while_old_generation_drains(args, tmp):
     before it is reaped: finish() used to retire the reaped sibling through
     a dangling slot, a use-after-free that the sanitizer build (CI) turns
     into a non-zero exit."""
-    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
-    hook = "local function evaluate(facts, out)\n"
-    # about 4 s in either build, well inside the sandbox's 10 s deadline:
-    # the sanitizer build runs this loop about 3x slower
-    with open(args.pathwise, "rb") as f:
-        loops = 350000000 if b"libasan" in f.read() else 1000000000
-    src = src.replace(hook, hook + '  if facts.patient_id == "slow" then for _ = 1, %d do end end\n' % loops, 1)
-    proto = os.path.join(tmp, "slow.lua")
-    with open(proto, "w") as f:
-        f.write(src)
+    slow = '  if facts.patient_id == "slow" then for _ = 1, %d do end end\n'
+    proto = hooked_protocol(args, tmp, slow % slow_loops(args, tmp, slow), "slow.lua")
     srv = Server(args, tmp, ["--protocol", proto, "--instructions", "100000000000000",
                              "--timeout", "60000"], workers=2).start()
     facts = json.loads(read(examples(args.root)[0]))
@@ -352,22 +343,15 @@ def test_stop_while_old_generation_drains(args, tmp):
 def test_error_replies_carry_no_host_path(args, tmp):
     """A script error's reply names the protocol by file name and line,
     never by the host path the server loaded it from (issue 12)."""
-    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
-    hook = "local function evaluate(facts, out)\n"
-    check(hook in src, "the default protocol's evaluate is where the test hooks in")
-    src = src.replace(hook, hook + '  if facts.patient_id == "boom" then error("boom") end\n', 1)
-    proto = os.path.join(tmp, "boom.lua")
-    with open(proto, "w") as f:
-        f.write(src)
+    proto = hostile_protocol(args, tmp)
     srv = Server(args, tmp, ["--protocol", proto], workers=1).start()
     facts = json.loads(read(examples(args.root)[0]))
     c = srv.conn()
     c.send(eval_request(json.dumps(dict(facts, patient_id="boom")).encode(), 7))
     r = json.loads(c.line())
     msg = r.get("error", {}).get("message", "")
-    check(r.get("id") == 7 and "boom.lua:" in msg, "the script error names boom.lua: %r" % r)
-    check(tmp not in msg and "/" not in msg.split("boom.lua")[0][-1:], "no host path: %r" % msg)
-
+    check(r.get("id") == 7 and "p.lua:" in msg, "the script error names p.lua: %r" % r)
+    check(tmp not in msg and "/p.lua" not in msg, "no host path: %r" % msg)
 
 if __name__ == "__main__":
     run([test_slowloris_closed, test_never_reading_client_closed,

@@ -13,7 +13,8 @@ import signal
 import threading
 import time
 
-from srvlib import Server, check, eval_request, examples, hostile_protocol, log_records, read, run, time_scale
+from srvlib import (Server, check, eval_request, examples, hooked_protocol, hostile_protocol, log_records,
+                    read, run, time_scale)
 
 
 def ack_load(srv, facts, tag, stop, acked, lock, window=16):
@@ -302,14 +303,7 @@ def test_errors_are_audited(args, tmp):
 def test_worker_lost_is_audited(args, tmp):
     """A worker killed while evaluating leaves the request's record, kind
     worker_crash, written by the supervisor."""
-    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
-    hook = "local function evaluate(facts, out)\n"
-    src = src.replace(hook, hook + """
-  if facts.patient_id == "spin" then while true do end end
-""", 1)
-    proto = os.path.join(tmp, "p.lua")
-    with open(proto, "w") as f:
-        f.write(src)
+    proto = hooked_protocol(args, tmp, '  if facts.patient_id == "spin" then while true do end end\n')
     srv = Server(args, tmp, ["--protocol", proto, "--instructions", "100000000000000",
                              "--timeout", "60000"], workers=1).start()
     c = srv.conn()

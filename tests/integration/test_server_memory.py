@@ -8,11 +8,9 @@ higher: 4 MB -> 43 MB); a protocol that keeps data between evaluations
 gets its state rebuilt instead of running into its memory cap. `stats`
 reports each worker's state bytes and rebuilds."""
 import json
-import os
 
-from srvlib import Server, check, examples, read, run
+from srvlib import Server, check, examples, hooked_protocol, read, run, sanitized
 
-HOOK = "local function evaluate(facts, out)\n"
 TRICKS = """
   if facts.patient_id == "deep" then
     local function f(n) return 1 + f(n + 1) end
@@ -31,12 +29,7 @@ TRICKS = """
 def protocol(args, tmp):
     """The default protocol with a chunk-level table and, by patient_id, a
     deep recursion (deep) or 4 MiB kept for good in that table (leak)."""
-    src = read(os.path.join(args.root, "scripts", "mrc_second_line.lua")).decode()
-    check(HOOK in src, "evaluate() not found in the protocol")
-    path = os.path.join(tmp, "p.lua")
-    with open(path, "w") as f:
-        f.write("local kept = {}\n" + src.replace(HOOK, HOOK + TRICKS, 1))
-    return path
+    return hooked_protocol(args, tmp, TRICKS, prelude="local kept = {}\n")
 
 
 def rss_kb(pid):
@@ -44,11 +37,6 @@ def rss_kb(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS for %d" % pid)
-
-
-def sanitized(pid):
-    """AddressSanitizer keeps freed memory in quarantine: RSS says nothing."""
-    return "libasan" in open("/proc/%d/maps" % pid).read()
 
 
 def worker_state(c):
@@ -78,7 +66,7 @@ def test_deep_recursion_memory_returns(args, tmp):
     check(after == ref, "an ordinary evaluation after the recursion answers differently")
     r1 = rss_kb(pid)
     print("     worker RSS %d -> %d KiB (3 deep recursions, a memory bomb)" % (r0, r1))
-    if not sanitized(pid):
+    if not sanitized(args.pathwise):   # ASan keeps freed memory in quarantine: RSS says nothing
         check(r1 < r0 + 8 * 1024, "worker RSS %d KiB after the recursions, %d before" % (r1, r0))
     b1, n1 = worker_state(c)
     print("     state %d bytes after, rebuilds %d" % (b1, n1))

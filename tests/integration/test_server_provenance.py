@@ -14,9 +14,8 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
-from srvlib import Fail, Server, check, eval_request, log_records, read, run
+from srvlib import Server, check, eval_request, log_records, read, run, wait_until
 
 BASE_ID = "mrc_second_line"
 
@@ -72,16 +71,6 @@ def evaluate(srv, args, rid):
 
 def cli(args, *argv, env=None, exe=None):
     return subprocess.run([exe or args.pathwise, *argv], capture_output=True, timeout=120, env=env)
-
-
-def wait_for(what, pred, timeout=30):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise Fail("timed out waiting for %s" % what)
 
 
 def validate_log(tmp, recs):
@@ -227,26 +216,26 @@ def test_watch_plugin_and_base(args, tmp):
     check(reload_error(srv) is None, "an error before anything changed")
     # a plugin that raises: refused, by file name
     write(plugin, 'return { id = "local_bev_surgery_56d", check = function() error("broken plugin") end }\n')
-    err = wait_for("the broken plugin's refusal", lambda: reload_error(srv))
+    err = wait_until("the broken plugin's refusal", lambda: reload_error(srv))
     check("pl.lua" in err and "broken plugin" in err, "the refusal does not name the plugin: %s" % err[:400])
     no_host_path(tmp, err, "health's reload error")
     # the good plugin back: the error clears
     write(plugin, good)
-    wait_for("the error to clear", lambda: reload_error(srv) is None)
+    wait_until("the error to clear", lambda: reload_error(srv) is None)
     check("error cleared" in srv.stderr(), "the operator log does not say the error cleared")
     # the base changes: reloaded from the watched site/ directory
     write(base, base_src.replace('version = "%s"' % base_version(args), 'version = "1.0.99"', 1))
-    wait_for("the base's reload",
+    wait_until("the base's reload",
              lambda: srv.health()["protocols"][0]["extends"]["version"] == "1.0.99")
     check(srv.health()["protocols"][0]["extends"]["sha256"] == sha(base), "health shows another base")
     # a broken base: refused by its file name; put back: cleared
     changed = read(base).decode()
     write(base, changed + "\nthis is not lua\n")
-    err = wait_for("the broken base's refusal", lambda: reload_error(srv))
+    err = wait_until("the broken base's refusal", lambda: reload_error(srv))
     check(BASE_ID + ".lua" in err, "the refusal does not name the base: %s" % err[:400])
     no_host_path(tmp, err, "health's reload error")
     write(base, changed)
-    wait_for("the error to clear again", lambda: reload_error(srv) is None)
+    wait_until("the error to clear again", lambda: reload_error(srv) is None)
     # the plugin's error cleared by a reload (the first generation's digest
     # did not cover the base yet), the base's by the files alone: no reload
     check("the files on disk are again those that serve" in srv.stderr(),
