@@ -405,19 +405,22 @@ int main(int argc, char **argv) {
   double rate = el > 0 ? (double)nlat / el : 0;
   double cpu_us = nlat ? (cpu1 - m.cpu0) * 1e6 / (double)nlat : 0;
   double main_us = nlat ? (main1 - m.main0) * 1e6 / (double)nlat : 0;
-  if (json)
+  /* the server's CPU only when health gave its pids: otherwise not measured, not 0 */
+  char cpu[128] = "";
+  if (json) {
+    if (npids) snprintf(cpu, sizeof cpu, ",\"server_cpu_us_per_req\":%.2f,\"main_cpu_us_per_req\":%.2f", cpu_us, main_us);
     printf("{\"conns\":%d,\"depth\":%d,\"requests\":%ld,\"seconds\":%.3f,\"rate\":%.1f,"
            "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
-           "\"errors\":%ld,\"malformed\":%ld,\"server_cpu_us_per_req\":%.2f,"
-           "\"main_cpu_us_per_req\":%.2f,\"avg_req_bytes\":%zu}\n",
+           "\"errors\":%ld,\"malformed\":%ld%s,\"avg_req_bytes\":%zu}\n",
            nconn, depth, nlat, el, rate, PCT(0.5), PCT(0.9), PCT(0.99), PCT(0.999), PCT(1.0),
-           errors, bad, cpu_us, main_us, bytes_in / (size_t)ntpl);
-  else
+           errors, bad, cpu, bytes_in / (size_t)ntpl);
+  } else {
+    if (npids) snprintf(cpu, sizeof cpu, "server CPU %.1f us/req (supervisor %.1f, %d processes)", cpu_us, main_us, npids);
     printf("conns %d depth %d: %ld requests in %.2f s = %.0f/s; latency us p50 %.1f p90 %.1f "
-           "p99 %.1f p999 %.1f max %.1f; errors %ld malformed %ld; server CPU %.1f us/req "
-           "(supervisor %.1f, %d processes)\n",
+           "p99 %.1f p999 %.1f max %.1f; errors %ld malformed %ld; %s\n",
            nconn, depth, nlat, el, rate, PCT(0.5), PCT(0.9), PCT(0.99), PCT(0.999), PCT(1.0),
-           errors, bad, cpu_us, main_us, npids);
+           errors, bad, npids ? cpu : "server CPU not measured (no pids from health)");
+  }
   for (int i = 0; i < nconn; i++) {
     close(cs[i].fd);
     free(cs[i].out);
