@@ -18,6 +18,7 @@ import json  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
 from srvlib import Server, check, run  # noqa: E402
+from test_cds_hooks import http_call  # noqa: E402
 
 
 def conf_text(args):
@@ -121,21 +122,14 @@ def test_nginx_proxies(args, tmp):
     ng = subprocess.Popen([nginx, "-p", tmp, "-c", main], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         base = "https://cds.example.org:%d" % port
-        common = ["curl", "-s", "-S", "--cacert", cert, "--resolve", "cds.example.org:%d:127.0.0.1" % port,
-                  "-o", "-", "-w", "\n%{http_code}"]
+        tls = ["--cacert", cert, "--resolve", "cds.example.org:%d:127.0.0.1" % port]
         for _ in range(100):   # until nginx listens
-            if subprocess.run(common + [base + "/cds-services"], capture_output=True).returncode == 0:
+            if subprocess.run(["curl", "-s", "-o", "/dev/null"] + tls + [base + "/cds-services"]).returncode == 0:
                 break
             time.sleep(0.05)
 
         def get(method, path, body=None):
-            cmd = common + ["-X", method]
-            if body is not None:
-                cmd += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
-            p = subprocess.run(cmd + [base + path], input=body, capture_output=True)
-            check(p.returncode == 0, "curl through nginx: %s" % p.stderr)
-            out, _, code = p.stdout.rpartition(b"\n")
-            return int(code), out
+            return http_call(tls, base + path, method, body, (), "curl through nginx")
         code, out = get("GET", "/cds-services")
         check(code == 200 and len(json.loads(out)["services"]) == 3, "discovery through nginx: %s %s" % (code, out[:200]))
         with open(os.path.join(args.root, "examples", "clients", "cds_order_sign.json"), "rb") as f:
