@@ -103,10 +103,12 @@ def check_log(args, tmp):
     recs = []
     for srv in STARTED:
         srv.stop()
-        if srv.log and os.path.exists(srv.log):
-            recs += log_records(srv.log)
+        check(srv.log, "a server started without a decision log: nothing of it can be checked")
+        check(os.path.exists(srv.log), "the server wrote no decision log %s" % srv.log)
+        mine = log_records(srv.log)
+        check(mine, "no decision-log records in %s" % srv.log)
+        recs += mine
     del STARTED[:]
-    check(recs, "no decision-log records")
     paths = []
     for i, rec in enumerate(recs):
         check(rec["method"] == "cds" and "cds" in rec, "not a cds record: %r" % rec)
