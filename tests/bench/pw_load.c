@@ -172,6 +172,28 @@ static double cpu_seconds(const int *pids, int np) {
   return t;
 }
 
+/* The measurement window: it opens after `warm` answers (wall clock and
+** the server's CPU read then); each answer after that keeps its latency. */
+typedef struct meter {
+  long warm, nreq, done, nlat;
+  uint64_t *lat, t_start;
+  double cpu0, main0;
+  const int *pids;
+  int npids;
+} meter;
+
+static void meter_open(meter *m) {
+  m->t_start = now_ns();
+  m->cpu0 = cpu_seconds(m->pids, m->npids);
+  m->main0 = cpu_seconds(m->pids, m->npids ? 1 : 0);
+}
+
+static void meter_answer(meter *m, uint64_t latency_ns) {
+  m->done++;
+  if (m->done == m->warm) meter_open(m);
+  else if (m->done > m->warm && m->nlat < m->nreq) m->lat[m->nlat++] = latency_ns;
+}
+
 int main(int argc, char **argv) {
   static const struct option lo[] = {
     {"socket", required_argument, 0, 's'}, {"conns", required_argument, 0, 'c'},
@@ -257,16 +279,10 @@ int main(int argc, char **argv) {
   int pids[64];
   int npids = server_pids(sock, pids, 64);
 
-  long total = nreq + warm, issued = 0, done = 0, errors = 0, bad = 0;
-  uint64_t *lat = malloc(sizeof *lat * (size_t)nreq);
-  long nlat = 0;
-  uint64_t t_start = 0, t_end = 0, t_begin = now_ns();
-  double cpu0 = 0, main0 = 0;
-  if (warm == 0) {   /* measure from the first request */
-    t_start = t_begin;
-    cpu0 = cpu_seconds(pids, npids);
-    main0 = cpu_seconds(pids, npids ? 1 : 0);
-  }
+  long total = nreq + warm, issued = 0, errors = 0, bad = 0;
+  meter m = {.warm = warm, .nreq = nreq, .lat = malloc(sizeof(uint64_t) * (size_t)nreq), .pids = pids, .npids = npids};
+  uint64_t t_end = 0, t_begin = now_ns();
+  if (warm == 0) meter_open(&m);   /* measure from the first request */
   uint64_t limit_ns = (uint64_t)(secs * 1e9);
   int tp = 0;
 
@@ -305,8 +321,8 @@ int main(int argc, char **argv) {
         }
       }
     }
-    if (done >= total) break;
-    if (t_start && now_ns() - t_start > limit_ns) break;
+    if (m.done >= total) break;
+    if (m.t_start && now_ns() - m.t_start > limit_ns) break;
     if (now_ns() - t_begin > limit_ns + 60ull * 1000000000ull) break;
     struct epoll_event evs[64];
     int ne = epoll_wait(ep, evs, 64, 1000);
@@ -344,14 +360,7 @@ int main(int argc, char **argv) {
           errors++;
           if (errors <= 3) fprintf(stderr, "pw_load: HTTP %d: %.*s\n", status, (int)(n < 300 ? n : 300), k->in + pos - n);
         }
-        done++;
-        if (done == warm) {
-          t_start = now_ns();
-          cpu0 = cpu_seconds(pids, npids);
-          main0 = cpu_seconds(pids, npids ? 1 : 0);
-        } else if (done > warm && nlat < nreq) {
-          lat[nlat++] = t - k->sent_ns[id % SLOTS];
-        }
+        meter_answer(&m, t - k->sent_ns[id % SLOTS]);
       }
       for (;;) {
         if (http) break;
@@ -378,14 +387,7 @@ int main(int argc, char **argv) {
           errors++;
           if (errors <= 3) fprintf(stderr, "pw_load: %.*s\n", (int)(len < 300 ? len : 300), line);
         }
-        done++;
-        if (done == warm) {
-          t_start = now_ns();
-          cpu0 = cpu_seconds(pids, npids);
-          main0 = cpu_seconds(pids, npids ? 1 : 0);
-        } else if (done > warm && nlat < nreq) {
-          lat[nlat++] = t - k->sent_ns[id % SLOTS];
-        }
+        meter_answer(&m, t - k->sent_ns[id % SLOTS]);
       }
       memmove(k->in, k->in + pos, k->ilen - pos);
       k->ilen -= pos;
@@ -394,26 +396,31 @@ int main(int argc, char **argv) {
   t_end = now_ns();
   double cpu1 = cpu_seconds(pids, npids);
   double main1 = cpu_seconds(pids, npids ? 1 : 0);
-  if (!t_start) t_start = t_begin;
-  double el = (double)(t_end - t_start) / 1e9;
+  if (!m.t_start) m.t_start = t_begin;
+  double el = (double)(t_end - m.t_start) / 1e9;
+  long nlat = m.nlat;
+  uint64_t *lat = m.lat;
   qsort(lat, (size_t)nlat, sizeof *lat, cmp_u64);
 #define PCT(p) (nlat ? (double)lat[(size_t)((double)(nlat - 1) * (p))] / 1000.0 : 0.0)
   double rate = el > 0 ? (double)nlat / el : 0;
-  double cpu_us = nlat ? (cpu1 - cpu0) * 1e6 / (double)nlat : 0;
-  double main_us = nlat ? (main1 - main0) * 1e6 / (double)nlat : 0;
-  if (json)
+  double cpu_us = nlat ? (cpu1 - m.cpu0) * 1e6 / (double)nlat : 0;
+  double main_us = nlat ? (main1 - m.main0) * 1e6 / (double)nlat : 0;
+  /* the server's CPU only when health gave its pids: otherwise not measured, not 0 */
+  char cpu[128] = "";
+  if (json) {
+    if (npids) snprintf(cpu, sizeof cpu, ",\"server_cpu_us_per_req\":%.2f,\"main_cpu_us_per_req\":%.2f", cpu_us, main_us);
     printf("{\"conns\":%d,\"depth\":%d,\"requests\":%ld,\"seconds\":%.3f,\"rate\":%.1f,"
            "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
-           "\"errors\":%ld,\"malformed\":%ld,\"server_cpu_us_per_req\":%.2f,"
-           "\"main_cpu_us_per_req\":%.2f,\"avg_req_bytes\":%zu}\n",
+           "\"errors\":%ld,\"malformed\":%ld%s,\"avg_req_bytes\":%zu}\n",
            nconn, depth, nlat, el, rate, PCT(0.5), PCT(0.9), PCT(0.99), PCT(0.999), PCT(1.0),
-           errors, bad, cpu_us, main_us, bytes_in / (size_t)ntpl);
-  else
+           errors, bad, cpu, bytes_in / (size_t)ntpl);
+  } else {
+    if (npids) snprintf(cpu, sizeof cpu, "server CPU %.1f us/req (supervisor %.1f, %d processes)", cpu_us, main_us, npids);
     printf("conns %d depth %d: %ld requests in %.2f s = %.0f/s; latency us p50 %.1f p90 %.1f "
-           "p99 %.1f p999 %.1f max %.1f; errors %ld malformed %ld; server CPU %.1f us/req "
-           "(supervisor %.1f, %d processes)\n",
+           "p99 %.1f p999 %.1f max %.1f; errors %ld malformed %ld; %s\n",
            nconn, depth, nlat, el, rate, PCT(0.5), PCT(0.9), PCT(0.99), PCT(0.999), PCT(1.0),
-           errors, bad, cpu_us, main_us, npids);
+           errors, bad, npids ? cpu : "server CPU not measured (no pids from health)");
+  }
   for (int i = 0; i < nconn; i++) {
     close(cs[i].fd);
     free(cs[i].out);

@@ -139,6 +139,18 @@ def rss_kib(pid, field="VmRSS"):
 
 # ---------------------------------------------------------------- runs
 
+def cpu_text(x, supervisor=True):
+    """The server's CPU us/request of a load figure (in parentheses, the
+    supervisor's alone), or "n/a" where pw_load could not measure it (no
+    pids from health): never a 0 that looks measured."""
+    if "server_cpu_us_per_req" not in x:
+        return "n/a"
+    text = "%.1f" % x["server_cpu_us_per_req"]
+    if supervisor and "main_cpu_us_per_req" in x:
+        text += " (%.1f)" % x["main_cpu_us_per_req"]
+    return text
+
+
 class Bench:
     def __init__(self, args):
         self.a = args
@@ -430,7 +442,7 @@ class Bench:
             tot = [sum(s["rss_kib"].values()) for s in samples]
             first = statistics.median(tot[:3])
             last = statistics.median(tot[-3:])
-            S["rss"] = {"requests": done, "seconds": el, "pids": pids, "samples": samples,
+            S["rss"] = {"requests": done, "chunk": chunk, "seconds": el, "pids": pids, "samples": samples,
                         "peak_kib_by_process": hwm, "peak_kib_total": sum(hwm.values()),
                         "peak_kib_max_process": max(hwm.values()),
                         "rss_kib_after_first_chunk": first, "rss_kib_after_last_chunk": last,
@@ -488,7 +500,8 @@ class Bench:
                       "%.1f MiB largest process (%.1f MiB total) after %d requests%s" % (
                           mib, r["peak_kib_total"] / 1024, r["requests"],
                           "" if full else ": fewer than the target's 1,000,000"), mib <= 16 and full))
-            t.append(("no RSS growth, first vs last 100,000s", "%+d KiB (medians of 3 samples)" % r["growth_kib"],
+            t.append(("no RSS growth, first vs last %d-request chunks" % r["chunk"],
+                      "%+d KiB (medians of %d samples)" % (r["growth_kib"], min(3, len(r["samples"]))),
                       r["growth_kib"] <= 256))
         self.res["targets"] = [{"target": a, "measured": b, "met": c} for a, b, c in t]
         return t
@@ -546,9 +559,7 @@ class Bench:
                 for kind in ("echo", "server"):
                     x = S[kind][k]
                     ratio = "" if kind == "echo" else "%.2f" % (x["rate"] / S["echo"][k]["rate"])
-                    cpu = "%.1f" % x.get("server_cpu_us_per_req", 0)
-                    if kind == "server":
-                        cpu += " (%.1f)" % x.get("main_cpu_us_per_req", 0)
+                    cpu = cpu_text(x, supervisor=kind == "server")
                     lines.append("  %-36s %9.0f %8.1f %8.1f %8.1f %15s %7s" % (
                         names[k] + ": echo" if kind == "echo" else "  pathwise serve", x["rate"], x["p50_us"],
                         x["p99_us"], x["p999_us"], cpu, ratio))
@@ -575,7 +586,7 @@ class Bench:
                 x = H[k]
                 lines.append("  %-36s %9.0f %8.1f %8.1f %8.1f %15s" % (
                     label, x["rate"], x["p50_us"], x["p99_us"], x["p999_us"],
-                    "%.1f (%.1f)" % (x.get("server_cpu_us_per_req", 0), x.get("main_cpu_us_per_req", 0))))
+                    cpu_text(x)))
         if S.get("rss"):
             r = S["rss"]
             lines.append("")

@@ -63,19 +63,25 @@ def invariants(resp):
             check(r.get("display"), "override reason without display: %r" % r)
 
 
-def curl(srv, method, path, body=None, headers=()):
-    cmd = ["curl", "-s", "-S", "--unix-socket", srv.http, "-X", method, "-o", "-", "-w", "\n%{http_code}",
-           "-H", "Expect:"]
+def http_call(opts, url, method, body=None, headers=(), what="curl"):
+    """curl OPTS -X METHOD URL, the body (bytes) on stdin, sent as JSON
+    unless headers name a Content-Type: (status code, answer body). Also
+    used by test_nginx_example.py."""
+    cmd = ["curl", "-s", "-S"] + list(opts) + ["-X", method, "-o", "-", "-w", "\n%{http_code}"]
     for h in headers:
         cmd += ["-H", h]
     if body is not None:
         if not any(h.lower().startswith("content-type:") for h in headers):
             cmd += ["-H", "Content-Type: application/json"]
         cmd += ["--data-binary", "@-"]
-    p = subprocess.run(cmd + ["http://localhost" + path], input=body, capture_output=True)
-    check(p.returncode == 0, "curl failed: %s" % p.stderr)
+    p = subprocess.run(cmd + [url], input=body, capture_output=True)
+    check(p.returncode == 0, "%s failed: %s" % (what, p.stderr))
     out, _, code = p.stdout.rpartition(b"\n")
     return int(code), out
+
+
+def curl(srv, method, path, body=None, headers=()):
+    return http_call(["--unix-socket", srv.http], "http://localhost" + path, method, body, ("Expect:",) + tuple(headers))
 
 
 def start(args, tmp, name="s"):
@@ -97,10 +103,12 @@ def check_log(args, tmp):
     recs = []
     for srv in STARTED:
         srv.stop()
-        if srv.log and os.path.exists(srv.log):
-            recs += log_records(srv.log)
+        check(srv.log, "a server started without a decision log: nothing of it can be checked")
+        check(os.path.exists(srv.log), "the server wrote no decision log %s" % srv.log)
+        mine = log_records(srv.log)
+        check(mine, "no decision-log records in %s" % srv.log)
+        recs += mine
     del STARTED[:]
-    check(recs, "no decision-log records")
     paths = []
     for i, rec in enumerate(recs):
         check(rec["method"] == "cds" and "cds" in rec, "not a cds record: %r" % rec)
@@ -546,13 +554,7 @@ def test_http_port(args, tmp):
     base = "http://127.0.0.1:%d" % port
 
     def tcurl(method, path, body=None):
-        cmd = ["curl", "-s", "-S", "-X", method, "-o", "-", "-w", "\n%{http_code}", "-H", "Expect:"]
-        if body is not None:
-            cmd += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
-        p = subprocess.run(cmd + [base + path], input=body, capture_output=True)
-        check(p.returncode == 0, "curl over TCP failed: %s" % p.stderr)
-        out, _, code = p.stdout.rpartition(b"\n")
-        return int(code), out
+        return http_call([], base + path, method, body, ("Expect:",), "curl over TCP")
     code, out = tcurl("GET", "/cds-services")
     check(code == 200, "discovery over TCP: %s" % code)
     validate(args, tmp, json.loads(out), "discovery")

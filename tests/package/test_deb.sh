@@ -26,7 +26,10 @@ depends=$(dpkg-deb -f "$deb" Depends)
 # Lua and lua-cjson are linked statically from third_party/ by default: the
 # package then needs neither; a -DPW_SYSTEM_LUA=ON build needs both.
 want="libuv1 libc6"
-if objdump -p "$build/pathwise" | grep -q 'NEEDED.*liblua'; then
+# (read whole first: a missing objdump fails here, and grep -q closing the
+# pipe early cannot, under pipefail, pass for "statically linked")
+dynamic=$(objdump -p "$build/pathwise") || fail "objdump -p $build/pathwise"
+if grep -q 'NEEDED.*liblua' <<<"$dynamic"; then
   want="$want liblua5.4-0 lua-cjson"
 else
   [[ $depends != *liblua5.4* ]] || fail "Lua is linked statically, yet Depends names liblua5.4: $depends"

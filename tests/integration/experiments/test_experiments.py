@@ -555,6 +555,7 @@ class Diff(unittest.TestCase):
                       % len(truth), page)
         # the other way round: the change gives them one
         code, js, err = run("diff", "--a", PROTOCOL, "--a-plugin", plugin, "--b", PROTOCOL, "-f", "json", "-s", path)
+        self.assertEqual(code, 0, err)
         nr = json.loads(js)["summary"]["no_systemic_regimen"]
         self.assertEqual((nr["a"]["cases"], nr["only_a"]["cases"], nr["b"]["cases"]), (len(truth), len(truth), 0))
 
@@ -579,6 +580,7 @@ class Diff(unittest.TestCase):
         self.assertIn(("FOLFIRI+bevacizumab", "local_bev_surgery_60d/bev_surgery_60d", "local_bev_surgery_60d"),
                       [(r["item"], r["rule"], r["plugin"]) for r in s["newly_blocked"]])
         self.assertTrue(any(e["side"] == "both" and e["status"] == "input" and e["field"] for e in s["errors"]), s["errors"])
+        self.assertTrue(s["modified"], "the run modifies some item (else the shape check below checks nothing)")
         self.assertTrue(all(set(m) == {"item", "fields", "cases"} for m in s["modified"]))
 
     def test_header_provenance_and_references(self):
