@@ -62,7 +62,7 @@ def test_deep_recursion_memory_returns(args, tmp):
     # the memory cap reached: the state is rebuilt, its old memory returned
     r = c.call("evaluate", {"facts": dict(facts, patient_id="bomb")}, rid=20)
     check(r.get("error", {}).get("data", {}).get("kind") == "memory", "bomb: %r" % r)
-    after = c.call("evaluate", {"facts": facts}, rid=4)
+    after = c.call("evaluate", {"facts": facts}, rid=ref["id"])   # the same request as ref
     check(after == ref, "an ordinary evaluation after the recursion answers differently")
     r1 = rss_kb(pid)
     print("     worker RSS %d -> %d KiB (3 deep recursions, a memory bomb)" % (r0, r1))

@@ -251,6 +251,8 @@ def test_watch_plugin_and_base(args, tmp):
             roles = {f["role"] for f in r["event"]["files"]}
             check({"protocol", "plugin"} <= roles, "refused event files: %r" % r["event"]["files"])
             check(all(f["sha256"] is None or len(f["sha256"]) == 64 for f in r["event"]["files"]), "bad sha256")
+            check(all(f["sha256"] and len(f["sha256"]) == 64 for f in r["event"]["files"] if f["role"] == "protocol"),
+                  "the protocol was read: its sha256 is given: %r" % r["event"]["files"])
     no_host_path(tmp, read(srv.log).decode(), "the decision log")
     ARGS_ROOT[:] = [args.root]
     validate_log(tmp, recs)
