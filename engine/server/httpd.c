@@ -283,31 +283,27 @@ static void phase_note(conn *c) {
   }
 }
 
-/* Every tick: a connection idle between requests past --idle-timeout is
-** closed without an answer (a client reusing it retries on a new one); a
-** request whose headers, or body, are slower than --http-header-timeout or
-** --http-body-timeout (slowloris, a stalled upload) gets 408 and is closed.
-** conn.c's idle sweep, once a second, finds nothing left to do here. */
-void pw_httpd_sweep(srv *s) {
-  if (!s->http_init && !s->http_tcp_init) return;
-  uint64_t now = uv_now(s->loop);
-  for (conn *c = s->conns; c; c = c->next) {
-    if (!c->http || c->closing || c->inflight || c->http_busy || c->out.queued || c->close_after_flush)
-      continue;
-    if (!c->http_phase_ms) c->http_phase_ms = c->last_ms;   /* a new connection */
-    if (c->http_phase == PW_HTTP_AT_IDLE) {   /* bytes that begin no request do not count */
-      if (s->o.idle_s && now - c->http_phase_ms > (uint64_t)s->o.idle_s * 1000u) pw_conn_close(c);
-      continue;
-    }
-    int head = c->http_phase == PW_HTTP_AT_HEADERS;
-    unsigned lim = head ? s->o.http_header_ms : s->o.http_body_ms;
-    if (!lim || now - c->http_phase_ms <= lim) continue;
-    char msg[160];
-    snprintf(msg, sizeof msg, "the request's %s did not arrive within %u ms (--http-%s-timeout); closing",
-             head ? "headers" : "body", lim, head ? "header" : "body");
-    c->http_keep = 0;
-    respond_outcome(c, 408, "timeout", msg);
+/* Every tick, for each HTTP connection c (conn.c's sweep): idle between
+** requests past --idle-timeout, it is closed without an answer (a client
+** reusing it retries on a new one); a request whose headers, or body, are
+** slower than --http-header-timeout or --http-body-timeout (slowloris, a
+** stalled upload) gets 408 and is closed. conn.c's idle timeout, checked
+** after this once a second, finds nothing left to do here. */
+void pw_httpd_sweep(conn *c, uint64_t now) {
+  srv *s = c->s;
+  if (c->closing || c->inflight || c->http_busy || c->out.queued || c->close_after_flush) return;
+  if (c->http_phase == PW_HTTP_AT_IDLE) {   /* bytes that begin no request do not count */
+    if (s->o.idle_s && now - c->http_phase_ms > (uint64_t)s->o.idle_s * 1000u) pw_conn_close(c);
+    return;
   }
+  int head = c->http_phase == PW_HTTP_AT_HEADERS;
+  unsigned lim = head ? s->o.http_header_ms : s->o.http_body_ms;
+  if (!lim || now - c->http_phase_ms <= lim) return;
+  char msg[160];
+  snprintf(msg, sizeof msg, "the request's %s did not arrive within %u ms (--http-%s-timeout); closing",
+           head ? "headers" : "body", lim, head ? "header" : "body");
+  c->http_keep = 0;
+  respond_outcome(c, 408, "timeout", msg);
 }
 
 void pw_httpd_process(conn *c) {
