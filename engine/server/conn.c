@@ -343,8 +343,9 @@ static int conn_admit(srv *s, conn *c) {
   return 1;
 }
 
+/* Its peer's credentials (SO_PEERCRED); -1 where unknown (loopback TCP
+** has none). */
 static void conn_peer(conn *c) {
-  c->uid = c->gid = c->pid = -1;
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&c->h, &fd) == 0) {
     struct ucred uc;
@@ -399,7 +400,9 @@ void pw_conn_accept(uv_stream_t *listener, int status) {
     return;
   }
   c->s = s;
-  int tcp = 0, http = pw_httpd_is_listener(s, listener, &tcp);
+  c->uid = c->gid = c->pid = -1;
+  /* every listener but the JSON-RPC one serves HTTP; one of them is TCP */
+  int tcp = listener->type == UV_TCP, http = listener != (uv_stream_t *)&s->listener;
   if (tcp) uv_tcp_init(s->loop, &c->tcp);
   else uv_pipe_init(s->loop, &c->h, 0);
   c->h.data = c;
@@ -407,10 +410,8 @@ void pw_conn_accept(uv_stream_t *listener, int status) {
     uv_close((uv_handle_t *)&c->h, (uv_close_cb)free);
     return;
   }
-  if (tcp) {   /* loopback TCP: no peer credentials; answers go out at once */
-    c->uid = c->gid = c->pid = -1;
-    uv_tcp_nodelay(&c->tcp, 1);
-  } else conn_peer(c);
+  if (tcp) uv_tcp_nodelay(&c->tcp, 1);   /* answers go out at once */
+  else conn_peer(c);
   if (http) {
     pw_http_limits lim = {.max_body = s->o.max_line > 4096 ? s->o.max_line - 4096 : 1};
     c->http = pw_http_conn_new(&lim);

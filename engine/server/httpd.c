@@ -30,11 +30,6 @@
 #define JSON_TYPE "application/json"
 #define FHIR_ERR_TYPE "application/fhir+json"
 
-int pw_httpd_is_listener(srv *s, uv_stream_t *l, int *tcp) {
-  *tcp = s->http_tcp_init && l == (uv_stream_t *)&s->http_tcp;
-  return *tcp || (s->http_init && l == (uv_stream_t *)&s->http_listener);
-}
-
 /* --http PATH: the Unix socket, born with --socket-mode. */
 static int listen_unix(srv *s, const char *path) {
   struct stat st;
@@ -175,7 +170,7 @@ void pw_httpd_log_lost(pw_buf *f, const char *line, size_t len, int code) {
 /* A JSON-RPC error for this connection's request, as HTTP. */
 void pw_httpd_error(conn *c, int code, const char *msg) {
   int st = pw_httpd_status(code);
-  if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && c->http && pw_http_in_request(c->http))
+  if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && pw_http_in_request(c->http))
     st = 408;   /* the idle sweep (conn.c) or --line-timeout caught a request half received */
   respond_outcome(c, st, st >= 500 ? "transient" : "invalid", msg);
 }

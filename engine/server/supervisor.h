@@ -325,7 +325,6 @@ void pw_conn_pause(conn *c);
 
 /* {====== httpd.c: CDS Hooks over HTTP/1.1 on the same loop ========== */
 int pw_httpd_listen(srv *s);               /* 0 or -1 (said why) */
-int pw_httpd_is_listener(srv *s, uv_stream_t *l, int *tcp);   /* an HTTP listener? */
 void pw_httpd_unlink(srv *s);
 void pw_httpd_process(conn *c);            /* parse and dispatch what c read */
 void pw_httpd_answer(conn *c, const char *line, size_t n);   /* a response line */
