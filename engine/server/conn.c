@@ -343,8 +343,9 @@ static int conn_admit(srv *s, conn *c) {
   return 1;
 }
 
+/* Its peer's credentials (SO_PEERCRED); -1 where unknown (loopback TCP
+** has none). */
 static void conn_peer(conn *c) {
-  c->uid = c->gid = c->pid = -1;
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&c->h, &fd) == 0) {
     struct ucred uc;
@@ -399,7 +400,9 @@ void pw_conn_accept(uv_stream_t *listener, int status) {
     return;
   }
   c->s = s;
-  int tcp = 0, http = pw_httpd_is_listener(s, listener, &tcp);
+  c->uid = c->gid = c->pid = -1;
+  /* every listener but the JSON-RPC one serves HTTP; one of them is TCP */
+  int tcp = listener->type == UV_TCP, http = listener != (uv_stream_t *)&s->listener;
   if (tcp) uv_tcp_init(s->loop, &c->tcp);
   else uv_pipe_init(s->loop, &c->h, 0);
   c->h.data = c;
@@ -407,16 +410,14 @@ void pw_conn_accept(uv_stream_t *listener, int status) {
     uv_close((uv_handle_t *)&c->h, (uv_close_cb)free);
     return;
   }
-  if (tcp) {   /* loopback TCP: no peer credentials; answers go out at once */
-    c->uid = c->gid = c->pid = -1;
-    uv_tcp_nodelay(&c->tcp, 1);
-  } else conn_peer(c);
+  if (tcp) uv_tcp_nodelay(&c->tcp, 1);   /* answers go out at once */
+  else conn_peer(c);
   if (http) {
     pw_http_limits lim = {.max_body = s->o.max_line > 4096 ? s->o.max_line - 4096 : 1};
     c->http = pw_http_conn_new(&lim);
     if (!c->http) abort();
   }
-  c->last_ms = uv_now(s->loop);
+  c->last_ms = c->http_phase_ms = uv_now(s->loop);   /* an HTTP connection starts idle */
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
@@ -425,27 +426,24 @@ void pw_conn_accept(uv_stream_t *listener, int status) {
   if (conn_admit(s, c)) uv_read_start((uv_stream_t *)&c->h, conn_alloc, conn_read);
 }
 
-void pw_conn_idle_sweep(srv *s) {
-  if (!s->o.idle_s) return;
-  uint64_t now = uv_now(s->loop), lim = (uint64_t)s->o.idle_s * 1000u;
-  for (conn *c = s->conns; c; c = c->next) {
-    if (c->closing || c->inflight || c->out.queued || c->close_after_flush) continue;
-    if (now - c->last_ms > lim) {
-      char msg[120];
-      snprintf(msg, sizeof msg, "idle for %u s (--idle-timeout); closing the connection",
-               s->o.idle_s);
-      pw_conn_error(c, NULL, 0, PW_RPC_BUSY, msg);
-      c->close_after_flush = 1;
-      pw_conn_pause(c);
-    }
-  }
+/* c sent nothing for --idle-timeout while it had nothing pending. */
+static void conn_idle(conn *c, uint64_t now) {
+  srv *s = c->s;
+  if (!s->o.idle_s || c->inflight || c->out.queued || c->close_after_flush) return;
+  if (now - c->last_ms <= (uint64_t)s->o.idle_s * 1000u) return;
+  char msg[120];
+  snprintf(msg, sizeof msg, "idle for %u s (--idle-timeout); closing the connection",
+           s->o.idle_s);
+  pw_conn_error(c, NULL, 0, PW_RPC_BUSY, msg);
+  c->close_after_flush = 1;
+  pw_conn_pause(c);
 }
 
 /* }====== */
 
 /* ==================================================================== */
 /* {====== slow clients (issue 12): slowloris, and clients that never   */
-/* read. Checked once a second (serve.c's tick), after the idle sweep.  */
+/* read. Checked once a second (pw_conn_sweep), after the idle timeout. */
 
 /* After framing: start the clock of a partial line left in rb (or of an
 ** HTTP request partly received), or stop it. */
@@ -502,11 +500,17 @@ static void conn_line_late(conn *c, uint64_t now) {
   pw_conn_pause(c);
 }
 
-void pw_conn_stall_sweep(srv *s) {
+/* Every tick (serve.c): the one walk over the connections for every
+** timeout. An HTTP request's own (httpd.c, in ms) on each tick; the idle,
+** write and line timeouts (whole seconds) when second is set, once a
+** second, in that order. */
+void pw_conn_sweep(srv *s, int second) {
   uint64_t now = uv_now(s->loop);
   for (conn *c = s->conns; c; c = c->next) {
-    if (c->closing || conn_write_stuck(c, now)) continue;
-    conn_line_late(c, now);
+    if (c->http) pw_httpd_sweep(c, now);
+    if (!second || c->closing) continue;
+    conn_idle(c, now);
+    if (!c->closing && !conn_write_stuck(c, now)) conn_line_late(c, now);
   }
 }
 

@@ -30,11 +30,6 @@
 #define JSON_TYPE "application/json"
 #define FHIR_ERR_TYPE "application/fhir+json"
 
-int pw_httpd_is_listener(srv *s, uv_stream_t *l, int *tcp) {
-  *tcp = s->http_tcp_init && l == (uv_stream_t *)&s->http_tcp;
-  return *tcp || (s->http_init && l == (uv_stream_t *)&s->http_listener);
-}
-
 /* --http PATH: the Unix socket, born with --socket-mode. */
 static int listen_unix(srv *s, const char *path) {
   struct stat st;
@@ -175,7 +170,7 @@ void pw_httpd_log_lost(pw_buf *f, const char *line, size_t len, int code) {
 /* A JSON-RPC error for this connection's request, as HTTP. */
 void pw_httpd_error(conn *c, int code, const char *msg) {
   int st = pw_httpd_status(code);
-  if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && c->http && pw_http_in_request(c->http))
+  if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && pw_http_in_request(c->http))
     st = 408;   /* the idle sweep (conn.c) or --line-timeout caught a request half received */
   respond_outcome(c, st, st >= 500 ? "transient" : "invalid", msg);
 }
@@ -283,31 +278,27 @@ static void phase_note(conn *c) {
   }
 }
 
-/* Every tick: a connection idle between requests past --idle-timeout is
-** closed without an answer (a client reusing it retries on a new one); a
-** request whose headers, or body, are slower than --http-header-timeout or
-** --http-body-timeout (slowloris, a stalled upload) gets 408 and is closed.
-** conn.c's idle sweep, once a second, finds nothing left to do here. */
-void pw_httpd_sweep(srv *s) {
-  if (!s->http_init && !s->http_tcp_init) return;
-  uint64_t now = uv_now(s->loop);
-  for (conn *c = s->conns; c; c = c->next) {
-    if (!c->http || c->closing || c->inflight || c->http_busy || c->out.queued || c->close_after_flush)
-      continue;
-    if (!c->http_phase_ms) c->http_phase_ms = c->last_ms;   /* a new connection */
-    if (c->http_phase == PW_HTTP_AT_IDLE) {   /* bytes that begin no request do not count */
-      if (s->o.idle_s && now - c->http_phase_ms > (uint64_t)s->o.idle_s * 1000u) pw_conn_close(c);
-      continue;
-    }
-    int head = c->http_phase == PW_HTTP_AT_HEADERS;
-    unsigned lim = head ? s->o.http_header_ms : s->o.http_body_ms;
-    if (!lim || now - c->http_phase_ms <= lim) continue;
-    char msg[160];
-    snprintf(msg, sizeof msg, "the request's %s did not arrive within %u ms (--http-%s-timeout); closing",
-             head ? "headers" : "body", lim, head ? "header" : "body");
-    c->http_keep = 0;
-    respond_outcome(c, 408, "timeout", msg);
+/* Every tick, for each HTTP connection c (conn.c's sweep): idle between
+** requests past --idle-timeout, it is closed without an answer (a client
+** reusing it retries on a new one); a request whose headers, or body, are
+** slower than --http-header-timeout or --http-body-timeout (slowloris, a
+** stalled upload) gets 408 and is closed. conn.c's idle timeout, checked
+** after this once a second, finds nothing left to do here. */
+void pw_httpd_sweep(conn *c, uint64_t now) {
+  srv *s = c->s;
+  if (c->closing || c->inflight || c->http_busy || c->out.queued || c->close_after_flush) return;
+  if (c->http_phase == PW_HTTP_AT_IDLE) {   /* bytes that begin no request do not count */
+    if (s->o.idle_s && now - c->http_phase_ms > (uint64_t)s->o.idle_s * 1000u) pw_conn_close(c);
+    return;
   }
+  int head = c->http_phase == PW_HTTP_AT_HEADERS;
+  unsigned lim = head ? s->o.http_header_ms : s->o.http_body_ms;
+  if (!lim || now - c->http_phase_ms <= lim) return;
+  char msg[160];
+  snprintf(msg, sizeof msg, "the request's %s did not arrive within %u ms (--http-%s-timeout); closing",
+           head ? "headers" : "body", lim, head ? "header" : "body");
+  c->http_keep = 0;
+  respond_outcome(c, 408, "timeout", msg);
 }
 
 void pw_httpd_process(conn *c) {

@@ -3,6 +3,7 @@
 ** health, stats, protocols, rules and reload (which reload.c answers once
 ** the new generation is ready or refused).
 */
+#include <stddef.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -103,22 +104,19 @@ static void stats_requests(srv *s, pw_buf *b) {
   pw_buf_add(b, "}", 1);
 }
 
-/* ,"state_bytes":[..],"state_rebuilds":[..]: each worker's Lua states
-** after its last request, and how often it rebuilt one (handler.c). */
-static void stats_worker_state(srv *s, pw_buf *b) {
-  generation *g = s->active;
-  for (int k = 0; k < 2; k++) {
-    pw_buf_adds(b, k ? ",\"state_rebuilds\":[" : ",\"state_bytes\":[");
-    int first = 1;
-    for (int i = 0; g && i < g->nw; i++) {
-      if (!g->w[i] || g->w[i]->lost) continue;
-      pw_worker_slot *sl = g->w[i]->slot;
-      pw_buf_addf(b, "%s%llu", first ? "" : ",",
-                  ULL(k ? atomic_load(&sl->rebuilds) : atomic_load(&sl->state_bytes)));
-      first = 0;
-    }
-    pw_buf_add(b, "]", 1);
+/* ,"NAME":[..]: one counter of each live worker's shared slot (served;
+** its Lua states' bytes after its last request and how often it rebuilt
+** one, handler.c). */
+static void stats_slots(const generation *g, pw_buf *b, const char *name, size_t field) {
+  pw_buf_addf(b, ",\"%s\":[", name);
+  int first = 1;
+  for (int i = 0; g && i < g->nw; i++) {
+    if (!g->w[i] || g->w[i]->lost) continue;
+    _Atomic uint64_t *v = (_Atomic uint64_t *)((char *)g->w[i]->slot + field);
+    pw_buf_addf(b, "%s%llu", first ? "" : ",", ULL(atomic_load(v)));
+    first = 0;
   }
+  pw_buf_add(b, "]", 1);
 }
 
 static void stats_workers(srv *s, pw_buf *b) {
@@ -128,16 +126,10 @@ static void stats_workers(srv *s, pw_buf *b) {
               "\"killed\":%llu,\"requests_moved\":%llu,",
               s->nconns, ULL(s->conns_total), ULL(s->conns_rejected), ULL(s->client_gone),
               ULL(s->conns_stalled), ULL(s->w_spawns), ULL(s->w_crashes), ULL(s->w_kills), ULL(s->moved));
-  pw_buf_addf(b, "\"answers_by_ring\":%llu,\"served\":[", ULL(s->ring_answers));
-  generation *g = s->active;
-  int first = 1;
-  for (int i = 0; g && i < g->nw; i++) {
-    if (!g->w[i] || g->w[i]->lost) continue;
-    pw_buf_addf(b, "%s%llu", first ? "" : ",", ULL(atomic_load(&g->w[i]->slot->served)));
-    first = 0;
-  }
-  pw_buf_add(b, "]", 1);
-  stats_worker_state(s, b);
+  pw_buf_addf(b, "\"answers_by_ring\":%llu", ULL(s->ring_answers));
+  stats_slots(s->active, b, "served", offsetof(pw_worker_slot, served));
+  stats_slots(s->active, b, "state_bytes", offsetof(pw_worker_slot, state_bytes));
+  stats_slots(s->active, b, "state_rebuilds", offsetof(pw_worker_slot, rebuilds));
   pw_buf_addf(b, "},\"reloads\":{\"ok\":%llu,\"failed\":%llu}", ULL(s->reloads_ok),
               ULL(s->reloads_failed));
 }

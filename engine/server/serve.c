@@ -93,11 +93,7 @@ static void on_tick(uv_timer_t *t) {
   pw_pool_watchdog(s, now);
   pw_answer_sweep(s, now);
   pw_reload_timeout(s, now);
-  pw_httpd_sweep(s);
-  if (uv_now(s->loop) / 1000 != (uv_now(s->loop) - uv_timer_get_repeat(t)) / 1000) {
-    pw_conn_idle_sweep(s);
-    pw_conn_stall_sweep(s);
-  }
+  pw_conn_sweep(s, uv_now(s->loop) / 1000 != (uv_now(s->loop) - uv_timer_get_repeat(t)) / 1000);
   pw_serve_maybe_finish(s);
 }
 

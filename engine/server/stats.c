@@ -73,20 +73,17 @@ int pw_stats_protocol(srv *s, const char *id) {
 ** killed at the deadline), in a row; a successful evaluation ends it.
 ** Client errors (parse, params, facts) neither count nor end it. The
 ** streak belongs to the slot, so a worker that crashes each time it is
-** respawned keeps adding to it. */
+** respawned keeps adding to it. A slot index is below g->nw, which
+** --workers keeps within PW_MAX_JOBS (the size of wfail). */
 
 static void worker_fail(worker *w, int code) {
-  generation *g = w->g;
-  if (w->idx < 0 || w->idx >= PW_MAX_JOBS) return;
-  g->wfail[w->idx].streak++;
-  g->wfail[w->idx].code = code;
+  w->g->wfail[w->idx].streak++;
+  w->g->wfail[w->idx].code = code;
 }
 
 void pw_stats_worker_answer(worker *w, int code) {
   switch (code) {
-    case 0:
-      if (w->idx >= 0 && w->idx < PW_MAX_JOBS) w->g->wfail[w->idx].streak = 0;
-      break;
+    case 0: w->g->wfail[w->idx].streak = 0; break;
     case PW_RPC_PROTOCOL:
     case PW_RPC_BUDGET:
     case PW_RPC_MEMORY:
@@ -100,7 +97,7 @@ void pw_stats_worker_lost(worker *w) {
 }
 
 int pw_stats_worker_failing(const generation *g, int idx) {
-  if (idx < 0 || idx >= PW_MAX_JOBS || g->wfail[idx].streak < SRV_FAILING_AFTER) return 0;
+  if (g->wfail[idx].streak < SRV_FAILING_AFTER) return 0;
   return (int)g->wfail[idx].streak;
 }
 

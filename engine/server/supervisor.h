@@ -320,18 +320,16 @@ void pw_conn_flush(conn *c);
 void pw_conn_close(conn *c);
 void pw_conn_check(conn *c);              /* after every change: close or resume */
 void pw_conn_unref(conn *c);              /* a req, held or waiter let go of c */
-void pw_conn_idle_sweep(srv *s);
-void pw_conn_stall_sweep(srv *s);         /* slowloris and clients that never read */
+void pw_conn_sweep(srv *s, int second);   /* every timeout (second: the whole-second ones too) */
 void pw_conn_pause(conn *c);
 
 /* {====== httpd.c: CDS Hooks over HTTP/1.1 on the same loop ========== */
 int pw_httpd_listen(srv *s);               /* 0 or -1 (said why) */
-int pw_httpd_is_listener(srv *s, uv_stream_t *l, int *tcp);   /* an HTTP listener? */
 void pw_httpd_unlink(srv *s);
 void pw_httpd_process(conn *c);            /* parse and dispatch what c read */
 void pw_httpd_answer(conn *c, const char *line, size_t n);   /* a response line */
 void pw_httpd_error(conn *c, int code, const char *msg);
-void pw_httpd_sweep(srv *s);               /* idle keep-alive, slow headers, slow body */
+void pw_httpd_sweep(conn *c, uint64_t now);   /* idle keep-alive, slow headers, slow body */
 int pw_httpd_status(int code);             /* the HTTP status for a JSON-RPC error */
 /* ,"cds":{op, service, status} for the record of a lost cds request */
 void pw_httpd_log_lost(pw_buf *f, const char *line, size_t len, int code);
