@@ -445,10 +445,11 @@ static void conn_idle(conn *c, uint64_t now) {
 /* {====== slow clients (issue 12): slowloris, and clients that never   */
 /* read. Checked once a second (pw_conn_sweep), after the idle timeout. */
 
-/* After framing: start the clock of a partial line left in rb (or of an
-** HTTP request partly received), or stop it. */
+/* After framing: start the clock of a partial line left in rb, or stop
+** it. An HTTP request is timed by httpd.c (its headers and its body, each
+** with its own limit), not by this clock. */
 static void conn_line_clock(conn *c) {
-  int partial = c->http ? !c->http_busy && pw_http_in_request(c->http) : c->rlen != c->rpos;
+  int partial = !c->http && c->rlen != c->rpos;
   if (c->closing || !partial) c->line_ms = 0;
   else if (!c->line_ms) c->line_ms = uv_now(c->s->loop) | 1;
 }

@@ -171,7 +171,7 @@ void pw_httpd_log_lost(pw_buf *f, const char *line, size_t len, int code) {
 void pw_httpd_error(conn *c, int code, const char *msg) {
   int st = pw_httpd_status(code);
   if (!c->http_busy && !c->close_after_flush && code == PW_RPC_BUSY && pw_http_in_request(c->http))
-    st = 408;   /* the idle sweep (conn.c) or --line-timeout caught a request half received */
+    st = 408;   /* the idle sweep (conn.c) caught a request half received */
   respond_outcome(c, st, st >= 500 ? "transient" : "invalid", msg);
 }
 
@@ -298,6 +298,7 @@ void pw_httpd_sweep(conn *c, uint64_t now) {
   snprintf(msg, sizeof msg, "the request's %s did not arrive within %u ms (--http-%s-timeout); closing",
            head ? "headers" : "body", lim, head ? "header" : "body");
   c->http_keep = 0;
+  s->conns_stalled++;   /* a slow client, counted with the JSON-RPC socket's */
   respond_outcome(c, 408, "timeout", msg);
 }
 

@@ -50,9 +50,10 @@ def drip(sock_path, head, byte=b" ", limit=15):
 def test_slowloris_closed(args, tmp):
     """A partial line fed one byte at a time is closed after --line-timeout,
     with a reason; the idle timeout alone never fires (each byte resets it).
-    The same holds for an HTTP request's headers on the --http socket."""
+    On the --http socket an HTTP request's headers are timed by
+    --http-header-timeout, whatever --line-timeout says."""
     http = os.path.join(tmp, "h.sock")
-    srv = Server(args, tmp, ["--line-timeout", "1", "--idle-timeout", "60",
+    srv = Server(args, tmp, ["--line-timeout", "1", "--idle-timeout", "60", "--http-header-timeout", "2500",
                              "--http", http, "--http-no-auth"], workers=1).start()
     closed, got = drip(srv.sock, b'{"jsonrpc":"2.0",')
     check(closed is not None, "slowloris client still open after 15 s: %r" % got[:200])
@@ -62,7 +63,7 @@ def test_slowloris_closed(args, tmp):
           "no reason given: %r" % line)
     closed, got = drip(http, b"POST /cds-services/x HTTP/1.1\r\nHost: a\r\nX-Slow: ", b"a")
     check(closed is not None, "HTTP slowloris client still open after 15 s: %r" % got[:200])
-    check(got.startswith(b"HTTP/1.1 408 ") and b"line-timeout" in got,
+    check(got.startswith(b"HTTP/1.1 408 ") and b"http-header-timeout" in got,
           "HTTP: no reason given: %r" % got[:300])
     # a client that pauses between whole lines is not affected
     ok = srv.conn()
