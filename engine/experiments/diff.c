@@ -738,7 +738,18 @@ static void free_kept(kept_list *l) {
   for (int i = 0; i < l->nkept; i++) free(l->keep[i].html);
 }
 
+/* Every counter of a worker, for merging and freeing them all. */
+enum { NCOUNTERS = 14 };
+static void counters(dworker *w, exp_counter *cs[NCOUNTERS]) {
+  exp_counter *v[NCOUNTERS] = {&w->transitions, &w->applic, &w->added, &w->removed, &w->modified,
+                               &w->blocked, &w->unblocked, &w->errors, &w->j_transitions, &w->j_applic,
+                               &w->j_modified, &w->j_blocked, &w->j_unblocked, &w->j_errors};
+  memcpy(cs, v, sizeof v);
+}
+
 static void merge(dworker *w, int n) {
+  exp_counter *c0[NCOUNTERS], *ci[NCOUNTERS];
+  counters(&w[0], c0);
   for (int i = 1; i < n; i++) {
     w[0].cases += w[i].cases;
     w[0].changed += w[i].changed;
@@ -749,30 +760,17 @@ static void merge(dworker *w, int n) {
       merge_kept(&w[0].nr[l].l, &w[i].nr[l].l);
     }
     for (int c = 0; c < NCATS; c++) w[0].cat[c] += w[i].cat[c];
-    exp_count_merge(&w[0].transitions, &w[i].transitions);
-    exp_count_merge(&w[0].applic, &w[i].applic);
-    exp_count_merge(&w[0].added, &w[i].added);
-    exp_count_merge(&w[0].removed, &w[i].removed);
-    exp_count_merge(&w[0].modified, &w[i].modified);
-    exp_count_merge(&w[0].blocked, &w[i].blocked);
-    exp_count_merge(&w[0].unblocked, &w[i].unblocked);
-    exp_count_merge(&w[0].errors, &w[i].errors);
-    exp_count_merge(&w[0].j_transitions, &w[i].j_transitions);
-    exp_count_merge(&w[0].j_applic, &w[i].j_applic);
-    exp_count_merge(&w[0].j_modified, &w[i].j_modified);
-    exp_count_merge(&w[0].j_blocked, &w[i].j_blocked);
-    exp_count_merge(&w[0].j_unblocked, &w[i].j_unblocked);
-    exp_count_merge(&w[0].j_errors, &w[i].j_errors);
+    counters(&w[i], ci);
+    for (int k = 0; k < NCOUNTERS; k++) exp_count_merge(c0[k], ci[k]);
   }
 }
 
 static void free_worker(dworker *w) {
   pw_engine_free(w->a);
   pw_engine_free(w->b);
-  exp_counter *cs[] = {&w->transitions, &w->applic, &w->added, &w->removed, &w->modified,
-                       &w->blocked, &w->unblocked, &w->errors, &w->j_transitions, &w->j_applic,
-                       &w->j_modified, &w->j_blocked, &w->j_unblocked, &w->j_errors};
-  for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) exp_count_free(cs[i]);
+  exp_counter *cs[NCOUNTERS];
+  counters(w, cs);
+  for (int i = 0; i < NCOUNTERS; i++) exp_count_free(cs[i]);
   free_kept(&w->shown);
   for (int l = 0; l < NR_LISTS; l++) free_kept(&w->nr[l].l);
 }
