@@ -278,9 +278,6 @@ static void case_json(pw_buf *o, const dcase *d) {
   pw_jsonw_end_object(&j);
 }
 
-static const char *const cat_verb[NCATS] = {
-  "", "", "added", "removed", "modified", "newly blocked", "no longer blocked", ""};
-
 /* Each changed item on a line of its own: what changed, then before -> after. */
 static void items_html(pw_buf *o, const dcase *d) {
   pw_buf o2 = {0};
@@ -289,7 +286,7 @@ static void items_html(pw_buf *o, const dcase *d) {
     if (i) pw_buf_adds(o, "<br>\n");
     pw_buf_adds(o, "<b>");
     exp_html(o, c->key);
-    pw_buf_addf(o, "</b> <small>%s", cat_verb[c->cat]);
+    pw_buf_addf(o, "</b> <small>%s", cat_names[c->cat]);   /* an item's: added .. no longer blocked */
     if (c->cat == CAT_MODIFIED) { pw_buf_adds(o, ": "); exp_html(o, c->what); }
     pw_buf_adds(o, "</small>: ");
     pw_buf_reset(&o2);
