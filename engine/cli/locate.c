@@ -86,25 +86,24 @@ static int installed_or_source(const char *rel, const char *src, const char *nam
   return -1;
 }
 
+/* The default protocol of the installed scripts, else the source tree's. */
+static int default_scripts_file(char *out, size_t n) {
+#ifdef PW_SOURCE_SCRIPTS
+  return installed_or_source(PW_REL_SCRIPTS, PW_SOURCE_SCRIPTS, PW_PROTOCOL_FILE, out, n);
+#else
+  return installed_or_source(PW_REL_SCRIPTS, NULL, PW_PROTOCOL_FILE, out, n);
+#endif
+}
+
 int pw_locate_default_protocol(char *out, size_t n) {
   const char *env = getenv("PATHWISE_PROTOCOL");
   if (env && *env) return copy_out(out, n, env);
   if (from_search_path(getenv("PATHWISE_PATH"), out, n) == 0) return 0;
-#ifdef PW_SOURCE_SCRIPTS
-  const char *src = PW_SOURCE_SCRIPTS;
-#else
-  const char *src = NULL;
-#endif
-  return installed_or_source(PW_REL_SCRIPTS, src, PW_PROTOCOL_FILE, out, n);
+  return default_scripts_file(out, n);
 }
 
 int pw_locate_scripts_dir(char *out, size_t n) {
-#ifdef PW_SOURCE_SCRIPTS
-  const char *src = PW_SOURCE_SCRIPTS;
-#else
-  const char *src = NULL;
-#endif
-  if (installed_or_source(PW_REL_SCRIPTS, src, PW_PROTOCOL_FILE, out, n) != 0) return -1;
+  if (default_scripts_file(out, n) != 0) return -1;
   char *slash = strrchr(out, '/');
   if (slash) *slash = 0;
   return 0;

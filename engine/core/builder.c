@@ -35,7 +35,8 @@ static pw_engine *engine_of(lua_State *L) {
 enum {
   F_ID, F_TEXT, F_RATIONALE, F_EVIDENCE, F_GROUP, F_STRENGTH, F_CITATIONS, F_PREFERRED,
   F_TARGET, F_FACTS, F_FACT, F_WHY, F_ORDER, F_TEST, F_RULE, F_REASON, F_LEVEL, NFIELDS};
-_Static_assert(NFIELDS <= 24, "pw_engine.field_text (runtime.h) holds every field name");
+_Static_assert(NFIELDS <= sizeof ((pw_engine *)0)->field_text / sizeof(const char *),
+               "pw_engine.field_text (runtime.h) holds every field name");
 static const char *const field_names[NFIELDS] = {
   "id", "text", "rationale", "evidence", "group", "strength", "citations", "preferred",
   "target", "facts", "fact", "why", "order", "test", "rule", "reason", "level"};

@@ -11,17 +11,13 @@
 #include "error.h"
 #include "knowledge.h"
 #include "runtime.h"
-#include "file.h"
 
 const char *pw_engine_protocol_path(const pw_engine *e) { return e->path; }
 
 pw_status pw_engine_coverage_start(pw_engine *e, pw_error *err) {
   if (!e->loaded || !e->path) return pw_error_set(err, PW_EPROTOCOL, "coverage needs a protocol loaded from a file");
-  pw_buf src = {0};
-  if (pw_file_read(e->path, PW_MAX_SOURCE, &src, err) != PW_OK) return PW_EIO;
-  int lines = 1;
-  for (size_t i = 0; i < src.len; i++) lines += src.data[i] == '\n';
-  pw_buf_free(&src);
+  int lines = 1;   /* of the source as loaded (protocol.c keeps it), not read again */
+  for (size_t i = 0; i < e->src_len; i++) lines += e->src[i] == '\n';
   if (pw_sandbox_coverage(&e->sb, e->path, lines)) return pw_error_set(err, PW_EMEMORY, "out of memory");
   return PW_OK;
 }

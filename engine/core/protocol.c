@@ -156,13 +156,18 @@ static int try_base(const char *from, const char *dir, size_t dl, const char *re
   return 1;
 }
 
+/* Is ref a protocol id (no '/', not ending in ".lua")? */
+static int is_protocol_id(const char *ref) {
+  size_t rl = strlen(ref);
+  return !strchr(ref, '/') && !(rl > 4 && !strcmp(ref + rl - 4, ".lua"));
+}
+
 /* The file a protocol's `extends` names, from the search path: the
 ** directory of `from`, then each directory of $PATHWISE_PATH, then
-** the scripts directory. A name without '/' and not ending in ".lua" is an id:
-** <dir>/<id>.lua. The extending file itself is never its own base. */
+** the scripts directory. An id is looked for as <dir>/<id>.lua. The
+** extending file itself is never its own base. */
 static int resolve_base(const char *scripts, const char *from, const char *ref, char *out, size_t n) {
-  size_t rl = strlen(ref);
-  int is_file = strchr(ref, '/') != NULL || (rl > 4 && !strcmp(ref + rl - 4, ".lua"));
+  int is_file = !is_protocol_id(ref);
   if (is_file && ref[0] == '/') { snprintf(out, n, "%s", ref); return access(out, R_OK) == 0; }
   const char *slash = strrchr(from, '/');
   if (try_base(from, slash ? from : ".", slash ? (size_t)(slash - from) : 1, ref, is_file, out, n)) return 1;
@@ -316,12 +321,6 @@ pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src,
   e->info = p;
   e->loaded = 1;
   return PW_OK;
-}
-
-/* Is ref a protocol id (no '/', not ending in ".lua")? */
-static int is_protocol_id(const char *ref) {
-  size_t rl = strlen(ref);
-  return !strchr(ref, '/') && !(rl > 4 && !strcmp(ref + rl - 4, ".lua"));
 }
 
 pw_status pw_engine_load(pw_engine *e, const char *path, pw_error *err) {

@@ -83,21 +83,22 @@ static const char *const cat_help[NCATS] = {
 #define HTML_CASES 200
 #define MAX_KEYS PW_RDIFF_MAX_KEYS
 
+/* The first HTML_CASES of something, in cohort order: changed cases, or the
+** patients of a no-regimen list below. */
 typedef struct kept { long line; char *html; } kept;
+typedef struct kept_list { kept keep[HTML_CASES]; int nkept; } kept_list;
 
 /* Patients left with no systemic regimen: under A, under B, under B only
 ** (the change made it), under A only (the change solved it). The first
-** NR_LISTED of each, in cohort order, are listed by line and patient id. */
+** HTML_CASES of each, in cohort order, are listed by line and patient id. */
 enum { NR_A, NR_B, NR_ONLY_B, NR_ONLY_A, NR_LISTS };
-#define NR_LISTED 200
 static const char *const nr_json[NR_LISTS] = {"a", "b", "only_b", "only_a"};
 static const char *const nr_help[NR_LISTS] = {
   "under A", "under B", "under B but not under A (the change leaves them with none)",
   "under A but not under B (the change gives them one)"};
 typedef struct nr_list {
   uint64_t n;
-  kept keep[NR_LISTED];   /* html holds the patient id (may be NULL) */
-  int nkept;
+  kept_list l;   /* html holds the patient id (may be NULL) */
 } nr_list;
 
 /* Summary counters: the display ones (text, HTML) and, for JSON, the same
@@ -109,8 +110,7 @@ typedef struct dworker {
   uint64_t cases, changed, invalid, cat[NCATS];
   exp_counter transitions, applic, added, removed, modified, blocked, unblocked, errors;
   exp_counter j_transitions, j_applic, j_modified, j_blocked, j_unblocked, j_errors;
-  kept keep[HTML_CASES];
-  int nkept;
+  kept_list shown;   /* the changed cases the HTML page shows */
   nr_list nr[NR_LISTS];
 } dworker;
 
@@ -278,9 +278,6 @@ static void case_json(pw_buf *o, const dcase *d) {
   pw_jsonw_end_object(&j);
 }
 
-static const char *const cat_verb[NCATS] = {
-  "", "", "added", "removed", "modified", "newly blocked", "no longer blocked", ""};
-
 /* Each changed item on a line of its own: what changed, then before -> after. */
 static void items_html(pw_buf *o, const dcase *d) {
   pw_buf o2 = {0};
@@ -289,7 +286,7 @@ static void items_html(pw_buf *o, const dcase *d) {
     if (i) pw_buf_adds(o, "<br>\n");
     pw_buf_adds(o, "<b>");
     exp_html(o, c->key);
-    pw_buf_addf(o, "</b> <small>%s", cat_verb[c->cat]);
+    pw_buf_addf(o, "</b> <small>%s", cat_names[c->cat]);   /* an item's: added .. no longer blocked */
     if (c->cat == CAT_MODIFIED) { pw_buf_adds(o, ": "); exp_html(o, c->what); }
     pw_buf_adds(o, "</small>: ");
     pw_buf_reset(&o2);
@@ -385,9 +382,9 @@ static void count_case(dworker *w, const dcase *d) {
 
 static void nr_add(nr_list *l, const dcase *d) {
   l->n++;
-  if (l->nkept == NR_LISTED) return;
-  l->keep[l->nkept].line = d->line;
-  l->keep[l->nkept++].html = d->patient_id ? strdup(d->patient_id) : NULL;
+  if (l->l.nkept == HTML_CASES) return;
+  l->l.keep[l->l.nkept].line = d->line;
+  l->l.keep[l->l.nkept++].html = d->patient_id ? strdup(d->patient_id) : NULL;
 }
 
 static void note_no_regimen(dworker *w, const dcase *d) {
@@ -446,9 +443,9 @@ static void diff_line(void *arg, const char *line, size_t len, long lineno, pw_b
     if (w->format_json) case_json(out, &d);
     else case_text(out, &d);
   }
-  if (w->html && w->nkept < HTML_CASES) {
-    w->keep[w->nkept].line = lineno;
-    w->keep[w->nkept++].html = case_html(&d);
+  if (w->html && w->shown.nkept < HTML_CASES) {
+    w->shown.keep[w->shown.nkept].line = lineno;
+    w->shown.keep[w->shown.nkept++].html = case_html(&d);
   }
 }
 
@@ -561,10 +558,10 @@ static void nr_json_list(pw_jsonw *j, const nr_list *l) {
   pw_jsonw_field_int(j, "cases", (long long)l->n);
   pw_jsonw_key(j, "patients");
   pw_jsonw_begin_array(j);
-  for (int i = 0; i < l->nkept; i++) {
+  for (int i = 0; i < l->l.nkept; i++) {
     pw_jsonw_begin_object(j);
-    pw_jsonw_field_int(j, "line", l->keep[i].line);
-    pw_jsonw_field_str(j, "patient_id", l->keep[i].html);
+    pw_jsonw_field_int(j, "line", l->l.keep[i].line);
+    pw_jsonw_field_str(j, "patient_id", l->l.keep[i].html);
     pw_jsonw_end_object(j);
   }
   pw_jsonw_end_array(j);
@@ -648,11 +645,11 @@ static void html_no_regimen(pw_buf *o, const dworker *w) {
   for (int k = 0; k < NR_LISTS; k++) {
     const nr_list *l = &w->nr[k];
     pw_buf_addf(o, "<tr><td>%s</td><td class=\"n\">%llu</td><td>", nr_help[k], (unsigned long long)l->n);
-    for (int i = 0; i < l->nkept; i++) {
-      pw_buf_addf(o, "%s%ld", i ? ", " : "", l->keep[i].line);
-      if (l->keep[i].html) { pw_buf_adds(o, ": "); exp_html(o, l->keep[i].html); }
+    for (int i = 0; i < l->l.nkept; i++) {
+      pw_buf_addf(o, "%s%ld", i ? ", " : "", l->l.keep[i].line);
+      if (l->l.keep[i].html) { pw_buf_adds(o, ": "); exp_html(o, l->l.keep[i].html); }
     }
-    if ((uint64_t)l->nkept < l->n) pw_buf_addf(o, " &hellip; (the first %d)", l->nkept);
+    if ((uint64_t)l->l.nkept < l->n) pw_buf_addf(o, " &hellip; (the first %d)", l->l.nkept);
     pw_buf_adds(o, "</td></tr>\n");
   }
   pw_buf_adds(o, "</table>\n");
@@ -707,8 +704,8 @@ static void html_page(pw_buf *o, const dworker *w, pw_engine *ea, pw_engine *eb)
                  "Each changed item shows its state under A &rarr; under B.</p>\n"
                  "<table class=\"t\"><tr><th>line</th><th>patient</th><th>key facts</th><th>pathway A &rarr; B</th>"
                  "<th>changed items: A &rarr; B</th></tr>\n",
-              w->nkept, (unsigned long long)w->changed);
-  for (int i = 0; i < w->nkept; i++) pw_buf_adds(o, w->keep[i].html);
+              w->shown.nkept, (unsigned long long)w->changed);
+  for (int i = 0; i < w->shown.nkept; i++) pw_buf_adds(o, w->shown.keep[i].html);
   pw_buf_adds(o, "</table>\n");
   pw_dreport_refs_html(o, pw_engine_info(ea), pw_engine_info(eb));
   pw_buf_adds(o, "<p><small>Written by pathwise " PW_VERSION " diff.</small></p>\n</body></html>\n");
@@ -721,64 +718,58 @@ static int by_line(const void *x, const void *y) {
   return (a->line > b->line) - (a->line < b->line);
 }
 
-/* The first max of the workers' kept lists (each in cohort order), into dst. */
-static void merge_kept(kept *dst, int *ndst, kept *src0, size_t stride, int *nsrc0, int n, int max) {
-  kept *all = malloc(sizeof(kept) * (size_t)n * (size_t)max + 1);
+/* Merge src into dst (the first HTML_CASES of both, in cohort order); src is emptied. */
+static void merge_kept(kept_list *dst, kept_list *src) {
+  kept all[2 * HTML_CASES];
   int k = 0;
-  for (int i = 0; i < n; i++) {
-    kept *src = (kept *)((char *)src0 + stride * (size_t)i);
-    int *ns = (int *)((char *)nsrc0 + stride * (size_t)i);
-    for (int j = 0; j < *ns; j++) {
-      if (all) all[k++] = src[j];
-      else free(src[j].html);
-    }
-    *ns = 0;
-  }
-  if (all) qsort(all, (size_t)k, sizeof *all, by_line);
-  for (int i = max; i < k; i++) free(all[i].html);
-  *ndst = k < max ? k : max;
-  if (all) memcpy(dst, all, sizeof(kept) * (size_t)*ndst);
-  free(all);
+  for (int i = 0; i < dst->nkept; i++) all[k++] = dst->keep[i];
+  for (int i = 0; i < src->nkept; i++) all[k++] = src->keep[i];
+  src->nkept = 0;
+  qsort(all, (size_t)k, sizeof *all, by_line);
+  for (int i = HTML_CASES; i < k; i++) free(all[i].html);
+  dst->nkept = k < HTML_CASES ? k : HTML_CASES;
+  memcpy(dst->keep, all, sizeof(kept) * (size_t)dst->nkept);
+}
+
+static void free_kept(kept_list *l) {
+  for (int i = 0; i < l->nkept; i++) free(l->keep[i].html);
+}
+
+/* Every counter of a worker, for merging and freeing them all. */
+enum { NCOUNTERS = 14 };
+static void counters(dworker *w, exp_counter *cs[NCOUNTERS]) {
+  exp_counter *v[NCOUNTERS] = {&w->transitions, &w->applic, &w->added, &w->removed, &w->modified,
+                               &w->blocked, &w->unblocked, &w->errors, &w->j_transitions, &w->j_applic,
+                               &w->j_modified, &w->j_blocked, &w->j_unblocked, &w->j_errors};
+  memcpy(cs, v, sizeof v);
 }
 
 static void merge(dworker *w, int n) {
-  merge_kept(w[0].keep, &w[0].nkept, w[0].keep, sizeof *w, &w[0].nkept, n, HTML_CASES);
-  for (int l = 0; l < NR_LISTS; l++) {
-    for (int i = 1; i < n; i++) w[0].nr[l].n += w[i].nr[l].n;
-    merge_kept(w[0].nr[l].keep, &w[0].nr[l].nkept, w[0].nr[l].keep, sizeof *w, &w[0].nr[l].nkept, n, NR_LISTED);
-  }
+  exp_counter *c0[NCOUNTERS], *ci[NCOUNTERS];
+  counters(&w[0], c0);
   for (int i = 1; i < n; i++) {
     w[0].cases += w[i].cases;
     w[0].changed += w[i].changed;
     w[0].invalid += w[i].invalid;
+    merge_kept(&w[0].shown, &w[i].shown);
+    for (int l = 0; l < NR_LISTS; l++) {
+      w[0].nr[l].n += w[i].nr[l].n;
+      merge_kept(&w[0].nr[l].l, &w[i].nr[l].l);
+    }
     for (int c = 0; c < NCATS; c++) w[0].cat[c] += w[i].cat[c];
-    exp_count_merge(&w[0].transitions, &w[i].transitions);
-    exp_count_merge(&w[0].applic, &w[i].applic);
-    exp_count_merge(&w[0].added, &w[i].added);
-    exp_count_merge(&w[0].removed, &w[i].removed);
-    exp_count_merge(&w[0].modified, &w[i].modified);
-    exp_count_merge(&w[0].blocked, &w[i].blocked);
-    exp_count_merge(&w[0].unblocked, &w[i].unblocked);
-    exp_count_merge(&w[0].errors, &w[i].errors);
-    exp_count_merge(&w[0].j_transitions, &w[i].j_transitions);
-    exp_count_merge(&w[0].j_applic, &w[i].j_applic);
-    exp_count_merge(&w[0].j_modified, &w[i].j_modified);
-    exp_count_merge(&w[0].j_blocked, &w[i].j_blocked);
-    exp_count_merge(&w[0].j_unblocked, &w[i].j_unblocked);
-    exp_count_merge(&w[0].j_errors, &w[i].j_errors);
+    counters(&w[i], ci);
+    for (int k = 0; k < NCOUNTERS; k++) exp_count_merge(c0[k], ci[k]);
   }
 }
 
 static void free_worker(dworker *w) {
   pw_engine_free(w->a);
   pw_engine_free(w->b);
-  exp_counter *cs[] = {&w->transitions, &w->applic, &w->added, &w->removed, &w->modified,
-                       &w->blocked, &w->unblocked, &w->errors, &w->j_transitions, &w->j_applic,
-                       &w->j_modified, &w->j_blocked, &w->j_unblocked, &w->j_errors};
-  for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) exp_count_free(cs[i]);
-  for (int i = 0; i < w->nkept; i++) free(w->keep[i].html);
-  for (int l = 0; l < NR_LISTS; l++)
-    for (int i = 0; i < w->nr[l].nkept; i++) free(w->nr[l].keep[i].html);
+  exp_counter *cs[NCOUNTERS];
+  counters(w, cs);
+  for (int i = 0; i < NCOUNTERS; i++) exp_count_free(cs[i]);
+  free_kept(&w->shown);
+  for (int l = 0; l < NR_LISTS; l++) free_kept(&w->nr[l].l);
 }
 
 /* JSON cases are separated by commas: the first one written loses its own. */

@@ -205,35 +205,37 @@ static void code(pw_buf *o, const char *s) {
   pw_buf_adds(o, "</code>");
 }
 
+/* "<code>id</code> version <code>version</code>" */
+static void id_version(pw_buf *o, const char *id, const char *version) {
+  code(o, id);
+  pw_buf_adds(o, " version ");
+  code(o, version);
+}
+
+/* sep, then the sha256 in small type. */
+static void sha256(pw_buf *o, const char *sep, const char *hex) {
+  pw_buf_addf(o, "%s<small>sha256 ", sep);
+  exp_html(o, hex);
+  pw_buf_adds(o, "</small>");
+}
+
 void pw_dreport_side_html(pw_buf *o, const char *label, const pw_protocol_info *p) {
   pw_buf_addf(o, "<tr><th>%s</th><td>protocol ", label);
-  code(o, p->id);
-  pw_buf_adds(o, " version ");
-  code(o, p->version);
-  pw_buf_adds(o, "<br><small>sha256 ");
-  exp_html(o, p->sha256);
-  pw_buf_adds(o, "</small>");
+  id_version(o, p->id, p->version);
+  sha256(o, "<br>", p->sha256);
   if (p->base_id) {
     pw_buf_adds(o, "<br>extends ");
-    code(o, p->base_id);
-    pw_buf_adds(o, " version ");
-    code(o, p->base_version);
-    pw_buf_adds(o, " <small>sha256 ");
-    exp_html(o, p->base_sha256);
-    pw_buf_adds(o, "</small>");
+    id_version(o, p->base_id, p->base_version);
+    sha256(o, " ", p->base_sha256);
   }
   pw_buf_adds(o, "</td><td>");
   if (!p->nplugins) pw_buf_adds(o, "no plugin");
   for (int i = 0; i < p->nplugins; i++) {
     pw_buf_adds(o, i ? "<br>plugin " : "plugin ");
-    code(o, p->plugins[i].id);
-    pw_buf_adds(o, " version ");
-    code(o, p->plugins[i].version ? p->plugins[i].version : "(none given)");
+    id_version(o, p->plugins[i].id, p->plugins[i].version ? p->plugins[i].version : "(none given)");
     pw_buf_adds(o, " file ");
     code(o, p->plugins[i].file);
-    pw_buf_adds(o, "<br><small>sha256 ");
-    exp_html(o, p->plugins[i].sha256);
-    pw_buf_adds(o, "</small>");
+    sha256(o, "<br>", p->plugins[i].sha256);
   }
   pw_buf_adds(o, "</td></tr>\n");
 }
