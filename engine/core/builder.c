@@ -359,7 +359,6 @@ static int b_pathway(lua_State *L) {
 static int p_block(lua_State *L) {
   pw_engine *e = engine_of(L);
   pw_cites c;
-  char rule[160];
   if (!e->in_plugin) luaL_error(L, "out.block may only be called by a plugin during an evaluation");
   luaL_checktype(L, 1, LUA_TTABLE);
   check_fields(L, e, "block", FB(F_ID) | FB(F_RULE) | FB(F_REASON) | FB(F_CITATIONS));
@@ -368,12 +367,17 @@ static int p_block(lua_State *L) {
   const char *reason = arg_str(L, e, "block", F_REASON, 1);
   if (!pw_builder_ident(r)) luaL_error(L, "out.block: rule '%s' must be [a-z0-9_.-]+", r);
   arg_cites(L, e, "block", 0, &c);
-  snprintf(rule, sizeof rule, "%s/%s", e->cur_plugin->id, r);
+  size_t np = strlen(e->cur_plugin->id), nr = strlen(r);   /* "plugin/rule", whole: ids have no length cap */
+  char *rule = pw_arena_alloc(&e->res.arena, np + nr + 2);
+  if (!rule) oom(L, "block");
+  memcpy(rule, e->cur_plugin->id, np);
+  rule[np] = '/';
+  memcpy(rule + np + 1, r, nr + 1);
   for (int i = 0; i < e->res.items.n; i++) {
     pw_item *it = &e->res.items.v[i];
     if (it->blocked || strcmp(it->id, id)) continue;
     it->blocked = 1;
-    it->rule = pw_arena_strdup(&e->res.arena, rule, strlen(rule));
+    it->rule = rule;
     it->reason = reason;
     it->rule_cites = c;
     pw_builder_trace(e, script_line(L), it->rule, "plugin rule %s blocked %s", it->rule, id);

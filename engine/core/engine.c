@@ -254,8 +254,8 @@ static int collect_withheld(pw_engine *e) {
   for (int i = 0; i < e->res.items.n && e->nwithheld < PW_MAX_WITHHELD; i++) {
     const pw_item *it = &e->res.items.v[i];
     if (!it->blocked || it->source != PW_SRC_PROTOCOL || !it->rule || !strchr(it->rule, '/')) continue;
-    snprintf(e->withheld[e->nwithheld][0], 128, "%s", it->id);
-    snprintf(e->withheld[e->nwithheld][1], 128, "%s", it->rule);
+    e->withheld[e->nwithheld][0] = it->id;
+    e->withheld[e->nwithheld][1] = it->rule;
     e->nwithheld++;
   }
   return e->nwithheld;

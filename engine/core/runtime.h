@@ -49,8 +49,9 @@ struct pw_engine {
   pw_plugin plugins[PW_MAX_PLUGINS];
   int nplugins;
   /* Protocol items a plugin blocked on an evaluation's first pass: id and
-  ** "plugin/rule", answered by out.withheld(id) on the second pass. */
-  char withheld[PW_MAX_WITHHELD][2][128];
+  ** "plugin/rule", answered by out.withheld(id) on the second pass; both
+  ** point into e->res.arena, which lives through the two passes. */
+  const char *withheld[PW_MAX_WITHHELD][2];
   int nwithheld;
 };
 

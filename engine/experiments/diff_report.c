@@ -37,25 +37,27 @@ static int group_choice(const pw_result *r, const pw_item *it) {
   return k;
 }
 
-/* The plugin of a local block ("plugin/rule"), copied into buf; NULL for a kernel rule. */
-static const char *block_plugin(const pw_item *it, char *buf, size_t n) {
+/* The plugin of a local block ("plugin/rule"), copied whole into b (plugin
+** ids have no length limit); NULL for a kernel rule or when out of memory. */
+static const char *block_plugin(const pw_item *it, pw_buf *b) {
   const char *slash = it->rule ? strchr(it->rule, '/') : NULL;
   if (!slash) return NULL;
-  snprintf(buf, n, "%.*s", (int)(slash - it->rule), it->rule);
-  return buf;
+  pw_buf_add(b, it->rule, (size_t)(slash - it->rule));
+  return b->failed ? NULL : b->data;
 }
 
 void pw_dreport_item_json(pw_jsonw *j, const pw_result *r, const pw_item *it) {
-  char plugin[128];
   if (!it) { pw_jsonw_null(j); return; }
   pw_jsonw_begin_object(j);
   if (it->blocked) {
-    const char *pl = block_plugin(it, plugin, sizeof plugin);
+    pw_buf plugin = {0};
+    const char *pl = block_plugin(it, &plugin);
     pw_jsonw_field_str(j, "status", "blocked");
     pw_jsonw_field_str(j, "rule", it->rule);
-    pw_jsonw_field_str(j, "by", pl ? "local_policy" : "safety_rule");
+    pw_jsonw_field_str(j, "by", it->rule && strchr(it->rule, '/') ? "local_policy" : "safety_rule");
     pw_jsonw_field_str(j, "plugin", pl);
     pw_jsonw_field_str(j, "reason", it->reason);
+    pw_buf_free(&plugin);
   } else if (it->source == PW_SRC_ORDER) {
     pw_jsonw_field_str(j, "status", "proposed_order");
   } else {
@@ -84,12 +86,11 @@ static const char *ordinal(int n) {
 }
 
 void pw_dreport_item_label(pw_buf *o, const pw_result *r, const pw_item *it) {
-  char plugin[128];
   if (!it) { pw_buf_adds(o, "not offered"); return; }
   if (it->blocked) {
-    const char *pl = block_plugin(it, plugin, sizeof plugin);
+    const char *slash = it->rule ? strchr(it->rule, '/') : NULL;
     pw_buf_addf(o, "blocked by %s", it->rule ? it->rule : "?");
-    if (pl) pw_buf_addf(o, " (local policy, plugin %s)", pl);
+    if (slash) pw_buf_addf(o, " (local policy, plugin %.*s)", (int)(slash - it->rule), it->rule);
     else pw_buf_adds(o, " (safety rule)");
     if (it->reason) pw_buf_addf(o, ": %s", it->reason);
     return;

@@ -525,6 +525,27 @@ class Diff(unittest.TestCase):
                                r"\(local policy, plugin local_bev_surgery_56d\): Local policy: no bevacizumab")
         self.assertRegex(page, r"<td>ECOG [0-4]; KRAS [a-z_]+, NRAS [a-z_]+, BRAF V600E [a-z_]+, MSI [a-z_]+; symptoms: ")
 
+    def test_a_long_plugin_id_is_named_whole(self):
+        """A plugin id has no length limit; the diff named a blocking plugin
+        through a 128-byte buffer and cut longer ids."""
+        here = root("examples", "local-protocol")
+        with open(os.path.join(here, "local_bev_surgery_56d.lua")) as f:
+            src = f.read()
+        long_id = "local_bev_surgery_56d_" + "x" * 200
+        self.assertIn('id = "local_bev_surgery_56d"', src)
+        plugin = tmp("long_id_plugin.lua")
+        with open(plugin, "w") as f:
+            f.write(src.replace('id = "local_bev_surgery_56d"', 'id = "%s"' % long_id, 1))
+        html = tmp("diff-long-id.html")
+        code, js, err = run("diff", "--a", PROTOCOL, "--b", LOCAL, "--b-plugin", plugin, "-f", "json", "--html", html,
+                            os.path.join(here, "cohort.jsonl"))
+        self.assertEqual(code, 0, err)
+        blocks = [b["b"] for c in json.loads(js)["cases"] for b in c["newly_blocked"]]
+        self.assertTrue(blocks, "the plugin blocks someone in this cohort")
+        self.assertEqual({(b["plugin"], b["rule"]) for b in blocks}, {(long_id, long_id + "/bev_surgery_56d")})
+        with open(html) as f:
+            self.assertIn("(local policy, plugin %s)" % long_id, f.read())
+
     def test_patients_left_with_no_regimen_are_counted_and_listed(self):
         plugin = root("tests", "integration", "experiments", "fixtures", "no_irinotecan.lua")
         path = cohort(600, 5)
