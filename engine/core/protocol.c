@@ -320,6 +320,8 @@ pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src,
   pw_protocol_info_free(&e->info);
   e->info = p;
   e->loaded = 1;
+  free(e->path);   /* a buffer has no file; pw_engine_load sets it after */
+  e->path = NULL;
   return PW_OK;
 }
 

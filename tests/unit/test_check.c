@@ -6,6 +6,8 @@
 */
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include "engine.h"
 #include "pwtest.h"
 
@@ -34,6 +36,25 @@ static pw_status check(const char *example) {
   return rc;
 }
 
+/* A protocol loaded from a buffer after one loaded from a file is not
+** named by the old file's path (coverage read that file, and check's
+** failures named it). */
+static int path_follows_load(void) {
+  char path[] = "/tmp/pw_test_checkXXXXXX";
+  int fd = mkstemp(path);
+  const char *src = HEAD "} }";
+  if (fd < 0 || write(fd, src, strlen(src)) != (ssize_t)strlen(src)) return 0;
+  close(fd);
+  pw_error err;
+  pw_engine *e = pw_engine_new(NULL, &err);
+  int ok = pw_engine_load(e, path, &err) == PW_OK && pw_engine_protocol_path(e) &&
+           !strcmp(pw_engine_protocol_path(e), path) &&
+           pw_engine_load_buffer(e, "b.lua", src, strlen(src), &err) == PW_OK && !pw_engine_protocol_path(e);
+  pw_engine_free(e);
+  unlink(path);
+  return ok;
+}
+
 #define FAILS(example, says) do { CHECK(check(example) == PW_EPROTOCOL); \
   CHECK_CONTAINS(report.data, says); } while (0)
 
@@ -49,5 +70,6 @@ PW_TEST_MAIN({
   FAILS("{ name = \"f\", facts = {}, expect = { applicable = \"yes\" } }", "expect.applicable must be true or false");
   FAILS("{ name = \"g\", facts = {}, expect = { preferred = { \"ras_testing\" } } }", "expect.preferred 'ras_testing' does not hold");
   FAILS("{ name = \"h\", facts = {}, expect = { strength = { ras_testing = \"consider\" } } }", "has strength recommended");
+  CHECK(path_follows_load());
   pw_buf_free(&report);
 })
