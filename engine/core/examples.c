@@ -54,7 +54,7 @@ static void check_fail(check *c, const char *fmt, const char *a, const char *b) 
 static const pw_item *recommended(const pw_result *r, const char *id) {
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
-    if (!strcmp(it->id, id) && !it->blocked && it->source == PW_SRC_PROTOCOL) return it;
+    if (!strcmp(it->id, id) && pw_item_recommended(it)) return it;
   }
   return NULL;
 }

@@ -79,7 +79,7 @@ pw_note *pw_result_add_note(pw_result *r, int which) {
 int pw_result_n_recommended(const pw_result *r) {
   int n = 0;
   for (int i = 0; i < r->items.n; i++)
-    n += r->items.v[i].source == PW_SRC_PROTOCOL && !r->items.v[i].blocked;
+    n += pw_item_recommended(&r->items.v[i]);
   return n;
 }
 
@@ -211,7 +211,7 @@ static void j_warnings(pw_jsonw *w, const pw_note *v, int n) {
 
 /* Is o an unblocked protocol item of group g? */
 static int in_group(const pw_item *o, const char *g) {
-  return o->group && !o->blocked && o->source == PW_SRC_PROTOCOL && (!g || !strcmp(o->group, g));
+  return o->group && pw_item_recommended(o) && (!g || !strcmp(o->group, g));
 }
 
 static void j_alternatives(pw_jsonw *w, const pw_result *r) {
@@ -348,7 +348,7 @@ void pw_result_json(const pw_result *r, const pw_protocol_info *p, pw_buf *b) {
   pw_jsonw_key(&w, "recommendations");
   pw_jsonw_begin_array(&w);
   for (int i = 0; i < r->items.n; i++)
-    if (r->items.v[i].source == PW_SRC_PROTOCOL && !r->items.v[i].blocked)
+    if (pw_item_recommended(&r->items.v[i]))
       j_recommendation(&w, &r->items.v[i], r->tracing);
   pw_jsonw_end_array(&w);
   pw_jsonw_key(&w, "blocked");

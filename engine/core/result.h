@@ -119,6 +119,12 @@ void pw_protocol_info_json(const pw_protocol_info *p, pw_buf *out);
 ** a decision-log record or a server reply carries. */
 void pw_protocol_info_json_ex(const pw_protocol_info *p, int with_title, const char *file, pw_buf *out);
 
+/* Is the item a recommendation in force: the protocol's, not blocked by
+** the kernel or a plugin (proposed orders and blocks are not). */
+static inline int pw_item_recommended(const pw_item *it) {
+  return it->source == PW_SRC_PROTOCOL && !it->blocked;
+}
+
 /* Counting helpers for logs and summaries. */
 int pw_result_n_recommended(const pw_result *r);
 int pw_result_n_blocked(const pw_result *r);

@@ -71,7 +71,7 @@ void pw_rdiff_compare(pw_rdiff *d, const pw_result *a, pw_rdiff_key *ka, int na,
     const char *key = ka[i].key;
     for (int j = 0; j < nb; j++)
       if (!kb[j].matched && !strcmp(kb[j].key, key)) { kb[j].matched = 1; y = kb[j].it; break; }
-    int a_rec = !x->blocked && x->source == PW_SRC_PROTOCOL;
+    int a_rec = pw_item_recommended(x);
     if (!y) {
       if (x->blocked) add_change(d, PW_RDIFF_UNBLOCKED, key, x, NULL, NULL);
       else if (a_rec) add_change(d, PW_RDIFF_REMOVED, key, x, NULL, NULL);

@@ -9,15 +9,13 @@
 
 /* ---- an item's state ---- */
 
-static int recommended(const pw_item *it) { return !it->blocked && it->source == PW_SRC_PROTOCOL; }
-
 /* 1-based position of it among the result's recommendations (the order of
 ** the plan), 0 if it is not one. */
 static int plan_order(const pw_result *r, const pw_item *it) {
   int k = 0;
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *x = &r->items.v[i];
-    if (!recommended(x)) continue;
+    if (!pw_item_recommended(x)) continue;
     k++;
     if (x == it) return k;
   }
@@ -27,11 +25,11 @@ static int plan_order(const pw_result *r, const pw_item *it) {
 /* 1-based choice of it within its group (preferred first, then in plan
 ** order), 0 if it has no group or is not recommended. */
 static int group_choice(const pw_result *r, const pw_item *it) {
-  if (!it->group || !recommended(it)) return 0;
+  if (!it->group || !pw_item_recommended(it)) return 0;
   int k = 1;
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *x = &r->items.v[i];
-    if (x == it || !recommended(x) || !x->group || strcmp(x->group, it->group)) continue;
+    if (x == it || !pw_item_recommended(x) || !x->group || strcmp(x->group, it->group)) continue;
     if (x->preferred > it->preferred || (x->preferred == it->preferred && x < it)) k++;
   }
   return k;
