@@ -101,15 +101,16 @@ typedef struct nr_list {
   kept_list l;   /* html holds the patient id (may be NULL) */
 } nr_list;
 
-/* Summary counters: the display ones (text, HTML) and, for JSON, the same
-** counts keyed by their parts joined with US (\x1f), written as records. */
+/* Summary counters, one per kind, keyed by their parts joined with US
+** (\x1f): JSON writes the parts as a record, text and HTML a label made
+** from them (count_label). */
 #define US "\x1f"
+enum { K_PATH, K_APPLIC, K_ADDED, K_REMOVED, K_MODIFIED, K_BLOCKED, K_UNBLOCKED, K_ERRORS, NK };
 typedef struct dworker {
   pw_engine *a, *b;
   int format_json, summary_only, html;
   uint64_t cases, changed, invalid, cat[NCATS];
-  exp_counter transitions, applic, added, removed, modified, blocked, unblocked, errors;
-  exp_counter j_transitions, j_applic, j_modified, j_blocked, j_unblocked, j_errors;
+  exp_counter cnt[NK];
   kept_list shown;   /* the changed cases the HTML page shows */
   nr_list nr[NR_LISTS];
 } dworker;
@@ -118,10 +119,46 @@ typedef struct dworker {
 
 typedef pw_rdiff_key keyed;
 
-/* A key without "@target" and "#n": the summary counts by id. */
-static void base_key(const char *key, char *out, size_t n) {
-  snprintf(out, n, "%s", key);
-  out[strcspn(out, "@#")] = '\0';
+/* Count one case under kind k by the key in b (out of memory: the
+** counter is marked incomplete, never silently short). */
+static void count(dworker *w, int k, const pw_buf *b) {
+  if (b->failed || !b->data) w->cnt[k].failed = 1;
+  else exp_count_add(&w->cnt[k], b->data, 1);
+}
+
+/* An item's key without "@target" and "#n": the summary counts by id. */
+static void item_key(pw_buf *b, const char *key) {
+  pw_buf_reset(b);
+  pw_buf_add(b, key, strcspn(key, "@#"));
+}
+
+static const char *applic_name(int a) { return a == 1 ? "yes" : a == 0 ? "no" : "cannot tell"; }
+static const char *pw_name(const char *p) { return p ? p : "none"; }
+
+/* How text and HTML show a counter's key (its parts split at US). */
+static void count_label(pw_buf *o, int k, const char *key) {
+  const char *p[3] = {key, "", ""};
+  int n[3] = {0, 0, 0};
+  for (int i = 0; i < 3; i++) {
+    n[i] = (int)strcspn(p[i], US);
+    if (i < 2 && p[i][n[i]]) p[i + 1] = p[i] + n[i] + 1;
+    else break;
+  }
+  switch (k) {
+  case K_PATH:
+    pw_buf_addf(o, "%.*s -> %.*s", n[0] ? n[0] : 4, n[0] ? p[0] : "none", n[1] ? n[1] : 4, n[1] ? p[1] : "none");
+    break;
+  case K_APPLIC: pw_buf_addf(o, "%s -> %s", applic_name(atoi(p[0])), applic_name(atoi(p[1]))); break;
+  case K_MODIFIED: pw_buf_addf(o, "%.*s (%.*s)", n[0], p[0], n[1], p[1]); break;
+  case K_BLOCKED: pw_buf_addf(o, "%.*s by %.*s", n[0], p[0], n[1], p[1]); break;
+  case K_UNBLOCKED: pw_buf_addf(o, "%.*s (was %.*s)", n[0], p[0], n[1], p[1]); break;
+  case K_ERRORS:
+    if (n[0] != 4) pw_buf_addf(o, "%c fails: %.*s", p[0][0] == 'a' ? 'A' : 'B', n[1], p[1]);   /* a or b */
+    else if (!strncmp(p[1], "input", (size_t)n[1]) && n[1] == 5) pw_buf_addf(o, "both fail: invalid %.*s", n[2], p[2]);
+    else pw_buf_addf(o, "both fail: %.*s", n[1], p[1]);
+    break;
+  default: pw_buf_addf(o, "%.*s", n[0], p[0]);   /* added, removed: the item */
+  }
 }
 
 /* ---- one case ---- */
@@ -141,8 +178,6 @@ typedef struct dcase {
   int cats[NCATS];
 } dcase;
 
-static const char *applic_name(int a) { return a == 1 ? "yes" : a == 0 ? "no" : "cannot tell"; }
-static const char *pw_name(const char *p) { return p ? p : "none"; }
 
 static void compare(dcase *d, keyed *ka, int na, keyed *kb, int nb) {
   pw_rdiff rd = {d->ch, 0, d->cats};
@@ -223,6 +258,22 @@ static void json_head(pw_jsonw *j, const dcase *d) {
   }
 }
 
+/* A list of changed fields, "text, citations" -> ["text","citations"]. */
+static void json_fields(pw_jsonw *j, const char *s, size_t n) {
+  const char *end = s + n;
+  pw_jsonw_begin_array(j);
+  while (s < end) {
+    size_t l = 0;
+    while (s + l < end && s[l] != ',') l++;
+    char f[64];
+    snprintf(f, sizeof f, "%.*s", (int)l, s);   /* field names are short: text, strength, ... */
+    pw_jsonw_str(j, f);
+    s += l;
+    while (s < end && (*s == ',' || *s == ' ')) s++;
+  }
+  pw_jsonw_end_array(j);
+}
+
 /* One change of category cat: the item, its state under A and under B
 ** (null where absent), and what changed. */
 static void json_change(pw_jsonw *j, const dcase *d, const change *c, int cat) {
@@ -230,16 +281,7 @@ static void json_change(pw_jsonw *j, const dcase *d, const change *c, int cat) {
   pw_jsonw_field_str(j, "item", c->key);
   if (cat == CAT_MODIFIED) {
     pw_jsonw_key(j, "fields");
-    pw_jsonw_begin_array(j);
-    for (const char *s = c->what; *s;) {   /* "text, citations" -> ["text","citations"] */
-      char f[64];
-      size_t l = strcspn(s, ",");
-      snprintf(f, sizeof f, "%.*s", (int)l, s);
-      pw_jsonw_str(j, f);
-      s += l;
-      while (*s == ',' || *s == ' ') s++;
-    }
-    pw_jsonw_end_array(j);
+    json_fields(j, c->what, strlen(c->what));
     if (c->a->blocked) json_ab(j, "rule", c->a->rule, c->b->rule);
   } else if (cat == CAT_BLOCKED || cat == CAT_UNBLOCKED) {
     const pw_item *it = cat == CAT_BLOCKED ? c->b : c->a;
@@ -331,53 +373,35 @@ static char *case_html(const dcase *d) {
 /* ---- counting ---- */
 
 static void count_case(dworker *w, const dcase *d) {
-  char key[200], base[112];
+  pw_buf key = {0};
   for (int c = 0; c < NCATS; c++) w->cat[c] += (uint64_t)d->cats[c];
   if (d->cats[CAT_ERROR]) {
-    snprintf(key, sizeof key, "%s fails: %s", d->ra != PW_OK ? "A" : "B", pw_status_name(d->ra != PW_OK ? d->ra : d->rb));
-    exp_count_add(&w->errors, key, 1);
-    snprintf(key, sizeof key, "%s" US "%s" US, d->ra != PW_OK ? "a" : "b", pw_status_name(d->ra != PW_OK ? d->ra : d->rb));
-    exp_count_add(&w->j_errors, key, 1);
+    pw_buf_addf(&key, "%s" US "%s" US, d->ra != PW_OK ? "a" : "b", pw_status_name(d->ra != PW_OK ? d->ra : d->rb));
+    count(w, K_ERRORS, &key);
+    pw_buf_free(&key);
     return;
   }
   if (d->cats[CAT_PATHWAY]) {
-    snprintf(key, sizeof key, "%s -> %s", pw_name(d->a->pathway), pw_name(d->b->pathway));
-    exp_count_add(&w->transitions, key, 1);
-    snprintf(key, sizeof key, "%s" US "%s", d->a->pathway ? d->a->pathway : "", d->b->pathway ? d->b->pathway : "");
-    exp_count_add(&w->j_transitions, key, 1);
+    pw_buf_addf(&key, "%s" US "%s", d->a->pathway ? d->a->pathway : "", d->b->pathway ? d->b->pathway : "");
+    count(w, K_PATH, &key);
   }
   if (d->cats[CAT_APPLICABILITY]) {
-    snprintf(key, sizeof key, "%s -> %s", applic_name(d->a->applicable), applic_name(d->b->applicable));
-    exp_count_add(&w->applic, key, 1);
-    snprintf(key, sizeof key, "%d" US "%d", d->a->applicable, d->b->applicable);
-    exp_count_add(&w->j_applic, key, 1);
+    pw_buf_reset(&key);
+    pw_buf_addf(&key, "%d" US "%d", d->a->applicable, d->b->applicable);
+    count(w, K_APPLIC, &key);
   }
   for (int i = 0; i < d->nch; i++) {
     const change *c = &d->ch[i];
-    base_key(c->key, base, sizeof base);
+    item_key(&key, c->key);
     switch (c->cat) {
-    case CAT_ADDED: exp_count_add(&w->added, base, 1); break;
-    case CAT_REMOVED: exp_count_add(&w->removed, base, 1); break;
-    case CAT_MODIFIED:
-      snprintf(key, sizeof key, "%s (%s)", base, c->what);
-      exp_count_add(&w->modified, key, 1);
-      snprintf(key, sizeof key, "%s" US "%s", base, c->what);
-      exp_count_add(&w->j_modified, key, 1);
-      break;
-    case CAT_BLOCKED:
-      snprintf(key, sizeof key, "%s by %s", base, c->b->rule);
-      exp_count_add(&w->blocked, key, 1);
-      snprintf(key, sizeof key, "%s" US "%s", base, c->b->rule);
-      exp_count_add(&w->j_blocked, key, 1);
-      break;
-    case CAT_UNBLOCKED:
-      snprintf(key, sizeof key, "%s (was %s)", base, c->a->rule);
-      exp_count_add(&w->unblocked, key, 1);
-      snprintf(key, sizeof key, "%s" US "%s", base, c->a->rule);
-      exp_count_add(&w->j_unblocked, key, 1);
-      break;
+    case CAT_ADDED: count(w, K_ADDED, &key); break;
+    case CAT_REMOVED: count(w, K_REMOVED, &key); break;
+    case CAT_MODIFIED: pw_buf_addf(&key, US "%s", c->what); count(w, K_MODIFIED, &key); break;
+    case CAT_BLOCKED: pw_buf_addf(&key, US "%s", c->b->rule); count(w, K_BLOCKED, &key); break;
+    case CAT_UNBLOCKED: pw_buf_addf(&key, US "%s", c->a->rule); count(w, K_UNBLOCKED, &key); break;
     }
   }
+  pw_buf_free(&key);
 }
 
 static void nr_add(nr_list *l, const dcase *d) {
@@ -411,16 +435,12 @@ static void diff_line(void *arg, const char *line, size_t len, long lineno, pw_b
   w->cases++;
   if (d.ra != PW_OK && d.rb != PW_OK) {
     w->invalid++;
-    char key[160], field[128];
-    if (d.ra == PW_EINPUT) {
-      exp_error_field(ea.msg, field, sizeof field);
-      snprintf(key, sizeof key, "both fail: invalid %s", field);
-    } else {
-      snprintf(key, sizeof key, "both fail: %s", pw_status_name(d.ra));
-    }
-    exp_count_add(&w->errors, key, 1);
-    snprintf(key, sizeof key, "both" US "%s" US "%s", pw_status_name(d.ra), d.ra == PW_EINPUT ? field : "");
-    exp_count_add(&w->j_errors, key, 1);
+    char field[128] = "";
+    pw_buf key = {0};
+    if (d.ra == PW_EINPUT) exp_error_field(ea.msg, field, sizeof field);
+    pw_buf_addf(&key, "both" US "%s" US "%s", pw_status_name(d.ra), field);
+    count(w, K_ERRORS, &key);
+    pw_buf_free(&key);
     return;
   }
   d.facts = pw_engine_facts(d.ra == PW_OK ? w->a : w->b);
@@ -488,45 +508,36 @@ static void summary_text(pw_buf *o, const dworker *w) {
   pw_buf_adds(o, "changed cases by category (a case may count in several):\n");
   for (int c = 0; c < NCATS; c++)
     pw_buf_addf(o, "  %-20s %9llu  %5.1f%%\n", cat_names[c], (unsigned long long)w->cat[c], exp_pct(w->cat[c], compared));
-  exp_text_top(o, "pathway changes (A -> B):", &w->transitions, 20, compared);
-  if (w->applic.used) exp_text_top(o, "applicability changes (A -> B):", &w->applic, 10, compared);
-  exp_text_top(o, "added:", &w->added, 20, compared);
-  exp_text_top(o, "removed:", &w->removed, 20, compared);
-  exp_text_top(o, "modified:", &w->modified, 20, compared);
-  exp_text_top(o, "newly blocked:", &w->blocked, 20, compared);
-  exp_text_top(o, "no longer blocked:", &w->unblocked, 20, compared);
-  if (w->errors.used) exp_text_top(o, "errors:", &w->errors, 10, w->cases);
+  static const char *const title[NK] = {
+    "pathway changes (A -> B):", "applicability changes (A -> B):", "added:", "removed:", "modified:",
+    "newly blocked:", "no longer blocked:", "errors:"};
+  for (int k = 0; k < NK; k++) {
+    if ((k == K_APPLIC || k == K_ERRORS) && !w->cnt[k].used) continue;
+    exp_text_top_labelled(o, title[k], &w->cnt[k], k == K_APPLIC || k == K_ERRORS ? 10 : 20,
+                          k == K_ERRORS ? w->cases : compared, count_label, k);
+  }
 }
 
 /* One part of a record: "fields" is a list, "a"/"b" of an applicability
 ** change are true/false/null, "rule" is followed by its "plugin" (null for
 ** a safety rule); an empty part is null. */
 static void json_part(pw_jsonw *j, const char *name, const char *v, size_t n) {
-  char buf[200];
-  snprintf(buf, sizeof buf, "%.*s", (int)n, v);
   pw_jsonw_key(j, name[0] == '?' ? name + 1 : name);
   if (name[0] == '?') {   /* applicability: 1, 0, -1 */
-    if (!strcmp(buf, "-1")) pw_jsonw_null(j);
-    else pw_jsonw_bool(j, !strcmp(buf, "1"));
-  } else if (!strcmp(name, "fields")) {
-    pw_jsonw_begin_array(j);
-    for (const char *s = buf; *s;) {
-      size_t l = strcspn(s, ",");
-      char f[64];
-      snprintf(f, sizeof f, "%.*s", (int)l, s);
-      pw_jsonw_str(j, f);
-      s += l;
-      while (*s == ',' || *s == ' ') s++;
-    }
-    pw_jsonw_end_array(j);
-  } else {
-    pw_jsonw_str(j, n ? buf : NULL);
+    if (n == 2 && !memcmp(v, "-1", 2)) pw_jsonw_null(j);
+    else pw_jsonw_bool(j, n == 1 && v[0] == '1');
+    return;
   }
+  if (!strcmp(name, "fields")) { json_fields(j, v, n); return; }
+  char *copy = n ? strndup(v, n) : NULL;   /* whole: a rule names a plugin id of any length */
+  if (n && !copy) { j->b->failed = 1; return; }
+  pw_jsonw_str(j, copy);
   if (!strcmp(name, "rule")) {
-    char *slash = strchr(buf, '/');
+    char *slash = copy ? strchr(copy, '/') : NULL;
     if (slash) *slash = '\0';
-    pw_jsonw_field_str(j, "plugin", slash ? buf : NULL);
+    pw_jsonw_field_str(j, "plugin", slash ? copy : NULL);
   }
+  free(copy);
 }
 
 /* A counter as an array of records: the key's parts (split at US) under
@@ -581,14 +592,14 @@ static void summary_json(pw_jsonw *j, const dworker *w) {
   pw_jsonw_begin_object(j);
   for (int c = 0; c < NCATS; c++) pw_jsonw_field_int(j, cat_json[c], (long long)w->cat[c]);
   pw_jsonw_end_object(j);
-  json_records(j, "pathway_changes", &w->j_transitions, n_path, 2);
-  json_records(j, "applicability_changes", &w->j_applic, n_app, 2);
-  json_records(j, "added", &w->added, n_item, 1);
-  json_records(j, "removed", &w->removed, n_item, 1);
-  json_records(j, "modified", &w->j_modified, n_mod, 2);
-  json_records(j, "newly_blocked", &w->j_blocked, n_rule, 2);
-  json_records(j, "no_longer_blocked", &w->j_unblocked, n_rule, 2);
-  json_records(j, "errors", &w->j_errors, n_err, 3);
+  json_records(j, "pathway_changes", &w->cnt[K_PATH], n_path, 2);
+  json_records(j, "applicability_changes", &w->cnt[K_APPLIC], n_app, 2);
+  json_records(j, "added", &w->cnt[K_ADDED], n_item, 1);
+  json_records(j, "removed", &w->cnt[K_REMOVED], n_item, 1);
+  json_records(j, "modified", &w->cnt[K_MODIFIED], n_mod, 2);
+  json_records(j, "newly_blocked", &w->cnt[K_BLOCKED], n_rule, 2);
+  json_records(j, "no_longer_blocked", &w->cnt[K_UNBLOCKED], n_rule, 2);
+  json_records(j, "errors", &w->cnt[K_ERRORS], n_err, 3);
   pw_jsonw_key(j, "no_systemic_regimen");
   pw_jsonw_begin_object(j);
   for (int k = 0; k < NR_LISTS; k++) {
@@ -601,21 +612,25 @@ static void summary_json(pw_jsonw *j, const dworker *w) {
 
 /* ---- the HTML page ---- */
 
-static void html_counts(pw_buf *o, const char *title, const exp_counter *c, uint64_t denom) {
+static void html_counts(pw_buf *o, const char *title, const exp_counter *c, int k, uint64_t denom) {
   size_t n;
   exp_count_entry *v = exp_count_sorted(c, &n);
+  pw_buf lab = {0};
   if (n) {
     pw_buf_adds(o, "<h3>");
     exp_html(o, title);
     pw_buf_adds(o, "</h3>\n<table class=\"t\"><tr><th>item</th><th>cases</th><th>%</th></tr>\n");
     for (size_t i = 0; i < n && i < 30; i++) {
       pw_buf_adds(o, "<tr><td>");
-      exp_html(o, v[i].key);
+      pw_buf_reset(&lab);
+      count_label(&lab, k, v[i].key);
+      exp_html(o, lab.failed ? v[i].key : lab.data);
       pw_buf_addf(o, "</td><td class=\"n\">%llu</td><td class=\"n\">%.1f</td></tr>\n",
                   (unsigned long long)v[i].n, exp_pct(v[i].n, denom));
     }
     pw_buf_adds(o, "</table>\n");
   }
+  pw_buf_free(&lab);
   free(v);
 }
 
@@ -691,14 +706,10 @@ static void html_page(pw_buf *o, const dworker *w, pw_engine *ea, pw_engine *eb)
                 exp_pct(v, compared));
   }
   pw_buf_adds(o, "</svg>\n<h2>Details</h2>\n");
-  html_counts(o, "pathway changes (A \xe2\x86\x92 B)", &w->transitions, compared);
-  html_counts(o, "applicability changes (A \xe2\x86\x92 B)", &w->applic, compared);
-  html_counts(o, "added", &w->added, compared);
-  html_counts(o, "removed", &w->removed, compared);
-  html_counts(o, "modified", &w->modified, compared);
-  html_counts(o, "newly blocked", &w->blocked, compared);
-  html_counts(o, "no longer blocked", &w->unblocked, compared);
-  html_counts(o, "errors", &w->errors, w->cases);
+  static const char *const title[NK] = {
+    "pathway changes (A \xe2\x86\x92 B)", "applicability changes (A \xe2\x86\x92 B)", "added", "removed",
+    "modified", "newly blocked", "no longer blocked", "errors"};
+  for (int k = 0; k < NK; k++) html_counts(o, title[k], &w->cnt[k], k, k == K_ERRORS ? w->cases : compared);
   html_no_regimen(o, w);
   pw_buf_addf(o, "<h2 id=\"cases\">Changed cases</h2>\n<p>The first %d of %llu changed cases, in cohort order. "
                  "Each changed item shows its state under A &rarr; under B.</p>\n"
@@ -735,18 +746,7 @@ static void free_kept(kept_list *l) {
   for (int i = 0; i < l->nkept; i++) free(l->keep[i].html);
 }
 
-/* Every counter of a worker, for merging and freeing them all. */
-enum { NCOUNTERS = 14 };
-static void counters(dworker *w, exp_counter *cs[NCOUNTERS]) {
-  exp_counter *v[NCOUNTERS] = {&w->transitions, &w->applic, &w->added, &w->removed, &w->modified,
-                               &w->blocked, &w->unblocked, &w->errors, &w->j_transitions, &w->j_applic,
-                               &w->j_modified, &w->j_blocked, &w->j_unblocked, &w->j_errors};
-  memcpy(cs, v, sizeof v);
-}
-
 static void merge(dworker *w, int n) {
-  exp_counter *c0[NCOUNTERS], *ci[NCOUNTERS];
-  counters(&w[0], c0);
   for (int i = 1; i < n; i++) {
     w[0].cases += w[i].cases;
     w[0].changed += w[i].changed;
@@ -757,17 +757,14 @@ static void merge(dworker *w, int n) {
       merge_kept(&w[0].nr[l].l, &w[i].nr[l].l);
     }
     for (int c = 0; c < NCATS; c++) w[0].cat[c] += w[i].cat[c];
-    counters(&w[i], ci);
-    for (int k = 0; k < NCOUNTERS; k++) exp_count_merge(c0[k], ci[k]);
+    for (int k = 0; k < NK; k++) exp_count_merge(&w[0].cnt[k], &w[i].cnt[k]);
   }
 }
 
 static void free_worker(dworker *w) {
   pw_engine_free(w->a);
   pw_engine_free(w->b);
-  exp_counter *cs[NCOUNTERS];
-  counters(w, cs);
-  for (int i = 0; i < NCOUNTERS; i++) exp_count_free(cs[i]);
+  for (int k = 0; k < NK; k++) exp_count_free(&w->cnt[k]);
   free_kept(&w->shown);
   for (int l = 0; l < NR_LISTS; l++) free_kept(&w->nr[l].l);
 }

@@ -536,20 +536,34 @@ void exp_count_free(exp_counter *c) {
   memset(c, 0, sizeof *c);
 }
 
-void exp_text_top(pw_buf *b, const char *title, const exp_counter *c, size_t top, uint64_t denom) {
+void exp_text_top_labelled(pw_buf *b, const char *title, const exp_counter *c, size_t top, uint64_t denom,
+                           exp_label_fn label, int kind) {
   size_t n, width = 8;
   exp_count_entry *v = exp_count_sorted(c, &n);
+  pw_buf lab = {0};   /* the labels shown, each ended by its NUL */
+  size_t at[64];
+  if (top > 64) top = 64;
   pw_buf_addf(b, "%s\n", title);
   if (c->failed || (!v && c->used)) pw_buf_adds(b, "  (incomplete: out of memory)\n");
   if (n == 0) pw_buf_adds(b, "  (none)\n");
-  for (size_t i = 0; i < n && i < top; i++)
-    if (strlen(v[i].key) > width) width = strlen(v[i].key);
+  for (size_t i = 0; i < n && i < top; i++) {
+    at[i] = lab.len;
+    if (label) label(&lab, kind, v[i].key);
+    else pw_buf_adds(&lab, v[i].key);
+    pw_buf_add(&lab, "", 1);
+    if (lab.len - at[i] - 1 > width) width = lab.len - at[i] - 1;
+  }
   if (width > 60) width = 60;
   for (size_t i = 0; i < n && i < top; i++)
-    pw_buf_addf(b, "  %-*s %9llu  %5.1f%%\n", (int)width, v[i].key, (unsigned long long)v[i].n,
-                exp_pct(v[i].n, denom));
+    pw_buf_addf(b, "  %-*s %9llu  %5.1f%%\n", (int)width, lab.failed ? v[i].key : lab.data + at[i],
+                (unsigned long long)v[i].n, exp_pct(v[i].n, denom));
   if (n > top) pw_buf_addf(b, "  ... and %zu more\n", n - top);
+  pw_buf_free(&lab);
   free(v);
+}
+
+void exp_text_top(pw_buf *b, const char *title, const exp_counter *c, size_t top, uint64_t denom) {
+  exp_text_top_labelled(b, title, c, top, denom, NULL, 0);
 }
 
 void exp_json_counts(pw_jsonw *w, const exp_counter *c) {

@@ -113,6 +113,10 @@ void exp_count_free(exp_counter *c);
 
 /* Text table of the top entries: "  key  count  pct%" (pct of denom). */
 void exp_text_top(pw_buf *b, const char *title, const exp_counter *c, size_t top, uint64_t denom);
+/* The same with each key shown as label(out, kind, key) writes it. */
+typedef void (*exp_label_fn)(pw_buf *out, int kind, const char *key);
+void exp_text_top_labelled(pw_buf *b, const char *title, const exp_counter *c, size_t top, uint64_t denom,
+                           exp_label_fn label, int kind);
 /* A JSON object {"key": count, ...}, largest first, as the next value. */
 void exp_json_counts(pw_jsonw *w, const exp_counter *c);
 /* key, then exp_json_counts */

@@ -540,9 +540,12 @@ class Diff(unittest.TestCase):
         code, js, err = run("diff", "--a", PROTOCOL, "--b", LOCAL, "--b-plugin", plugin, "-f", "json", "--html", html,
                             os.path.join(here, "cohort.jsonl"))
         self.assertEqual(code, 0, err)
-        blocks = [b["b"] for c in json.loads(js)["cases"] for b in c["newly_blocked"]]
+        d = json.loads(js)
+        blocks = [b["b"] for c in d["cases"] for b in c["newly_blocked"]]
         self.assertTrue(blocks, "the plugin blocks someone in this cohort")
         self.assertEqual({(b["plugin"], b["rule"]) for b in blocks}, {(long_id, long_id + "/bev_surgery_56d")})
+        self.assertEqual([(b["plugin"], b["rule"]) for b in d["summary"]["newly_blocked"]],
+                         [(long_id, long_id + "/bev_surgery_56d")])
         with open(html) as f:
             self.assertIn("(local policy, plugin %s)" % long_id, f.read())
 
