@@ -392,7 +392,7 @@ pw_status pw_engine_add_plugin(pw_engine *e, const char *path, pw_error *err) {
   if (!lua_istable(L, -1) || table_str(L, lua_gettop(L), "id", &pl->id) || !pw_builder_ident(pl->id)) {
     lua_pop(L, 1);
     free(pl->id);
-    return pw_error_set(err, PW_EPROTOCOL, "%s: a plugin returns a table with an 'id' of [a-z0-9_.-]", path);
+    return pw_error_set(err, PW_EPROTOCOL, "%s: a plugin returns a table with an 'id' of [a-z0-9_.-]+, 256 bytes at most", path);
   }
   pl->check_ref = table_fn(L, lua_gettop(L), "check");
   const char *bad = plugin_references(e, L, lua_gettop(L));

@@ -63,7 +63,7 @@ typedef struct bworker {
 } bworker;
 
 static void count_result(bworker *w, const pw_result *r) {
-  char key[300];
+  pw_buf key = {0};   /* a rule names a plugin id of any length */
   w->ok++;
   w->applicable[r->applicable == 1 ? 0 : r->applicable == 0 ? 1 : 2]++;
   exp_count_add(&w->pathways, r->pathway ? r->pathway
@@ -72,13 +72,16 @@ static void count_result(bworker *w, const pw_result *r) {
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
     if (it->blocked) {
-      snprintf(key, sizeof key, "%s: %s", it->rule ? it->rule : "?", it->id);
-      exp_count_add(&w->blocks, key, 1);
+      pw_buf_reset(&key);
+      pw_buf_addf(&key, "%s: %s", it->rule ? it->rule : "?", it->id);
+      if (key.failed) w->blocks.failed = 1;
+      else exp_count_add(&w->blocks, key.data, 1);
     } else if (it->source == PW_SRC_PROTOCOL) {
       exp_count_add(&w->recs, it->id, 1);
     }
   }
   for (int i = 0; i < r->missing.n; i++) exp_count_add(&w->missing, r->missing.v[i].fact, 1);
+  pw_buf_free(&key);
 }
 
 static void batch_line(void *arg, const char *line, size_t len, long lineno, pw_buf *out) {

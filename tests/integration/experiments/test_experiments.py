@@ -526,16 +526,22 @@ class Diff(unittest.TestCase):
         self.assertRegex(page, r"<td>ECOG [0-4]; KRAS [a-z_]+, NRAS [a-z_]+, BRAF V600E [a-z_]+, MSI [a-z_]+; symptoms: ")
 
     def test_a_long_plugin_id_is_named_whole(self):
-        """A plugin id has no length limit; the diff named a blocking plugin
-        through a 128-byte buffer and cut longer ids."""
+        """A plugin id (256 bytes at most) and its rule names are kept whole:
+        out.block composed "plugin/rule" in 160 bytes (the block then read
+        as a kernel rule), diff and batch counted it under 200- and 300-byte
+        keys."""
         here = root("examples", "local-protocol")
         with open(os.path.join(here, "local_bev_surgery_56d.lua")) as f:
             src = f.read()
         long_id = "local_bev_surgery_56d_" + "x" * 200
-        self.assertIn('id = "local_bev_surgery_56d"', src)
+        long_rule = "bev_surgery_56d_" + "y" * 150
+        for old in ('id = "local_bev_surgery_56d"', 'rule = "bev_surgery_56d"'):
+            self.assertIn(old, src)
         plugin = tmp("long_id_plugin.lua")
         with open(plugin, "w") as f:
-            f.write(src.replace('id = "local_bev_surgery_56d"', 'id = "%s"' % long_id, 1))
+            f.write(src.replace('id = "local_bev_surgery_56d"', 'id = "%s"' % long_id, 1)
+                       .replace('rule = "bev_surgery_56d"', 'rule = "%s"' % long_rule, 1))
+        rule = long_id + "/" + long_rule
         html = tmp("diff-long-id.html")
         code, js, err = run("diff", "--a", PROTOCOL, "--b", LOCAL, "--b-plugin", plugin, "-f", "json", "--html", html,
                             os.path.join(here, "cohort.jsonl"))
@@ -543,11 +549,16 @@ class Diff(unittest.TestCase):
         d = json.loads(js)
         blocks = [b["b"] for c in d["cases"] for b in c["newly_blocked"]]
         self.assertTrue(blocks, "the plugin blocks someone in this cohort")
-        self.assertEqual({(b["plugin"], b["rule"]) for b in blocks}, {(long_id, long_id + "/bev_surgery_56d")})
-        self.assertEqual([(b["plugin"], b["rule"]) for b in d["summary"]["newly_blocked"]],
-                         [(long_id, long_id + "/bev_surgery_56d")])
+        self.assertEqual({(b["plugin"], b["rule"]) for b in blocks}, {(long_id, rule)})
+        self.assertEqual([(b["plugin"], b["rule"]) for b in d["summary"]["newly_blocked"]], [(long_id, rule)])
         with open(html) as f:
             self.assertIn("(local policy, plugin %s)" % long_id, f.read())
+        # batch's block counts name it whole too
+        code, _, err = run("batch", "-q", "-p", LOCAL, "--plugin", plugin, "--summary", tmp("long-id-sum.json"),
+                           os.path.join(here, "cohort.jsonl"))
+        self.assertEqual(code, 0, err)
+        with open(tmp("long-id-sum.json")) as f:
+            self.assertIn("%s: FOLFIRI+bevacizumab" % rule, json.load(f)["blocks"])
 
     def test_patients_left_with_no_regimen_are_counted_and_listed(self):
         plugin = root("tests", "integration", "experiments", "fixtures", "no_irinotecan.lua")
