@@ -275,14 +275,18 @@ static pw_status run_prepare(pw_engine *e, const char *name, pw_error *err) {
   return PW_OK;
 }
 
-pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src, size_t len, pw_error *err) {
+/* Load src as the protocol. owned: NULL, or src itself as a malloc'd,
+** NUL-terminated buffer the engine keeps (a file just read: no second
+** copy); taken in every case, freed on failure. */
+static pw_status load_source(pw_engine *e, const char *name, const char *src, size_t len, char *owned,
+                             pw_error *err) {
   lua_State *L = e->sb.L;
   pw_protocol_info p, base;
   memset(&p, 0, sizeof p);
   memset(&base, 0, sizeof base);
   int top = lua_gettop(L);
   pw_buf files = {0};
-  char *copy = malloc(len + 1), *cname = strdup(name);
+  char *copy = owned ? owned : malloc(len + 1), *cname = strdup(name);
   int rc = copy && cname ? run_chunk(e, name, src, len, err) : pw_error_set(err, PW_EMEMORY, "out of memory");
   if (rc == PW_OK) rc = apply_extends(e, name, &base, 0, &files, err);
   if (rc == PW_OK) rc = check_protocol_table(e, name, &p, err);
@@ -297,8 +301,10 @@ pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src,
     free(cname);
     return (pw_status)rc;
   }
-  memcpy(copy, src, len);
-  copy[len] = '\0';
+  if (!owned) {
+    memcpy(copy, src, len);
+    copy[len] = '\0';
+  }
   free(e->src); free(e->src_name); free(e->base_files);
   e->src = copy; e->src_name = cname; e->src_len = len;
   e->base_files = files.data;   /* NULL when it extends nothing */
@@ -325,6 +331,10 @@ pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src,
   return PW_OK;
 }
 
+pw_status pw_engine_load_buffer(pw_engine *e, const char *name, const char *src, size_t len, pw_error *err) {
+  return load_source(e, name, src, len, NULL, err);
+}
+
 pw_status pw_engine_load(pw_engine *e, const char *path, pw_error *err) {
   size_t len;
   char found[1024];
@@ -338,8 +348,7 @@ pw_status pw_engine_load(pw_engine *e, const char *path, pw_error *err) {
   }
   char *src = read_file(path, &len, err);
   if (!src) return err ? err->code : PW_EIO;   /* PW_EIO, or PW_EMEMORY */
-  pw_status rc = pw_engine_load_buffer(e, path, src, len, err);
-  free(src);
+  pw_status rc = load_source(e, path, src, len, src, err);
   if (rc == PW_OK) { free(e->path); e->path = strdup(path); }
   return rc;
 }
