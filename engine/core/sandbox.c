@@ -22,6 +22,7 @@
 #endif
 
 #define HOOK_STEP 1000
+#define POOL_REGION ((size_t)16 << 20)
 #define PATTERN_MAX_SUBJECT 2048
 
 static void sb_mark_chunk(pw_sandbox *sb);
@@ -620,7 +621,10 @@ int pw_sandbox_init(pw_sandbox *sb, size_t memory, char *err, size_t errlen) {
   memset(sb, 0, sizeof *sb);
   sb->limit = memory;
 #if !PW_SANDBOX_MALLOC
-  sb->pool = pw_lpool_new(memory);   /* NULL: plain malloc */
+  /* the region is address space, which a worker's RLIMIT_AS counts: at
+  ** most 16 MiB of it per state (a state's small blocks are a few MiB;
+  ** beyond the region they come from malloc) */
+  sb->pool = pw_lpool_new(memory < POOL_REGION ? memory : POOL_REGION);   /* NULL: plain malloc */
 #endif
   sb->L = lua_newstate(sb_alloc, sb);
   if (!sb->L) {
