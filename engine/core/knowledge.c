@@ -8,21 +8,32 @@
 
 #define B(a) PW_AGENT_BIT(PW_AG_##a)
 
-static const pw_agent_info agents[PW_AG_COUNT] = {
-  {"fluorouracil", "5-fluorouracil", PW_CLS_CYTOTOXIC},
-  {"leucovorin", "leucovorin", PW_CLS_CYTOTOXIC},
-  {"irinotecan", "irinotecan", PW_CLS_CYTOTOXIC},
-  {"oxaliplatin", "oxaliplatin", PW_CLS_CYTOTOXIC},
-  {"bevacizumab", "bevacizumab", PW_CLS_ANTI_VEGF},
-  {"cetuximab", "cetuximab", PW_CLS_ANTI_EGFR},
-  {"panitumumab", "panitumumab", PW_CLS_ANTI_EGFR},
-  {"encorafenib", "encorafenib", PW_CLS_BRAF_INHIBITOR},
-  {"pembrolizumab", "pembrolizumab", PW_CLS_PD1_INHIBITOR},
-  {"nivolumab", "nivolumab", PW_CLS_PD1_INHIBITOR},
-  {"zoledronic_acid", "zoledronic acid", PW_CLS_BONE_AGENT},
-  {"denosumab", "denosumab", PW_CLS_BONE_AGENT},
-  {"capecitabine", "capecitabine", PW_CLS_CYTOTOXIC},
-};
+/* The agents, once: their table and each class's agents (a constant the
+** safety kernel reads some 250 times per evaluation) come from this list.
+** X(k, agent, id, name, class); k passes through (the class being summed). */
+#define AGENTS(X, k) \
+  X(k, FLUOROURACIL, "fluorouracil", "5-fluorouracil", CYTOTOXIC) \
+  X(k, LEUCOVORIN, "leucovorin", "leucovorin", CYTOTOXIC) \
+  X(k, IRINOTECAN, "irinotecan", "irinotecan", CYTOTOXIC) \
+  X(k, OXALIPLATIN, "oxaliplatin", "oxaliplatin", CYTOTOXIC) \
+  X(k, BEVACIZUMAB, "bevacizumab", "bevacizumab", ANTI_VEGF) \
+  X(k, CETUXIMAB, "cetuximab", "cetuximab", ANTI_EGFR) \
+  X(k, PANITUMUMAB, "panitumumab", "panitumumab", ANTI_EGFR) \
+  X(k, ENCORAFENIB, "encorafenib", "encorafenib", BRAF_INHIBITOR) \
+  X(k, PEMBROLIZUMAB, "pembrolizumab", "pembrolizumab", PD1_INHIBITOR) \
+  X(k, NIVOLUMAB, "nivolumab", "nivolumab", PD1_INHIBITOR) \
+  X(k, ZOLEDRONIC_ACID, "zoledronic_acid", "zoledronic acid", BONE_AGENT) \
+  X(k, DENOSUMAB, "denosumab", "denosumab", BONE_AGENT) \
+  X(k, CAPECITABINE, "capecitabine", "capecitabine", CYTOTOXIC)
+
+#define AGENT_ROW(k, a, id, name, c) [PW_AG_##a] = {id, name, PW_CLS_##c},
+static const pw_agent_info agents[PW_AG_COUNT] = {AGENTS(AGENT_ROW, 0)};
+
+#define AGENT_IN(k, a, id, name, c) | (PW_CLS_##c == (k) ? B(a) : 0u)
+#define CLASS_AGENTS(k) [k] = 0u AGENTS(AGENT_IN, k)
+static const uint32_t class_agents[PW_CLS_COUNT] = {
+  CLASS_AGENTS(PW_CLS_CYTOTOXIC), CLASS_AGENTS(PW_CLS_ANTI_VEGF), CLASS_AGENTS(PW_CLS_ANTI_EGFR),
+  CLASS_AGENTS(PW_CLS_BRAF_INHIBITOR), CLASS_AGENTS(PW_CLS_PD1_INHIBITOR), CLASS_AGENTS(PW_CLS_BONE_AGENT)};
 
 static const pw_regimen_info regimens[] = {
   {"FOLFIRI", "FOLFIRI (5-FU/leucovorin/irinotecan)", B(FLUOROURACIL) | B(LEUCOVORIN) | B(IRINOTECAN)},
@@ -66,10 +77,7 @@ const char *pw_knowledge_class_name(pw_class c) {
 }
 
 uint32_t pw_knowledge_class_agents(pw_class c) {
-  uint32_t m = 0;
-  for (int i = 0; i < PW_AG_COUNT; i++)
-    if (agents[i].cls == c) m |= PW_AGENT_BIT(i);
-  return m;
+  return (unsigned)c < PW_CLS_COUNT ? class_agents[c] : 0;
 }
 
 const char *pw_knowledge_kind_name(pw_kind k) {

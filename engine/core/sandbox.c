@@ -9,10 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "lpool.h"
 #include "pathwise.h"
 #include "sandbox.h"
 
+/* Under ASan the state's blocks come from malloc, so that every one is
+** checked (lpool.h carves many from one mapping). */
+#if defined(PW_SANITIZE) || defined(__SANITIZE_ADDRESS__)
+#define PW_SANDBOX_MALLOC 1
+#else
+#define PW_SANDBOX_MALLOC 0
+#endif
+
 #define HOOK_STEP 1000
+#define POOL_REGION ((size_t)16 << 20)
 #define PATTERN_MAX_SUBJECT 2048
 
 static void sb_mark_chunk(pw_sandbox *sb);
@@ -33,11 +43,22 @@ static int sb_past_deadline(pw_sandbox *sb) {
   return 1;
 }
 
+/* The state's blocks: from its size-class pools (lpool.h), or plain malloc
+** when there is no pool (under the sanitizers, so ASan sees every block). */
+static void sb_release(pw_sandbox *sb, void *ptr, size_t osize) {
+  if (sb->pool) pw_lpool_release(sb->pool, ptr, osize);
+  else free(ptr);
+}
+
+static void *sb_realloc(pw_sandbox *sb, void *ptr, size_t osize, size_t nsize) {
+  return sb->pool ? pw_lpool_realloc(sb->pool, ptr, osize, nsize) : realloc(ptr, nsize);
+}
+
 static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   pw_sandbox *sb = ud;
   if (!ptr) osize = 0;
   if (nsize == 0) {
-    free(ptr);
+    sb_release(sb, ptr, osize);
     sb->used -= osize;
     return NULL;
   }
@@ -48,7 +69,7 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     sb->mem_tainted = 1;
     return NULL;
   }
-  void *p = realloc(ptr, nsize);
+  void *p = sb_realloc(sb, ptr, osize, nsize);
   if (!p) { sb->mem_tainted = 2; return NULL; }   /* the host, not the cap */
   sb->used = sb->used - osize + nsize;
   if (sb->used > sb->peak) sb->peak = sb->used;
@@ -599,8 +620,17 @@ static int sb_panic(lua_State *L) {
 int pw_sandbox_init(pw_sandbox *sb, size_t memory, char *err, size_t errlen) {
   memset(sb, 0, sizeof *sb);
   sb->limit = memory;
+#if !PW_SANDBOX_MALLOC
+  /* the region is address space, which a worker's RLIMIT_AS counts: at
+  ** most 16 MiB of it per state (a state's small blocks are a few MiB;
+  ** beyond the region they come from malloc) */
+  sb->pool = pw_lpool_new(memory < POOL_REGION ? memory : POOL_REGION);   /* NULL: plain malloc */
+#endif
   sb->L = lua_newstate(sb_alloc, sb);
-  if (!sb->L) { snprintf(err, errlen, "cannot create a Lua state: out of memory (cap %zu bytes)", memory); return -1; }
+  if (!sb->L) {
+    pw_lpool_free(sb->pool);
+    sb->pool = NULL;
+    snprintf(err, errlen, "cannot create a Lua state: out of memory (cap %zu bytes)", memory); return -1; }
   *(pw_sandbox **)lua_getextraspace(sb->L) = sb;
   lua_atpanic(sb->L, sb_panic);
   lua_gc(sb->L, LUA_GCGEN, 0, 0);
@@ -611,6 +641,8 @@ int pw_sandbox_init(pw_sandbox *sb, size_t memory, char *err, size_t errlen) {
              lua_type(sb->L, -1) == LUA_TSTRING ? lua_tostring(sb->L, -1) : "error");
     lua_close(sb->L);
     sb->L = NULL;
+    pw_lpool_free(sb->pool);
+    sb->pool = NULL;
     return -1;
   }
   return 0;
@@ -621,6 +653,8 @@ void pw_sandbox_close(pw_sandbox *sb) {
   sb_set_count(sb, sb->L, 0);
   lua_close(sb->L);
   sb->L = NULL;
+  pw_lpool_free(sb->pool);   /* after lua_close: every block is back */
+  sb->pool = NULL;
   free(sb->cov_chunk);
   free(sb->cov_counts);
   sb->cov_chunk = NULL;

@@ -1,7 +1,8 @@
 /*
 ** sandbox.h: a Lua state fit for untrusted protocol scripts.
 **
-** The state has a capped allocator (a refused allocation taints the
+** The state has a capped allocator (small blocks from size-class pools
+** freed with the state, see lpool.h; a refused allocation taints the
 ** current evaluation even if the script catches the error), an
 ** instruction budget checked every 1,000 VM instructions (counted in the
 ** VM by the Lua of third_party/, else by a count hook) that turns sticky
@@ -20,8 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct pw_lpool;
+
 typedef struct pw_sandbox {
   lua_State *L;
+  struct pw_lpool *pool;     /* the state's small blocks (lpool.h); NULL: malloc */
   size_t used, limit;
   size_t peak;               /* most bytes used since the caller last reset it */
   int mem_tainted;           /* an allocation was refused since begin */

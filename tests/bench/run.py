@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+# the round-1 commit (issue 16 compares with it in the same run)
+BASELINE = "c2965a9"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -187,32 +189,86 @@ class Bench:
         self.res["inprocess"] = json.load(open(out))
         self.res["settings"]["cases"] = [os.path.relpath(c, ROOT) for c in self.cases]
 
-    # -- the same in-process figures from two builds, interleaved (issue 16:
-    # the vendored Lua against -DPW_SYSTEM_LUA=ON, or any two builds)
-    def compare(self, other):
-        bins = [("this", os.path.join(self.bin, "pw_bench")),
-                ("other", os.path.join(os.path.abspath(other), "bench", "pw_bench"))]
-        for _, b in bins:
+    # -- the same in-process figures from two pw_bench binaries, interleaved:
+    # entries (label, pw_bench, protocol or None for the binary's own default)
+    def interleave(self, bins, reps, iters):
+        for _, b, _ in bins:
             if not os.access(b, os.X_OK):
                 raise RuntimeError("missing %s (cmake --build ... --target pw_bench)" % b)
-        runs = {"this": [], "other": []}
-        log("compare: %d interleaved runs of pw_bench from %s and %s ..." % (self.a.reps_inproc, self.build, other))
-        for r in range(self.a.reps_inproc):
-            for name, b in (bins if r % 2 == 0 else bins[::-1]):
+        runs = {name: [] for name, _, _ in bins}
+        for r in range(reps):
+            for name, b, proto in (bins if r % 2 == 0 else bins[::-1]):
                 out = os.path.join(self.tmp, "cmp-%s.json" % name)
-                argv = [b, "--cpu", self.cpu_b, "--reps", "1", "--protocol", self.protocol, "--json", out, "--quiet",
-                        "--index-iters", "3000", "--mixed-iters", "3100", "--stage-iters", "200"]
+                argv = [b, "--cpu", self.cpu_b, "--reps", "1", "--json", out, "--quiet",
+                        "--index-iters", str(iters), "--mixed-iters", str(iters + 100), "--stage-iters", "200"]
+                if proto:
+                    argv += ["--protocol", proto]
                 p = sh(argv + self.cases)
                 if p.returncode != 0:
                     raise RuntimeError("%s failed: %s" % (b, p.stderr))
                 j = json.load(open(out))
                 runs[name].append((j["index"]["p50_us"]["median"], j["mixed"]["mean_us"]["median"]))
         med = lambda xs: sorted(xs)[len(xs) // 2]
-        res = {"other_build": os.path.abspath(other), "runs": runs}
+        (a, _, _), (o, _, _) = bins
+        res = {"runs": runs}
         for i, k in ((0, "index_p50"), (1, "mixed_mean")):
-            res[k + "_us"] = {"this": med([x[i] for x in runs["this"]]), "other": med([x[i] for x in runs["other"]])}
-            res[k + "_ratio"] = med([a[i] / b[i] for a, b in zip(runs["this"], runs["other"])])
+            res[k + "_us"] = {a: med([x[i] for x in runs[a]]), o: med([x[i] for x in runs[o]])}
+            res[k + "_ratio"] = med([x[i] / y[i] for x, y in zip(runs[a], runs[o])])
+        return res
+
+    # (issue 16: the vendored Lua against -DPW_SYSTEM_LUA=ON, or any two
+    # builds; both run this tree's protocol)
+    def compare(self, other):
+        log("compare: %d interleaved runs of pw_bench from %s and %s ..." % (self.a.reps_inproc, self.build, other))
+        bins = [("this", os.path.join(self.bin, "pw_bench"), self.protocol),
+                ("other", os.path.join(os.path.abspath(other), "bench", "pw_bench"), self.protocol)]
+        res = self.interleave(bins, self.a.reps_inproc, 3000)
+        res["other_build"] = os.path.abspath(other)
         self.res["compare"] = res
+
+    # -- the round-1 configuration (issue 16: "on the same run as the round-1
+    # configuration"): COMMIT's tree checked out once in a detached git
+    # worktree under BUILD/bench/baseline-SHA/src, its pw_bench built in
+    # .../build (cached by commit), then both builds interleaved, each with
+    # ITS OWN default protocol (pw_bench's --protocol left out: the baseline
+    # reads SHA's scripts/, this build this tree's), on the same cases.
+    def baseline_build(self, commit):
+        sha = sh(["git", "-C", ROOT, "rev-parse", "--verify", commit + "^{commit}"]).stdout.strip()
+        if not sha:
+            raise RuntimeError("--baseline: %s is not a commit of %s" % (commit, ROOT))
+        top = os.path.join(self.bin, "baseline-" + sha[:12])
+        src, bld = os.path.join(top, "src"), os.path.join(top, "build")
+        exe = os.path.join(bld, "bench", "pw_bench")
+        if os.access(exe, os.X_OK):
+            return sha, src, exe
+        if not os.path.isdir(os.path.join(src, ".git")) and not os.path.isfile(os.path.join(src, ".git")):
+            os.makedirs(top, exist_ok=True)
+            shutil.rmtree(src, ignore_errors=True)
+            # --force: a registration left by a deleted build directory (its
+            # path gone) is reused; `git worktree prune` also clears it
+            p = sh(["git", "-C", ROOT, "worktree", "add", "--force", "--detach", src, sha])
+            if p.returncode != 0:
+                raise RuntimeError("git worktree add %s failed: %s" % (src, p.stderr))
+        log("baseline: building pw_bench of %s in %s (once; cached) ..." % (sha[:12], bld))
+        for argv in (["cmake", "-S", src, "-B", bld, "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
+                     ["cmake", "--build", bld, "-j2", "--target", "pw_bench"]):
+            p = sh(argv)
+            if p.returncode != 0:
+                raise RuntimeError("baseline build failed: %s\n%s%s" % (" ".join(argv), p.stdout[-3000:], p.stderr[-3000:]))
+        return sha, src, exe
+
+    def baseline(self, commit):
+        sha, src, exe = self.baseline_build(commit)
+        reps = self.a.reps_inproc if not self.a.quick else 2
+        log("baseline: %d interleaved runs of pw_bench, round 1 (%s) and this build, each with its own protocol ..."
+            % (reps, sha[:12]))
+        bins = [("this", os.path.join(self.bin, "pw_bench"), None), ("baseline", exe, None)]
+        res = self.interleave(bins, reps, 1500 if self.a.quick else 3000)
+        res["commit"] = sha
+        res["build"] = os.path.dirname(os.path.dirname(exe))
+        res["protocols"] = {"this": os.path.relpath(self.protocol, ROOT),
+                            "baseline": os.path.join(src, "scripts", "mrc_second_line.lua")}
+        self.res["baseline"] = res
 
     # -- batch over a generated cohort (issue 5), by batch.py
     def batch(self):
@@ -462,7 +518,10 @@ class Bench:
         inp = ip["index"]["p50_us"]["median"] if ip else None
         if ip:
             p99 = ip["index"]["p99_us"]["median"]
-            t.append(("in-process index p50 <= 15 us (stretch 10)", "%.1f us" % inp, inp <= 15))
+            b = self.res.get("baseline")
+            was = ("; round 1 (%s) %.1f us in the same run, ratio %.3f" % (
+                b["commit"][:7], b["index_p50_us"]["baseline"], b["index_p50_ratio"]) if b else "")
+            t.append(("in-process index p50 <= 15 us (stretch 10)", "%.1f us%s" % (inp, was), inp <= 15))
             t.append(("in-process p99 <= 3 x p50", "%.1f / %.1f = %.2f" % (p99, inp, p99 / inp), p99 <= 3 * inp))
         bt = self.res.get("batch")
         if bt:
@@ -510,6 +569,14 @@ class Bench:
         m = self.res["machine"]
         lines = ["pathwise benchmark: %s, %d cpus, Linux %s, commit %s, load %s at start" % (
             m["cpu_model"], m["nproc"], m["kernel"], m["commit"], m["loadavg_at_start"])]
+        c = self.res.get("baseline")
+        if c:
+            lines.append("")
+            lines.append("Round 1 (%s, its build and its protocol) against this build and protocol, interleaved," % c["commit"][:7])
+            lines.append("  medians of %d runs each (ratio this/round 1, median of the per-pair ratios)" % len(c["runs"]["this"]))
+            for k, label in (("index_p50", "index case p50"), ("mixed_mean", "mixed set mean")):
+                lines.append("  %-18s round 1 %8.2f us, this %8.2f us   ratio %.3f" % (
+                    label, c[k + "_us"]["baseline"], c[k + "_us"]["this"], c[k + "_ratio"]))
         c = self.res.get("compare")
         if c:
             lines.append("")
@@ -622,6 +689,10 @@ def main():
     ap.add_argument("--compare", metavar="BUILD", default=None,
                     help="with the in-process run: the same figures from BUILD's pw_bench, interleaved "
                          "(e.g. a -DPW_SYSTEM_LUA=ON build; ratios are this / BUILD, medians)")
+    ap.add_argument("--baseline", metavar="COMMIT", default=None,
+                    help="with the in-process run: the round-1 configuration, COMMIT's pw_bench with COMMIT's own "
+                         "protocol, built once in a git worktree under BUILD/bench/baseline-SHA (cached), interleaved "
+                         "with this build (default c2965a9, round 1; 'none' skips it)")
     ap.add_argument("--batch-cases", type=int, default=None, help="cohort size of the batch run (default 100000, quick 20000)")
     ap.add_argument("--quick", action="store_true", help="fewer requests and repetitions (a smoke run)")
     ap.add_argument("--reps", type=int, default=None, help="socket repetitions per figure (default 5, quick 1)")
@@ -641,6 +712,8 @@ def main():
     try:
         if "inprocess" in only:
             b.inprocess()
+            if a.baseline != "none":
+                b.baseline(a.baseline or BASELINE)
             if a.compare:
                 b.compare(a.compare)
         if "socket" in only:

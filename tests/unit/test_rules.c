@@ -2,15 +2,34 @@
 ** test_rules.c: one source per constant and rules found by id (issue 9).
 ** Every rule the kernel lists can be found by its id (and nothing else
 ** can); the bevacizumab window the kernel enforces is the one constant
-** PW_BEV_SURGERY_WINDOW_DAYS (blocked at it, allowed one day after); the
+** PW_BEV_SURGERY_WINDOW_DAYS (blocked at it, allowed one day after); each
+** class's agents are the agents of that class; the
 ** engine refuses more than PW_MAX_PLUGINS plugins.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "engine.h"
+#include "knowledge.h"
 #include "pwtest.h"
 #include "safety.h"
+
+/* Each class's agents (a constant table) are exactly the agents of that
+** class, and every agent is in one class. */
+static void test_class_agents(void) {
+  uint32_t all = 0;
+  for (int c = 0; c < PW_CLS_COUNT; c++) {
+    uint32_t want = 0;
+    for (int i = 0; pw_knowledge_agent(i); i++)
+      if (pw_knowledge_agent(i)->cls == (pw_class)c) want |= PW_AGENT_BIT(i);
+    CHECK(want != 0);
+    CHECK(pw_knowledge_class_agents((pw_class)c) == want);
+    CHECK((all & want) == 0);
+    all |= want;
+  }
+  CHECK(all == (1u << PW_AG_COUNT) - 1);
+  CHECK(pw_knowledge_class_agents(PW_CLS_COUNT) == 0);
+}
 
 static void test_rule_by_id(void) {
   CHECK(pw_safety_count() >= 12);
@@ -60,6 +79,7 @@ PW_TEST_MAIN({
   pw_error err;
   pw_engine *e = pw_engine_new(NULL, &err);
   CHECK(e != NULL);
+  test_class_agents();
   test_rule_by_id();
   test_window(e);
   test_plugin_limit(e);
