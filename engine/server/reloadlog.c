@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cds.h"
 #include "file.h"
 #include "pathwise.h"
 #include "sha256.h"
@@ -96,10 +97,12 @@ void pw_reloadlog_ready(generation *g, const char *p, size_t n) {
   g->base_files = bases.data;
 }
 
-/* The first object of a JSON array of objects (no strings hold braces
-** unbalanced: prov_json is ours, written by pw_engine_provenance_json). */
-static void first_object(pw_buf *b, const char *arr) {
-  const char *p = arr ? strchr(arr, '{') : NULL;
+/* The object of a JSON array of objects that begins at or after *pos, as
+** [start, end); *pos moves past it. NULL when none is left (no strings hold
+** braces unbalanced: prov_json is ours, written by
+** pw_engine_provenance_json). */
+static const char *next_object(const char **pos, const char **end) {
+  const char *p = *pos ? strchr(*pos, '{') : NULL;
   int depth = 0, str = 0;
   for (const char *q = p; q && *q; q++) {
     if (str) {
@@ -110,11 +113,44 @@ static void first_object(pw_buf *b, const char *arr) {
     if (*q == '"') str = 1;
     else if (*q == '{') depth++;
     else if (*q == '}' && --depth == 0) {
-      pw_buf_add(b, p, (size_t)(q + 1 - p));
-      return;
+      *end = *pos = q + 1;
+      return p;
     }
   }
-  pw_buf_adds(b, "{\"id\":null,\"version\":null,\"sha256\":null}");
+  return NULL;
+}
+
+/* Does the protocol object o[0..n) answer to want: its id, or (cds) a CDS
+** service id of its (pw_cds_service: the id, '-', a hook)? */
+static int object_named(const char *o, size_t n, const char *want, int cds) {
+  static const char *const keys[] = {"id"};
+  pw_span sp[1];
+  char id[256];
+  if (pw_rpc_members(o, n, keys, 1, sp, PW_RPC_FIRST) != 0 || !sp[0].len ||
+      pw_rpc_string(o + sp[0].off, sp[0].len, id, sizeof id) < 0)
+    return 0;
+  if (!cds) return strcmp(id, want) == 0;
+  pw_cds_protocol p = {id, "", ""};
+  int ei;
+  return pw_cds_service(want, &p, 1, &ei) >= 0;
+}
+
+int pw_reloadlog_protocol(const generation *g, const char *want, int cds, pw_buf *b) {
+  if (!g || !g->prov_json) return -2;
+  const char *pos = g->prov_json, *o, *e;
+  while ((o = next_object(&pos, &e))) {
+    if (want && !object_named(o, (size_t)(e - o), want, cds)) continue;
+    pw_buf_add(b, o, (size_t)(e - o));
+    return 0;
+  }
+  return -1;
+}
+
+/* The first protocol object of prov_json, or one of nulls. */
+static void first_object(pw_buf *b, const char *arr) {
+  const char *pos = arr, *e, *o = next_object(&pos, &e);
+  if (o) pw_buf_add(b, o, (size_t)(e - o));
+  else pw_buf_adds(b, "{\"id\":null,\"version\":null,\"sha256\":null}");
 }
 
 void pw_reloadlog_event(srv *s, const char *kind, const generation *g, const char *error) {

@@ -356,6 +356,8 @@ void pw_answer_log_done(void *arg, uint64_t upto, int ok);
 void pw_answer_log_note(void *arg, const char *msg);
 int pw_answer_log_stalled(srv *s);
 void pw_answer_sweep(srv *s, uint64_t now);   /* held answers past the deadline */
+/* r's worker, of generation g, was lost while evaluating r: its record */
+void pw_answer_log_lost(srv *s, const generation *g, req *r, int code, const char *msg);
 
 /* {====== reload.c: generations, reload, the file watcher =========== */
 void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t idlen);
@@ -373,6 +375,11 @@ void pw_reload_watch_bases(srv *s, const generation *g);   /* watch g's base fil
 int pw_reloadlog_files(srv *s, generation *g);
 /* Take the READY payload's "=" (provenance) and "@" (base file) lines. */
 void pw_reloadlog_ready(generation *g, const char *p, size_t n);
+/* Append the decision log's protocol object (as a worker's record has it)
+** of g's protocol whose id is want (NULL: its first; cds: want is a CDS
+** service id, pw_cds_service). 0; -1 none has that id; -2 g's protocols
+** are not known (its READY payload was lost to out of memory). */
+int pw_reloadlog_protocol(const generation *g, const char *want, int cds, pw_buf *b);
 /* A decision-log event: kind "reload" (g now serves), "reload_refused"
 ** (g did not load: error), "error_cleared" (the files of the serving
 ** generation are back: error is the reload error that cleared). */
@@ -383,7 +390,6 @@ void pw_reload_watch(srv *s);
 void pw_methods_call(conn *c, int m, const char *id, size_t idlen);
 void pw_stats_latency(srv *s, uint64_t t_recv);
 void pw_stats_error(srv *s, int code);
-void pw_answer_log_lost(srv *s, req *r, int code, const char *msg);
 int pw_stats_protocol(srv *s, const char *id);   /* -1: out of memory */
 uint64_t pw_stats_percentile(const srv *s, double p);
 /* a worker that keeps failing (issue 12): its answers and its loss */
