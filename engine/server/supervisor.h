@@ -223,8 +223,12 @@ struct srv {
   uv_pipe_t listener;
   int listener_init;
   uv_work_t warm;            /* starts libuv's thread pool (serve.c open_log) */
-  uv_pipe_t shed;            /* accepts and closes a connection with no memory */
-  int shed_busy, shed_pending;
+  union {                    /* accepts and closes a connection with no memory */
+    uv_pipe_t pipe;          /* from a Unix-socket listener */
+    uv_tcp_t tcp;            /* from --http-port's */
+  } shed;
+  int shed_busy;
+  unsigned shed_pending;     /* listeners (bits, conn.c) waiting for the spare handle */
   uv_pipe_t http_listener;   /* --http (httpd.c) */
   int http_init, http_bound;
   uv_tcp_t http_tcp;         /* --http-port, on 127.0.0.1 */
