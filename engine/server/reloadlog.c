@@ -43,13 +43,13 @@ static void add_read(pw_buf *files, pw_buf *dg, const char *path, const char *ro
   pw_buf_free(&b);
 }
 
-int pw_reloadlog_files(srv *s, generation *g) {
+int pw_reloadlog_files(const srv_opts *o, generation *g) {
   pw_buf files = {0}, dg = {0};
   pw_buf_add(&files, "[", 1);
   for (int i = 0; i < g->nprotos; i++)
     add_file(&files, NULL, g->names[i], "protocol", g->protos[i].src, g->protos[i].len, 1);
-  for (int i = 0; i < s->o.cmd.nplugins; i++) add_read(&files, &dg, s->o.cmd.plugins[i], "plugin");
-  const char *bases = s->active && s->active->base_files ? s->active->base_files : "";
+  for (int i = 0; i < o->cmd.nplugins; i++) add_read(&files, &dg, o->cmd.plugins[i], "plugin");
+  const char *bases = g->digest_bases ? g->digest_bases : "";
   for (const char *q = bases; *q;) {
     const char *nl = strchr(q, '\n');
     size_t l = nl ? (size_t)(nl - q) : strlen(q);
@@ -62,7 +62,6 @@ int pw_reloadlog_files(srv *s, generation *g) {
   pw_sha256_hex(dg.data ? dg.data : "", dg.len, g->digest);
   int failed = dg.failed;
   pw_buf_free(&dg);
-  g->digest_bases = strdup(bases);
   pw_buf_add(&files, "", 0);
   if (files.failed || failed || !g->digest_bases) {
     pw_buf_free(&files);

@@ -204,6 +204,9 @@ struct generation {
   uint64_t started_ns;
   unsigned backoff_ms;
   uv_timer_t respawn;
+  uv_work_t read;            /* its files are read off the loop (reload.c) */
+  int read_rc;               /* what that read said: 0, or -1 with read_err */
+  char read_err[1024];
   generation *gnext;
 };
 
@@ -253,6 +256,7 @@ struct srv {
   worker *workers;
   pw_queue pending;          /* reqs no worker has taken yet */
   generation *generations, *active, *loading;
+  generation *reading;       /* its files are being read, in libuv's thread pool */
   unsigned generation_seq;
   pw_queue held;             /* answers waiting for the log, by seq */
   pw_declog *log;
@@ -374,9 +378,11 @@ void pw_reload_answer(srv *s, pw_queue *waiters, int code, const char *msg,
 void pw_reload_timeout(srv *s, uint64_t now);
 void pw_reload_watch_bases(srv *s, const generation *g);   /* watch g's base files too */
 /* {====== reloadlog.c: provenance of reloads ======================== */
-/* Read g's plugin files and the active generation's base files: their
-** names, sha256 and digest (g->files_json, g->digest). 0, or -1 out of memory. */
-int pw_reloadlog_files(srv *s, generation *g);
+/* Read g's plugin files and the base files named in g->digest_bases (the
+** active generation's, copied): their names, sha256 and digest
+** (g->files_json, g->digest). Runs in libuv's thread pool (reload.c): it
+** touches only g and o. 0, or -1 out of memory. */
+int pw_reloadlog_files(const srv_opts *o, generation *g);
 /* Take the READY payload's "=" (provenance) and "@" (base file) lines. */
 void pw_reloadlog_ready(generation *g, const char *p, size_t n);
 /* Append the decision log's protocol object (as a worker's record has it)

@@ -19,6 +19,9 @@
 **                       fails while PATH exists (a test creates and
 **                       removes it, to fail a burst of work and then let
 **                       the process recover)
+**   PW_BLOCK_OPEN=STR   (with PW_BLOCK_WHILE=PATH; independent of the
+**                       above) an open of a path containing STR waits
+**                       while PATH exists: a slow or hung file system
 **   PW_FAIL_LOG=FILE    append "fired N pid" there when a failure is
 **                       injected, and "total M pid" at exit (counted
 **                       allocations seen), so a sweep knows when N has
@@ -36,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -48,6 +52,7 @@ static atomic_long counted;     /* counted allocations so far */
 static long fail_n;             /* 0: inactive */
 static int persist, armed, children, configured;
 static const char *after, *logpath, *while_path;
+static const char *block_str, *block_while;
 static atomic_int in_log;
 
 static void log_line(const char *what, long n) {
@@ -75,6 +80,9 @@ static void in_child(void) {
 }
 
 __attribute__((constructor)) static void configure(void) {
+  block_str = getenv("PW_BLOCK_OPEN");
+  block_while = getenv("PW_BLOCK_WHILE");
+  if (!block_str || !*block_str || !block_while || !*block_while) block_str = NULL;
   const char *n = getenv("PW_FAIL_N");
   while_path = getenv("PW_FAIL_WHILE");
   if (while_path && !*while_path) while_path = NULL;
@@ -107,6 +115,10 @@ static int should_fail(void) {
 
 static void check_path(const char *path) {
   if (configured && !armed && path && strstr(path, after)) armed = 1;
+  if (block_str && path && strstr(path, block_str)) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    while (syscall(SYS_faccessat, AT_FDCWD, block_while, F_OK, 0) == 0) nanosleep(&ts, NULL);
+  }
 }
 
 void *malloc(size_t n) {
