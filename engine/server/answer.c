@@ -130,14 +130,49 @@ static uint64_t log_record(srv *s, req *r, const pw_wire_hdr *h, const char *p, 
   return seq;
 }
 
+/* ,"protocol":{...} for the record of lost request r: the protocol of g
+** that r named (params.protocol; for cds, the service), as the worker's
+** own record would have it. 0 when r named none of g's protocols, so it
+** never reached one (the worker refuses it before evaluating): no record. */
+static int lost_protocol(const generation *g, const req *r, pw_buf *f) {
+  static const char *const top[] = {"params"};
+  static const char *const cds[] = {"service"}, *const ev[] = {"protocol"};
+  int is_cds = r->method == PW_M_CDS;
+  pw_span sp[1], pp[1];
+  char want[256];
+  const char *name = NULL;   /* none named: the first */
+  size_t at = f->len;
+  if (pw_rpc_members(r->line, r->len, top, 1, sp, PW_RPC_FIRST) == 0 && sp[0].len &&
+      pw_rpc_members(r->line + sp[0].off, sp[0].len, is_cds ? cds : ev, 1, pp, PW_RPC_FIRST) == 0 &&
+      pp[0].len) {
+    const char *v = r->line + sp[0].off + pp[0].off;
+    if (!(pp[0].len == 4 && !memcmp(v, "null", 4))) {
+      if (pw_rpc_string(v, pp[0].len, want, sizeof want) < 0) return is_cds;
+      name = want;
+    }
+  }
+  if (is_cds && !name) return 1;   /* discovery: no protocol */
+  pw_buf_adds(f, ",\"protocol\":");
+  int rc = pw_reloadlog_protocol(g, name, is_cds, f);
+  if (rc == 0) return 1;
+  f->len = at;   /* no such protocol (or, -2, not known: the record says none) */
+  return rc == -2 || is_cds;
+}
+
 /* r's worker was lost while evaluating it (crash, or killed at the
 ** deadline): the request reached its protocol, so it leaves a record with
-** its error kind, built here since the worker cannot send one. */
-void pw_answer_log_lost(srv *s, req *r, int code, const char *msg) {
+** its error kind and the protocol's identity (from g's READY payload),
+** built here since the worker cannot send one. */
+void pw_answer_log_lost(srv *s, const generation *g, req *r, int code, const char *msg) {
   if (!s->log || r->answered) return;
   pw_buf f = {0};
-  pw_buf_addf(&f, "\"schema_version\":%d,\"engine\":\"%s\",\"error\":{\"code\":%d,\"kind\":\"%s\",\"message\":",
-              PW_RESULT_SCHEMA, PW_VERSION, code, pw_rpc_code_kind(code));
+  pw_buf_addf(&f, "\"schema_version\":%d,\"engine\":\"%s\"", PW_RESULT_SCHEMA, PW_VERSION);
+  if (!lost_protocol(g, r, &f)) {
+    pw_buf_free(&f);
+    return;
+  }
+  pw_buf_addf(&f, ",\"error\":{\"code\":%d,\"kind\":\"%s\",\"message\":", code,
+              pw_rpc_code_kind(code));
   pw_buf_json_str(&f, msg);
   pw_buf_add(&f, "}", 1);
   if (r->method == PW_M_CDS) pw_httpd_log_lost(&f, r->line, r->len, code);

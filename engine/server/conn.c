@@ -358,29 +358,49 @@ static void conn_peer(conn *c) {
   }
 }
 
+/* The listeners, for the shed's pending bits: bit i is shed_listener(s, i). */
+#define SHED_LISTENERS 3
+static uv_stream_t *shed_listener(srv *s, int i) {
+  uv_stream_t *l[SHED_LISTENERS] = {(uv_stream_t *)&s->listener, (uv_stream_t *)&s->http_listener,
+                                    (uv_stream_t *)&s->http_tcp};
+  return l[i];
+}
+
 static void conn_shed(srv *s, uv_stream_t *listener);
 
+/* The spare handle is free again: shed the next waiting connection, of
+** whichever listener holds one (libuv stops a listener while a connection
+** waits to be accepted, so each must be taken or it never accepts again). */
 static void shed_closed(uv_handle_t *h) {
   srv *s = h->data;
   s->shed_busy = 0;
-  if (s->shed_pending) conn_shed(s, (uv_stream_t *)&s->listener);
+  for (int i = 0; i < SHED_LISTENERS; i++)
+    if (s->shed_pending & (1u << i)) {
+      conn_shed(s, shed_listener(s, i));
+      return;   /* the next one when this one is closed */
+    }
 }
 
 /* No memory for a connection: accept it on the one spare handle and close
 ** it at once, so the listener keeps going (libuv pauses it while a
-** connection waits to be accepted). */
+** connection waits to be accepted). While the handle is busy, the listener
+** is marked and shed_closed takes its connection. */
 static void conn_shed(srv *s, uv_stream_t *listener) {
+  unsigned bit = 0;
+  for (int i = 0; i < SHED_LISTENERS; i++)
+    if (shed_listener(s, i) == listener) bit = 1u << i;
   if (s->shed_busy) {
-    s->shed_pending = 1;    /* taken when the spare handle is closed */
+    s->shed_pending |= bit;
     return;
   }
-  s->shed_pending = 0;
+  s->shed_pending &= ~bit;
   s->conns_rejected++;
   s->shed_busy = 1;
-  uv_pipe_init(s->loop, &s->shed, 0);
-  s->shed.data = s;
-  (void)uv_accept(listener, (uv_stream_t *)&s->shed);
-  uv_close((uv_handle_t *)&s->shed, shed_closed);
+  if (listener->type == UV_TCP) uv_tcp_init(s->loop, &s->shed.tcp);
+  else uv_pipe_init(s->loop, &s->shed.pipe, 0);
+  s->shed.pipe.data = s;
+  (void)uv_accept(listener, (uv_stream_t *)&s->shed.pipe);
+  uv_close((uv_handle_t *)&s->shed.pipe, shed_closed);
 }
 
 void pw_conn_accept(uv_stream_t *listener, int status) {
@@ -415,7 +435,11 @@ void pw_conn_accept(uv_stream_t *listener, int status) {
   if (http) {
     pw_http_limits lim = {.max_body = s->o.max_line > 4096 ? s->o.max_line - 4096 : 1};
     c->http = pw_http_conn_new(&lim);
-    if (!c->http) abort();
+    if (!c->http) {   /* no memory for it: shed, as above */
+      s->conns_rejected++;
+      uv_close((uv_handle_t *)&c->h, (uv_close_cb)free);
+      return;
+    }
   }
   c->last_ms = c->http_phase_ms = uv_now(s->loop);   /* an HTTP connection starts idle */
   c->next = s->conns;

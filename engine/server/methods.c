@@ -70,7 +70,7 @@ static void method_health(srv *s, pw_buf *b) {
   } else {
     pw_buf_adds(b, "\"decision_log\":{\"enabled\":false},");
   }
-  pw_buf_addf(b, "\"reload\":{\"in_progress\":%s,\"last_error\":", s->loading ? "true" : "false");
+  pw_buf_addf(b, "\"reload\":{\"in_progress\":%s,\"last_error\":", s->loading || s->reading ? "true" : "false");
   pw_buf_json_str(b, s->last_reload_error);
   pw_buf_addf(b, "},\"connections\":%u}", s->nconns);
 }

@@ -234,7 +234,7 @@ static void lost_requests(worker *w, uint64_t running, const char *desc, uint64_
                  "are unaffected",
                  desc);
       }
-      if (r->tag == running) pw_answer_log_lost(s, r, code, msg);
+      if (r->tag == running) pw_answer_log_lost(s, w->g, r, code, msg);
       pw_req_fail(s, r, code, msg);
       pw_req_free(r);
     } else {

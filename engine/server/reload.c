@@ -5,7 +5,8 @@
 ** A generation is the set of worker processes that load one reading of
 ** the protocol sources. A reload (at start, on SIGHUP, on the reload
 ** method, or 200 ms after a watched protocol file changed) reads the
-** sources, forks a new generation whose workers must load them and pass
+** sources in libuv's thread pool (never on the loop: a FIFO or a hung file
+** system must not stall the supervisor), forks a new generation whose workers must load them and pass
 ** their example cases (pw_engine_check_examples, run by rpc.c in each new
 ** worker), then swaps it in: new requests go to it, the old generation's
 ** workers finish what they hold and exit when their channel closes. If any
@@ -88,7 +89,7 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* The protocol paths to load, sorted for a directory. */
-static int protocol_paths(srv *s, char ***paths, int *n, char *err, size_t errlen) {
+static int protocol_paths(const srv *s, char ***paths, int *n, char *err, size_t errlen) {
   *paths = NULL;
   *n = 0;
   if (s->o.protocols_dir) {
@@ -179,36 +180,47 @@ static void generation_config(generation *g) {
   c->parent = getpid();
 }
 
-static generation *generation_new(srv *s, char *err, size_t errlen) {
+/* A generation that never served (its files did not read, or nothing
+** changed before its workers were started): its memory. */
+static void generation_discard(generation *g) {
+  for (int k = 0; k < g->nprotos; k++) {
+    if (g->names) free(g->names[k]);
+    if (g->srcs) free(g->srcs[k]);
+  }
+  free(g->names);
+  free(g->srcs);
+  free(g->protos);
+  free(g->files_json);
+  free(g->digest_bases);
+  free(g->w);
+  free(g);
+}
+
+/* libuv's thread pool: read g's protocol, plugin and base files (a FIFO,
+** a device or a slow file system never stalls the loop, issue 12). Only g
+** and the options (read-only once serving) are touched here. */
+static void read_work(uv_work_t *wr) {
+  generation *g = wr->data;
+  const srv *s = g->s;
   char **paths;
   int n;
-  if (protocol_paths(s, &paths, &n, err, errlen) != 0) return NULL;
-  generation *g = calloc(1, sizeof *g);
-  if (!g) {
-    paths_free(paths, n);
-    snprintf(err, errlen, "out of memory starting a generation");
-    return NULL;
+  g->read_rc = protocol_paths(s, &paths, &n, g->read_err, sizeof g->read_err);
+  if (g->read_rc == 0)
+    g->read_rc = generation_read(g, paths, n, g->read_err, sizeof g->read_err);
+  if (g->read_rc == 0 && pw_reloadlog_files(&s->o, g) != 0) {
+    snprintf(g->read_err, sizeof g->read_err, "out of memory reading the plugins");
+    g->read_rc = -1;
   }
-  g->s = s;
-  int rc = generation_read(g, paths, n, err, errlen);
-  if (rc == 0 && pw_reloadlog_files(s, g) != 0) {
-    snprintf(err, errlen, "out of memory reading the plugins");
-    rc = -1;
-  }
+}
+
+/* g, read: make it a generation (0), or -1 with the reason in g->read_err. */
+static int generation_new(generation *g) {
+  srv *s = g->s;
+  if (g->read_rc != 0) return -1;
   g->nw = s->o.workers;
-  if (rc == 0 && !(g->w = calloc((size_t)g->nw, sizeof *g->w))) {
-    snprintf(err, errlen, "out of memory starting a generation");
-    rc = -1;
-  }
-  if (rc != 0) {
-    free(g->files_json);
-    free(g->digest_bases);
-    for (int k = 0; k < n; k++) free(g->srcs ? g->srcs[k] : NULL);
-    paths_free(g->names, n);
-    free(g->srcs);
-    free(g->protos);
-    free(g);
-    return NULL;
+  if (!(g->w = calloc((size_t)g->nw, sizeof *g->w))) {
+    snprintf(g->read_err, sizeof g->read_err, "out of memory starting a generation");
+    return -1;
   }
   generation_config(g);
   uv_timer_init(s->loop, &g->respawn);
@@ -216,7 +228,7 @@ static generation *generation_new(srv *s, char *err, size_t errlen) {
   g->num = ++s->generation_seq;
   g->gnext = s->generations;
   s->generations = g;
-  return g;
+  return 0;
 }
 
 /* a (just read) has the same protocol, plugin and base files as b (which
@@ -408,6 +420,44 @@ void pw_reload_fail(generation *g, const char *msg) {
   reload_again(s);
 }
 
+/* g's files were read (or the read was cancelled at shutdown): refuse,
+** drop it if nothing changed, or start its workers. */
+static void read_done(uv_work_t *wr, int status) {
+  generation *g = wr->data;
+  srv *s = g->s;
+  s->reading = NULL;
+  if (status == UV_ECANCELED || s->stopping) {
+    pw_reload_answer(s, &g->waiters, PW_RPC_BUSY, "the server is stopping", NULL);
+    generation_discard(g);
+    pw_serve_maybe_finish(s);
+    return;
+  }
+  const char *reason = s->last_reload_reason;
+  if (generation_new(g) != 0) {
+    notify_reloading(s, reason);
+    refused(s, NULL, &g->waiters, g->read_err, PW_EX_NOINPUT);
+    generation_discard(g);
+    if (!s->active) pw_serve_shutdown(s, "no protocol");
+    else reload_again(s);
+    return;
+  }
+  size_t rl = strlen(reason);
+  if (!g->waiters.n && rl > 12 && !strcmp(reason + rl - 12, "file changed") &&
+      same_sources(g, s->active)) {
+    g->state = GEN_DRAINING;   /* nothing changed: drop it quietly */
+    error_cleared(s, s->active, "the files on disk are again those that serve");
+    pw_reload_collect(g);
+    s->generation_seq--;
+    reload_again(s);
+    return;
+  }
+  g->state = GEN_LOADING;
+  g->started_ns = pw_worker_now_ns();
+  s->loading = g;
+  notify_reloading(s, reason);
+  pw_pool_spawn(g);
+}
+
 void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t idlen) {
   if (c && waiter_add(&s->next_waiters, c, id, idlen) != 0) {
     s->responses++;
@@ -419,33 +469,29 @@ void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t
     return;
   }
   snprintf(s->last_reload_reason, sizeof s->last_reload_reason, "%s", reason);
-  if (s->loading) {
+  if (s->loading || s->reading) {
     s->reload_again = 1;
     return;
   }
-  char err[1024];
-  generation *g = generation_new(s, err, sizeof err);
-  if (!g) {
+  /* the files are read in the thread pool; g waits in s->reading with the
+  ** requests that asked for it and the base files its digest covers */
+  generation *g = calloc(1, sizeof *g);
+  const char *bases = s->active && s->active->base_files ? s->active->base_files : "";
+  if (g) {
+    g->s = s;
+    g->read.data = g;
+    g->digest_bases = strdup(bases);
+  }
+  if (!g || !g->digest_bases ||
+      uv_queue_work(s->loop, &g->read, read_work, read_done) != 0) {
+    if (g) generation_discard(g);
     notify_reloading(s, reason);
-    refused(s, NULL, &s->next_waiters, err, PW_EX_NOINPUT);
+    refused(s, NULL, &s->next_waiters, "out of memory starting a generation", PW_EX_NOINPUT);
     if (!s->active) pw_serve_shutdown(s, "no protocol");
     return;
   }
-  size_t rl = strlen(reason);
-  if (!c && !s->next_waiters.n && rl > 12 && !strcmp(reason + rl - 12, "file changed") &&
-      same_sources(g, s->active)) {
-    g->state = GEN_DRAINING;   /* nothing changed: drop it quietly */
-    error_cleared(s, s->active, "the files on disk are again those that serve");
-    pw_reload_collect(g);
-    s->generation_seq--;
-    return;
-  }
   g->waiters = pw_queue_take(&s->next_waiters);
-  g->state = GEN_LOADING;
-  g->started_ns = pw_worker_now_ns();
-  s->loading = g;
-  notify_reloading(s, reason);
-  pw_pool_spawn(g);
+  s->reading = g;
 }
 
 void pw_reload_timeout(srv *s, uint64_t now) {

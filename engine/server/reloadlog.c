@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cds.h"
 #include "file.h"
 #include "pathwise.h"
 #include "sha256.h"
@@ -42,13 +43,13 @@ static void add_read(pw_buf *files, pw_buf *dg, const char *path, const char *ro
   pw_buf_free(&b);
 }
 
-int pw_reloadlog_files(srv *s, generation *g) {
+int pw_reloadlog_files(const srv_opts *o, generation *g) {
   pw_buf files = {0}, dg = {0};
   pw_buf_add(&files, "[", 1);
   for (int i = 0; i < g->nprotos; i++)
     add_file(&files, NULL, g->names[i], "protocol", g->protos[i].src, g->protos[i].len, 1);
-  for (int i = 0; i < s->o.cmd.nplugins; i++) add_read(&files, &dg, s->o.cmd.plugins[i], "plugin");
-  const char *bases = s->active && s->active->base_files ? s->active->base_files : "";
+  for (int i = 0; i < o->cmd.nplugins; i++) add_read(&files, &dg, o->cmd.plugins[i], "plugin");
+  const char *bases = g->digest_bases ? g->digest_bases : "";
   for (const char *q = bases; *q;) {
     const char *nl = strchr(q, '\n');
     size_t l = nl ? (size_t)(nl - q) : strlen(q);
@@ -61,7 +62,6 @@ int pw_reloadlog_files(srv *s, generation *g) {
   pw_sha256_hex(dg.data ? dg.data : "", dg.len, g->digest);
   int failed = dg.failed;
   pw_buf_free(&dg);
-  g->digest_bases = strdup(bases);
   pw_buf_add(&files, "", 0);
   if (files.failed || failed || !g->digest_bases) {
     pw_buf_free(&files);
@@ -96,10 +96,12 @@ void pw_reloadlog_ready(generation *g, const char *p, size_t n) {
   g->base_files = bases.data;
 }
 
-/* The first object of a JSON array of objects (no strings hold braces
-** unbalanced: prov_json is ours, written by pw_engine_provenance_json). */
-static void first_object(pw_buf *b, const char *arr) {
-  const char *p = arr ? strchr(arr, '{') : NULL;
+/* The object of a JSON array of objects that begins at or after *pos, as
+** [start, end); *pos moves past it. NULL when none is left (no strings hold
+** braces unbalanced: prov_json is ours, written by
+** pw_engine_provenance_json). */
+static const char *next_object(const char **pos, const char **end) {
+  const char *p = *pos ? strchr(*pos, '{') : NULL;
   int depth = 0, str = 0;
   for (const char *q = p; q && *q; q++) {
     if (str) {
@@ -110,11 +112,44 @@ static void first_object(pw_buf *b, const char *arr) {
     if (*q == '"') str = 1;
     else if (*q == '{') depth++;
     else if (*q == '}' && --depth == 0) {
-      pw_buf_add(b, p, (size_t)(q + 1 - p));
-      return;
+      *end = *pos = q + 1;
+      return p;
     }
   }
-  pw_buf_adds(b, "{\"id\":null,\"version\":null,\"sha256\":null}");
+  return NULL;
+}
+
+/* Does the protocol object o[0..n) answer to want: its id, or (cds) a CDS
+** service id of its (pw_cds_service: the id, '-', a hook)? */
+static int object_named(const char *o, size_t n, const char *want, int cds) {
+  static const char *const keys[] = {"id"};
+  pw_span sp[1];
+  char id[256];
+  if (pw_rpc_members(o, n, keys, 1, sp, PW_RPC_FIRST) != 0 || !sp[0].len ||
+      pw_rpc_string(o + sp[0].off, sp[0].len, id, sizeof id) < 0)
+    return 0;
+  if (!cds) return strcmp(id, want) == 0;
+  pw_cds_protocol p = {id, "", ""};
+  int ei;
+  return pw_cds_service(want, &p, 1, &ei) >= 0;
+}
+
+int pw_reloadlog_protocol(const generation *g, const char *want, int cds, pw_buf *b) {
+  if (!g || !g->prov_json) return -2;
+  const char *pos = g->prov_json, *o, *e;
+  while ((o = next_object(&pos, &e))) {
+    if (want && !object_named(o, (size_t)(e - o), want, cds)) continue;
+    pw_buf_add(b, o, (size_t)(e - o));
+    return 0;
+  }
+  return -1;
+}
+
+/* The first protocol object of prov_json, or one of nulls. */
+static void first_object(pw_buf *b, const char *arr) {
+  const char *pos = arr, *e, *o = next_object(&pos, &e);
+  if (o) pw_buf_add(b, o, (size_t)(e - o));
+  else pw_buf_adds(b, "{\"id\":null,\"version\":null,\"sha256\":null}");
 }
 
 void pw_reloadlog_event(srv *s, const char *kind, const generation *g, const char *error) {

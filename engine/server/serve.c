@@ -135,6 +135,15 @@ static void on_stop_timer(uv_timer_t *t) {
   /* workers that ignore EOF */
   for (worker *w = s->workers; w; w = w->anext)
     if (!w->reaped) kill(w->pid, SIGKILL);
+  if (s->reading) {   /* the loop cannot end while a thread reads */
+    if (s->workers) {
+      uv_timer_start(&s->stop_timer, on_stop_timer, 1000, 0);
+      return;
+    }
+    pw_serve_err("stopping: reading the protocol files still hangs (a FIFO or a slow file "
+                 "system?); exiting without waiting for it");
+    _exit(s->exit_code ? s->exit_code : PW_EX_IOERR);
+  }
 }
 
 static void finish(srv *s) {
@@ -169,7 +178,7 @@ void pw_serve_maybe_finish(srv *s) {
   if (!s->stopping) return;
   if (s->finishing) {
     /* wait for the workers to be reaped, then let the loop end */
-    if (s->workers) return;
+    if (s->workers || s->reading) return;   /* a hung read: on_stop_timer */
     close_if((uv_handle_t *)&s->sig_chld);
     close_if((uv_handle_t *)&s->stop_timer);
     for (generation *g = s->generations; g; g = g->gnext)
@@ -198,6 +207,10 @@ void pw_serve_shutdown(srv *s, const char *why) {
   for (int i = 0; i < s->nwatch; i++) close_if((uv_handle_t *)&s->watch[i]);
   uv_timer_stop(&s->debounce);
   if (s->loading) pw_reload_fail(s->loading, "the server is stopping");
+  if (s->reading) {   /* read_done frees it (ECANCELED, or once the read ends) */
+    (void)uv_cancel((uv_req_t *)&s->reading->read);
+    pw_reload_answer(s, &s->reading->waiters, PW_RPC_BUSY, "the server is stopping", NULL);
+  }
   pw_reload_answer(s, &s->next_waiters, PW_RPC_BUSY, "the server is stopping", NULL);
   for (conn *c = s->conns; c; c = c->next) {
     if (c->closing) continue;

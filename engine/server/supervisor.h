@@ -204,6 +204,9 @@ struct generation {
   uint64_t started_ns;
   unsigned backoff_ms;
   uv_timer_t respawn;
+  uv_work_t read;            /* its files are read off the loop (reload.c) */
+  int read_rc;               /* what that read said: 0, or -1 with read_err */
+  char read_err[1024];
   generation *gnext;
 };
 
@@ -223,8 +226,12 @@ struct srv {
   uv_pipe_t listener;
   int listener_init;
   uv_work_t warm;            /* starts libuv's thread pool (serve.c open_log) */
-  uv_pipe_t shed;            /* accepts and closes a connection with no memory */
-  int shed_busy, shed_pending;
+  union {                    /* accepts and closes a connection with no memory */
+    uv_pipe_t pipe;          /* from a Unix-socket listener */
+    uv_tcp_t tcp;            /* from --http-port's */
+  } shed;
+  int shed_busy;
+  unsigned shed_pending;     /* listeners (bits, conn.c) waiting for the spare handle */
   uv_pipe_t http_listener;   /* --http (httpd.c) */
   int http_init, http_bound;
   uv_tcp_t http_tcp;         /* --http-port, on 127.0.0.1 */
@@ -249,6 +256,7 @@ struct srv {
   worker *workers;
   pw_queue pending;          /* reqs no worker has taken yet */
   generation *generations, *active, *loading;
+  generation *reading;       /* its files are being read, in libuv's thread pool */
   unsigned generation_seq;
   pw_queue held;             /* answers waiting for the log, by seq */
   pw_declog *log;
@@ -356,6 +364,8 @@ void pw_answer_log_done(void *arg, uint64_t upto, int ok);
 void pw_answer_log_note(void *arg, const char *msg);
 int pw_answer_log_stalled(srv *s);
 void pw_answer_sweep(srv *s, uint64_t now);   /* held answers past the deadline */
+/* r's worker, of generation g, was lost while evaluating r: its record */
+void pw_answer_log_lost(srv *s, const generation *g, req *r, int code, const char *msg);
 
 /* {====== reload.c: generations, reload, the file watcher =========== */
 void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t idlen);
@@ -368,11 +378,18 @@ void pw_reload_answer(srv *s, pw_queue *waiters, int code, const char *msg,
 void pw_reload_timeout(srv *s, uint64_t now);
 void pw_reload_watch_bases(srv *s, const generation *g);   /* watch g's base files too */
 /* {====== reloadlog.c: provenance of reloads ======================== */
-/* Read g's plugin files and the active generation's base files: their
-** names, sha256 and digest (g->files_json, g->digest). 0, or -1 out of memory. */
-int pw_reloadlog_files(srv *s, generation *g);
+/* Read g's plugin files and the base files named in g->digest_bases (the
+** active generation's, copied): their names, sha256 and digest
+** (g->files_json, g->digest). Runs in libuv's thread pool (reload.c): it
+** touches only g and o. 0, or -1 out of memory. */
+int pw_reloadlog_files(const srv_opts *o, generation *g);
 /* Take the READY payload's "=" (provenance) and "@" (base file) lines. */
 void pw_reloadlog_ready(generation *g, const char *p, size_t n);
+/* Append the decision log's protocol object (as a worker's record has it)
+** of g's protocol whose id is want (NULL: its first; cds: want is a CDS
+** service id, pw_cds_service). 0; -1 none has that id; -2 g's protocols
+** are not known (its READY payload was lost to out of memory). */
+int pw_reloadlog_protocol(const generation *g, const char *want, int cds, pw_buf *b);
 /* A decision-log event: kind "reload" (g now serves), "reload_refused"
 ** (g did not load: error), "error_cleared" (the files of the serving
 ** generation are back: error is the reload error that cleared). */
@@ -383,7 +400,6 @@ void pw_reload_watch(srv *s);
 void pw_methods_call(conn *c, int m, const char *id, size_t idlen);
 void pw_stats_latency(srv *s, uint64_t t_recv);
 void pw_stats_error(srv *s, int code);
-void pw_answer_log_lost(srv *s, req *r, int code, const char *msg);
 int pw_stats_protocol(srv *s, const char *id);   /* -1: out of memory */
 uint64_t pw_stats_percentile(const srv *s, double p);
 /* a worker that keeps failing (issue 12): its answers and its loss */

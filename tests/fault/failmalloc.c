@@ -15,6 +15,13 @@
 **   PW_FAIL_CHILDREN=1  keep counting in forked children (default: a
 **                       child stops failing, so a server's workers are
 **                       left alone and only the supervisor is tested)
+**   PW_FAIL_WHILE=PATH instead of PW_FAIL_N: every counted allocation
+**                       fails while PATH exists (a test creates and
+**                       removes it, to fail a burst of work and then let
+**                       the process recover)
+**   PW_BLOCK_OPEN=STR   (with PW_BLOCK_WHILE=PATH; independent of the
+**                       above) an open of a path containing STR waits
+**                       while PATH exists: a slow or hung file system
 **   PW_FAIL_LOG=FILE    append "fired N pid" there when a failure is
 **                       injected, and "total M pid" at exit (counted
 **                       allocations seen), so a sweep knows when N has
@@ -32,6 +39,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 extern void *__libc_malloc(size_t);
@@ -42,7 +51,8 @@ extern void *__libc_memalign(size_t, size_t);
 static atomic_long counted;     /* counted allocations so far */
 static long fail_n;             /* 0: inactive */
 static int persist, armed, children, configured;
-static const char *after, *logpath;
+static const char *after, *logpath, *while_path;
+static const char *block_str, *block_while;
 static atomic_int in_log;
 
 static void log_line(const char *what, long n) {
@@ -62,15 +72,23 @@ static void at_exit_report(void) {
 }
 
 static void in_child(void) {
-  if (!children) fail_n = 0;
+  if (!children) {
+    fail_n = 0;
+    while_path = NULL;
+  }
   atomic_store(&counted, 0);
 }
 
 __attribute__((constructor)) static void configure(void) {
+  block_str = getenv("PW_BLOCK_OPEN");
+  block_while = getenv("PW_BLOCK_WHILE");
+  if (!block_str || !*block_str || !block_while || !*block_while) block_str = NULL;
   const char *n = getenv("PW_FAIL_N");
-  if (!n || !*n) return;
-  fail_n = strtol(n, NULL, 10);
-  if (fail_n <= 0) { fail_n = 0; return; }
+  while_path = getenv("PW_FAIL_WHILE");
+  if (while_path && !*while_path) while_path = NULL;
+  if ((!n || !*n) && !while_path) return;
+  fail_n = while_path ? 0 : strtol(n, NULL, 10);
+  if (fail_n <= 0 && !while_path) { fail_n = 0; return; }
   persist = getenv("PW_FAIL_PERSIST") && atoi(getenv("PW_FAIL_PERSIST"));
   children = getenv("PW_FAIL_CHILDREN") && atoi(getenv("PW_FAIL_CHILDREN"));
   after = getenv("PW_FAIL_AFTER");
@@ -84,6 +102,8 @@ __attribute__((constructor)) static void configure(void) {
 
 /* Should this allocation fail? */
 static int should_fail(void) {
+  if (configured && while_path && armed)   /* a raw syscall: no allocation, no interposed open */
+    return syscall(SYS_faccessat, AT_FDCWD, while_path, F_OK, 0) == 0;
   if (!configured || !fail_n || !armed) return 0;
   long k = atomic_fetch_add(&counted, 1) + 1;
   if (k == fail_n || (persist && k > fail_n)) {
@@ -95,6 +115,10 @@ static int should_fail(void) {
 
 static void check_path(const char *path) {
   if (configured && !armed && path && strstr(path, after)) armed = 1;
+  if (block_str && path && strstr(path, block_str)) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    while (syscall(SYS_faccessat, AT_FDCWD, block_while, F_OK, 0) == 0) nanosleep(&ts, NULL);
+  }
 }
 
 void *malloc(size_t n) {
@@ -137,7 +161,6 @@ void *aligned_alloc(size_t align, size_t n) {
   check_path(path);                                                          \
   return call
 
-#include <sys/syscall.h>
 int open(const char *path, int flags, ...) { OPEN_BODY((int)syscall(SYS_openat, AT_FDCWD, path, flags, mode)); }
 int open64(const char *path, int flags, ...) { OPEN_BODY((int)syscall(SYS_openat, AT_FDCWD, path, flags, mode)); }
 int openat(int dir, const char *path, int flags, ...) { OPEN_BODY((int)syscall(SYS_openat, dir, path, flags, mode)); }

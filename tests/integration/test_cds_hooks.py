@@ -494,6 +494,9 @@ def test_worker_lost_logged(args, tmp):
     check(len(lost) == 1 and lost[0]["method"] == "cds", "one worker_crash record: %r" % lost)
     check(lost[0].get("cds") == {"op": "call", "service": "mrc_second_line-patient-view", "status": 503},
           "the record names the cds request: %r" % lost[0])
+    prot = lost[0].get("protocol", {})
+    check(prot.get("id") == "mrc_second_line" and prot.get("file") == "p.lua" and len(prot.get("sha256", "")) == 64,
+          "the record names the protocol the service belongs to, as a worker's would: %r" % prot)
 
 
 def test_readme_exchange(args, tmp):

@@ -14,7 +14,7 @@ import threading
 import time
 
 from srvlib import (Server, check, eval_request, examples, hooked_protocol, hostile_protocol, log_records,
-                    read, run, time_scale)
+                    read, run, time_scale, wait_until)
 
 
 def ack_load(srv, facts, tag, stop, acked, lock, window=16):
@@ -320,7 +320,67 @@ def test_worker_lost_is_audited(args, tmp):
     check(mine[0].get("error", {}).get("kind") == "worker_crash", "record: %r" % mine[0])
 
 
+def schema_errors(args, recs):
+    """Every record (events too) against schemas/decision-log.schema.json,
+    with python3-jsonschema: the failures, as text."""
+    import jsonschema
+    with open(os.path.join(args.root, "schemas", "decision-log.schema.json")) as f:
+        v = jsonschema.Draft202012Validator(json.load(f))
+    return ["record %s: %s" % (r.get("seq"), e.message) for r in recs for e in v.iter_errors(r)]
+
+
+def test_lost_record_names_its_protocol(args, tmp):
+    """The record the supervisor writes for a request whose worker was
+    killed -9 mid-evaluate names the protocol the request reached (id,
+    version, sha256, file), as a worker's record does, and every record of
+    the log validates against the schema. Two protocols are loaded: the
+    record names the one the request asked for."""
+    spin = '  if facts.patient_id == "spin" then while true do end end\n'
+    first = hooked_protocol(args, tmp, spin)
+    alt = hooked_protocol(args, tmp, spin, name="alt.lua")
+    with open(alt) as f:
+        src = f.read()
+    check('id = "mrc_second_line",' in src, "the protocol id line is missing")
+    with open(alt, "w") as f:
+        f.write(src.replace('id = "mrc_second_line",', 'id = "mrc_alt",', 1))
+    srv = Server(args, tmp, ["--protocol", first, "--protocol", alt, "--instructions",
+                             "100000000000000", "--timeout", "60000"], workers=1).start()
+    c = srv.conn()
+    facts = json.loads(read(examples(args.root)[0]))
+    for rid, params in ((1, {"facts": facts, "protocol": "mrc_alt"}), (2, {"facts": facts})):
+        r = c.call("evaluate", params, rid=rid)
+        check("result" in r, "%r is not answered: %r" % (params.get("protocol"), r))
+    for rid, proto in ((7, "mrc_alt"), (8, None)):
+        pid = srv.health()["workers"]["pids"][0]
+        params = {"facts": dict(facts, patient_id="spin")}
+        if proto:
+            params["protocol"] = proto
+        c.send((json.dumps({"jsonrpc": "2.0", "id": rid, "method": "evaluate", "params": params})
+                + "\n").encode())
+        time.sleep(0.5 * time_scale(args))
+        os.kill(pid, signal.SIGKILL)
+        r = json.loads(c.line())
+        check(r.get("error", {}).get("code") == -32006, "not a crash error: %r" % r)
+        wait_until("a new worker", lambda: srv.health()["workers"]["pids"] not in ([], [pid]))
+    srv.stop()
+    recs = log_records(srv.log, events=True)
+    bad = schema_errors(args, recs)
+    check(not bad, "log records do not validate: %s" % "; ".join(bad[:5]))
+    ok = {rid: [x for x in recs if x.get("request_id") == rid] for rid in (1, 2)}
+    check(all(len(v) == 1 for v in ok.values()), "records of the answered requests: %r" % ok)
+    for rid, pid_, fname in ((7, "mrc_alt", "alt.lua"), (8, "mrc_second_line", "p.lua")):
+        mine = [x for x in recs if x.get("request_id") == rid]
+        check(len(mine) == 1, "%d records for lost request %d, wanted 1" % (len(mine), rid))
+        rec = mine[0]
+        check(rec.get("error", {}).get("kind") == "worker_crash", "record: %r" % rec)
+        p = rec.get("protocol", {})
+        check(p.get("id") == pid_ and p.get("file") == fname, "record %d protocol: %r" % (rid, p))
+        want = ok[1 if pid_ == "mrc_alt" else 2][0]["protocol"]
+        check(p == want, "record %d protocol %r, the worker's own is %r" % (rid, p, want))
+
+
 if __name__ == "__main__":
     run([test_kill9_under_load, test_torn_tail, test_fail_closed_disk_full,
          test_fail_closed_removed_then_reopen, test_stalled_log_deadline, test_rotation,
-         test_sync_modes_and_log_facts, test_errors_are_audited, test_worker_lost_is_audited])
+         test_sync_modes_and_log_facts, test_errors_are_audited, test_worker_lost_is_audited,
+         test_lost_record_names_its_protocol])

@@ -64,6 +64,11 @@ def test_equals_cli(args, tmp):
         recs = [json.loads(r) for r in f.read().splitlines()]
     fhir = [r for r in recs if "evaluate_fhir" in json.dumps(r)]
     check(len(fhir) >= len(paths), "decision log: %d evaluate_fhir records for %d requests" % (len(fhir), len(paths)))
+    import jsonschema
+    with open(os.path.join(args.root, "schemas", "decision-log.schema.json")) as f:
+        v = jsonschema.Draft202012Validator(json.load(f))
+    bad = ["record %s: %s" % (r.get("seq"), e.message) for r in recs for e in v.iter_errors(r)]
+    check(not bad, "decision-log records do not validate: %s" % "; ".join(bad[:3]))
 
 
 def test_strict_params_and_refusals(args, tmp):
