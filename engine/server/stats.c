@@ -1,7 +1,9 @@
 /*
 ** stats.c: the counters behind the `stats` method: requests and errors by
 ** code, the latency histogram (log-linear buckets, exact below 32 us, 16
-** sub-buckets per power of two above) and evaluations per protocol id.
+** sub-buckets per power of two above) and evaluations per protocol id;
+** workers that keep failing; the supervisor's own memory (RSS and heap in
+** use, for `stats`) and the trim that gives its free heap pages back.
 */
 #include <fcntl.h>
 #include <stdio.h>
@@ -167,16 +169,16 @@ void pw_stats_memory(const srv *s, pw_buf *b) {
 ** the heap in use stayed at 0.8 MiB): glibc raises its mmap threshold to
 ** the size of each mmapped block freed (over 128 KiB: e.g. a line read
 ** up to --max-line, a never-reading client's output), and its trim
-** threshold to twice that;
-** from then on big request and reply buffers come from the arena, and
-** what they free stays there (4 MiB arena, 3 MiB of it free). The workers
-** (forked from this process) keep glibc's defaults: mallopt here would
-** change their allocator too. malloc_trim(0) releases the arena's top and
-** the free pages inside it; with less than SRV_TRIM_FREE free it is not
-** worth a call. The pages it gave back still count as free in the arena,
-** so the next call waits until RSS less the heap in use (what is resident
-** but not in use: free pages touched again, or blocks freed since) has
-** grown SRV_TRIM_RSS_KIB past its figure after the last call.
+** threshold to twice that; from then on big request and reply buffers come
+** from the arena, and what they free stays there (4 MiB arena, 3 MiB of
+** it free). The workers (forked from this process) keep glibc's
+** defaults: mallopt here would change their allocator too. malloc_trim(0)
+** releases the arena's top and the free pages inside it; with less than
+** SRV_TRIM_FREE free it is not worth a call. The pages it gave back still
+** count as free in the arena, so the next call waits until RSS less the
+** heap in use (what is resident but not in use: free pages touched again,
+** or blocks freed since) has grown SRV_TRIM_RSS_KIB past its figure after
+** the last call.
 */
 static long long heap_unused_kib(void) {
   struct mallinfo2 mi = mallinfo2();
