@@ -146,6 +146,7 @@ static void method_stats(srv *s, pw_buf *b) {
                 ULL(ls.records), ULL(ls.commits), ULL(ls.syncs), ULL(ls.bytes),
                 ULL(ls.last_seq), ULL(ls.lost));
   }
+  pw_stats_memory(s, b);
   pw_buf_add(b, "}", 1);
 }
 

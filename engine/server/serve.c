@@ -9,7 +9,8 @@
 ** one read of 64 pipelined requests costs one write to each worker. A
 ** timer ticks every grace/4 ms (10..100) for the watchdog (pool.c), held
 ** answers past their deadline (answer.c), a reload that takes too long
-** (reload.c) and, once a second, idle connections (conn.c).
+** (reload.c) and, once a second, idle connections (conn.c) and the heap's
+** free pages (stats.c).
 **
 ** Shutdown (SIGTERM, SIGINT, or the protocols failing at start): stop
 ** accepting and reading, answer what is in flight, then finish: retire
@@ -93,7 +94,9 @@ static void on_tick(uv_timer_t *t) {
   pw_pool_watchdog(s, now);
   pw_answer_sweep(s, now);
   pw_reload_timeout(s, now);
-  pw_conn_sweep(s, uv_now(s->loop) / 1000 != (uv_now(s->loop) - uv_timer_get_repeat(t)) / 1000);
+  int second = uv_now(s->loop) / 1000 != (uv_now(s->loop) - uv_timer_get_repeat(t)) / 1000;
+  pw_conn_sweep(s, second);
+  if (second) pw_stats_heap_trim(s);
   pw_serve_maybe_finish(s);
 }
 

@@ -19,7 +19,8 @@
 **   request.c   one request line: envelope (jsonrpc, method, id), errors,
 **               the req (an evaluation on its way to a worker)
 **   methods.c   health, stats, protocols, rules, reload, answered here
-**   stats.c     the counters and latency histogram behind `stats`
+**   stats.c     the counters and latency histogram behind `stats`; the
+**               supervisor's memory figures and its heap trim
 **   pool.c      the worker processes: dispatch, frames, loss, respawn,
 **               watchdog
 **   answer.c    a worker's answer: log record, held until durable, sent

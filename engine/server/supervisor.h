@@ -283,6 +283,8 @@ struct srv {
   uint64_t conns_stalled;    /* closed by --line-timeout or --write-timeout */
   uint64_t w_spawns, w_crashes, w_kills, reloads_ok, reloads_failed, moved;
   uint64_t ring_answers;     /* answers whose payload came through a ring */
+  uint64_t heap_trims;       /* malloc_trim calls (pw_stats_heap_trim) */
+  long long heap_trim_unused_kib;   /* RSS less heap in use after the last */
   uint64_t lat[SRV_LAT_BUCKETS];
   uint64_t lat_n, lat_max_us;
   proto_stat *proto_stats;
@@ -406,5 +408,13 @@ uint64_t pw_stats_percentile(const srv *s, double p);
 void pw_stats_worker_answer(worker *w, int code);
 void pw_stats_worker_lost(worker *w);
 int pw_stats_worker_failing(const generation *g, int idx);   /* its streak, or 0 */
+/* ,"memory":{...}: the supervisor's RSS and its heap (in_use, arena...) */
+void pw_stats_memory(const srv *s, pw_buf *b);
+/* Once a second: give the heap's free pages back to the kernel when it
+** holds more than SRV_TRIM_FREE bytes unused and RSS less the heap in use
+** grew SRV_TRIM_RSS_KIB since the last time (glibc; not under ASan). */
+void pw_stats_heap_trim(srv *s);
+#define SRV_TRIM_FREE ((size_t)1 << 20)
+#define SRV_TRIM_RSS_KIB 512u
 
 #endif

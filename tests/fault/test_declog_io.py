@@ -8,7 +8,11 @@ commit succeeds on the new segment fails closed, as before. failio.so
 (tests/fault/failio.c) injects the errors; every record of both segments
 is checked against schemas/decision-log.schema.json.
 
-usage: test_declog_io.py --pathwise BIN --root SRC --shim failio.so [test ...]"""
+In the sanitizer build --preload-first names the ASan and UBSan runtimes,
+which LD_PRELOAD must list before the shim.
+
+usage: test_declog_io.py --pathwise BIN --root SRC --shim failio.so
+                         [--preload-first LIB[:LIB...]] [test ...]"""
 import glob
 import json
 import os
@@ -19,6 +23,7 @@ import srvlib  # noqa: E402
 from srvlib import Server, check, eval_request, examples, log_records, read  # noqa: E402
 
 SHIM = None
+FIRST = None   # the sanitizer runtimes, to preload before SHIM
 
 
 def schema_check(root, recs):
@@ -34,7 +39,7 @@ def schema_check(root, recs):
 def start(args, tmp, op, n, count=1):
     """A server whose log's Nth `op` (and count-1 after it) fails with EIO."""
     srv = Server(args, tmp, workers=1)
-    env = {"LD_PRELOAD": SHIM, "PW_FAILIO_PATH": os.path.basename(srv.log), "PW_FAILIO_OP": op,
+    env = {"LD_PRELOAD": FIRST + ":" + SHIM if FIRST else SHIM, "PW_FAILIO_PATH": os.path.basename(srv.log), "PW_FAILIO_OP": op,
            "PW_FAILIO_N": str(n), "PW_FAILIO_COUNT": str(count)}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -199,6 +204,15 @@ if __name__ == "__main__":
     del sys.argv[i:i + 2]
     if not os.path.exists(SHIM):
         sys.exit("FAIL: the shim %s is missing" % SHIM)
+    if "--preload-first" in sys.argv:
+        i = sys.argv.index("--preload-first")
+        FIRST = sys.argv[i + 1]
+        del sys.argv[i:i + 2]
+        for lib in FIRST.split(":"):
+            if not os.path.isabs(lib) or not os.path.exists(lib):
+                sys.exit("FAIL: the runtime %s to preload is missing" % lib)
+    elif srvlib.sanitized(srvlib.parse_args().pathwise):
+        sys.exit("FAIL: a sanitizer build needs --preload-first with its runtimes")
     srvlib.run([test_fdatasync_error_new_segment, test_write_error_new_segment,
                 test_pipelined_every_request_once, test_second_failure_fails_closed,
                 test_torn_tail_events])

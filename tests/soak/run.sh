@@ -2,7 +2,8 @@
 # Soak `pathwise serve` (not in ctest): mixed valid, invalid and adversarial
 # traffic (tests/soak/soak_protocol.lua) with reloads, file-watcher reloads
 # and kill -9 of workers, and abusive socket clients; prints requests,
-# replies and errors by kind, each process's RSS at the start and the end,
+# replies and errors by kind, each process's RSS and the supervisor's heap
+# in use at the start and the end,
 # the workers' Lua state bytes and the decision log's record count; exits 1
 # if a request went unanswered, the server died, memory grew past the
 # bounds soak.py states, or the log has a bad line.
