@@ -291,10 +291,12 @@ void pw_reload_answer(srv *s, pw_queue *waiters, int code, const char *msg,
 /* ==================================================================== */
 /* {====== reload                                                      */
 
+static void reload_start(srv *s, const char *reason, int watch, conn *c, const char *id, size_t idlen);
+
 static void reload_again(srv *s) {
   if (!s->reload_again) return;
   s->reload_again = 0;
-  pw_reload_start(s, s->last_reload_reason, NULL, NULL, 0);
+  reload_start(s, s->last_reload_reason, s->last_reload_watch, NULL, NULL, 0);
 }
 
 /* The first generation is ready: start listening. */
@@ -441,9 +443,7 @@ static void read_done(uv_work_t *wr, int status) {
     else reload_again(s);
     return;
   }
-  size_t rl = strlen(reason);
-  if (!g->waiters.n && rl > 12 && !strcmp(reason + rl - 12, "file changed") &&
-      same_sources(g, s->active)) {
+  if (!g->waiters.n && s->last_reload_watch && same_sources(g, s->active)) {
     g->state = GEN_DRAINING;   /* nothing changed: drop it quietly */
     error_cleared(s, s->active, "the files on disk are again those that serve");
     pw_reload_collect(g);
@@ -458,7 +458,10 @@ static void read_done(uv_work_t *wr, int status) {
   pw_pool_spawn(g);
 }
 
-void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t idlen) {
+/* watch: the file watcher asks; a reload whose last request was the
+** watcher's, that no client waits on and that finds the files already
+** serving, is dropped quietly (see read_done). */
+static void reload_start(srv *s, const char *reason, int watch, conn *c, const char *id, size_t idlen) {
   if (c && waiter_add(&s->next_waiters, c, id, idlen) != 0) {
     s->responses++;
     pw_conn_error(c, id, idlen, PW_RPC_INTERNAL, "out of memory: the reload was not started");
@@ -468,7 +471,9 @@ void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t
     pw_reload_answer(s, &s->next_waiters, PW_RPC_BUSY, "the server is stopping", NULL);
     return;
   }
-  snprintf(s->last_reload_reason, sizeof s->last_reload_reason, "%s", reason);
+  if (reason != s->last_reload_reason)
+    snprintf(s->last_reload_reason, sizeof s->last_reload_reason, "%s", reason);
+  s->last_reload_watch = watch;   /* like the reason: the last request's */
   if (s->loading || s->reading) {
     s->reload_again = 1;
     return;
@@ -494,6 +499,10 @@ void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t
   s->reading = g;
 }
 
+void pw_reload_start(srv *s, const char *reason, conn *c, const char *id, size_t idlen) {
+  reload_start(s, reason, 0, c, id, idlen);
+}
+
 void pw_reload_timeout(srv *s, uint64_t now) {
   if (s->loading && now - s->loading->started_ns > SRV_MS(SRV_LOAD_TIMEOUT_S * 1000ull)) {
     char msg[120];
@@ -510,7 +519,7 @@ void pw_reload_timeout(srv *s, uint64_t now) {
 
 static void on_debounce(uv_timer_t *t) {
   srv *s = t->data;
-  pw_reload_start(s, s->watch_reason[0] ? s->watch_reason : "protocol file changed", NULL, NULL, 0);
+  reload_start(s, s->watch_reason[0] ? s->watch_reason : "protocol file changed", 1, NULL, NULL, 0);
 }
 
 static int same_name(const char *path, const char *name) {

@@ -273,6 +273,7 @@ struct srv {
   int reload_again;
   char *last_reload_error;   /* for clients: file names, no host paths; NULL none */
   char last_reload_reason[64];
+  int last_reload_watch;     /* the file watcher asked for it (nothing else did since) */
   uint64_t start_ms;
   pw_gate_limits gate;
   uint64_t stall_ms;         /* see pick_worker (pool.c) */
