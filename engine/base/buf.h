@@ -7,6 +7,7 @@
 #define PW_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 #include "pathwise.h"
 
 void pw_buf_add(pw_buf *b, const char *s, size_t n);
@@ -22,5 +23,17 @@ int pw_utf8_valid(const char *s, size_t n);
 ** surrogates, at most U+10FFFF) at p[0..n), whose first byte is >= 0x80;
 ** 0 if it is not one. */
 size_t pw_utf8_seq(const unsigned char *p, size_t n);
+
+/* The next line of a NUL-terminated list of lines ("a\nb\n", the last
+** newline optional): its start, its length in *len, *q moved past it;
+** NULL at the end. */
+static inline const char *pw_lines_next(const char **q, size_t *len) {
+  const char *s = *q, *nl;
+  if (!s || !*s) return NULL;
+  nl = strchr(s, '\n');
+  *len = nl ? (size_t)(nl - s) : strlen(s);
+  *q = s + *len + (nl != NULL);
+  return s;
+}
 
 #endif

@@ -245,14 +245,12 @@ void pw_rpc_ready_payload(pw_rpc *r, pw_buf *out) {
     pw_buf_add(out, "\n", 1);
   }
   for (int i = 0; i < r->n; i++) {
-    const char *b = pw_engine_base_files(r->eng[i].e);
-    for (const char *q = b; q && *q;) {
-      const char *nl = strchr(q, '\n');
-      size_t l = nl ? (size_t)(nl - q) : strlen(q);
+    const char *q = pw_engine_base_files(r->eng[i].e), *line;
+    size_t l;
+    while ((line = pw_lines_next(&q, &l))) {
       pw_buf_add(out, "@", 1);
-      pw_buf_add(out, q, l);
+      pw_buf_add(out, line, l);
       pw_buf_add(out, "\n", 1);
-      q = nl ? nl + 1 : q + l;
     }
   }
 }

@@ -531,14 +531,12 @@ static const char *changed_what(const srv *s, const char *name) {
   size_t l = strlen(name);
   for (int i = 0; i < s->o.cmd.nplugins; i++)
     if (same_name(s->o.cmd.plugins[i], name)) return "plugin file changed";
-  const char *bases = s->active && s->active->base_files ? s->active->base_files : "";
-  for (const char *q = bases; *q;) {
-    const char *nl = strchr(q, '\n');
-    size_t bl = nl ? (size_t)(nl - q) : strlen(q);
-    const char *b = q + bl;
-    while (b > q && b[-1] != '/') b--;
-    if ((size_t)(q + bl - b) == l && !memcmp(b, name, l)) return "base protocol file changed";
-    q += bl + (nl != NULL);
+  const char *q = s->active ? s->active->base_files : NULL, *line;
+  size_t bl;
+  while ((line = pw_lines_next(&q, &bl))) {
+    const char *b = line + bl;
+    while (b > line && b[-1] != '/') b--;
+    if ((size_t)(line + bl - b) == l && !memcmp(b, name, l)) return "base protocol file changed";
   }
   if (s->o.protocols_dir) return l >= 5 && !strcmp(name + l - 4, ".lua") ? "protocol file changed" : NULL;
   for (int i = 0; i < s->o.nprotocol_files; i++)
@@ -600,13 +598,12 @@ void pw_reload_watch(srv *s) {
 
 void pw_reload_watch_bases(srv *s, const generation *g) {
   if (!s->o.watch || s->stopping || !s->nwatch || !g->base_files) return;   /* not watching (yet) */
-  for (const char *q = g->base_files; *q;) {
-    const char *nl = strchr(q, '\n');
-    size_t l = nl ? (size_t)(nl - q) : strlen(q);
-    char *path = strndup(q, l);
+  const char *q = g->base_files, *line;
+  size_t l;
+  while ((line = pw_lines_next(&q, &l))) {
+    char *path = strndup(line, l);
     if (path) watch_one(s, path, 0);
     free(path);
-    q += l + (nl != NULL);
   }
 }
 

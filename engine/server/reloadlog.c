@@ -49,14 +49,12 @@ int pw_reloadlog_files(const srv_opts *o, generation *g) {
   for (int i = 0; i < g->nprotos; i++)
     add_file(&files, NULL, g->names[i], "protocol", g->protos[i].src, g->protos[i].len, 1);
   for (int i = 0; i < o->cmd.nplugins; i++) add_read(&files, &dg, o->cmd.plugins[i], "plugin");
-  const char *bases = g->digest_bases ? g->digest_bases : "";
-  for (const char *q = bases; *q;) {
-    const char *nl = strchr(q, '\n');
-    size_t l = nl ? (size_t)(nl - q) : strlen(q);
-    char *path = strndup(q, l);
+  const char *q = g->digest_bases, *line;
+  size_t l;
+  while ((line = pw_lines_next(&q, &l))) {
+    char *path = strndup(line, l);
     if (path) add_read(&files, &dg, path, "base");
     free(path);
-    q += l + (nl != NULL);
   }
   pw_buf_add(&files, "]", 1);
   pw_sha256_hex(dg.data ? dg.data : "", dg.len, g->digest);
