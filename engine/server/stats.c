@@ -16,12 +16,8 @@
 
 #include "supervisor.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(PW_SANITIZE) || defined(__SANITIZE_ADDRESS__)   /* PW_SANITIZE: CMake's, for gcc and clang */
 #define PW_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PW_ASAN 1
-#endif
 #endif
 #ifdef PW_ASAN
 /* the ASan runtime's (sanitizer/allocator_interface.h, which gcc's

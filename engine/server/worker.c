@@ -28,12 +28,8 @@
 
 #include "engine.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(PW_SANITIZE) || defined(__SANITIZE_ADDRESS__)   /* PW_SANITIZE: CMake's, for gcc and clang */
 #define PW_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PW_ASAN 1
-#endif
 #endif
 
 #define W_FD 3

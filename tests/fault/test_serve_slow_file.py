@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+import faultlib
+
 WAIT = 20   # seconds an answer may take before the loop counts as stalled
 
 
@@ -149,21 +151,9 @@ def main():
     finally:
         if os.path.exists(flag):
             os.unlink(flag)
-        if srv.poll() is None:
-            srv.send_signal(signal.SIGTERM)
-            try:
-                srv.wait(20)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-                failures.append("the server did not stop on SIGTERM")
+        faultlib.stop(srv, failures)
         err.close()
-    for f in failures:
-        print("FAIL: %s" % f)
-    if failures:
-        print(open(errpath, "rb").read()[-1500:].decode(errors="replace"))
-    subprocess.run(["rm", "-rf", tmp])
-    print("%d failed" % len(failures) if failures else "all passed")
-    return 1 if failures else 0
+    return faultlib.report(failures, errpath, tmp)
 
 
 if __name__ == "__main__":
