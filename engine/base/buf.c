@@ -126,6 +126,35 @@ void pw_buf_json_str(pw_buf *b, const char *s) {
   b->data[b->len] = '\0';
 }
 
+/* A comma when comma is set, then key quoted and a colon. Keys are short
+** constant names: one room check and one copy when every byte is printable
+** ASCII other than a quote or a backslash (what pw_buf_json_str copies
+** unchanged); any other key is written by pw_buf_json_str, so the bytes
+** are the same either way. */
+void pw_buf_json_key(pw_buf *b, const char *s, int comma) {
+  size_t n = 0;
+  if (!s) goto slow;
+  for (; s[n]; n++) {
+    unsigned char c = (unsigned char)s[n];
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') goto slow;
+  }
+  if (buf_grow(b, n + 4)) return;
+  char *o = b->data + b->len;
+  if (comma) *o++ = ',';
+  *o++ = '"';
+  memcpy(o, s, n);
+  o += n;
+  *o++ = '"';
+  *o++ = ':';
+  b->len = (size_t)(o - b->data);
+  b->data[b->len] = '\0';
+  return;
+slow:
+  if (comma) pw_buf_add(b, ",", 1);
+  pw_buf_json_str(b, s);
+  pw_buf_add(b, ":", 1);
+}
+
 void pw_buf_reset(pw_buf *b) {
   b->len = 0;
   b->failed = 0;

@@ -14,6 +14,7 @@ void pw_buf_add(pw_buf *b, const char *s, size_t n);
 void pw_buf_adds(pw_buf *b, const char *s);
 void pw_buf_addf(pw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pw_buf_json_str(pw_buf *b, const char *s);   /* a quoted JSON string */
+void pw_buf_json_key(pw_buf *b, const char *s, int comma);   /* [,]"key": */
 void pw_buf_add_int(pw_buf *b, long long v);
 void pw_buf_reset(pw_buf *b);
 

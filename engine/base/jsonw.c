@@ -18,12 +18,17 @@ void pw_jsonw_init_in(pw_jsonw *w, pw_buf *b) {
 }
 
 /* Before a value or a key: a comma unless it is the first in its container. */
-static void sep(pw_jsonw *w) {
-  if (w->after_key) { w->after_key = 0; return; }
-  if (w->depth <= 0) return;
+static int sep_comma(pw_jsonw *w) {
+  if (w->after_key) { w->after_key = 0; return 0; }
+  if (w->depth <= 0) return 0;
   uint64_t bit = 1ull << ((w->depth - 1) & 63);
-  if (w->nonempty & bit) pw_buf_add(w->b, ",", 1);
-  else w->nonempty |= bit;
+  if (w->nonempty & bit) return 1;
+  w->nonempty |= bit;
+  return 0;
+}
+
+static void sep(pw_jsonw *w) {
+  if (sep_comma(w)) pw_buf_add(w->b, ",", 1);
 }
 
 static void open_(pw_jsonw *w, const char *c) {
@@ -44,9 +49,7 @@ void pw_jsonw_begin_array(pw_jsonw *w) { open_(w, "["); }
 void pw_jsonw_end_array(pw_jsonw *w) { close_(w, "]"); }
 
 void pw_jsonw_key(pw_jsonw *w, const char *key) {
-  sep(w);
-  pw_buf_json_str(w->b, key);
-  pw_buf_add(w->b, ":", 1);
+  pw_buf_json_key(w->b, key, sep_comma(w));
   w->after_key = 1;
 }
 
