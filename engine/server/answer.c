@@ -135,22 +135,12 @@ static uint64_t log_record(srv *s, req *r, const pw_wire_hdr *h, const char *p, 
 ** own record would have it. 0 when r named none of g's protocols, so it
 ** never reached one (the worker refuses it before evaluating): no record. */
 static int lost_protocol(const generation *g, const req *r, pw_buf *f) {
-  static const char *const top[] = {"params"};
-  static const char *const cds[] = {"service"}, *const ev[] = {"protocol"};
   int is_cds = r->method == PW_M_CDS;
-  pw_span sp[1], pp[1];
   char want[256];
-  const char *name = NULL;   /* none named: the first */
   size_t at = f->len;
-  if (pw_rpc_members(r->line, r->len, top, 1, sp, PW_RPC_FIRST) == 0 && sp[0].len &&
-      pw_rpc_members(r->line + sp[0].off, sp[0].len, is_cds ? cds : ev, 1, pp, PW_RPC_FIRST) == 0 &&
-      pp[0].len) {
-    const char *v = r->line + sp[0].off + pp[0].off;
-    if (!(pp[0].len == 4 && !memcmp(v, "null", 4))) {
-      if (pw_rpc_string(v, pp[0].len, want, sizeof want) < 0) return is_cds;
-      name = want;
-    }
-  }
+  int named = pw_rpc_param_string(r->line, r->len, is_cds ? "service" : "protocol", want, sizeof want);
+  if (named < 0) return is_cds;
+  const char *name = named ? want : NULL;   /* none named: the first */
   if (is_cds && !name) return 1;   /* discovery: no protocol */
   pw_buf_adds(f, ",\"protocol\":");
   int rc = pw_reloadlog_protocol(g, name, is_cds, f);

@@ -267,45 +267,19 @@ static int status_code(pw_status st) {
 
 /* Which engine a request names (only asked when several are loaded). */
 static int pick_engine(pw_rpc *r, const char *line, size_t len, int *unknown) {
-  static const char *const top[] = {"params"};
-  static const char *const par[] = {"protocol"};
-  pw_span sp[1], pp[1];
   char name[128];
   *unknown = 0;
-  if (pw_rpc_members(line, len, top, 1, sp, PW_RPC_FIRST) != 0 || !sp[0].len) return 0;
-  if (pw_rpc_members(line + sp[0].off, sp[0].len, par, 1, pp, PW_RPC_FIRST) != 0 ||
-      !pp[0].len)
-    return 0;
-  const char *v = line + sp[0].off + pp[0].off;
-  if (pp[0].len == 4 && memcmp(v, "null", 4) == 0) return 0;
-  if (pw_rpc_string(v, pp[0].len, name, sizeof name) < 0) return 0; /* type error later */
+  if (pw_rpc_param_string(line, len, "protocol", name, sizeof name) <= 0) return 0;   /* a type error later */
   for (int i = 0; i < r->n; i++)
     if (strcmp(r->eng[i].id, name) == 0) return i;
   *unknown = 1;
   return 0;
 }
 
-/* The raw text of params.facts (for --log-facts). */
-static pw_span facts_span(const char *line, size_t len) {
-  static const char *const top[] = {"params"};
-  static const char *const par[] = {"facts"};
-  pw_span sp[1], fp[1], none = {0, 0};
-  if (pw_rpc_members(line, len, top, 1, sp, PW_RPC_FIRST) != 0 || !sp[0].len) return none;
-  if (pw_rpc_members(line + sp[0].off, sp[0].len, par, 1, fp, PW_RPC_FIRST) != 0 ||
-      !fp[0].len)
-    return none;
-  fp[0].off += sp[0].off;
-  return fp[0];
-}
-
 /* Is the empty table at params.<key> written as {} (1) or [] (0)? */
 static int empty_was_object(const char *line, size_t len, const char *key) {
-  static const char *const top[] = {"params"};
-  const char *par[1] = {key};
-  pw_span sp[1], kp[1];
-  if (pw_rpc_members(line, len, top, 1, sp, 0) != 0 || !sp[0].len) return 1;
-  if (pw_rpc_members(line + sp[0].off, sp[0].len, par, 1, kp, 0) != 0 || !kp[0].len) return 1;
-  return line[sp[0].off + kp[0].off] == '{';
+  pw_span v = pw_rpc_param(line, len, key);   /* the gate already refused duplicate keys */
+  return !v.len || line[v.off] == '{';
 }
 
 static void log_fragment(pw_rpc *r, int ei, const char *line, size_t len, pw_buf *out) {
@@ -316,7 +290,7 @@ static void log_fragment(pw_rpc *r, int ei, const char *line, size_t len, pw_buf
   pw_buf_adds(out, ",\"facts_sha256\":");
   pw_buf_json_str(out, res ? pw_engine_facts_sha256(re->e) : NULL);
   if (r->cfg.log_facts) {
-    pw_span f = facts_span(line, len);
+    pw_span f = pw_rpc_param(line, len, "facts");   /* its raw text, for --log-facts */
     pw_buf_adds(out, ",\"facts\":");
     if (f.len) pw_buf_add(out, line + f.off, f.len);
     else pw_buf_add(out, "null", 4);

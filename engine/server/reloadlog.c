@@ -143,19 +143,13 @@ int pw_reloadlog_protocol(const generation *g, const char *want, int cds, pw_buf
   return -1;
 }
 
-/* The first protocol object of prov_json, or one of nulls. */
-static void first_object(pw_buf *b, const char *arr) {
-  const char *pos = arr, *e, *o = next_object(&pos, &e);
-  if (o) pw_buf_add(b, o, (size_t)(e - o));
-  else pw_buf_adds(b, "{\"id\":null,\"version\":null,\"sha256\":null}");
-}
-
 void pw_reloadlog_event(srv *s, const char *kind, const generation *g, const char *error) {
   const generation *serving = s->active;
   if (!s->log || !serving) return;   /* none serves: the server stops, its stderr says why */
   pw_buf f = {0};
   pw_buf_addf(&f, "\"schema_version\":%d,\"engine\":\"%s\",\"protocol\":", PW_RESULT_SCHEMA, PW_VERSION);
-  first_object(&f, serving->prov_json);
+  if (pw_reloadlog_protocol(serving, NULL, 0, &f) != 0)   /* the first, or one of nulls */
+    pw_buf_adds(&f, "{\"id\":null,\"version\":null,\"sha256\":null}");
   if (!strcmp(kind, "reload_refused")) {
     pw_buf_addf(&f, ",\"error\":{\"code\":%d,\"kind\":\"reload\",\"message\":", PW_RPC_RELOAD_FAILED);
     pw_buf_json_str(&f, error ? error : "");

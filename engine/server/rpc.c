@@ -225,6 +225,23 @@ int pw_rpc_string(const char *s, size_t n, char *out, size_t cap) {
   return (int)o;
 }
 
+pw_span pw_rpc_param(const char *line, size_t len, const char *key) {
+  static const char *const top[] = {"params"};
+  const char *const par[] = {key};
+  pw_span sp[1], kp[1], none = {0, 0};
+  if (pw_rpc_members(line, len, top, 1, sp, PW_RPC_FIRST) != 0 || !sp[0].len) return none;
+  if (pw_rpc_members(line + sp[0].off, sp[0].len, par, 1, kp, PW_RPC_FIRST) != 0 || !kp[0].len)
+    return none;
+  kp[0].off += sp[0].off;
+  return kp[0];
+}
+
+int pw_rpc_param_string(const char *line, size_t len, const char *key, char *out, size_t cap) {
+  pw_span v = pw_rpc_param(line, len, key);
+  if (!v.len || (v.len == 4 && !memcmp(line + v.off, "null", 4))) return 0;
+  return pw_rpc_string(line + v.off, v.len, out, cap) < 0 ? -1 : 1;
+}
+
 int pw_rpc_members(const char *s, size_t n, const char *const *keys, int nkeys,
                    pw_span *spans, int flags) {
   int found = 0;

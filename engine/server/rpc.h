@@ -66,6 +66,13 @@ int pw_rpc_members(const char *s, size_t n, const char *const *keys, int nkeys,
 ** has a bad escape or does not fit in cap-1 bytes. */
 int pw_rpc_string(const char *s, size_t n, char *out, size_t cap);
 
+/* The raw text of params.<key> in the request line (offset relative to
+** line); len 0 when params or the key is absent. */
+pw_span pw_rpc_param(const char *line, size_t len, const char *key);
+/* params.<key> decoded into out: 1; absent or null: 0; not a string (or
+** longer than cap-1 bytes): -1. */
+int pw_rpc_param_string(const char *line, size_t len, const char *key, char *out, size_t cap);
+
 /* The id of a line the gate refused, when it can still be read beyond
 ** doubt (issue 12: every error reply echoes an id that could be read): the
 ** line is an object of well-formed shape with exactly one "id" member,
