@@ -60,10 +60,11 @@ typedef struct bworker {
   int nfirst;
   pw_whatif *wi;   /* --what-if */
   exp_wicount wic;
+  pw_buf key;   /* count_result's, reused: a rule names a plugin id of any length */
 } bworker;
 
 static void count_result(bworker *w, const pw_result *r) {
-  pw_buf key = {0};   /* a rule names a plugin id of any length */
+  pw_buf *key = &w->key;
   w->ok++;
   w->applicable[r->applicable == 1 ? 0 : r->applicable == 0 ? 1 : 2]++;
   exp_count_add(&w->pathways, r->pathway ? r->pathway
@@ -72,16 +73,15 @@ static void count_result(bworker *w, const pw_result *r) {
   for (int i = 0; i < r->items.n; i++) {
     const pw_item *it = &r->items.v[i];
     if (it->blocked) {
-      pw_buf_reset(&key);
-      pw_buf_addf(&key, "%s: %s", it->rule ? it->rule : "?", it->id);
-      if (key.failed) w->blocks.failed = 1;
-      else exp_count_add(&w->blocks, key.data, 1);
+      pw_buf_reset(key);
+      pw_buf_addf(key, "%s: %s", it->rule ? it->rule : "?", it->id);
+      if (key->failed) w->blocks.failed = 1;
+      else exp_count_add(&w->blocks, key->data, 1);
     } else if (it->source == PW_SRC_PROTOCOL) {
       exp_count_add(&w->recs, it->id, 1);
     }
   }
   for (int i = 0; i < r->missing.n; i++) exp_count_add(&w->missing, r->missing.v[i].fact, 1);
-  pw_buf_free(&key);
 }
 
 static void batch_line(void *arg, const char *line, size_t len, long lineno, pw_buf *out) {
@@ -212,6 +212,7 @@ static void free_worker(bworker *w) {
   exp_count_free(&w->missing);
   exp_count_free(&w->err_fields);
   exp_count_free(&w->err_status);
+  pw_buf_free(&w->key);
   for (int i = 0; i < w->nfirst; i++) free(w->first[i].msg);
   pw_whatif_free(w->wi);
   exp_wicount_free(&w->wic);

@@ -111,6 +111,7 @@ typedef struct dworker {
   int format_json, summary_only, html;
   uint64_t cases, changed, invalid, cat[NCATS];
   exp_counter cnt[NK];
+  pw_buf key;   /* count_case's, reused */
   kept_list shown;   /* the changed cases the HTML page shows */
   nr_list nr[NR_LISTS];
 } dworker;
@@ -154,7 +155,8 @@ static void count_label(pw_buf *o, int k, const char *key) {
   case K_UNBLOCKED: pw_buf_addf(o, "%.*s (was %.*s)", n[0], p[0], n[1], p[1]); break;
   case K_ERRORS:
     if (n[0] != 4) pw_buf_addf(o, "%c fails: %.*s", p[0][0] == 'a' ? 'A' : 'B', n[1], p[1]);   /* a or b */
-    else if (!strncmp(p[1], "input", (size_t)n[1]) && n[1] == 5) pw_buf_addf(o, "both fail: invalid %.*s", n[2], p[2]);
+    else if ((size_t)n[1] == strlen(pw_status_name(PW_EINPUT)) && !memcmp(p[1], pw_status_name(PW_EINPUT), (size_t)n[1]))
+      pw_buf_addf(o, "both fail: invalid %.*s", n[2], p[2]);
     else pw_buf_addf(o, "both fail: %.*s", n[1], p[1]);
     break;
   default: pw_buf_addf(o, "%.*s", n[0], p[0]);   /* added, removed: the item */
@@ -373,35 +375,35 @@ static char *case_html(const dcase *d) {
 /* ---- counting ---- */
 
 static void count_case(dworker *w, const dcase *d) {
-  pw_buf key = {0};
+  pw_buf *key = &w->key;
   for (int c = 0; c < NCATS; c++) w->cat[c] += (uint64_t)d->cats[c];
   if (d->cats[CAT_ERROR]) {
-    pw_buf_addf(&key, "%s" US "%s" US, d->ra != PW_OK ? "a" : "b", pw_status_name(d->ra != PW_OK ? d->ra : d->rb));
-    count(w, K_ERRORS, &key);
-    pw_buf_free(&key);
+    pw_buf_reset(key);
+    pw_buf_addf(key, "%s" US "%s" US, d->ra != PW_OK ? "a" : "b", pw_status_name(d->ra != PW_OK ? d->ra : d->rb));
+    count(w, K_ERRORS, key);
     return;
   }
   if (d->cats[CAT_PATHWAY]) {
-    pw_buf_addf(&key, "%s" US "%s", d->a->pathway ? d->a->pathway : "", d->b->pathway ? d->b->pathway : "");
-    count(w, K_PATH, &key);
+    pw_buf_reset(key);
+    pw_buf_addf(key, "%s" US "%s", d->a->pathway ? d->a->pathway : "", d->b->pathway ? d->b->pathway : "");
+    count(w, K_PATH, key);
   }
   if (d->cats[CAT_APPLICABILITY]) {
-    pw_buf_reset(&key);
-    pw_buf_addf(&key, "%d" US "%d", d->a->applicable, d->b->applicable);
-    count(w, K_APPLIC, &key);
+    pw_buf_reset(key);
+    pw_buf_addf(key, "%d" US "%d", d->a->applicable, d->b->applicable);
+    count(w, K_APPLIC, key);
   }
   for (int i = 0; i < d->nch; i++) {
     const change *c = &d->ch[i];
-    item_key(&key, c->key);
+    item_key(key, c->key);
     switch (c->cat) {
-    case CAT_ADDED: count(w, K_ADDED, &key); break;
-    case CAT_REMOVED: count(w, K_REMOVED, &key); break;
-    case CAT_MODIFIED: pw_buf_addf(&key, US "%s", c->what); count(w, K_MODIFIED, &key); break;
-    case CAT_BLOCKED: pw_buf_addf(&key, US "%s", c->b->rule); count(w, K_BLOCKED, &key); break;
-    case CAT_UNBLOCKED: pw_buf_addf(&key, US "%s", c->a->rule); count(w, K_UNBLOCKED, &key); break;
+    case CAT_ADDED: count(w, K_ADDED, key); break;
+    case CAT_REMOVED: count(w, K_REMOVED, key); break;
+    case CAT_MODIFIED: pw_buf_addf(key, US "%s", c->what); count(w, K_MODIFIED, key); break;
+    case CAT_BLOCKED: pw_buf_addf(key, US "%s", c->b->rule); count(w, K_BLOCKED, key); break;
+    case CAT_UNBLOCKED: pw_buf_addf(key, US "%s", c->a->rule); count(w, K_UNBLOCKED, key); break;
     }
   }
-  pw_buf_free(&key);
 }
 
 static void nr_add(nr_list *l, const dcase *d) {
@@ -436,11 +438,10 @@ static void diff_line(void *arg, const char *line, size_t len, long lineno, pw_b
   if (d.ra != PW_OK && d.rb != PW_OK) {
     w->invalid++;
     char field[128] = "";
-    pw_buf key = {0};
     if (d.ra == PW_EINPUT) exp_error_field(ea.msg, field, sizeof field);
-    pw_buf_addf(&key, "both" US "%s" US "%s", pw_status_name(d.ra), field);
-    count(w, K_ERRORS, &key);
-    pw_buf_free(&key);
+    pw_buf_reset(&w->key);
+    pw_buf_addf(&w->key, "both" US "%s" US "%s", pw_status_name(d.ra), field);
+    count(w, K_ERRORS, &w->key);
     return;
   }
   d.facts = pw_engine_facts(d.ra == PW_OK ? w->a : w->b);
@@ -765,6 +766,7 @@ static void free_worker(dworker *w) {
   pw_engine_free(w->a);
   pw_engine_free(w->b);
   for (int k = 0; k < NK; k++) exp_count_free(&w->cnt[k]);
+  pw_buf_free(&w->key);
   free_kept(&w->shown);
   for (int l = 0; l < NR_LISTS; l++) free_kept(&w->nr[l].l);
 }
